@@ -36,7 +36,7 @@ def library_info(lib) -> dict:
             "generation": lib.index_generation(),
             "pending": len(cat.pending_index()),
         },
-        "labels": {"images": sum(n for _l, n in labels), "classes": {l: n for l, n in labels}},
+        "labels": {"images": sum(n for _l, n in labels), "classes": dict(labels)},
         "tags": {"images": tags[0] or 0, "unknown": int(tags[1] or 0)},
         "bytes": lib.disk_bytes(),
     }
