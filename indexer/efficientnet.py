@@ -137,12 +137,7 @@ class EfficientNetLite0:
 
     def class_names(self) -> list[str]:
         if self._names is None:
-            from timm.data import ImageNetInfo
-
-            info = ImageNetInfo()
-            self._names = [
-                info.index_to_description(i).split(",")[0] for i in range(info.num_classes())
-            ]
+            self._names = imagenet_names()
         return self._names
 
     def _run_torch(self, batch: np.ndarray):
@@ -185,6 +180,28 @@ class EfficientNetLite0:
             path.unlink(missing_ok=True)
             export_onnx(path)
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def imagenet_names() -> list[str]:
+    """The 1,000 ImageNet class names (first synonym), from timm, cached as text.
+
+    Importing timm imports torch (seconds); the cached file keeps that off the
+    indexing and search start-up.
+    """
+    path = cache_dir() / "imagenet-1k-names.txt"
+    if path.exists():
+        names = path.read_text(encoding="utf-8").splitlines()
+        if len(names) == 1000:
+            return names
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    names = [info.index_to_description(i).split(",")[0] for i in range(info.num_classes())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(names) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return names
 
 
 def export_onnx(path: Path) -> None:

@@ -1,0 +1,138 @@
+"""Indexing throughput: `lookalike index` against a hand-written reference pipeline.
+
+Both run as whole processes, alternating, on the same files:
+  (a) N images of the dev data (default 600);
+  (b) 60 twelve-megapixel JPEGs made by upscaling dev images, a third of them stored
+      sideways with EXIF orientation 6.
+The reference is the plain way to do it: PIL full decode, torchvision
+Resize(256)/CenterCrop(224)/ToTensor/Normalize, batches of 32, the same torch model
+(eager), a flat FAISS index. Prints images/s of each and the ratio (median of runs).
+
+    python scripts/bench_index.py [--images 600] [--big 60] [--repeats 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("LOOKALIKE_DEV_DATA", REPO.parent / "shared/data/caltech101-dev"))
+
+REFERENCE = r"""
+import sys, time
+from pathlib import Path
+import faiss, numpy as np, torch
+from PIL import Image, ImageOps
+from torchvision import transforms
+sys.path.insert(0, sys.argv[2])
+from indexer.efficientnet import build_torch_model
+files = [p for p in sorted(Path(sys.argv[1]).rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg")]
+model = build_torch_model()
+tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                         transforms.Normalize([0.5] * 3, [0.5] * 3)])
+index = faiss.IndexFlatIP(1280)
+with torch.inference_mode():
+    for i in range(0, len(files), 32):
+        imgs = [tf(ImageOps.exif_transpose(Image.open(f)).convert("RGB")) for f in files[i:i + 32]]
+        feats = model.forward_head(model.forward_features(torch.stack(imgs)), pre_logits=True)
+        feats = torch.nn.functional.normalize(feats, dim=1).numpy()
+        index.add(np.ascontiguousarray(feats, dtype=np.float32))
+assert index.ntotal == len(files)
+"""
+
+
+def make_big_jpegs(out: Path, count: int) -> None:
+    from PIL import Image
+
+    sources = sorted((DATA / "images").rglob("*.jpg"))[:: max(1, 2000 // count)][:count]
+    out.mkdir(parents=True)
+    for i, src in enumerate(sources):
+        img = Image.open(src).convert("RGB").resize((4000, 3000), Image.BICUBIC)
+        if i % 3 == 0:
+            exif = Image.Exif()
+            exif[0x0112] = 6  # stored sideways; viewers rotate it upright
+            img.transpose(Image.ROTATE_90).save(out / f"big{i:03d}.jpg", quality=90, exif=exif)
+        else:
+            img.save(out / f"big{i:03d}.jpg", quality=90)
+
+
+def link_dev_images(out: Path, count: int) -> None:
+    files = sorted((DATA / "images").rglob("*.jpg"))
+    step = max(1, len(files) // count)
+    out.mkdir(parents=True)
+    for i, src in enumerate(files[::step][:count]):
+        os.symlink(src, out / f"{i:04d}-{src.parent.name}-{src.name}")
+
+
+def run_ours(folder: Path, work: Path) -> float:
+    library = work / f"lib-{time.monotonic_ns()}"
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "lookalike", "index", str(folder), "--library", str(library), "-q"],
+        check=True,
+        capture_output=True,
+    )
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(library)
+    return elapsed
+
+
+def run_reference(folder: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", REFERENCE, str(folder), str(REPO)], check=True, capture_output=True
+    )
+    return time.perf_counter() - start
+
+
+def measure(name: str, folder: Path, count: int, work: Path, repeats: int) -> dict:
+    ours, ref = [], []
+    for _ in range(repeats):  # alternate, so drift hits both alike
+        ours.append(count / run_ours(folder, work))
+        ref.append(count / run_reference(folder))
+    row = {
+        "set": name,
+        "images": count,
+        "ours_images_per_s": round(statistics.median(ours), 1),
+        "reference_images_per_s": round(statistics.median(ref), 1),
+    }
+    row["ratio"] = round(row["ours_images_per_s"] / row["reference_images_per_s"], 2)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=600)
+    parser.add_argument("--big", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
+        work = Path(tmp)
+        link_dev_images(work / "dev", args.images)
+        make_big_jpegs(work / "big", args.big)
+        run_ours(work / "dev", work)  # warm-up: ONNX export cache, page cache
+        rows = [
+            measure("dev", work / "dev", args.images, work, args.repeats),
+            measure("12MP", work / "big", args.big, work, args.repeats),
+        ]
+    for r in rows:
+        print(
+            f"{r['set']:>5}: {r['images']} images  lookalike {r['ours_images_per_s']:7.1f} img/s"
+            f"  reference {r['reference_images_per_s']:6.1f} img/s  ratio {r['ratio']:.2f}x"
+        )
+    if args.json:
+        print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The default embedder: ONNX Runtime against the torch reference, decoding shortcuts."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from indexer.embedder import load_embedder
+from indexer.errors import LookalikeError
+from indexer.images import load_image
+from tests.conftest import DATA, dev_images
+
+
+@pytest.fixture(scope="module")
+def onnx_model():
+    return load_embedder("efficientnet-lite0")
+
+
+@pytest.fixture(scope="module")
+def batch(onnx_model):
+    images = [load_image(p, min_side=256).image for p in dev_images(4, 2)]
+    return np.stack([onnx_model.preprocess(im) for im in images])
+
+
+def test_onnx_matches_torch_reference(onnx_model, batch):
+    torch_model = load_embedder("efficientnet-lite0:torch")
+    assert torch_model.info.key() == onnx_model.info.key()
+    ours = onnx_model.embed(batch)
+    ref = torch_model.embed(batch)
+    cosines = (ours.vectors * ref.vectors).sum(axis=1)
+    assert cosines.min() >= 0.99999
+    assert np.array_equal(ours.class_probs.argmax(1), ref.class_probs.argmax(1))
+
+
+def test_vectors_are_unit_length_float32(onnx_model, batch):
+    out = onnx_model.embed(batch)
+    assert out.vectors.dtype == np.float32 and out.vectors.shape == (len(batch), 1280)
+    assert np.allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
+    assert out.class_probs.shape == (len(batch), 1000)
+    assert np.allclose(out.class_probs.sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_imagenet_head_recognises_a_leopard(onnx_model):
+    leopard = sorted((DATA / "images/Leopards").glob("*.jpg"))[0]
+    pixels = onnx_model.preprocess(load_image(leopard, min_side=256).image)
+    probs = onnx_model.embed(pixels[None]).class_probs[0]
+    top3 = [onnx_model.class_names()[i] for i in np.argsort(-probs)[:3]]
+    assert {"leopard", "jaguar", "cheetah", "snow leopard"} & set(top3)
+
+
+def test_reduced_size_decoding_keeps_the_embedding(onnx_model):
+    photo = Image.open(dev_images(1, 1)[0]).convert("RGB").resize((4000, 3000), Image.BICUBIC)
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=92)
+    data = buf.getvalue()
+    full = onnx_model.preprocess(load_image(data).image)
+    draft = onnx_model.preprocess(load_image(data, min_side=onnx_model.min_side).image)
+    vectors = onnx_model.embed(np.stack([full, draft])).vectors
+    assert float(vectors[0] @ vectors[1]) >= 0.998
+
+
+def test_stale_onnx_cache_is_re_exported(tmp_path, monkeypatch, batch):
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path))
+    model = load_embedder("efficientnet-lite0")
+    path = model.onnx_path()
+    assert path.exists() and path.is_relative_to(tmp_path)
+    path.write_bytes(b"not an onnx file")
+    out = model.embed(batch[:1])  # recovers by exporting again
+    assert np.isclose(np.linalg.norm(out.vectors[0]), 1.0, atol=1e-5)
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(LookalikeError, match="unknown model"):
+        load_embedder("resnet-9000")
