@@ -72,6 +72,7 @@ class IndexSummary:
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 1),
+            "embedded": self.embedded,
         }
 
 
@@ -146,12 +147,15 @@ class BatchIndexer:
                 continue
             jobs.append(_Job(e, None, None))
         prefixes = [_root_prefix(r) for r in roots]
-        missing = [
-            p
-            for p in known
-            if p not in seen and any(p == pre or p.startswith(pre + os.sep) for pre in prefixes)
-        ]
-        return jobs, missing
+
+        def gone(p: str) -> bool:
+            return p not in seen and any(p == pre or p.startswith(pre + os.sep) for pre in prefixes)
+
+        stale_errors = [p for p in errors if gone(p)]
+        if stale_errors:  # failed files that were deleted since: nothing left to report
+            with self.catalog.transaction() as conn:
+                self.catalog.forget_errors(conn, stale_errors)
+        return jobs, [p for p in known if gone(p)]
 
     # -- the pipeline -----------------------------------------------------------
     def _process(self, jobs: list[_Job], by_hash, missing_ids: set[int], summary) -> None:
@@ -199,42 +203,10 @@ class BatchIndexer:
                 yield inflight.popleft().result()
 
     def _load(self, job: _Job, by_hash) -> _Loaded:
-        path = job.entry.path
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            return _Loaded(job, "", None, 0, 0, None, e.strerror or str(e))
-        digest = file_hash(data)
-        if job.old_hash == digest:  # same bytes, new mtime: nothing to embed
-            return _Loaded(job, digest, None, 0, 0, job.old_id, None)
-        same = by_hash.get(digest)
-        if same:
-            return _Loaded(job, digest, None, 0, 0, same[0], None)
-        try:
-            loaded = load_image(
-                data, min_side=self.embedder.min_side, max_pixels=self.options.max_pixels, name=path
-            )
-            pixels = self.embedder.preprocess(loaded.image)
-        except UnreadableImage as e:
-            return _Loaded(job, digest, None, 0, 0, None, e.reason)
-        return _Loaded(job, digest, pixels, loaded.width, loaded.height, None, None)
+        return load_job(job, self.embedder, self.options.max_pixels, by_hash)
 
     def _embed(self, batch: list[_Loaded]) -> list[tuple[_Loaded, NewImage]]:
-        out = self.embedder.embed(np.stack([b.pixels for b in batch]))
-        names = self.embedder.class_names() if out.class_probs is not None else None
-        results = []
-        for i, b in enumerate(batch):
-            top = None
-            if names is not None:
-                order = np.argsort(-out.class_probs[i])[:TOP_CLASSES]
-                top = [(names[j], float(out.class_probs[i, j])) for j in order]
-            e = b.job.entry
-            new = NewImage(
-                e.path, e.size, e.mtime_ns, b.digest, b.width, b.height, out.vectors[i], top
-            )
-            results.append((b, new))
-        return results
+        return embed_loaded(self.embedder, batch)
 
     # -- writing ----------------------------------------------------------------
     def _commit(self, writes, missing_ids: set[int], summary: IndexSummary) -> None:
@@ -266,7 +238,7 @@ class BatchIndexer:
             summary.unchanged += 1
             return
         source = item.reuse_id
-        if source in missing_ids and item.job.old_id is None:
+        if item.job.old_id is None and (source in missing_ids or self._vanished(conn, source)):
             missing_ids.discard(source)
             cat.move_image(conn, source, e.path, e.size, e.mtime_ns)
             summary.moved += 1
@@ -287,6 +259,12 @@ class BatchIndexer:
             summary.copied += 1
         else:
             summary.updated += 1
+
+    @staticmethod
+    def _vanished(conn, image_id: int) -> bool:
+        """An image outside this run's folders whose file is gone (moved from elsewhere)."""
+        row = conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
+        return row is not None and not os.path.exists(row[0])
 
     def _remove(self, missing_ids: set[int], summary: IndexSummary) -> None:
         if not missing_ids:
@@ -319,6 +297,48 @@ class BatchIndexer:
         with self.catalog.transaction() as conn:
             self.catalog.set_labels(conn, items, origin="folder")
         return len(items)
+
+
+def load_job(job: _Job, embedder: Embedder, max_pixels: int, by_hash) -> _Loaded:
+    """Read, hash, decode and preprocess one file (also run by the Ray engine's decode tasks).
+
+    ``by_hash`` maps a content hash to the catalog ids holding it (anything with
+    ``.get``); known content is not decoded, its stored vector is reused.
+    """
+    path = job.entry.path
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return _Loaded(job, "", None, 0, 0, None, e.strerror or str(e))
+    digest = file_hash(data)
+    if job.old_hash == digest:  # same bytes, new mtime: nothing to embed
+        return _Loaded(job, digest, None, 0, 0, job.old_id, None)
+    same = by_hash.get(digest)
+    if same:
+        return _Loaded(job, digest, None, 0, 0, same[0], None)
+    try:
+        loaded = load_image(data, min_side=embedder.min_side, max_pixels=max_pixels, name=path)
+        pixels = embedder.preprocess(loaded.image)
+    except UnreadableImage as e:
+        return _Loaded(job, digest, None, 0, 0, None, e.reason)
+    return _Loaded(job, digest, pixels, loaded.width, loaded.height, None, None)
+
+
+def embed_loaded(embedder: Embedder, batch: list[_Loaded]) -> list[tuple[_Loaded, NewImage]]:
+    """Embed a batch of decoded files into catalog rows (vector and top class guesses)."""
+    out = embedder.embed(np.stack([b.pixels for b in batch]))
+    names = embedder.class_names() if out.class_probs is not None else None
+    results = []
+    for i, b in enumerate(batch):
+        top = None
+        if names is not None:
+            order = np.argsort(-out.class_probs[i])[:TOP_CLASSES]
+            top = [(names[j], float(out.class_probs[i, j])) for j in order]
+        e = b.job.entry
+        new = NewImage(e.path, e.size, e.mtime_ns, b.digest, b.width, b.height, out.vectors[i], top)
+        results.append((b, new))
+    return results
 
 
 def _root_prefix(root: str) -> str:
