@@ -100,6 +100,8 @@ def load_embedder(spec: str | None = None, **options) -> Embedder:
     if spec == DEFAULT_MODEL or spec.startswith(DEFAULT_MODEL + ":"):
         from indexer.efficientnet import EfficientNetLite0
 
+        if options.pop("weights", None) is not None:
+            raise LookalikeError(f"--weights FILE applies to openclip models, not {spec}")
         backend = spec.split(":", 1)[1] if ":" in spec else "onnx"
         return EfficientNetLite0(backend=backend, **options)
     if spec.startswith("openclip:"):
@@ -109,3 +111,9 @@ def load_embedder(spec: str | None = None, **options) -> Embedder:
             raise LookalikeError(f"model {spec!r} needs the open_clip backend: {e}") from e
         return OpenClipEmbedder.from_spec(spec, **options)
     raise LookalikeError(f"unknown model {spec!r}; use {DEFAULT_MODEL} or openclip:ARCH:PRETRAINED")
+
+
+def load_embedder_for(info: ModelInfo) -> Embedder:
+    """The embedder that built a library: its model spec plus the stored weights file, if any."""
+    weights = info.extra.get("weights")
+    return load_embedder(info.name, **({"weights": weights} if weights else {}))

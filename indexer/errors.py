@@ -25,14 +25,21 @@ class UnreadableImage(LookalikeError):
 class ModelMismatch(LookalikeError):
     """A library opened with a model other than the one that built it."""
 
-    def __init__(self, library: str | Path, stored: str, requested: str) -> None:
+    def __init__(self, library: str | Path, stored: str, requested: str, differs: str = "") -> None:
         self.library = str(library)
         self.stored = stored
         self.requested = requested
-        super().__init__(
-            f"library {self.library} was built with model {stored!r}, not {requested!r}; "
-            f"use --model {stored} or a new --library directory"
-        )
+        self.differs = differs
+        if differs:  # same model name, other weights or settings
+            super().__init__(
+                f"library {self.library} was built with {stored} {differs}; use the weights "
+                f"it was built with or a new --library directory"
+            )
+        else:
+            super().__init__(
+                f"library {self.library} was built with model {stored!r}, not {requested!r}; "
+                f"use --model {stored} or a new --library directory"
+            )
 
 
 class ModelUnavailable(LookalikeError):
