@@ -34,6 +34,7 @@ bench: setup
 	$(PY) scripts/bench_tagging.py
 	$(PY) scripts/bench_clusters.py
 	$(PY) scripts/bench_web.py
+	$(PY) scripts/bench_ray.py
 
 serve:
 	bash scripts/serve.sh $(IMAGES) $(LIBRARY) $(PORT)

@@ -20,6 +20,12 @@ SHOW_SKIPPED = 20
     help="Embedding model for a new library: efficientnet-lite0 (default, offline) "
     "or openclip:ARCH:PRETRAINED.",
 )
+@click.option(
+    "--weights",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A local open_clip checkpoint for an openclip --model (instead of the HF cache).",
+)
 @click.option("--labels-from-folders", is_flag=True, help="Label each image by its folder name.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 512))
 @click.option(
@@ -34,17 +40,62 @@ SHOW_SKIPPED = 20
 )
 @click.option("--retry-errors", is_flag=True, help="Re-read unchanged files that failed before.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--engine",
+    type=click.Choice(["single", "ray"]),
+    default="single",
+    show_default=True,
+    help="single: this process; ray: list, decode and embed on a Ray cluster (docs/ray.md).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    envvar="RAY_ADDRESS",
+    show_envvar=True,
+    help="[ray] An existing cluster (HOST:6379 or ray://HOST:10001); default: a local instance.",
+)
+@click.option(
+    "--shard-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="[ray] Where workers write vector shards (shared storage on a cluster) "
+    "[default: LIBRARY/shards].",
+)
+@click.option(
+    "--shard-size",
+    default=512,
+    show_default=True,
+    type=click.IntRange(1),
+    help="[ray] Files a shard.",
+)
+@click.option(
+    "--ray-cpus", default=None, type=click.IntRange(1), help="[ray] CPUs of a local instance."
+)
+@click.option("--ray-actors", default=None, type=click.IntRange(1), help="[ray] Model replicas.")
+@click.option(
+    "--ray-gpus/--no-ray-gpus",
+    default=None,
+    help="[ray] One GPU per model actor [default: when the cluster has GPUs].",
+)
 @json_option
 def index(
     paths,
     library,
     model,
+    weights,
     labels_from_folders,
     batch_size,
     workers,
     max_pixels,
     retry_errors,
     quiet,
+    engine,
+    ray_address,
+    shard_dir,
+    shard_size,
+    ray_cpus,
+    ray_actors,
+    ray_gpus,
     as_json,
 ):
     """Index the images under PATHS (folders or files) into the library.
@@ -57,7 +108,8 @@ def index(
     from indexer.embedder import load_embedder
     from indexer.library import Library
 
-    embedder = _embedder_for(library, model, load_embedder)
+    _check_engine_options(engine)
+    embedder = _embedder_for(library, model, weights, load_embedder)
     options = IndexOptions(
         batch_size=batch_size,
         workers=workers,
@@ -67,7 +119,20 @@ def index(
         retry_errors=retry_errors,
     )
     with Library.create(library, embedder.info) as lib:
-        summary = index_paths(lib, embedder, paths, options)
+        if engine == "ray":
+            from indexer.ray_engine import RayOptions, index_paths_ray
+
+            ray_options = RayOptions(
+                address=ray_address,
+                local_cpus=ray_cpus,
+                shard_dir=shard_dir,
+                shard_size=shard_size,
+                actors=ray_actors,
+                gpus=ray_gpus,
+            )
+            summary = index_paths_ray(lib, embedder, list(paths), options, ray_options)
+        else:
+            summary = index_paths(lib, embedder, paths, options)
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
         return
@@ -85,8 +150,26 @@ def index(
     )
 
 
-def _embedder_for(library, model, load_embedder):
-    """The model the library was built with, or --model (default) for a new library."""
+RAY_ONLY = ("ray_address", "shard_dir", "shard_size", "ray_cpus", "ray_actors", "ray_gpus")
+
+
+def _check_engine_options(engine: str) -> None:
+    """--ray-* and --shard-* options typed with the single-process engine are a mistake."""
+    if engine == "ray":
+        return
+    ctx = click.get_current_context()
+    for name in RAY_ONLY:
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            flag = "--" + name.replace("_", "-")
+            raise click.UsageError(f"{flag} applies to --engine ray only")
+
+
+def _embedder_for(library, model, weights, load_embedder):
+    """The model the library was built with, or --model (default) for a new library.
+
+    An open_clip library built from a --weights file reloads that file unless
+    --weights names another (whose hash must then match).
+    """
     from indexer.errors import LibraryNotFound, ModelMismatch
     from indexer.library import Library
 
@@ -97,4 +180,7 @@ def _embedder_for(library, model, load_embedder):
         stored = None
     if stored is not None and model and model != stored.name:
         raise ModelMismatch(library or "the library", stored.name, model)
-    return load_embedder(model or (stored.name if stored else None))
+    spec = model or (stored.name if stored else None)
+    if weights is None and stored is not None:
+        weights = stored.extra.get("weights")
+    return load_embedder(spec, **({"weights": weights} if weights else {}))

@@ -1,0 +1,213 @@
+"""Benchmark: `lookalike index --engine ray` on a local Ray instance vs the single-process path.
+
+Both index the same N dev images (symbolic links in class folders, so the listing
+stage runs as Ray tasks too) into fresh libraries, as real CLI subprocesses:
+
+1. single-process (the reference, measured in the same run);
+2. --engine ray on a local instance of --cpus CPUs;
+3. --engine ray again with nothing to embed: the fixed cost of a Ray run.
+
+It prints throughput, the ratio against the reference, the overhead per image,
+the per-stage costs the workers measured, the throughput they imply for N nodes,
+and the index memory per vector (measured) projected to 10M and 100M images.
+
+    python scripts/bench_ray.py --images 300 --cpus 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("LOOKALIKE_DEV_DATA", REPO.parent / "shared/data/caltech101-dev"))
+EMBEDDINGS = Path("/work/cache/dev_embeddings.npz")
+
+
+def make_folder(root: Path, n: int) -> Path:
+    """N dev images, round-robin over the classes, as links in class folders."""
+    classes = sorted(p for p in (DATA / "images").iterdir() if p.is_dir())
+    lists = [sorted(c.glob("*.jpg")) for c in classes]
+    chosen: list[Path] = []
+    for i in range(max(len(x) for x in lists)):
+        chosen.extend(x[i] for x in lists if i < len(x))
+    folder = root / "photos"
+    for p in chosen[:n]:
+        (folder / p.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / p.parent.name / p.name).symlink_to(p)
+    return folder
+
+
+def cli(*args: str) -> tuple[dict, float]:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "lookalike", "index", *args, "--json", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"lookalike index {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def throughput(args) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
+        folder = make_folder(Path(tmp), args.images)
+        n = args.images
+        single, single_wall = cli(str(folder), "--library", f"{tmp}/single")
+        ray_args = ["--engine", "ray", "--ray-cpus", str(args.cpus)]
+        ray_args += ["--shard-size", str(args.shard_size)]
+        ray, ray_wall = cli(str(folder), "--library", f"{tmp}/ray", *ray_args)
+        noop, _ = cli(str(folder), "--library", f"{tmp}/ray", *ray_args)
+    assert single["embedded"] == ray["embedded"] == n and noop["embedded"] == 0, (single, ray)
+    stages = ray["stage_seconds"]
+    pipeline = stages["pipeline"]
+    s_rate, r_rate, p_rate = n / single["seconds"], n / ray["seconds"], n / pipeline
+    ray_ms, single_ms = 1000 * pipeline / n, 1000 * single["seconds"] / n
+    fixed = ray["seconds"] - pipeline
+    even = f"{fixed / (single_ms - ray_ms) * 1000:.0f} images" if single_ms > ray_ms else "never"
+    lines = [
+        f"{n} images, local Ray of {args.cpus} CPUs, shards of {args.shard_size}",
+        f"  single-process       {s_rate:6.1f} img/s ({single['seconds']:.1f} s; "
+        f"wall {single_wall:.1f} s)  <- reference",
+        f"  --engine ray, total  {r_rate:6.1f} img/s ({ray['seconds']:.1f} s; "
+        f"wall {ray_wall:.1f} s)  ratio {r_rate / s_rate:.2f}",
+        f"  --engine ray, decode+embed+merge stage only  {p_rate:6.1f} img/s "
+        f"({pipeline:.1f} s)  ratio {p_rate / s_rate:.2f}",
+        f"  fixed cost of a Ray run: {fixed:.1f} s here (start, listing, "
+        f"planning, index); {noop['seconds']:.1f} s for a rerun with nothing to embed",
+        f"  per image: {ray_ms:.1f} ms in the Ray stage vs {single_ms:.1f} ms single-process: "
+        f"overhead {ray_ms - single_ms:+.1f} ms an image; Ray breaks even at {even}",
+        "  per-stage cost, ms an image (the workers' timers, 1-thread model actors;",
+        "  wall time includes waiting for a core on a shared machine, CPU time does not):",
+    ]
+    print("\n".join(lines))
+    keys = ("worker_decode", "worker_embed", "worker_write", "merge")
+    keys += ("worker_decode_cpu", "worker_embed_cpu", "merge_cpu")
+    per = {k: 1000 * stages.get(k, 0.0) / n for k in keys}
+    for k in ("decode", "embed"):
+        wall, cpu = per[f"worker_{k}"], per[f"worker_{k}_cpu"]
+        print(f"    {k:8s} {wall:7.2f} wall  {cpu:7.2f} CPU")
+    print(f"    write    {per['worker_write']:7.2f} wall (shard files)")
+    merge, merge_cpu = per["merge"], per["merge_cpu"]
+    print(f"    merge    {merge:7.2f} wall  {merge_cpu:7.2f} CPU (driver: shard read, SQLite)")
+    print(f"    stages (s): {json.dumps(stages)}")
+    scaling(per, noop["seconds"])
+
+
+def scaling(per: dict, fixed: float) -> None:
+    """Throughput N nodes of 16 CPUs would reach, from the measured per-stage CPU costs."""
+    cpu_ms = per["worker_decode_cpu"] + per["worker_embed_cpu"] + per["worker_write"]
+    merge_ms = max(per["merge_cpu"], 1e-3)
+    print(
+        f"  scaling (16-CPU nodes; CPU work {cpu_ms:.1f} ms an image, "
+        f"driver merge {merge_ms:.2f} ms an image):"
+    )
+    for nodes in (1, 4, 16, 64, 256):
+        workers = nodes * 16 * 1000 / cpu_ms
+        merge = 1000 / merge_ms
+        rate = min(workers, merge)
+        bound = "CPUs" if workers < merge else "driver merge (SQLite)"
+        hours = 10_000_000 / rate / 3600
+        print(
+            f"    {nodes:4d} nodes: {rate:7.0f} img/s, bound by {bound:21s}; "
+            f"10M images in {hours:5.1f} h (+{fixed:.0f} s start)"
+        )
+
+
+def _slope(build, data: np.ndarray, n1: int, n2: int) -> float:
+    """Bytes a vector of an index file: the size difference between n1 and n2 vectors."""
+    sizes = []
+    with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
+        for n in (n1, n2):
+            index = build()
+            index.add(np.arange(n, dtype=np.int64), data[:n])
+            index.save(Path(tmp) / f"{n}.faiss")
+            sizes.append((Path(tmp) / f"{n}.faiss").stat().st_size)
+    return (sizes[1] - sizes[0]) / (n2 - n1)
+
+
+class _PqOnly:
+    """An IVF-PQ index (8-bit PQ, 64 bytes a vector), the smallest alternative."""
+
+    def __init__(self, trained) -> None:
+        import faiss
+
+        self.index = faiss.clone_index(trained)
+
+    def add(self, ids, vectors) -> None:
+        self.index.add_with_ids(vectors, ids)
+
+    def save(self, path) -> None:
+        import faiss
+
+        faiss.write_index(self.index, str(path))
+
+
+def memory() -> None:
+    """Index bytes per vector of the library's kinds, measured, projected to 10M and 100M."""
+    import faiss
+
+    from indexer.library import BUILD_CHUNK
+    from indexer.vector_index import FLAT, IVF, TRAIN_MAX, IvfParams, VectorIndex
+
+    faiss.omp_set_num_threads(1)  # OpenMP spinning on a shared machine costs minutes
+    base = np.load(EMBEDDINGS)["vectors"].astype(np.float32)
+    rng = np.random.default_rng(0)
+    data = np.concatenate([base] * 6)[:12_000]
+    data += 0.02 * rng.standard_normal(data.shape).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    dim, n1, n2 = data.shape[1], 4_000, 12_000
+    sample = data[:3000]  # the size of a code does not depend on how well it is trained
+    ivf = VectorIndex.train(sample, 8000, IVF)
+    pq = faiss.index_factory(dim, f"IVF64,PQ{dim // 20}", faiss.METRIC_INNER_PRODUCT)
+    pq.train(sample)
+    measured = {
+        FLAT: _slope(lambda: VectorIndex.empty(dim), data, n1, n2),
+        IVF: _slope(lambda: VectorIndex.train(sample, 8000, IVF), data, n1, n2),
+        "ivf-pq (not used)": _slope(lambda: _PqOnly(pq), data, n1, n2),
+    }
+    print(f"index memory (d={dim}; file bytes a vector, slope from {n1} to {n2} vectors):")
+    print(f"  the library's ivf kind: {ivf.describe()}")
+    for kind, per_vector in measured.items():
+        # An IndexIDMap2 (flat) also keeps an id -> position hash map in memory (~32 B a
+        # vector); an IVF keeps its coarse centroids (nlist x d x 4 B).
+        ram = per_vector + (32 if kind == FLAT else 0)
+        cells = []
+        for total in (10_000_000, 100_000_000):
+            fixed = IvfParams.for_size(total, dim).nlist * dim * 4 if kind != FLAT else 0
+            cells.append(f"{(total * ram + fixed) / 2**30:6.1f} GiB")
+        sizes = f"{per_vector:7.1f} B file, {ram:7.1f} B in memory"
+        print(f"  {kind:18s} {sizes}: 10M {cells[0]}, 100M {cells[1]}")
+    print(
+        f"  building an IVF by pages holds the training sample ({TRAIN_MAX} x {dim} float32 = "
+        f"{TRAIN_MAX * dim * 4 / 2**20:.0f} MiB) and one page ({BUILD_CHUNK} vectors = "
+        f"{BUILD_CHUNK * dim * 4 / 2**20:.0f} MiB), never all the vectors"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--shard-size", type=int, default=64)
+    parser.add_argument("--only", choices=["throughput", "memory"], default=None)
+    args = parser.parse_args()
+    if args.only != "memory":
+        throughput(args)
+    if args.only != "throughput":
+        memory()
+
+
+if __name__ == "__main__":
+    main()
