@@ -1,0 +1,260 @@
+"""Benchmark: discovering never-labelled classes with `lookalike clusters` (issue 5).
+
+Protocol (per seed): of the data's classes, 10 are never labelled and the others get
+10 human labels each (`lookalike index --labels-from-folders` on a folder of symlinks,
+or, with --from-library, `lookalike labels remove` + `labels import`); every other
+image -- the rest of the labelled classes, all of the never-labelled ones, and (second
+run) the distractors -- is clustered through the public CLI (`lookalike clusters --json`).
+Printed: ARI and NMI over all unlabelled images (noise points as singletons, each
+distractor its own class), the noise share, how many never-labelled classes appear as
+a cluster holding >= 50% of the class at >= 0.8 purity, and seconds. The reference,
+measured in the same run on the same images: plain HDBSCAN on a 50-d PCA with min
+cluster size 5 (the issue's baseline).
+Then the time to cluster 100k vectors (the library's embeddings plus noise), against
+HDBSCAN on 20k of them.
+
+    python scripts/bench_clusters.py                      # index the dev data (minutes)
+    python scripts/bench_clusters.py --from-library DIR   # reuse an indexed copy of it
+    python scripts/bench_clusters.py --from-library DIR --seeds 0,1,2,3,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared/data/caltech101-dev"
+sys.path.insert(0, str(REPO))
+
+
+def cli(*args: str) -> str:
+    cmd = [sys.executable, "-m", "lookalike", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if proc.returncode:
+        sys.exit(f"lookalike {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def split(classes: list[str], seed: int, novel: int = 10) -> tuple[set[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    order = [str(c) for c in rng.permutation(sorted(classes))]
+    return set(order[:novel]), order[novel:]
+
+
+def pick_labelled(files: dict[str, list[str]], seed: int) -> set[tuple[str, str]]:
+    """(class, file name) of 10 files of each labelled class (``files``: class -> names)."""
+    _novel, labelled = split([c for c in files if c], seed)
+    rng = np.random.default_rng(seed)
+    return {(c, str(f)) for c in sorted(labelled) for f in rng.choice(sorted(files[c]), 10, False)}
+
+
+def truth_of(path: str) -> str:
+    """Class of a dev image: its folder under images/ ('' for a distractor)."""
+    parts = Path(path).parts
+    if "images" in parts:
+        return parts[parts.index("images") + 1]
+    if "__" in Path(path).name:  # a symlink made by build_library: CLASS__file.jpg
+        return Path(path).name.split("__")[0]
+    return ""
+
+
+def build_library(work: Path, data: Path, seed: int, distractors: bool) -> Path:
+    """Index symlinks of the dev data through the CLI: labelled folders, then the rest."""
+    classes = sorted(p.name for p in (data / "images").iterdir() if p.is_dir())
+    files = {c: [f.name for f in (data / "images" / c).glob("*.jpg")] for c in classes}
+    chosen = pick_labelled(files, seed)
+    lab_dir, rest_dir = work / "labelled", work / "unlabelled"
+    for c in classes:
+        for f in sorted((data / "images" / c).glob("*.jpg")):
+            labelled = (c, f.name) in chosen
+            target = lab_dir / c / f.name if labelled else rest_dir / f"{c}__{f.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(f)
+    lib = work / "lib"
+    cli("index", str(lab_dir), "--labels-from-folders", "--library", str(lib), "-q")
+    cli("index", str(rest_dir), "--library", str(lib), "-q")
+    if distractors:
+        cli("index", str(data / "distractors"), "--library", str(lib), "-q")
+    return lib
+
+
+def relabel_copy(source: Path, work: Path, seed: int, distractors: bool) -> Path:
+    """Copy an indexed library of the data; through the CLI, replace its labels by 10 per
+    labelled class (`lookalike labels remove`, then `labels import` of a CSV)."""
+    lib = work / "lib"
+    shutil.copytree(source, lib)
+    with sqlite3.connect(lib / "catalog.sqlite") as conn:
+        rows = conn.execute("SELECT id, path FROM images ORDER BY id").fetchall()
+    files: dict[str, list[str]] = {}
+    for _i, path in rows:
+        files.setdefault(truth_of(path), []).append(Path(path).name)
+    chosen = pick_labelled(files, seed)
+    folders = sorted({str(Path(p).parent) for _i, p in rows})
+    cli("labels", "remove", *folders, "--library", str(lib))
+    csv = work / "labels.csv"
+    lines = [f"{p},{truth_of(p)}" for _i, p in rows if (truth_of(p), Path(p).name) in chosen]
+    csv.write_text("path,label\n" + "\n".join(lines) + "\n")
+    cli("labels", "import", str(csv), "--strict", "--library", str(lib))
+    if not distractors:  # no CLI verb removes images in place: delete them in the catalog
+        with sqlite3.connect(lib / "catalog.sqlite") as conn:
+            conn.execute("PRAGMA foreign_keys = ON")  # deleting an image deletes its vector
+            gone = [(i,) for i, p in rows if not truth_of(p)]
+            conn.executemany("DELETE FROM images WHERE id = ?", gone)
+            conn.execute(
+                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
+                "WHERE key = 'content_version'"
+            )
+    return lib
+
+
+def scores(groups: list[list[str]], noise: list[str], novel: set[str]) -> dict:
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    paths = [p for g in groups for p in g] + noise
+    pred = [k for k, g in enumerate(groups) for _p in g]
+    pred += list(range(len(groups), len(groups) + len(noise)))  # noise: singletons
+    truth = [truth_of(p) or f"distractor {k}" for k, p in enumerate(paths)]
+    found = 0
+    for c in novel:
+        total = truth.count(c)
+        for g in groups:
+            inside = sum(truth_of(p) == c for p in g)
+            if inside >= 0.5 * total and inside >= 0.8 * len(g):
+                found += 1
+                break
+    return {
+        "ari": adjusted_rand_score(truth, pred),
+        "nmi": normalized_mutual_info_score(truth, pred),
+        "noise": len(noise) / max(len(paths), 1),
+        "novel_found": found,
+    }
+
+
+def hdbscan_reference(lib: Path, novel: set[str]) -> tuple[dict, float]:
+    """The issue's baseline on the same unlabelled images: HDBSCAN, PCA-50, mcs 5."""
+    from sklearn.cluster import HDBSCAN
+    from sklearn.decomposition import PCA
+
+    from indexer.catalog import Catalog
+
+    cat = Catalog(lib / "catalog.sqlite", readonly=True)
+    ids, vectors = cat.vectors()
+    labelled = {r[0] for r in cat.conn.execute("SELECT image_id FROM labels")}
+    paths = cat.paths(ids)
+    cat.close()
+    keep = np.array([i not in labelled for i in ids.tolist()])
+    start = time.perf_counter()
+    z = PCA(50, random_state=0).fit_transform(vectors[keep])
+    pred = HDBSCAN(min_cluster_size=5, copy=True).fit_predict(z)
+    seconds = time.perf_counter() - start
+    unl = [paths[i] for i in ids[keep].tolist()]
+    groups = [[p for p, k in zip(unl, pred, strict=True) if k == g] for g in set(pred) - {-1}]
+    noise = [p for p, k in zip(unl, pred, strict=True) if k == -1]
+    return scores(groups, noise, novel), seconds
+
+
+def protocol(args, seed: int, work: Path) -> Path:
+    """Both runs of one seed (without, then with distractors); returns the library."""
+    for distractors in (False, True):
+        if args.from_library:
+            run_dir = work / f"seed{seed}-{distractors}"
+            lib = relabel_copy(Path(args.from_library), run_dir, seed, distractors)
+        elif not distractors:
+            lib = build_library(work / f"seed{seed}", Path(args.data), seed, False)
+        else:  # index the distractors into the same library: an incremental re-cluster
+            cli("index", str(Path(args.data) / "distractors"), "--library", str(lib), "-q")
+        measure(lib, seed, distractors)
+    return lib
+
+
+def measure(lib: Path, seed: int, distractors: bool) -> None:
+    with sqlite3.connect(lib / "catalog.sqlite") as conn:
+        classes = {truth_of(r[0]) for r in conn.execute("SELECT path FROM images")} - {""}
+    novel, _labelled = split(sorted(classes), seed)
+    start = time.perf_counter()
+    doc = json.loads(cli("clusters", "--library", str(lib), "--json"))
+    seconds = time.perf_counter() - start
+    ours = scores([c["members"] for c in doc["clusters"]], doc["noise"], novel)
+    ref, ref_seconds = hdbscan_reference(lib, novel)
+    size = sum(len(c["members"]) for c in doc["clusters"]) + len(doc["noise"])
+    print(f"seed {seed}, {'with' if distractors else 'without'} distractors, {size} images:")
+    for name, r, sec in (
+        ("lookalike clusters", ours, seconds),
+        ("HDBSCAN PCA-50", ref, ref_seconds),
+    ):
+        print(
+            f"  {name:19s} ARI {r['ari']:.3f}  NMI {r['nmi']:.3f}  noise {r['noise']:5.1%}  "
+            f"novel classes found {r['novel_found']:2d}/10  {sec:5.1f}s"
+        )
+    print(
+        f"  ratio: ARI {ours['ari'] / ref['ari']:.2f}x, noise "
+        f"{ours['noise'] / max(ref['noise'], 1e-9):.2f}x (CLI seconds include start-up)",
+        flush=True,
+    )
+
+
+def timing(source: Path, n: int = 100_000) -> None:
+    """Cluster n vectors: the library's embeddings plus noise; 10 per class labelled for
+    41 classes (by the source image's class), the rest unlabelled."""
+    from sklearn.cluster import HDBSCAN
+    from sklearn.decomposition import PCA
+
+    from classifier.clustering import cluster_vectors
+    from indexer.catalog import Catalog
+
+    cat = Catalog(source / "catalog.sqlite", readonly=True)
+    ids, real = cat.vectors()
+    paths = cat.paths(ids)
+    cat.close()
+    truth = np.array([truth_of(paths[i]) for i in ids.tolist()])
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, len(real), n)
+    noisy = real[src] + rng.normal(0, 0.02, (n, real.shape[1])).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    _novel, labelled = split(sorted(set(truth) - {""}), 0)
+    lab = np.concatenate([rng.choice(np.flatnonzero(truth[src] == c), 10, False) for c in labelled])
+    unl = rng.permutation(np.setdiff1d(np.arange(n), lab))
+    print(f"timing: {len(real)} embeddings + gaussian noise (cosine ~0.8 to the original)")
+    for size in (20_000, n):
+        part = unl[: size - len(lab)]
+        start = time.perf_counter()
+        res = cluster_vectors(noisy[part], noisy[lab], list(truth[src[lab]]))
+        ours = time.perf_counter() - start
+        new = sum(c.label is None for c in res.clusters)
+        line = f"  {size:,} vectors: lookalike clusters {ours:.1f}s ({new} new clusters, "
+        line += f"{len(res.clusters) - new} near labels, {len(res.noise) / len(part):.1%} noise)"
+        if size <= 20_000:
+            start = time.perf_counter()
+            z = PCA(50, random_state=0).fit_transform(noisy[part])
+            HDBSCAN(min_cluster_size=5, copy=True).fit_predict(z)
+            ref = time.perf_counter() - start
+            line += f"; HDBSCAN PCA-50 {ref:.1f}s; ratio {ours / ref:.2f}x"
+        print(line, flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", default=str(DATA), help="data root: images/<class>/, distractors/")
+    ap.add_argument("--from-library", help="an indexed library of --data to copy (faster)")
+    ap.add_argument("--seeds", default="0", help="comma-separated split seeds")
+    ap.add_argument("--no-timing", action="store_true", help="skip the 100k timing")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-clusters-") as tmp:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            lib = protocol(args, seed, Path(tmp))
+        if not args.no_timing:
+            timing(lib)
+
+
+if __name__ == "__main__":
+    main()
