@@ -1,0 +1,68 @@
+"""Lookalike's web front end: pages and a JSON API over one library.
+
+``create_app`` is the application factory; ``lookalike serve`` runs it on waitress.
+The library packages never import Flask: this package is a thin layer over them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from webapp.settings import DEFAULTS
+
+
+def create_app(
+    library_dir: str | Path | None = None, test_config: dict[str, Any] | None = None
+) -> Flask:
+    """Build the web app over the library at ``library_dir``.
+
+    Args:
+        library_dir: the library directory (default: $LOOKALIKE_LIBRARY or the
+            per-user default, as for the CLI).
+        test_config: settings that override the defaults (see webapp/settings.py).
+
+    Returns:
+        The Flask app. The model loads on the first query (or now with WARM_UP).
+
+    Raises:
+        LibraryNotFound: no library at that directory.
+    """
+    from indexer.library import default_library_dir
+    from webapp import api, errors, media, pages, review, security
+    from webapp.jobs import IndexJobs
+    from webapp.services import LibraryService
+    from webapp.thumbnails import ThumbnailCache
+
+    app = Flask(__name__)
+    app.config.update(DEFAULTS)
+    app.config["JSON_SORT_KEYS"] = False
+    if test_config:
+        app.config.update(test_config)
+    app.json.sort_keys = False
+
+    root = Path(library_dir or default_library_dir()).expanduser()
+    svc = LibraryService(
+        root,
+        embedder=app.config["EMBEDDER"],
+        embed_threads=app.config["EMBED_THREADS"],
+        search_options={
+            "rerank": app.config["SEARCH_RERANK"],
+            "multiview": app.config["SEARCH_MULTIVIEW"],
+        },
+    )
+    thumbs = Path(app.config["THUMBNAIL_DIR"] or svc.root / "thumbnails")
+    app.extensions["lookalike"] = svc
+    app.extensions["lookalike.thumbnails"] = ThumbnailCache(thumbs)
+    app.extensions["lookalike.jobs"] = IndexJobs(svc)
+    app.extensions["lookalike.review"] = review.ReviewService(svc)
+
+    security.register(app)
+    errors.register(app)
+    for blueprint in (api.bp, media.bp, review.bp, pages.bp):
+        app.register_blueprint(blueprint)
+    if app.config["WARM_UP"]:
+        svc.warm_up()
+    return app

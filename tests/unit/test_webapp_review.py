@@ -1,0 +1,220 @@
+"""Cluster review and evaluation routes, via Flask's test client over a real library.
+
+The library is a dev slice of 10 classes x 8 images whose first class (Faces) and
+seventh (bonsai) lost their labels: two new categories to find.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tests.unit.webapp_support import CSRF, build_cluster_library, copy_library, make_app
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return build_cluster_library(tmp_path_factory.mktemp("clusterlib"))
+
+
+@pytest.fixture()
+def app(source, tmp_path):
+    return make_app(copy_library(source, tmp_path / "library"))
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def faces_cluster(doc: dict) -> dict:
+    for cluster in doc["clusters"]:
+        folders = {card["path"].split("/")[-2] for card in cluster["representatives"]}
+        if cluster["label"] is None and cluster["size"] >= 5 and folders == {"Faces"}:
+            return cluster
+    raise AssertionError(f"no cluster of the unlabelled Faces in {doc}")
+
+
+def labels_of(app, ids: list[int]) -> dict[int, tuple[str, str]]:
+    conn = sqlite3.connect(app.extensions["lookalike"].root / "catalog.sqlite")
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT image_id, label, origin FROM labels WHERE image_id IN ({marks})", ids
+    ).fetchall()
+    conn.close()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_listing_clusters_on_first_view_and_then_reuses_the_result(client):
+    first = client.get("/api/clusters").get_json()
+    faces_cluster(first)
+    again = client.get("/api/clusters").get_json()
+    assert [c["id"] for c in again["clusters"]] == [c["id"] for c in first["clusters"]]
+
+
+def test_clustering_finds_the_unlabelled_class(client):
+    doc = client.post("/api/clusters", headers=CSRF).get_json()
+    cluster = faces_cluster(doc)
+    assert cluster["status"] == "open"
+    assert 1 <= len(cluster["representatives"]) <= 6
+    assert cluster["representatives"][0]["thumbnail_url"]
+    assert cluster["suggested_name"]  # the model's majority ImageNet guess
+    assert cluster["nearest_label"] in doc["labels"]
+
+
+def test_accept_a_cluster_as_a_class(client, app):
+    cluster = faces_cluster(client.post("/api/clusters", headers=CSRF).get_json())
+    keep, drop = cluster["members"][:-1], cluster["members"][-1]
+    url = f"/api/clusters/{cluster['id']}/accept"
+    doc = client.post(url, json={"as": "Person A", "exclude": [drop]}, headers=CSRF).get_json()
+    assert doc["status"] == "accepted" and doc["labelled"] == len(keep)
+    labels = labels_of(app, cluster["members"])
+    assert labels == {i: ("Person A", "review") for i in keep}
+    again = client.post(url, json={"as": "Person A"}, headers=CSRF)
+    assert again.status_code == 400 and "already reviewed" in again.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "action, body, status, words",
+    [
+        ("accept", {"as": ""}, 400, "empty"),
+        ("accept", {}, 400, "send"),
+        ("accept", {"as": "x", "exclude": "all"}, 400, "list of image ids"),
+        ("merge", {"into": "no such label"}, 400, "no label"),
+    ],
+)
+def test_bad_review_actions_change_nothing(client, app, action, body, status, words):
+    cluster = faces_cluster(client.post("/api/clusters", headers=CSRF).get_json())
+    response = client.post(f"/api/clusters/{cluster['id']}/{action}", json=body, headers=CSRF)
+    assert response.status_code == status
+    assert words in response.get_json()["error"]
+    assert labels_of(app, cluster["members"]) == {}
+
+
+def test_merge_into_an_existing_label(client, app):
+    cluster = faces_cluster(client.post("/api/clusters", headers=CSRF).get_json())
+    target = cluster["nearest_label"]
+    url = f"/api/clusters/{cluster['id']}/merge"
+    assert client.post(url, json={"into": target}, headers=CSRF).status_code == 200
+    assert set(labels_of(app, cluster["members"]).values()) == {(target, "review")}
+
+
+def test_reject_keeps_the_members_apart_next_time(client):
+    cluster = faces_cluster(client.post("/api/clusters", headers=CSRF).get_json())
+    url = f"/api/clusters/{cluster['id']}/reject"
+    assert client.post(url, headers=CSRF).get_json()["status"] == "rejected"
+    again = client.post("/api/clusters", headers=CSRF).get_json()
+    for other in again["clusters"]:
+        assert len(set(other["members"]) & set(cluster["members"])) <= 1
+
+
+def test_split_replaces_a_cluster_by_smaller_ones(client):
+    cluster = faces_cluster(client.post("/api/clusters", headers=CSRF).get_json())
+    doc = client.post(f"/api/clusters/{cluster['id']}/split", headers=CSRF).get_json()
+    ids = [c["id"] for c in doc["clusters"]]
+    assert cluster["id"] not in ids
+    parts = [c for c in doc["clusters"] if set(c["members"]) <= set(cluster["members"])]
+    assert len(parts) >= 2
+    assert sum(c["size"] for c in parts) <= cluster["size"]
+
+
+def test_unknown_cluster_is_404(client):
+    client.post("/api/clusters", headers=CSRF)
+    response = client.post("/api/clusters/9999/reject", headers=CSRF)
+    assert response.status_code == 404
+    assert "cluster" in response.get_json()["error"]
+
+
+def test_cluster_actions_need_the_csrf_header(client):
+    assert client.post("/api/clusters").status_code == 403
+
+
+def test_clustering_a_fully_labelled_library_says_so(source, tmp_path):
+    root = copy_library(source, tmp_path / "library")
+    conn = sqlite3.connect(root / "catalog.sqlite")
+    with conn:
+        conn.execute("INSERT OR IGNORE INTO labels SELECT id, 'x', 'manual', 0 FROM images")
+    conn.close()
+    response = make_app(root).test_client().post("/api/clusters", headers=CSRF)
+    assert response.status_code == 400
+    assert "nothing to cluster" in response.get_json()["error"]
+
+
+# -- tagging runs and the evaluation figures ------------------------------------------------
+def test_evaluation_before_any_run(client):
+    doc = client.get("/api/evaluation").get_json()
+    assert doc["tag_run"] is None
+    assert doc["cross_validation"]["state"] == "none"
+    assert doc["cross_validation"]["report_url"] is None
+    assert client.get("/api/tag").get_json() == {"last_run": None}
+    assert client.get("/evaluation/report").status_code == 404
+
+
+def test_tag_the_library_then_read_its_figures(client, app):
+    unlabelled = len(labels_of_missing(app))
+    run = client.post("/api/tag", json={"head": "knn"}, headers=CSRF).get_json()
+    assert run["head"] == "knn"
+    assert run["tagged"] + run["unknown"] == unlabelled
+    conn = sqlite3.connect(app.extensions["lookalike"].root / "catalog.sqlite")
+    assert conn.execute("SELECT COUNT(*) FROM tags").fetchone()[0] == unlabelled
+    conn.close()
+    assert client.get("/api/tag").get_json()["last_run"]["tagged"] == run["tagged"]
+    tag_run = client.get("/api/evaluation").get_json()["tag_run"]
+    assert tag_run["labelled"] == run["labelled"]
+    assert tag_run["figures"]["images tagged"] == run["tagged"]
+    accuracy = tag_run["figures"]["known images tagged right"]
+    assert accuracy is None or 0.0 <= accuracy <= 1.0
+    # The browse filters now hold the tagged images.
+    counts = client.get("/api/labels").get_json()["counts"]
+    assert counts["tagged"] + counts["unknown"] == unlabelled
+
+
+def test_cross_validation_runs_in_the_background_and_serves_its_report(client, app):
+    review = app.extensions["lookalike.review"]
+    if not review.has_cross_validation():
+        pytest.skip("no cross-validation in this version")
+    response = client.post("/api/evaluation", json={"folds": 2, "heads": ["knn"]}, headers=CSRF)
+    assert response.status_code == 202
+    review.evaluations.wait(300)
+    cv = client.get("/api/evaluation").get_json()["cross_validation"]
+    assert cv["state"] == "done", cv
+    assert [h["head"] for h in cv["heads"]] == ["knn"]
+    assert 0.0 <= cv["heads"][0]["figures"]["accuracy"] <= 1.0
+    assert cv["folds"] == 2 and cv["labelled"] == 64
+    report = client.get(cv["report_url"])
+    assert report.status_code == 200 and b"<html" in report.data.lower()
+    assert "script-src" not in report.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    "body", [{"folds": 1}, {"folds": "5"}, {"heads": ["bogus"]}, {"heads": "knn"}]
+)
+def test_bad_evaluation_requests_are_400(client, app, body):
+    if not app.extensions["lookalike.review"].has_cross_validation():
+        pytest.skip("no cross-validation in this version")
+    response = client.post("/api/evaluation", json=body, headers=CSRF)
+    assert response.status_code == 400
+    assert client.post("/api/evaluation", json={}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body", [{"head": "bogus"}, {"head": 3}, {"min_confidence": "x"}, {"min_confidence": 2.0}]
+)
+def test_bad_tagging_requests_are_400(client, body):
+    response = client.post("/api/tag", json=body, headers=CSRF)
+    assert response.status_code == 400
+    assert "error" in response.get_json()
+
+
+def test_tagging_needs_the_csrf_header(client):
+    assert client.post("/api/tag", json={}).status_code == 403
+
+
+def labels_of_missing(app) -> list[int]:
+    conn = sqlite3.connect(app.extensions["lookalike"].root / "catalog.sqlite")
+    rows = conn.execute(
+        "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM labels)"
+    ).fetchall()
+    conn.close()
+    return [r[0] for r in rows]

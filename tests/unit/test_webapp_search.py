@@ -1,0 +1,264 @@
+"""The search API and the request guards, through Flask's test client over a real library."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from tests.unit.webapp_support import CSRF, build_library, make_app, photos, upload
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return make_app(build_library(tmp_path_factory.mktemp("weblib")))
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def query_bytes(cls_index: int = 1) -> tuple[bytes, str]:
+    folder = sorted(p for p in photos().iterdir() if p.is_dir())[cls_index]
+    path = sorted(folder.glob("*.jpg"))[0]
+    return path.read_bytes(), str(path)
+
+
+def test_health_says_what_the_library_holds(client):
+    doc = client.get("/api/health").get_json()
+    assert doc["status"] == "ok"
+    assert doc["images"] == 20
+    assert doc["model"] == "efficientnet-lite0"
+    assert doc["text_search"] is False
+
+
+def test_search_finds_the_query_itself_first(client):
+    data, path = query_bytes()
+    response = client.post("/api/search", data=upload(data, k=5), headers=CSRF)
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert len(results) == 5
+    assert results[0]["path"] == path
+    assert results[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert set(results[0]) >= {"id", "path", "score", "label", "thumbnail_url"}
+    assert results[0]["label"] == path.split("/")[-2]
+    assert results[0]["thumbnail_url"].startswith(f"/api/images/{results[0]['id']}/thumbnail")
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_sniffs_content_not_the_file_name(client):
+    data, path = query_bytes()
+    response = client.post("/api/search", data=upload(data, name="notes.txt"), headers=CSRF)
+    assert response.status_code == 200
+    assert response.get_json()["results"][0]["path"] == path
+
+
+def test_search_accepts_png(client):
+    data, path = query_bytes()
+    out = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(out, "PNG")
+    response = client.post("/api/search", data=upload(out.getvalue(), k=3), headers=CSRF)
+    assert response.status_code == 200
+    assert response.get_json()["results"][0]["path"] == path
+
+
+def test_search_by_box_uses_the_region(client):
+    data, _ = query_bytes()
+    width, height = Image.open(io.BytesIO(data)).size
+    whole = client.post("/api/search", data=upload(data, k=20), headers=CSRF).get_json()
+    box = f"0,0,{width // 2},{height // 2}"
+    part = client.post("/api/search", data=upload(data, k=20, box=box), headers=CSRF)
+    assert part.status_code == 200
+    doc = part.get_json()
+    assert doc["box"] == [0, 0, width // 2, height // 2]
+    # A quarter of the image is a different query: the scores change.
+    assert [r["score"] for r in doc["results"]] != [r["score"] for r in whole["results"]]
+
+
+@pytest.mark.parametrize(
+    "box, words",
+    [
+        ("1,2,3", "four numbers"),
+        ("a,b,c,d", "four numbers"),
+        ("10,10,10,20", "zero or negative area"),
+        ("0,0,100000,100000", "outside"),
+        ("nan,0,5,5", "finite"),
+    ],
+)
+def test_bad_box_is_400(client, box, words):
+    data, _ = query_bytes()
+    response = client.post("/api/search", data=upload(data, box=box), headers=CSRF)
+    assert response.status_code == 400
+    assert words in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("k", ["0", "-3", "abc", "100000"])
+def test_bad_k_is_400(client, k):
+    data, _ = query_bytes()
+    response = client.post("/api/search", data=upload(data, k=k), headers=CSRF)
+    assert response.status_code == 400
+    assert "k must" in response.get_json()["error"]
+
+
+def test_search_without_image_is_400(client):
+    response = client.post("/api/search", data={"k": "3"}, headers=CSRF)
+    assert response.status_code == 400
+    assert "'image'" in response.get_json()["error"]
+
+
+def test_search_with_empty_image_is_400(client):
+    response = client.post("/api/search", data=upload(b""), headers=CSRF)
+    assert response.status_code == 400
+    assert "empty" in response.get_json()["error"]
+
+
+def test_search_with_non_image_is_400(client):
+    response = client.post("/api/search", data=upload(b"%PDF-1.4 not an image"), headers=CSRF)
+    assert response.status_code == 400
+    assert "not a readable image" in response.get_json()["error"]
+
+
+def test_search_with_truncated_jpeg_is_400(client):
+    data, _ = query_bytes()
+    response = client.post("/api/search", data=upload(data[: len(data) // 3]), headers=CSRF)
+    assert response.status_code == 400
+    assert "error" in response.get_json()
+
+
+def test_huge_upload_is_413_json(client):
+    big = b"\xff" * (32 * 1024 * 1024 + 1)
+    response = client.post("/api/search", data=upload(big), headers=CSRF)
+    assert response.status_code == 413
+    assert "too large" in response.get_json()["error"]
+
+
+def test_upload_limit_is_a_setting(tmp_path_factory):
+    app = make_app(build_library(tmp_path_factory.mktemp("unused")), MAX_CONTENT_LENGTH=4096)
+    data, _ = query_bytes()
+    response = app.test_client().post("/api/search", data=upload(data), headers=CSRF)
+    assert response.status_code == 413
+    assert response.is_json
+
+
+def test_text_search_on_a_cnn_library_says_why_not(client):
+    response = client.post("/api/search", json={"text": "a red car"}, headers=CSRF)
+    assert response.status_code == 400
+    assert "CLIP" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("body", [{"text": ""}, {"text": 5}, {}])
+def test_text_search_needs_text(client, body):
+    response = client.post("/api/search", json=body, headers=CSRF)
+    assert response.status_code == 400
+
+
+def test_malformed_json_is_400(client):
+    response = client.post(
+        "/api/search", data="{nope", content_type="application/json", headers=CSRF
+    )
+    assert response.status_code == 400
+    assert "JSON" in response.get_json()["error"]
+
+
+def test_get_on_search_is_405_json(client):
+    response = client.get("/api/search")
+    assert response.status_code == 405
+    assert "error" in response.get_json()
+
+
+# -- cross-site protection ----------------------------------------------------
+def test_post_without_the_custom_header_is_refused(client):
+    data, _ = query_bytes()
+    response = client.post("/api/search", data=upload(data))
+    assert response.status_code == 403
+    assert "X-Requested-With" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+def test_cross_site_post_is_refused_even_with_the_header(client, headers):
+    data, _ = query_bytes()
+    response = client.post("/api/search", data=upload(data), headers={**CSRF, **headers})
+    assert response.status_code == 403
+    assert "cross-site" in response.get_json()["error"]
+
+
+def test_same_origin_post_is_accepted(client):
+    data, _ = query_bytes()
+    headers = {**CSRF, "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    response = client.post("/api/search", data=upload(data, k=2), headers=headers)
+    assert response.status_code == 200
+
+
+def test_unknown_host_is_refused_when_hosts_are_set(tmp_path_factory):
+    app = make_app(build_library(tmp_path_factory.mktemp("unused")), ALLOWED_HOSTS=["127.0.0.1"])
+    client = app.test_client()
+    assert client.get("/api/health", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+    refused = client.get("/api/health", headers={"Host": "rebind.example:8000"})
+    assert refused.status_code == 400
+    assert "unknown host" in refused.get_json()["error"]
+
+
+def test_unexpected_errors_are_500_json_without_traceback(app, client, monkeypatch):
+    svc = app.extensions["lookalike"]
+
+    def boom():
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(svc, "health", boom)
+    response = client.get("/api/health")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal error; the server log has the details"}
+    assert b"Traceback" not in response.data and b"secret" not in response.data
+
+
+def test_html_errors_are_friendly_pages(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert b"There is nothing at this address" in response.data
+    assert b"Traceback" not in response.data
+
+
+def test_api_404_is_json(client):
+    response = client.get("/api/no-such-route")
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "There is nothing at this address."}
+
+
+def test_formats_handed_to_external_programs_are_refused(client):
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    response = client.post("/api/search", data=upload(eps, name="q.jpg"), headers=CSRF)
+    assert response.status_code == 400
+    assert "not a readable image" in response.get_json()["error"]
+
+
+def test_a_small_file_with_too_many_pixels_is_refused(client):
+    out = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(out, "PNG")  # 64 megapixels in a few kB
+    response = client.post("/api/search", data=upload(out.getvalue()), headers=CSRF)
+    assert response.status_code == 400
+    assert "too large" in response.get_json()["error"]
+
+
+def test_object_search_returns_the_box_it_used(client, app):
+    if not app.extensions["lookalike"].object_search():
+        pytest.skip("no object localisation in this version")
+    data, _ = query_bytes()
+    width, height = Image.open(io.BytesIO(data)).size
+    response = client.post("/api/search", data=upload(data, k=3, object=1), headers=CSRF)
+    assert response.status_code == 200
+    doc = response.get_json()
+    x0, y0, x1, y1 = doc["box"]
+    assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    assert len(doc["results"]) == 3

@@ -1,0 +1,112 @@
+"""Shared set-up for the web app tests: one small real library per session, copied per test.
+
+The library is a dev slice (4 classes x 5 images, labelled from folder names, plus
+one broken file that lands in the errors table) indexed in-process with the real
+default model; two labels are removed and predicted tags written so every browse
+filter has members.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from pathlib import Path
+
+from tests.conftest import dev_images
+
+CLASSES, PER_CLASS = 4, 5
+CSRF = {"X-Requested-With": "test"}
+
+_built: dict[str, object] = {}
+
+
+def embedder():
+    if "embedder" not in _built:
+        from indexer.embedder import load_embedder
+
+        _built["embedder"] = load_embedder()
+    return _built["embedder"]
+
+
+def build_library(base: Path) -> Path:
+    """The session's library (built once); returns its directory."""
+    if "library" in _built:
+        return _built["library"]  # type: ignore[return-value]
+    from indexer.batch import IndexOptions, index_paths
+    from indexer.library import Library
+
+    photos = base / "photos"
+    for path in dev_images(CLASSES, PER_CLASS):
+        target = photos / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    (photos / "broken.jpg").write_bytes(b"this is not a jpeg")
+    root = base / "library"
+    model = embedder()
+    options = IndexOptions(progress=False, labels_from_folders=True)
+    with Library.create(root, model.info) as lib:
+        index_paths(lib, model, [str(photos)], options)
+        ids = [r[0] for r in lib.catalog.conn.execute("SELECT id FROM images ORDER BY id")]
+        with lib.catalog.transaction() as conn:
+            # The last two images lose their label: one tagged, one unknown.
+            conn.execute("DELETE FROM labels WHERE image_id IN (?, ?)", (ids[-1], ids[-2]))
+            label = conn.execute("SELECT label FROM labels LIMIT 1").fetchone()[0]
+            now = time.time()
+            conn.execute(
+                "INSERT INTO tags (image_id, label, confidence, head, at) VALUES (?, ?, ?, ?, ?)",
+                (ids[-1], label, 0.87, "knn", now),
+            )
+            conn.execute(
+                "INSERT INTO tags (image_id, label, confidence, head, at) VALUES (?, ?, ?, ?, ?)",
+                (ids[-2], None, 0.31, "knn", now),
+            )
+    _built["library"] = root
+    _built["photos"] = photos
+    return root
+
+
+def build_cluster_library(base: Path, classes: int = 10, per_class: int = 8) -> Path:
+    """A library where clustering has something to find: the first class (Faces) and
+    the seventh lose their labels; the other classes keep theirs."""
+    from indexer.batch import IndexOptions, index_paths
+    from indexer.library import Library
+
+    photos = base / "photos"
+    for path in dev_images(classes, per_class):
+        target = photos / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    names = sorted(p.name for p in photos.iterdir())
+    root = base / "library"
+    model = embedder()
+    with Library.create(root, model.info) as lib:
+        index_paths(
+            lib, model, [str(photos)], IndexOptions(progress=False, labels_from_folders=True)
+        )
+        with lib.catalog.transaction() as conn:
+            conn.execute("DELETE FROM labels WHERE label IN (?, ?)", (names[0], names[6]))
+    return root
+
+
+def photos() -> Path:
+    return _built["photos"]  # type: ignore[return-value]
+
+
+def copy_library(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("thumbnails", ".lock"))
+    return target
+
+
+def make_app(library: Path, **config):
+    from webapp import create_app
+
+    settings = {"EMBEDDER": embedder(), "TESTING": True}
+    settings.update(config)
+    return create_app(library, test_config=settings)
+
+
+def upload(data: bytes, name: str = "query.jpg", **fields) -> dict:
+    form = {"image": (io.BytesIO(data), name)}
+    form.update({k: str(v) for k, v in fields.items()})
+    return form

@@ -1,0 +1,225 @@
+"""The JSON API: health, search, images, browsing, labels, tags and indexing jobs.
+
+Every answer is JSON; every error is ``{"error": "..."}`` with a 4xx/5xx status
+(see errors.py). docs/api.md documents each route.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from PIL import Image, UnidentifiedImageError
+
+from indexer.errors import BadQuery
+from webapp import browse
+from webapp.services import LibraryService
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def service() -> LibraryService:
+    return current_app.extensions["lookalike"]
+
+
+def json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadQuery("send a JSON object with Content-Type: application/json")
+    return body
+
+
+def int_arg(value: Any, name: str, low: int, high: int, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadQuery(f"{name} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise BadQuery(f"{name} must be between {low} and {high}, not {number}")
+    return number
+
+
+def parse_box(value: str | None) -> tuple[float, float, float, float] | None:
+    """'x0,y0,x1,y1' in pixels of the (EXIF-rotated) query image."""
+    if value is None or value.strip() == "":
+        return None
+    parts = value.split(",")
+    try:
+        box = tuple(float(p) for p in parts)
+    except ValueError:
+        raise BadQuery(f"box must be four numbers x0,y0,x1,y1, not {value!r}") from None
+    if len(box) != 4:
+        raise BadQuery(f"box must be four numbers x0,y0,x1,y1, not {value!r}")
+    return box  # type: ignore[return-value]
+
+
+UPLOAD_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+
+
+def sniff_upload(data: bytes, max_pixels: int) -> None:
+    """Refuse an upload that is not an image of a common format, by its content.
+
+    Only the header is read here; the full decode happens in the searcher. Formats
+    outside the list (EPS or PDF, which Pillow hands to external programs) never
+    reach a decoder.
+    """
+    if not data:
+        raise BadQuery("the uploaded image is empty")
+    try:
+        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise BadQuery(
+            "the upload is not a readable image (JPEG, PNG, GIF, WebP, BMP or TIFF)"
+        ) from e
+    if width * height > max_pixels:
+        raise BadQuery(
+            f"the uploaded image is too large: {width}x{height} pixels "
+            f"(limit {max_pixels / 1e6:.0f} megapixels)"
+        )
+
+
+def k_arg(value: Any) -> int:
+    cfg = current_app.config
+    return int_arg(value, "k", 1, cfg["SEARCH_K_MAX"], cfg["SEARCH_K_DEFAULT"])
+
+
+@bp.get("/health")
+def health():
+    return jsonify(service().health())
+
+
+@bp.get("/library")
+def library():
+    return jsonify(service().info())
+
+
+@bp.post("/search")
+def search():
+    """Multipart ``image`` (+ ``k``, ``box``, ``object``) or JSON ``{"text", "k"}``."""
+    start = time.perf_counter()
+    svc = service()
+    if request.is_json:
+        body = json_body()
+        results, box = _text_search(svc, body.get("text"), k_arg(body.get("k"))), None
+    else:
+        upload = request.files.get("image")
+        if upload is None:
+            raise BadQuery("send the query image as the multipart field 'image' (or JSON text)")
+        data = upload.read()
+        sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
+        k = k_arg(request.form.get("k", request.args.get("k")))
+        box = parse_box(request.form.get("box"))
+        want_object = request.form.get("object", "").lower() in ("1", "true", "on", "yes")
+        if want_object and box is None:
+            results, box = _object_search(svc, data, k)
+        else:
+            results = svc.searcher.search(data, k, box=box)
+    return jsonify(
+        {
+            "results": svc.scored(results),
+            "box": list(box) if box is not None else None,
+            "took_ms": round((time.perf_counter() - start) * 1000, 2),
+        }
+    )
+
+
+def _text_search(svc: LibraryService, text: Any, k: int):
+    if not isinstance(text, str) or not text.strip():
+        raise BadQuery('send {"text": "..."} with a non-empty text, or an image')
+    if not hasattr(svc.searcher, "search_text"):
+        raise BadQuery("text search is not available in this version of Lookalike")
+    return svc.searcher.search_text(text, k)  # BadQuery, saying why, for a CNN library
+
+
+def _object_search(svc: LibraryService, data: bytes, k: int):
+    """Search with the main object (search.localize); returns (results, box)."""
+    if not svc.object_search():
+        raise BadQuery("object search is not available in this version of Lookalike")
+    found = svc.searcher.search_object(data, k)  # BadQuery for a model without a head
+    return found.results, tuple(int(v) for v in found.box)
+
+
+@bp.get("/images")
+def browse_page():
+    args = request.args
+    cfg = current_app.config
+    limit = int_arg(args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"])
+    after = int_arg(args.get("after"), "after", 0, 2**63 - 1, 0)
+    label = args.get("label") or None
+    return jsonify(browse.browse(service(), args.get("filter", "all"), label, after, limit))
+
+
+@bp.get("/errors")
+def errors():
+    cfg = current_app.config
+    limit = int_arg(request.args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"])
+    return jsonify(browse.errors(service(), request.args.get("after", ""), limit))
+
+
+@bp.get("/images/<int:image_id>")
+def image(image_id: int):
+    return jsonify(service().image(image_id))
+
+
+@bp.get("/images/<int:image_id>/similar")
+def similar(image_id: int):
+    svc = service()
+    svc.file_of(image_id)
+    results = svc.searcher.similar(image_id, k_arg(request.args.get("k")))
+    return jsonify({"results": svc.scored(results)})
+
+
+@bp.put("/images/<int:image_id>/label")
+def set_label(image_id: int):
+    return jsonify(service().set_label(image_id, json_body().get("label")))
+
+
+@bp.delete("/images/<int:image_id>/label")
+def remove_label(image_id: int):
+    return jsonify(service().remove_label(image_id))
+
+
+@bp.post("/images/<int:image_id>/tag/accept")
+def accept_tag(image_id: int):
+    return jsonify(service().accept_tag(image_id))
+
+
+@bp.delete("/images/<int:image_id>/tag")
+def dismiss_tag(image_id: int):
+    return jsonify(service().dismiss_tag(image_id))
+
+
+@bp.get("/labels")
+def labels():
+    svc = service()
+    return jsonify({"labels": svc.label_counts(), "counts": browse.counts(svc)})
+
+
+@bp.post("/labels")
+def label_many():
+    body = json_body()
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
+        raise BadQuery('send {"ids": [image ids...], "label": "..."}')
+    count = service().set_labels(ids, body.get("label"))
+    return jsonify({"labelled": count})
+
+
+@bp.get("/index-job")
+def index_job():
+    return jsonify(current_app.extensions["lookalike.jobs"].status())
+
+
+@bp.post("/index-job")
+def start_index_job():
+    if not current_app.config["ALLOW_INDEX_JOBS"]:
+        raise BadQuery("indexing from the web is switched off on this server")
+    body = json_body()
+    jobs = current_app.extensions["lookalike.jobs"]
+    status = jobs.start(body.get("folder"), bool(body.get("labels_from_folders", False)))
+    return jsonify(status), 202

@@ -1,0 +1,79 @@
+"""HTML pages. They are shells: the data comes from the JSON API through static/*.js,
+so a page and the API never disagree. Errors on these routes get a friendly page.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template
+from werkzeug.exceptions import NotFound
+
+from webapp.services import LibraryService
+
+bp = Blueprint("pages", __name__)
+
+
+def _service() -> LibraryService:
+    return current_app.extensions["lookalike"]
+
+
+@bp.get("/")
+def search_page():
+    svc = _service()
+    return render_template(
+        "search.html",
+        page="search",
+        text_search=svc.text_search(),
+        object_search=svc.object_search(),
+        health=svc.health(),
+    )
+
+
+@bp.get("/images/<int:image_id>")
+def image_page(image_id: int):
+    svc = _service()
+    svc.file_of(image_id)  # 404 page for an unknown id
+    return render_template("image.html", page="browse", image_id=image_id)
+
+
+@bp.get("/library")
+def browse_page():
+    review = current_app.extensions["lookalike.review"]
+    return render_template(
+        "browse.html",
+        page="browse",
+        allow_jobs=current_app.config["ALLOW_INDEX_JOBS"],
+        tagging=review.has_tagging(),
+    )
+
+
+@bp.get("/clusters")
+def clusters_page():
+    review = current_app.extensions["lookalike.review"]
+    return render_template("clusters.html", page="clusters", available=review.has_clusters())
+
+
+@bp.get("/evaluation")
+def evaluation_page():
+    review = current_app.extensions["lookalike.review"]
+    return render_template(
+        "evaluation.html",
+        page="evaluation",
+        available=review.has_tagging(),
+        cross_validation=review.has_cross_validation(),
+    )
+
+
+REPORT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+)
+
+
+@bp.get("/evaluation/report")
+def evaluation_report():
+    """The last evaluation's self-contained HTML report (inline styles, data: images)."""
+    html = current_app.extensions["lookalike.review"].evaluations.report_html
+    if html is None:
+        raise NotFound("no evaluation report yet: run the evaluation first")
+    response = current_app.make_response(html)
+    response.headers["Content-Security-Policy"] = REPORT_POLICY
+    return response

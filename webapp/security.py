@@ -1,0 +1,75 @@
+"""Request guards and response headers.
+
+Cross-site requests: every request that changes something (or costs a search)
+must carry the header ``X-Requested-With`` (any value). A page on another site
+cannot add a custom header without a CORS preflight, which this app never
+grants, so a plain cross-site form or fetch is refused. Browsers that say where a
+request comes from (``Origin``, ``Sec-Fetch-Site``) are also checked. The Host
+header is checked against ALLOWED_HOSTS when set, which stops DNS-rebinding
+pages from talking to a loopback server under their own name.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask, request
+from werkzeug.exceptions import BadRequest, Forbidden
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-Requested-With"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
+
+
+def host_name(host: str) -> str:
+    """The name part of a Host header: 'localhost:8000' -> 'localhost', '[::1]:80' -> '::1'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def check_request() -> None:
+    """Refuse requests from other sites and for hosts this server does not serve."""
+    from flask import current_app
+
+    allowed = current_app.config.get("ALLOWED_HOSTS")
+    if allowed is not None and host_name(request.host) not in allowed:
+        raise BadRequest(f"unknown host {request.host!r}")
+    if request.method in SAFE_METHODS:
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise Forbidden(f"cross-site request refused (Sec-Fetch-Site: {site})")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != "null":
+        parts = urlsplit(origin)
+        if parts.netloc.lower() != request.host.lower():
+            raise Forbidden(f"cross-site request refused (Origin: {origin})")
+    elif origin == "null":
+        raise Forbidden("cross-site request refused (Origin: null)")
+    if not request.headers.get(CSRF_HEADER):
+        raise Forbidden(
+            f"requests that change data need the header '{CSRF_HEADER}: <anything>' "
+            "(a guard against cross-site requests)"
+        )
+
+
+def add_headers(response):
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    if response.mimetype == "text/html":
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    return response
+
+
+def register(app: Flask) -> None:
+    app.before_request(check_request)
+    app.after_request(add_headers)

@@ -1,0 +1,354 @@
+"""The web app's one door to a library: reads, searches and the few writes it makes.
+
+One ``LibraryService`` per app holds the Searcher (model and index loaded once per
+process; the Searcher reloads the index when an indexing run commits), a read-only
+SQLite connection per thread, and one writable catalog behind a lock. Routes call
+these methods and turn the dicts they return into JSON or pages; nothing here
+imports Flask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from indexer.catalog import Catalog, connect
+from indexer.embedder import Embedder
+from indexer.errors import BadQuery, LibraryBusy, LookalikeError
+from indexer.library import CATALOG_NAME, Library
+from webapp.suggest import SuggestionSource
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(LookalikeError):
+    """No indexed image (or other object) with this id."""
+
+    def __init__(self, what: str, key: object, message: str | None = None) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(message or f"no {what} with id {key}")
+
+
+class LibraryService:
+    """Everything the routes need from one library (see module docstring)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        embedder: Embedder | None = None,
+        embed_threads: int | None = None,
+        search_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.library = Library.open(root, readonly=True)
+        self.root = self.library.root
+        if embedder is None and embed_threads:
+            embedder = _threaded_embedder(self.library, embed_threads)
+        self.searcher = _searcher(self.library, embedder, search_options or {})
+        self._suggestions = SuggestionSource(self)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._writer: Catalog | None = None
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        self.searcher.close()
+
+    def warm_up(self) -> None:
+        """Load the model and the index now rather than on the first query."""
+        from PIL import Image
+
+        self.searcher.embed_image(Image.new("RGB", (320, 320), (128, 128, 128)))
+        _ = self.searcher.index
+
+    # -- connections ------------------------------------------------------------
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's read-only connection to the catalog."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.root / CATALOG_NAME, readonly=True)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def writer(self) -> Iterator[Catalog]:
+        """The shared writable catalog, held by this thread (one writer at a time)."""
+        with self._write_lock:
+            if self._writer is None:
+                try:
+                    self._writer = Catalog(self.root / CATALOG_NAME)
+                except sqlite3.OperationalError as e:
+                    raise LibraryBusy(f"cannot write to the library {self.root}: {e}") from e
+            try:
+                yield self._writer
+            except sqlite3.OperationalError as e:
+                raise LibraryBusy(f"cannot write to the library {self.root}: {e}") from e
+
+    @contextmanager
+    def writing(self) -> Iterator[tuple[Catalog, sqlite3.Connection]]:
+        """One write transaction on the shared writable catalog."""
+        with self.writer() as catalog, catalog.transaction() as conn:
+            yield catalog, conn
+
+    # -- facts ------------------------------------------------------------------
+    def model_name(self) -> str | None:
+        info = self.library.model_info()
+        return info.name if info else None
+
+    def text_search(self) -> bool:
+        """True for libraries built with a CLIP model (and a Searcher that can use it)."""
+        name = self.model_name() or ""
+        return name.startswith("openclip:") and hasattr(self.searcher, "search_text")
+
+    def object_search(self) -> bool:
+        """True when the main object of a query can be localised (the default CNN's
+        class-activation map; CLIP models have no classifier head)."""
+        from indexer.embedder import DEFAULT_MODEL
+
+        name = (self.model_name() or "").split(":")[0]
+        return name == DEFAULT_MODEL and hasattr(self.searcher, "search_object")
+
+    def health(self) -> dict[str, Any]:
+        db = self.db
+        images = db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        version = db.execute("SELECT value FROM meta WHERE key = 'content_version'").fetchone()
+        return {
+            "status": "ok",
+            "library": str(self.root),
+            "images": images,
+            "model": self.model_name(),
+            "text_search": self.text_search(),
+            "object_search": self.object_search(),
+            "content_version": int(version[0]) if version else 0,
+        }
+
+    def info(self) -> dict[str, Any]:
+        from lookalike.commands.info import library_info
+
+        doc = library_info(self.library)
+        doc["errors"] = len(doc["errors"])  # the list can be long; /api/errors pages it
+        return doc
+
+    # -- images -----------------------------------------------------------------
+    def image(self, image_id: int) -> dict[str, Any]:
+        row = self.db.execute(
+            "SELECT id, path, size, width, height, hash FROM images WHERE id = ?", (image_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound("image", image_id)
+        label = self.db.execute(
+            "SELECT label, origin, at FROM labels WHERE image_id = ?", (image_id,)
+        ).fetchone()
+        tag = self.db.execute(
+            "SELECT label, confidence, head, at FROM tags WHERE image_id = ?", (image_id,)
+        ).fetchone()
+        doc = _card(row["id"], row["path"], row["hash"])
+        doc.update(
+            width=row["width"],
+            height=row["height"],
+            size=row["size"],
+            label=dict(label) if label else None,
+            tag=dict(tag) if tag else None,
+            suggestions=self.suggestions(image_id),
+            preview_url=f"/api/images/{image_id}/preview?v={row['hash'][:16]}",
+            file_url=f"/api/images/{image_id}/file",
+        )
+        return doc
+
+    def file_of(self, image_id: int) -> tuple[str, str]:
+        """(path, content hash) of an indexed image; NotFound otherwise."""
+        row = self.db.execute("SELECT path, hash FROM images WHERE id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise NotFound("image", image_id)
+        return row[0], row[1]
+
+    def media_file(self, image_id: int) -> tuple[str, str]:
+        """(path, content hash) of an image whose file is still the one indexed.
+
+        Only the size is compared (a stat, no read): a file replaced or truncated
+        since indexing is not served until it is indexed again.
+        """
+        row = self.db.execute(
+            "SELECT path, hash, size FROM images WHERE id = ?", (image_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound("image", image_id)
+        try:
+            size = os.stat(row[0]).st_size
+        except OSError:
+            size = None
+        if size != row[2]:
+            raise NotFound("image file as indexed (it is gone or changed; index again)", image_id)
+        return row[0], row[1]
+
+    def suggestions(self, image_id: int, n: int = 3) -> list[dict[str, Any]]:
+        """Zero-config tag suggestions (see webapp.suggest)."""
+        return self._suggestions.for_image(image_id, n)
+
+    def cards(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Grid cards (path, thumbnail, human label, predicted tag) for the given ids."""
+        out: dict[int, dict[str, Any]] = {}
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT i.id, i.path, i.hash, l.label, t.label AS tag, t.confidence, "
+                "t.image_id IS NOT NULL AS has_tag FROM images i "
+                "LEFT JOIN labels l ON l.image_id = i.id "
+                f"LEFT JOIN tags t ON t.image_id = i.id WHERE i.id IN ({marks})",
+                chunk,
+            )
+            for r in rows:
+                card = _card(r["id"], r["path"], r["hash"])
+                card["label"] = r["label"]
+                card["tag"] = (
+                    {"label": r["tag"], "confidence": round(r["confidence"], 4)}
+                    if r["has_tag"]
+                    else None
+                )
+                out[r["id"]] = card
+        return out
+
+    def ids_of_paths(self, paths: Iterable[str]) -> dict[str, int]:
+        """path -> id for the given paths that are indexed."""
+        paths = list(paths)
+        out: dict[str, int] = {}
+        for start in range(0, len(paths), 500):
+            chunk = paths[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT path, id FROM images WHERE path IN ({marks})", chunk)
+            out.update((r[0], r[1]) for r in rows)
+        return out
+
+    def paths_of_ids(self, ids: Sequence[int]) -> list[str]:
+        """The paths of indexed images, in order; NotFound for an unknown id."""
+        return [self.file_of(int(i))[0] for i in ids]
+
+    def scored(self, results: Sequence[Any]) -> list[dict[str, Any]]:
+        """Search results (objects with id, path, score) as JSON-able cards, in order."""
+        cards = self.cards([r.id for r in results])
+        out = []
+        for r in results:
+            card = cards.get(r.id)
+            if card is None:  # removed between the search and this read
+                continue
+            out.append({**card, "score": round(float(r.score), 6)})
+        return out
+
+    def label_counts(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT label, COUNT(*) AS n FROM labels GROUP BY label ORDER BY n DESC, label"
+        )
+        return [{"label": r[0], "count": r[1]} for r in rows]
+
+    # -- human labels (through classifier.labels, as the CLI) ---------------------
+    def set_label(self, image_id: int, label: Any, origin: str = "manual") -> dict[str, Any]:
+        """Set (or fix) the image's human label; its predicted tag is dropped."""
+        self.set_labels([image_id], label, origin)
+        return self.image(image_id)
+
+    def set_labels(self, ids: Sequence[int], label: Any, origin: str = "manual") -> int:
+        """One human label for many images, all or nothing; returns how many."""
+        from classifier import labels
+
+        if not isinstance(label, str):
+            raise BadQuery("a label must be a non-empty string")
+        ids = sorted({int(i) for i in ids})
+        known = self.ids_known(ids)
+        missing = [i for i in ids if i not in known]
+        if missing:  # checked here for a 404; nothing is written
+            raise NotFound("image", missing[0])
+        with self.writer() as catalog:
+            labels.set_labels(catalog, ids, label, origin)
+        return len(ids)
+
+    def remove_label(self, image_id: int) -> dict[str, Any]:
+        from classifier import labels
+
+        self.file_of(image_id)
+        with self.writer() as catalog:
+            labels.remove_labels(catalog, [image_id])
+        return self.image(image_id)
+
+    def ids_known(self, ids: Sequence[int]) -> set[int]:
+        known: set[int] = set()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT id FROM images WHERE id IN ({marks})", chunk)
+            known.update(r[0] for r in rows)
+        return known
+
+    def accept_tag(self, image_id: int) -> dict[str, Any]:
+        """The predicted tag becomes the image's human label."""
+        self.file_of(image_id)
+        row = self.db.execute("SELECT label FROM tags WHERE image_id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise BadQuery(f"image {image_id} has no predicted tag to accept")
+        if row[0] is None:
+            raise BadQuery(
+                f"image {image_id} is tagged 'unknown'; give it a label instead of accepting"
+            )
+        return self.set_label(image_id, row[0], origin="manual")
+
+    def dismiss_tag(self, image_id: int) -> dict[str, Any]:
+        """Forget the predicted tag (the next tagging run may predict it again)."""
+        self.file_of(image_id)
+        with self.writing() as (_catalog, conn):
+            conn.execute("DELETE FROM tags WHERE image_id = ?", (image_id,))
+        return self.image(image_id)
+
+
+class Unavailable(LookalikeError):
+    """A feature whose module is missing from this version of Lookalike."""
+
+    def __init__(self, feature: str, needs: str) -> None:
+        self.feature = feature
+        self.needs = needs
+        super().__init__(f"{feature} is not available in this version of Lookalike (needs {needs})")
+
+
+def _searcher(library: Library, embedder: Embedder | None, options: dict[str, Any]):
+    """The Searcher, with the search stages the settings choose where it has them."""
+    import inspect
+
+    from search.searcher import Searcher
+
+    accepted = inspect.signature(Searcher).parameters
+    chosen = {k: v for k, v in options.items() if v is not None and k in accepted}
+    return Searcher(library, embedder, **chosen)
+
+
+def _threaded_embedder(library: Library, threads: int) -> Embedder | None:
+    """The default model with ``threads`` threads per query (None: the Searcher's own choice).
+
+    A server runs many queries at once, each on its own request thread; one model
+    thread per query keeps the cores busy without threads fighting over them.
+    """
+    from indexer.embedder import DEFAULT_MODEL, load_embedder
+
+    info = library.model_info()
+    if info is None or info.name.split(":")[0] != DEFAULT_MODEL:
+        return None
+    return load_embedder(info.name, threads=threads)
+
+
+def _card(image_id: int, path: str, digest: str) -> dict[str, Any]:
+    return {
+        "id": image_id,
+        "path": path,
+        "name": Path(path).name,
+        "url": f"/images/{image_id}",
+        "thumbnail_url": f"/api/images/{image_id}/thumbnail?v={digest[:16]}",
+    }

@@ -1,0 +1,137 @@
+// Shared helpers for every page: API calls, result cards, toasts, index-job status.
+"use strict";
+
+const LK = (() => {
+  // Every call carries X-Requested-With: the server refuses changes without it
+  // (a guard against cross-site requests).
+  async function api(method, url, body) {
+    const options = { method, headers: { "X-Requested-With": "lookalike" } };
+    if (body instanceof FormData) {
+      options.body = body;
+    } else if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (e) {
+      throw new Error("the server cannot be reached");
+    }
+    let doc = null;
+    try {
+      doc = await response.json();
+    } catch (e) {
+      doc = null;
+    }
+    if (!response.ok) {
+      throw new Error((doc && doc.error) || `${response.status} ${response.statusText}`);
+    }
+    return doc;
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  const ORIGINS = {
+    folder: "from the folder name",
+    csv: "from a CSV import",
+    manual: "set by hand",
+    review: "from cluster review",
+  };
+  function origin(name) {
+    return ORIGINS[name] || `from ${name}`;
+  }
+
+  function plural(n, word) {
+    if (n === 1) return `${n} ${word}`;
+    return `${n} ${word}${word.endsWith("s") ? "es" : "s"}`;
+  }
+
+  function percent(x) {
+    return `${Math.round(x * 100)}%`;
+  }
+
+  // One grid card: thumbnail, optional score, human label or predicted tag.
+  function card(item, options = {}) {
+    const chips = el("div", { class: "chips small" });
+    if (item.label) {
+      chips.append(el("span", { class: "chip human", title: "human label", text: item.label }));
+    } else if (!item.tag) {
+      chips.append(el("span", { class: "chip none", title: "no label and no tag yet", text: "unlabelled" }));
+    } else {
+      const text = item.tag.label === null ? "unknown" : item.tag.label;
+      chips.append(
+        el("span", {
+          class: item.tag.label === null ? "chip unknown" : "chip predicted",
+          title: `predicted, confidence ${percent(item.tag.confidence)}`,
+          text: `${text} ${percent(item.tag.confidence)}`,
+        })
+      );
+    }
+    const meta = el("div", { class: "meta" });
+    if (typeof item.score === "number") {
+      meta.append(el("span", { class: "score", title: "cosine similarity", text: item.score.toFixed(3) }));
+    }
+    meta.append(chips);
+    return el(
+      "a",
+      { class: "card", href: item.url, title: item.path, "data-id": item.id },
+      el("img", { src: item.thumbnail_url, alt: item.name, loading: "lazy", decoding: "async" }),
+      meta,
+      options.caption ? el("div", { class: "caption", text: item.name }) : null
+    );
+  }
+
+  let toastTimer = null;
+  function toast(message, kind = "info") {
+    const box = document.getElementById("toast");
+    box.textContent = message;
+    box.className = `toast ${kind}`;
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => (box.hidden = true), kind === "error" ? 6000 : 2500);
+  }
+
+  // The header shows a running index job (started here or from this page).
+  let jobTimer = null;
+  function describeJob(job) {
+    if (job.state === "scanning") return `Indexing ${job.folder}: looking for images…`;
+    if (job.state === "running") return `Indexing: ${job.done} of ${job.total}`;
+    if (job.state === "done") return `Indexing done (${job.library_images} images)`;
+    if (job.state === "failed") return `Indexing failed: ${job.error}`;
+    return "";
+  }
+  async function pollJob(onUpdate) {
+    clearTimeout(jobTimer);
+    let job;
+    try {
+      job = await api("GET", "/api/index-job");
+    } catch (e) {
+      return;
+    }
+    const badge = document.getElementById("job-status");
+    const active = job.state === "scanning" || job.state === "running";
+    badge.hidden = !active;
+    badge.textContent = describeJob(job);
+    if (onUpdate) onUpdate(job);
+    if (active) jobTimer = setTimeout(() => pollJob(onUpdate), 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => pollJob());
+
+  return { api, el, card, toast, percent, plural, origin, pollJob, describeJob };
+})();

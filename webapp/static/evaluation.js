@@ -1,0 +1,115 @@
+// The evaluation page: run the cross-validation on the server (it takes a while: the
+// page polls), show its headline figures per head and the full report below; and the
+// last tagging run's own held-out figures, with a button to tag again.
+"use strict";
+
+(() => {
+  const { api, el, toast, plural } = LK;
+  const $ = (id) => document.getElementById(id);
+  const page = $("evaluation");
+  const status = $("status");
+  let timer = null;
+
+  function number(x) {
+    if (x === null || x === undefined) return "–";
+    if (typeof x !== "number") return String(x);
+    return Number.isInteger(x) ? String(x) : x.toFixed(3);
+  }
+
+  // Rows are figures, columns are heads.
+  function table(heads, best) {
+    const rows = Object.keys(heads[0].figures);
+    const title = (h) => (h.head === best ? `${h.head} (best)` : h.head);
+    return el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, el("th", { text: "" }), ...heads.map((h) => el("th", { text: title(h) })))),
+      el(
+        "tbody",
+        {},
+        ...rows.map((name) =>
+          el("tr", {}, el("td", { text: name }), ...heads.map((h) => el("td", { text: number(h.figures[name]) })))
+        )
+      )
+    );
+  }
+
+  function showCrossValidation(cv) {
+    clearTimeout(timer);
+    const button = $("run-eval");
+    if (button) button.disabled = cv.state === "running";
+    if (cv.state === "running") {
+      status.textContent = `Evaluating… (${cv.progress})`;
+      timer = setTimeout(load, 1500);
+      return;
+    }
+    if (cv.state === "failed") {
+      status.textContent = `The evaluation failed: ${cv.error}`;
+      return;
+    }
+    if (cv.state !== "done") {
+      status.textContent = "No evaluation yet.";
+      return;
+    }
+    status.textContent =
+      `${plural(cv.labelled, "labelled image")} in ${plural(cv.classes, "class")}, ` +
+      `${cv.folds}-fold cross-validation.` + (cv.stored ? " (Run it again for the full report.)" : "");
+    $("figures").replaceChildren(table(cv.heads, cv.best_head));
+    const report = $("report");
+    if (cv.report_url) {
+      report.src = `${cv.report_url}?t=${Date.now()}`;
+      report.hidden = false;
+    }
+  }
+
+  function showTagRun(run) {
+    const box = $("tag-figures");
+    if (!box) return;
+    if (!run) {
+      $("tag-status").textContent = "No tagging run yet.";
+      box.replaceChildren();
+      return;
+    }
+    const when = new Date(run.finished * 1000).toLocaleString();
+    $("tag-status").textContent = `Tagged ${when} from ${plural(run.labelled, "label")} in ${plural(run.classes, "class")}.`;
+    box.replaceChildren(table([{ head: run.head, figures: run.figures }], null));
+  }
+
+  async function load() {
+    try {
+      const doc = await api("GET", "/api/evaluation");
+      if (page.dataset.crossValidation === "1") showCrossValidation(doc.cross_validation);
+      showTagRun(doc.tag_run);
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
+
+  const run = $("run-eval");
+  if (run) {
+    run.addEventListener("click", async () => {
+      try {
+        showCrossValidation(await api("POST", "/api/evaluation", {}));
+      } catch (e) {
+        toast(e.message, "error");
+      }
+    });
+  }
+  const tagNow = $("tag-now");
+  if (tagNow) {
+    tagNow.addEventListener("click", async () => {
+      tagNow.disabled = true;
+      $("tag-status").textContent = "Tagging…";
+      try {
+        const result = await api("POST", "/api/tag", { head: "knn" });
+        toast(`Tagged ${plural(result.tagged, "image")}, ${result.unknown} unknown`, "ok");
+        await load();
+      } catch (e) {
+        toast(e.message, "error");
+      } finally {
+        tagNow.disabled = false;
+      }
+    });
+  }
+  load();
+})();

@@ -1,0 +1,104 @@
+// The image page: the image, its human label, predicted tag and suggestions, the
+// buttons that accept, fix or remove them, and its look-alikes.
+"use strict";
+
+(() => {
+  const { api, card, el, toast, percent, origin } = LK;
+  const $ = (id) => document.getElementById(id);
+  const id = Number($("image-page").dataset.imageId);
+  let current = null;
+
+  function render(doc) {
+    current = doc;
+    $("preview").src = doc.preview_url;
+    $("preview").alt = doc.name;
+    $("name").textContent = doc.name;
+    $("caption").textContent = `${doc.path} · ${doc.width}×${doc.height}`;
+    $("file-link").href = doc.file_url;
+
+    const label = $("label");
+    if (doc.label) {
+      label.replaceChildren(
+        el("span", { class: "chip human", text: doc.label.label }),
+        el("span", { class: "muted", text: ` ${origin(doc.label.origin)}` })
+      );
+    } else {
+      label.replaceChildren(el("span", { class: "muted", text: "none yet" }));
+    }
+    $("remove-label").hidden = !doc.label;
+
+    const tag = $("tag");
+    const hasTag = Boolean(doc.tag);
+    if (hasTag) {
+      const name = doc.tag.label === null ? "unknown" : doc.tag.label;
+      tag.replaceChildren(
+        el("span", { class: doc.tag.label === null ? "chip unknown" : "chip predicted", text: name }),
+        el("span", { class: "muted", text: ` confidence ${percent(doc.tag.confidence)} (${doc.tag.head})` })
+      );
+    } else {
+      tag.replaceChildren(el("span", { class: "muted", text: "not tagged" }));
+    }
+    const acceptable = hasTag && doc.tag.label !== null && (!doc.label || doc.label.label !== doc.tag.label);
+    $("accept-tag").hidden = !acceptable;
+    $("accept-tag").textContent = acceptable ? `Accept “${doc.tag.label}”` : "Accept tag";
+    $("dismiss-tag").hidden = !hasTag;
+
+    const chips = doc.suggestions.map((s) =>
+      el("button", {
+        type: "button",
+        class: "chip suggestion",
+        title: `use “${s.label}” as the label`,
+        text: `${s.label} ${percent(s.score)}`,
+        onclick: () => change("PUT", `/api/images/${id}/label`, { label: s.label }, `Labelled “${s.label}”`),
+      })
+    );
+    $("suggestions").replaceChildren(...(chips.length ? chips : [el("span", { class: "muted", text: "none" })]));
+  }
+
+  async function change(method, url, body, message) {
+    try {
+      render(await api(method, url, body));
+      toast(message, "ok");
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
+
+  $("accept-tag").addEventListener("click", () =>
+    change("POST", `/api/images/${id}/tag/accept`, undefined, `Labelled “${current.tag.label}”`)
+  );
+  $("dismiss-tag").addEventListener("click", () =>
+    change("DELETE", `/api/images/${id}/tag`, undefined, "Tag dismissed")
+  );
+  $("remove-label").addEventListener("click", () =>
+    change("DELETE", `/api/images/${id}/label`, undefined, "Label removed")
+  );
+  $("fix-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const label = $("fix-label").value.trim();
+    if (!label) return;
+    change("PUT", `/api/images/${id}/label`, { label }, `Labelled “${label}”`).then(() => {
+      $("fix-label").value = "";
+    });
+  });
+
+  async function load() {
+    try {
+      render(await api("GET", `/api/images/${id}`));
+    } catch (e) {
+      toast(e.message, "error");
+      return;
+    }
+    try {
+      const [similar, labels] = await Promise.all([
+        api("GET", `/api/images/${id}/similar?k=12`),
+        api("GET", "/api/labels"),
+      ]);
+      $("similar").replaceChildren(...similar.results.map((r) => card(r)));
+      $("label-list").replaceChildren(...labels.labels.map((l) => el("option", { value: l.label })));
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
+  load();
+})();

@@ -1,0 +1,183 @@
+// The search page: a query image from drop, paste or the file picker; an optional
+// region drawn on it; results as a grid. The box is sent in the query image's own
+// pixels (the browser shows it EXIF-rotated, as the server reads it).
+"use strict";
+
+(() => {
+  const { api, card, toast } = LK;
+  const $ = (id) => document.getElementById(id);
+  const drop = $("drop");
+  const img = $("query-img");
+  const boxEl = $("box");
+  const status = $("status");
+  const results = $("results");
+  let file = null;
+  let box = null; // [x0, y0, x1, y1] in the image's natural pixels
+  let objectURL = null;
+
+  function setQuery(newFile) {
+    if (!newFile || !newFile.type.startsWith("image/")) {
+      toast("That is not an image file.", "error");
+      return;
+    }
+    file = newFile;
+    box = null;
+    if (objectURL) URL.revokeObjectURL(objectURL);
+    objectURL = URL.createObjectURL(file);
+    img.src = objectURL;
+    $("drop-hint").hidden = true;
+    $("query").hidden = false;
+    img.onload = () => {
+      drawBox();
+      search();
+    };
+  }
+
+  // -- drawing the box -----------------------------------------------------
+  function scale() {
+    return img.naturalWidth / img.clientWidth;
+  }
+
+  function drawBox() {
+    $("clear-box").hidden = !box;
+    if (!box) {
+      boxEl.hidden = true;
+      return;
+    }
+    const s = scale();
+    Object.assign(boxEl.style, {
+      left: `${img.offsetLeft + box[0] / s}px`,
+      top: `${img.offsetTop + box[1] / s}px`,
+      width: `${(box[2] - box[0]) / s}px`,
+      height: `${(box[3] - box[1]) / s}px`,
+    });
+    boxEl.hidden = false;
+  }
+
+  let dragStart = null;
+  function point(event) {
+    const r = img.getBoundingClientRect();
+    const x = Math.min(Math.max(event.clientX - r.left, 0), r.width);
+    const y = Math.min(Math.max(event.clientY - r.top, 0), r.height);
+    return [x, y];
+  }
+  img.addEventListener("pointerdown", (event) => {
+    event.preventDefault();
+    img.setPointerCapture(event.pointerId);
+    dragStart = point(event);
+  });
+  img.addEventListener("pointermove", (event) => {
+    if (!dragStart) return;
+    const [x, y] = point(event);
+    const s = scale();
+    box = [
+      Math.min(dragStart[0], x) * s,
+      Math.min(dragStart[1], y) * s,
+      Math.max(dragStart[0], x) * s,
+      Math.max(dragStart[1], y) * s,
+    ].map(Math.round);
+    drawBox();
+  });
+  img.addEventListener("pointerup", () => {
+    if (!dragStart) return;
+    dragStart = null;
+    const s = scale();
+    if (!box || (box[2] - box[0]) / s < 8 || (box[3] - box[1]) / s < 8) {
+      box = null; // a click, not a drag
+      drawBox();
+      return;
+    }
+    search();
+  });
+  window.addEventListener("resize", drawBox);
+
+  // -- searching ------------------------------------------------------------
+  function show(doc) {
+    results.replaceChildren(...doc.results.map((r) => card(r)));
+    const what = box ? "region" : "image";
+    status.textContent = `${doc.results.length} look-alikes of the ${what} (${doc.took_ms} ms on the server)`;
+  }
+
+  async function search(options = {}) {
+    if (!file) return;
+    const form = new FormData();
+    form.append("image", file);
+    form.append("k", $("k").value);
+    if (options.object) form.append("object", "1");
+    else if (box) form.append("box", box.join(","));
+    status.textContent = "Searching…";
+    try {
+      const doc = await api("POST", "/api/search", form);
+      if (options.object && doc.box) {
+        box = doc.box.map(Math.round);
+        drawBox();
+      }
+      show(doc);
+    } catch (e) {
+      status.textContent = "";
+      toast(e.message, "error");
+    }
+  }
+
+  $("whole").addEventListener("click", () => {
+    box = null;
+    drawBox();
+    search();
+  });
+  $("clear-box").addEventListener("click", () => {
+    box = null;
+    drawBox();
+    search();
+  });
+  if ($("object")) $("object").addEventListener("click", () => search({ object: true }));
+  $("k").addEventListener("change", () => search());
+  for (const id of ["file", "file2"]) {
+    $(id).addEventListener("change", (event) => setQuery(event.target.files[0]));
+  }
+
+  // -- drop and paste ---------------------------------------------------------
+  for (const name of ["dragenter", "dragover"]) {
+    drop.addEventListener(name, (event) => {
+      event.preventDefault();
+      drop.classList.add("over");
+    });
+  }
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    const dropped = event.dataTransfer.files[0];
+    if (dropped) setQuery(dropped);
+    else toast("Drop an image file from your computer.", "error");
+  });
+  document.addEventListener("paste", (event) => {
+    const target = event.target;
+    if (target && target.tagName === "INPUT") return; // pasting text into the text box
+    for (const item of event.clipboardData.items) {
+      if (item.kind === "file" && item.type.startsWith("image/")) {
+        setQuery(item.getAsFile());
+        event.preventDefault();
+        return;
+      }
+    }
+  });
+
+  // -- text search (CLIP libraries) -------------------------------------------
+  const textForm = $("text-form");
+  if (textForm) {
+    textForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = $("text").value.trim();
+      if (!text) return;
+      status.textContent = "Searching…";
+      try {
+        const doc = await api("POST", "/api/search", { text, k: Number($("k").value) });
+        results.replaceChildren(...doc.results.map((r) => card(r)));
+        status.textContent = `${doc.results.length} images for “${text}” (${doc.took_ms} ms)`;
+      } catch (e) {
+        status.textContent = "";
+        toast(e.message, "error");
+      }
+    });
+  }
+})();

@@ -1,0 +1,85 @@
+"""Zero-configuration tag suggestions for the image page (``classifier.suggestions``).
+
+With the default CNN they are its stored ImageNet guesses. With a CLIP library they
+are zero-shot scores against the user's label names (ImageNet names with fewer than
+two labels), computed with the model the server already holds; the names' text
+vectors are cached until the set of labels changes, so a page view costs one
+matrix product, not a run of the text tower.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import LookalikeError
+
+log = logging.getLogger(__name__)
+
+
+class SuggestionSource:
+    """Suggestions for single images of one library (see module docstring)."""
+
+    def __init__(self, service) -> None:
+        self.service = service
+        self._lock = threading.Lock()
+        self._text: tuple[tuple[str, ...], np.ndarray] | None = None
+
+    def for_image(self, image_id: int, top: int = 3) -> list[dict[str, Any]]:
+        name = self.service.model_name() or ""
+        try:
+            if name.startswith("openclip:"):
+                return self._zero_shot(image_id, top)
+            return self._imagenet(image_id, top)
+        except LookalikeError as e:  # suggestions decorate the page; they never break it
+            log.warning("no suggestions for image %s: %s", image_id, e)
+            return []
+
+    def _imagenet(self, image_id: int, top: int) -> list[dict[str, Any]]:
+        from classifier.suggestions import imagenet
+
+        if not self.service.db.execute(
+            "SELECT 1 FROM predictions WHERE image_id = ?", (image_id,)
+        ).fetchone():
+            return []
+        found = imagenet(self.service.library.catalog, [image_id], top)
+        return [
+            {"label": s.label, "score": round(s.score, 4), "source": found.source}
+            for s in found.suggestions.get(image_id, [])
+        ]
+
+    def _zero_shot(self, image_id: int, top: int) -> list[dict[str, Any]]:
+        from indexer.embedder import softmax
+
+        row = self.service.db.execute(
+            "SELECT vector FROM vectors WHERE image_id = ?", (image_id,)
+        ).fetchone()
+        if row is None:
+            return []
+        names, text, source = self._label_vectors()
+        embedder = self.service.searcher.embedder
+        scores = embedder.logit_scale * (text @ np.frombuffer(row[0], dtype=np.float32))
+        probs = softmax(scores[None])[0]
+        best = np.argsort(-probs)[:top]
+        return [
+            {"label": names[j], "score": round(float(probs[j]), 4), "source": source} for j in best
+        ]
+
+    def _label_vectors(self) -> tuple[tuple[str, ...], np.ndarray, str]:
+        from indexer.openclip import label_vectors
+
+        names = tuple(
+            r[0] for r in self.service.db.execute("SELECT DISTINCT label FROM labels ORDER BY 1")
+        )
+        source = "clip-zero-shot:labels"
+        if len(names) < 2:
+            from indexer.efficientnet import imagenet_names
+
+            names, source = tuple(imagenet_names()), "clip-zero-shot:imagenet"
+        with self._lock:
+            if self._text is None or self._text[0] != names:
+                self._text = (names, label_vectors(self.service.searcher.embedder, names))
+            return names, self._text[1], source

@@ -1,0 +1,80 @@
+"""Thumbnails and previews of indexed images, made once and cached on disk.
+
+A cached file is named by image id, content hash and size, so an image that
+changes gets a new file and its URL (which carries the hash) can be cached by the
+browser forever. Files are written aside and renamed into place, so two requests
+making the same thumbnail at once, or a crash mid-write, never leave half a file.
+When the cache folder cannot be written (a read-only library), thumbnails are
+made in memory on each request instead.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from indexer.images import load_image
+
+log = logging.getLogger(__name__)
+
+JPEG_QUALITY = 85
+
+
+class ThumbnailCache:
+    """Makes and keeps JPEG thumbnails under ``folder`` (see module docstring)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._writable: bool | None = None
+
+    def path_for(self, image_id: int, digest: str, size: int) -> Path:
+        return self.folder / str(size) / f"{image_id}-{digest[:16]}.jpg"
+
+    def get(self, image_id: int, source: str, digest: str, size: int) -> Path | bytes:
+        """The cached file, or the JPEG bytes when the cache cannot be written.
+
+        Raises:
+            UnreadableImage: the indexed file is gone or no longer an image.
+        """
+        path = self.path_for(image_id, digest, size)
+        if path.exists():
+            return path
+        data = render(source, size)
+        if self._store(path, data):
+            return path
+        return data
+
+    def _store(self, path: Path, data: bytes) -> bool:
+        if self._writable is False:
+            return False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        except OSError as e:
+            log.warning("thumbnails kept in memory only: cannot write %s (%s)", path.parent, e)
+            self._writable = False
+            return False
+        self._writable = True
+        return True
+
+
+def render(source: str | Path | bytes, size: int) -> bytes:
+    """A JPEG no larger than ``size`` x ``size``, EXIF-rotated, aspect ratio kept."""
+    image = load_image(source, min_side=size).image
+    if max(image.size) > size:
+        image.thumbnail((size, size), Image.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    return out.getvalue()
