@@ -1,0 +1,408 @@
+"""Copy detection: is the original found when the query is an edited copy of it?
+
+Builds (or reuses) a library of the dev images, makes copies of a fixed random
+sample of them with one edit (crop, resize, jpeg, rotate, mirror, grayscale,
+colour) or two edits combined, queries the library with each copy and reports
+recall@1 and recall@10 of the original per edit type, with the query latency.
+The reference in the same run is the plain first stage (the CNN vector alone, no
+mirrored query, no re-ranking); the default search is measured against it.
+
+Sources with a near-duplicate in the library (the same photo twice, which the
+dev data has) are left out, as "the original" is ambiguous for them. ``--extra N``
+adds N synthetic distractors to the library: mixtures of the vectors of two or three
+non-source images plus noise, renormalised, stored under paths that do not exist
+(so the re-ranker cannot read them: they compete in the first stage only).
+
+Object queries: ``--objects N`` originals are pasted at 30-65% of the width into a
+plain canvas; the ``--object`` box is compared with where the photo is (IoU), and the
+original's rank with the box against the whole-canvas query.
+
+Usage:
+    python scripts/bench_copies.py [--library DIR] [--sources 150] [--pairs 3]
+        [--extra 3000] [--modes plain,views,default] [--objects 60] [--json]
+
+Without --library, a library of --data is built first (a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEFAULT_DATA = REPO.parent / "shared/data/caltech101-dev"
+NEAR_DUPLICATE = 0.95  # plain-vector cosine above which two library images are one photo
+
+
+# -- edits: each takes an RGB image and a numpy Generator -----------------------------
+def crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Keep 25-70% of the area, anywhere in the image, aspect changed a little."""
+    w, h = img.size
+    area = rng.uniform(0.25, 0.7)
+    aspect = float(np.exp(rng.uniform(np.log(0.75), np.log(1.33))))
+    cw = min(w, max(8, round(w * np.sqrt(area * aspect))))
+    ch = min(h, max(8, round(h * np.sqrt(area / aspect))))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    return img.crop((x0, y0, x0 + cw, y0 + ch))
+
+
+def resize(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Scale down to 20-50% of each side."""
+    s = rng.uniform(0.2, 0.5)
+    w, h = img.size
+    return img.resize((max(16, round(w * s)), max(16, round(h * s))), Image.BICUBIC)
+
+
+def jpeg(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Recompress at JPEG quality 8-30."""
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=int(rng.integers(8, 31)))
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def rotate(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Rotate 4-15 degrees either way, same canvas (corners cut, black fill)."""
+    angle = float(rng.uniform(4, 15) * rng.choice([-1, 1]))
+    return img.rotate(angle, resample=Image.BICUBIC, expand=False)
+
+
+def mirror(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    return ImageOps.mirror(img)
+
+
+def grayscale(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    return img.convert("L").convert("RGB")
+
+
+def colour(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Brightness, contrast and saturation 0.6-1.4x (saturation 0.3-1.8x), hue +-14-56 deg."""
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.6, 1.4))
+    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.6, 1.4))
+    img = ImageEnhance.Color(img).enhance(rng.uniform(0.3, 1.8))
+    hsv = np.asarray(img.convert("HSV")).copy()
+    shift = int(rng.integers(10, 41)) * int(rng.choice([-1, 1]))
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 256).astype(np.uint8)
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+EDITS = {
+    "crop": crop,
+    "resize": resize,
+    "jpeg": jpeg,
+    "rotate": rotate,
+    "mirror": mirror,
+    "grayscale": grayscale,
+    "colour": colour,
+}
+PAIRS = list(itertools.combinations(EDITS, 2))
+
+
+def make_copy(img: Image.Image, edits: tuple[str, ...], rng: np.random.Generator) -> bytes:
+    """The edited copy as JPEG bytes (quality 90 unless the jpeg edit chose one)."""
+    for name in edits:
+        img = EDITS[name](img, rng)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+# -- the library ---------------------------------------------------------------------
+def build_library(root: Path, data: Path) -> None:
+    from indexer.batch import IndexOptions, index_paths
+    from indexer.embedder import load_embedder
+    from indexer.library import Library
+
+    embedder = load_embedder()
+    library = Library.create(root, embedder.info)
+    try:
+        roots = [str(p) for p in (data / "images", data / "distractors") if p.is_dir()]
+        summary = index_paths(library, embedder, roots, IndexOptions(progress=False))
+    finally:
+        library.close()
+    print(f"indexed {summary.added} images in {summary.seconds:.0f}s", file=sys.stderr)
+
+
+def add_extra(root: Path, n: int, exclude: set[int], rng: np.random.Generator) -> None:
+    """n synthetic distractor vectors (see module docstring), written to the catalog."""
+    from indexer.catalog import NewImage
+    from indexer.embedder import l2_normalize
+    from indexer.library import Library
+
+    library = Library.open(root, readonly=False)
+    try:
+        ids, vectors = library.catalog.vectors()
+        keep = np.array([i not in exclude for i in ids.tolist()])
+        pool = vectors[keep]
+        items = []
+        for j in range(n):
+            parts = pool[rng.choice(len(pool), int(rng.integers(2, 4)), replace=False)]
+            weights = rng.dirichlet(np.ones(len(parts)))
+            # noise of norm about 0.15: near real images, not copies of any
+            noise = rng.normal(0, 0.15 / np.sqrt(pool.shape[1]), pool.shape[1]).astype(np.float32)
+            vector = l2_normalize((weights @ parts + noise)[None])[0]
+            path = f"/nonexistent/lookalike-bench/extra-{j:06d}.jpg"
+            items.append(NewImage(path, 0, 0, f"extra{j}", 0, 0, vector, None))
+        with library.locked(), library.catalog.transaction() as conn:
+            library.catalog.write_images(conn, items)
+        library.sync_index()
+    finally:
+        library.close()
+
+
+def pick_sources(root: Path, n: int, rng: np.random.Generator) -> list[tuple[int, str]]:
+    """n (id, path) of real images without a near-duplicate in the library."""
+    from indexer.library import Library
+
+    library = Library.open(root)
+    try:
+        ids, vectors = library.catalog.vectors()
+        paths = library.catalog.paths(ids.tolist())
+    finally:
+        library.close()
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, 0)
+    unique = [
+        (int(i), paths[int(i)])
+        for row, i in zip(sims, ids, strict=True)
+        if row.max() < NEAR_DUPLICATE and not paths[int(i)].startswith("/nonexistent/")
+    ]
+    left_out = len(ids) - len(unique)
+    print(f"{left_out} images with a near-duplicate left out as sources", file=sys.stderr)
+    order = rng.permutation(len(unique))[:n]
+    return [unique[i] for i in sorted(order)]
+
+
+def make_queries(sources, pairs_per_source: int, rng: np.random.Generator):
+    """(kind, source id, JPEG bytes) for every single edit and some random pairs."""
+    from indexer.images import load_image
+
+    out = []
+    for image_id, path in sources:
+        img = load_image(path).image
+        for name in EDITS:
+            out.append((name, image_id, make_copy(img, (name,), rng)))
+        for p in rng.choice(len(PAIRS), pairs_per_source, replace=False):
+            pair = tuple(rng.permutation(PAIRS[int(p)]).tolist())
+            out.append(("+".join(sorted(pair)), image_id, make_copy(img, pair, rng)))
+    return out
+
+
+# -- measuring -------------------------------------------------------------------------
+MODES = {  # name: (multiview, rerank)
+    "plain": (False, False),  # the reference: one vector per query, no second stage
+    "views": (True, False),
+    "default": (True, True),
+}
+
+
+def run_mode(searcher, queries, multiview: bool, rerank: bool):
+    """Rank of the original for each query (10 = not in the top 10), and latencies (s)."""
+    searcher.multiview = multiview
+    ranks, seconds = [], []
+    for _kind, source, data in queries:
+        if rerank:  # cold: a one-off query reads every candidate it verifies
+            searcher.reranker.clear()
+        start = time.perf_counter()
+        results = searcher.search(data, 10, rerank=rerank)
+        seconds.append(time.perf_counter() - start)
+        ids = [r.id for r in results]
+        ranks.append(ids.index(source) if source in ids else 10)
+    return np.array(ranks), seconds
+
+
+def table(queries, ranks: np.ndarray) -> dict[str, dict[str, float]]:
+    kinds = [k for k, _s, _d in queries]
+    groups = {name: [k == name for k in kinds] for name in EDITS}
+    groups["any pair"] = ["+" in k for k in kinds]
+    for name in EDITS:
+        groups[f"pair with {name}"] = ["+" in k and name in k.split("+") for k in kinds]
+    groups["all"] = [True] * len(kinds)
+    out = {}
+    for name, sel in groups.items():
+        sel = np.array(sel)
+        if sel.any():
+            r = ranks[sel]
+            out[name] = {
+                "n": int(sel.sum()),
+                "r1": float(np.mean(r < 1)),
+                "r10": float(np.mean(r < 10)),
+            }
+    return out
+
+
+def measure(root: Path, queries, modes: list[str]) -> tuple[int, dict]:
+    from search.searcher import Searcher
+
+    searcher = Searcher.open(root)
+    try:
+        size = searcher.index.ntotal
+        searcher.search(queries[0][2], 10)  # load the model outside the timings
+        results = {}
+        for mode in modes:
+            ranks, seconds = run_mode(searcher, queries, *MODES[mode])
+            results[mode] = (table(queries, ranks), seconds)
+            tab = results[mode][0]
+            print(
+                f"{mode}: r@1 {tab['all']['r1']:.3f}, r@10 {tab['all']['r10']:.3f}, "
+                f"p50 {statistics.median(seconds) * 1000:.1f} ms",
+                file=sys.stderr,
+            )
+    finally:
+        searcher.close()
+    return size, results
+
+
+# -- object queries -------------------------------------------------------------------
+def pasted(img: Image.Image, rng: np.random.Generator) -> tuple[bytes, tuple[int, int, int, int]]:
+    """The photo at 30-65% of the width of a plain, slightly noisy canvas; and where it is."""
+    w, h = 640, 480
+    base = rng.integers(120, 245, 3).astype(np.float32)
+    noise = rng.normal(0, 6, (h, w, 3)).astype(np.float32)
+    canvas = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
+    scale = min(rng.uniform(0.3, 0.65) * w / img.width, 0.9 * h / img.height)
+    obj = img.resize((max(8, round(img.width * scale)), max(8, round(img.height * scale))))
+    x, y = int(rng.integers(0, w - obj.width + 1)), int(rng.integers(0, h - obj.height + 1))
+    canvas.paste(obj, (x, y))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=90)
+    return buf.getvalue(), (x, y, x + obj.width, y + obj.height)
+
+
+def iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union
+
+
+def measure_objects(root: Path, sources, rng: np.random.Generator) -> dict:
+    """Pasted photos: the --object box against the truth, and recall with and without it."""
+    from indexer.images import load_image
+    from search.searcher import Searcher
+
+    ious, whole, found, seconds = [], [], [], []
+    searcher = Searcher.open(root)
+    try:
+        for image_id, path in sources:
+            data, truth = pasted(load_image(path).image, rng)
+            ids = [r.id for r in searcher.search(data, 10)]
+            whole.append(ids.index(image_id) if image_id in ids else 10)
+            start = time.perf_counter()
+            out = searcher.search_object(data, 10)
+            seconds.append(time.perf_counter() - start)
+            ids = [r.id for r in out.results]
+            found.append(ids.index(image_id) if image_id in ids else 10)
+            ious.append(iou(out.box, truth))
+    finally:
+        searcher.close()
+    whole_r, found_r = np.array(whole), np.array(found)
+    summary = {
+        "n": len(sources),
+        "iou_mean": round(float(np.mean(ious)), 3),
+        "iou>=0.5": round(float(np.mean(np.array(ious) >= 0.5)), 3),
+        "whole_r1": round(float(np.mean(whole_r < 1)), 3),
+        "whole_r10": round(float(np.mean(whole_r < 10)), 3),
+        "object_r1": round(float(np.mean(found_r < 1)), 3),
+        "object_r10": round(float(np.mean(found_r < 10)), 3),
+        "object_p50_ms": round(statistics.median(seconds) * 1000, 1),
+    }
+    print(
+        f"objects pasted into plain canvases ({summary['n']}): box IoU mean "
+        f"{summary['iou_mean']:.3f} (>= 0.5: {summary['iou>=0.5']:.3f}); original found "
+        f"r@1/r@10 whole image {summary['whole_r1']:.3f}/{summary['whole_r10']:.3f}, "
+        f"--object {summary['object_r1']:.3f}/{summary['object_r10']:.3f}; "
+        f"--object p50 {summary['object_p50_ms']:.1f} ms"
+    )
+    return summary
+
+
+def report(results: dict, size: int, args, n_queries: int, n_sources: int) -> dict:
+    print(
+        f"library: {size} images ({args.extra} synthetic); {n_queries} copies of "
+        f"{n_sources} originals, seed {args.seed}"
+    )
+    print(f"{'edit':<22}{'n':>5}" + "".join(f"{m + ' r@1':>14}{m + ' r@10':>14}" for m in results))
+    first = next(iter(results.values()))[0]
+    for name, row in first.items():
+        cells = "".join(
+            f"{results[m][0][name]['r1']:>14.3f}{results[m][0][name]['r10']:>14.3f}"
+            for m in results
+        )
+        print(f"{name:<22}{row['n']:>5}{cells}")
+    summary: dict = {"n_library": size, "n_queries": n_queries}
+    for mode, (tab, seconds) in results.items():
+        p50 = statistics.median(seconds) * 1000
+        p95 = float(np.percentile(seconds, 95)) * 1000
+        print(f"{mode}: query p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+        summary[mode] = {
+            "r1_single": round(float(np.mean([tab[e]["r1"] for e in EDITS])), 4),
+            "r10_single": round(float(np.mean([tab[e]["r10"] for e in EDITS])), 4),
+            "r1_pairs": round(tab["any pair"]["r1"], 4) if "any pair" in tab else None,
+            "r10_pairs": round(tab["any pair"]["r10"], 4) if "any pair" in tab else None,
+            "p50_ms": round(p50, 1),
+            "p95_ms": round(p95, 1),
+        }
+    if "plain" in summary and "default" in summary:
+        ratio = summary["default"]["p50_ms"] / max(summary["plain"]["p50_ms"], 1e-9)
+        print(f"latency ratio default/plain (p50): {ratio:.2f}")
+        summary["latency_ratio"] = round(ratio, 2)
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--library", type=Path, help="a library of --data to reuse (built if missing)")
+    ap.add_argument("--sources", type=int, default=150, help="originals to make copies of")
+    ap.add_argument("--pairs", type=int, default=3, help="two-edit copies per original")
+    ap.add_argument("--extra", type=int, default=3000, help="synthetic distractors to add")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--modes", default="plain,views,default", help="comma-separated: " + ",".join(MODES)
+    )
+    ap.add_argument("--objects", type=int, default=60, help="pasted-object queries (0: none)")
+    ap.add_argument("--json", action="store_true", help="last line: a JSON summary")
+    args = ap.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if set(modes) - set(MODES):
+        ap.error(f"--modes: choose from {', '.join(MODES)}")
+
+    rng = np.random.default_rng(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="bench-copies-"))
+    try:
+        root = args.library or work / "built"
+        if not (root / "catalog.sqlite").exists():
+            build_library(root, args.data)
+        sources = pick_sources(root, args.sources, rng)
+        if args.extra:
+            shutil.copytree(root, work / "extra")
+            root = work / "extra"
+            add_extra(root, args.extra, {i for i, _p in sources}, rng)
+            print(f"added {args.extra} synthetic distractors", file=sys.stderr)
+        queries = make_queries(sources, args.pairs, rng)
+        size, results = measure(root, queries, modes) if modes else (0, {})
+        objects = measure_objects(root, sources[: args.objects], rng) if args.objects else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = report(results, size, args, len(queries), len(sources)) if results else {}
+    if objects is not None:
+        summary["objects"] = objects
+    if args.json:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

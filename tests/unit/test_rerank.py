@@ -1,0 +1,151 @@
+"""Geometric verification: copies get many consistent matches, other images few."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from indexer.errors import UnreadableImage
+from search.rerank import (
+    EMPTY,
+    Reranker,
+    RerankOptions,
+    count_inliers,
+    extract,
+    gray_at_side,
+)
+from search.searcher import SearchResult, merge_results
+
+
+def scene(seed: int, size=(360, 260)) -> Image.Image:
+    """A drawn 'photo' full of corners and edges (what ORB keys on), different per seed."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 255, 3)))
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    for _ in range(60):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = x0 + int(rng.integers(8, 70)), y0 + int(rng.integers(8, 70))
+        colour = tuple(int(v) for v in rng.integers(0, 255, 3))
+        if rng.random() < 0.5:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        else:
+            points = [(int(rng.integers(0, w)), int(rng.integers(0, h))) for _ in range(3)]
+            draw.polygon(points, fill=colour)
+    return img
+
+
+def edited(img: Image.Image) -> Image.Image:
+    """Cropped, rotated, shrunk and grayscale: a hard but genuine copy."""
+    w, h = img.size
+    img = img.crop((int(w * 0.15), int(h * 0.1), int(w * 0.9), int(h * 0.95)))
+    img = img.rotate(8, resample=Image.BICUBIC)
+    img = img.resize((img.size[0] // 2, img.size[1] // 2), Image.BILINEAR)
+    return img.convert("L").convert("RGB")
+
+
+def features(img: Image.Image):
+    return extract(gray_at_side(img, 400), 700)
+
+
+def test_a_copy_has_many_inliers_and_another_image_few():
+    original = scene(1)
+    copy = features(edited(original))
+    assert count_inliers(copy, features(original), reprojection=4.0) >= 40
+    assert count_inliers(copy, features(scene(2)), reprojection=4.0) < 15
+
+
+def test_empty_features_match_nothing():
+    assert count_inliers(EMPTY, features(scene(1))) == 0
+    flat = Image.new("RGB", (200, 200), (128, 128, 128))
+    assert features(flat).size == 0
+
+
+def test_gray_at_side_scales_the_longer_side_up_or_down():
+    assert gray_at_side(Image.new("RGB", (100, 50)), 400).shape == (200, 400)
+    assert gray_at_side(Image.new("RGB", (1000, 2000)), 400).shape == (400, 200)
+
+
+class Files:
+    """A fake file system for the re-ranker: path -> image, counting reads."""
+
+    def __init__(self, images: dict[str, Image.Image]) -> None:
+        self.images = images
+        self.reads: list[str] = []
+
+    def load(self, path: str, min_side: int) -> Image.Image:
+        self.reads.append(path)
+        if path not in self.images:
+            raise UnreadableImage(path, "missing")
+        return self.images[path]
+
+
+def ranked_paths(reranker: Reranker, query: Image.Image, paths: list[str]) -> list[str]:
+    return [p for p, _n in reranker.rerank(query, paths, path=lambda p: p)]
+
+
+def test_the_verified_copy_moves_to_the_front():
+    files = Files({f"/lib/{i}.jpg": scene(i) for i in range(6)})
+    reranker = Reranker(RerankOptions(workers=1), load=files.load)
+    paths = [f"/lib/{i}.jpg" for i in (5, 4, 3, 2)]  # the original (3) third
+    out = reranker.rerank(edited(scene(3)), paths, path=lambda p: p)
+    assert out[0][0] == "/lib/3.jpg" and out[0][1] >= 15
+    # unverified candidates keep their first-stage order after it
+    assert [p for p, _n in out[1:]] == ["/lib/5.jpg", "/lib/4.jpg", "/lib/2.jpg"]
+
+
+def test_a_mirrored_copy_is_verified():
+    files = Files({f"/lib/{i}.jpg": scene(i) for i in range(4)})
+    reranker = Reranker(RerankOptions(workers=1), load=files.load)
+    query = ImageOps.mirror(edited(scene(2)))
+    assert ranked_paths(reranker, query, [f"/lib/{i}.jpg" for i in range(4)])[0] == "/lib/2.jpg"
+
+
+def test_unreadable_candidates_stay_unverified_in_place():
+    files = Files({"/lib/b.jpg": scene(7)})
+    reranker = Reranker(RerankOptions(workers=1), load=files.load)
+    out = reranker.rerank(edited(scene(7)), ["/gone/a.jpg", "/lib/b.jpg"], path=lambda p: p)
+    assert out == [("/lib/b.jpg", out[0][1]), ("/gone/a.jpg", None)]
+
+
+def test_a_sure_copy_among_the_first_spares_the_rest():
+    files = Files({f"/lib/{i}.jpg": scene(i) for i in range(10)})
+    options = RerankOptions(workers=1, first=2, depth=10, sure_inliers=20, sure_fraction=0.05)
+    reranker = Reranker(options, load=files.load)
+    paths = [f"/lib/{i}.jpg" for i in range(10)]
+    assert ranked_paths(reranker, scene(0).resize((300, 216)), paths)[0] == "/lib/0.jpg"
+    assert files.reads == paths[:2]
+    files.reads.clear()
+    reranker.clear()
+    # not a copy of anything among the first: every candidate up to depth is checked
+    assert ranked_paths(reranker, edited(scene(8)), paths)[0] == "/lib/8.jpg"
+    assert files.reads == paths
+
+
+def test_candidates_beyond_depth_are_untouched_and_features_are_cached():
+    files = Files({f"/lib/{i}.jpg": scene(i) for i in range(5)})
+    reranker = Reranker(RerankOptions(workers=2, depth=3, first=3), load=files.load)
+    paths = [f"/lib/{i}.jpg" for i in range(5)]
+    out = reranker.rerank(edited(scene(4)), paths, path=lambda p: p)
+    assert [p for p, _n in out] == paths  # the original (4) is beyond depth: not found
+    assert out[3][1] is None and out[4][1] is None
+    reranker.rerank(edited(scene(1)), paths, path=lambda p: p)
+    assert sorted(files.reads) == paths[:3]  # read once each
+    reranker.close()
+
+
+def test_no_results_rerank_to_no_results():
+    assert Reranker(load=Files({}).load).rerank(scene(0), [], path=lambda p: p) == []
+
+
+@pytest.mark.parametrize(
+    "lists, expected",
+    [
+        ([[(1, 0.9), (2, 0.5)], [(2, 0.95), (3, 0.4)]], [(2, 0.95), (1, 0.9), (3, 0.4)]),
+        ([[(1, 0.3)], []], [(1, 0.3)]),
+    ],
+)
+def test_views_merge_by_best_score(lists, expected):
+    as_results = [[SearchResult(i, f"/{i}.jpg", s) for i, s in rs] for rs in lists]
+    assert [(r.id, r.score) for r in merge_results(as_results)] == expected
