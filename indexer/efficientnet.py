@@ -196,6 +196,9 @@ class EfficientNetLite0:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # Loader threads share the cores with inference: spinning ORT threads would steal
+        # their time (measured under load: 42 ms per image without spinning, 76 with).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # a truncated or foreign file in the cache: export again

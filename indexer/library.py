@@ -4,12 +4,20 @@ Layout::
 
     LIBRARY/
       catalog.sqlite        images, vectors, labels, tags, errors, model description
-      index-<gen>.faiss     the vector index (its generation is recorded in the catalog)
+      index-<gen>.faiss     the vector index (its generation is recorded in the catalog):
+                            a FAISS file (exact "flat" kind), or for large libraries a
+                            small container around an IVF-SQ8 index whose candidates
+                            are re-scored with the exact vectors in catalog.sqlite
+                            (see indexer/vector_index.py)
       .lock                 held by the one process writing at a time
       thumbnails/           (web app) cached thumbnails
 
 The index file is replaced by writing a new generation aside, renaming it into
 place and then recording it in the catalog, so readers always find a complete file.
+The index kind follows the library size (indexer.vector_index.choose_kind): when a
+sync finds the library past a threshold (flat -> IVF, IVF grown or shrunk 4x since
+it was trained, IVF -> flat), the new generation is rebuilt from the catalog's
+vectors, streamed in chunks; ids stay the catalog ids throughout.
 """
 
 from __future__ import annotations
@@ -27,12 +35,13 @@ import numpy as np
 from indexer.catalog import Catalog
 from indexer.embedder import ModelInfo
 from indexer.errors import LibraryBusy, LibraryNotFound, ModelMismatch
-from indexer.vector_index import VectorIndex
+from indexer.vector_index import FLAT, IvfParams, VectorIndex, choose_kind
 
 log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.sqlite"
 LOCK_NAME = ".lock"
+BUILD_CHUNK = 20_000  # vectors read from the catalog at a time when (re)building
 
 
 def default_library_dir() -> Path:
@@ -78,7 +87,7 @@ class Library:
                 lib.catalog.set_meta("created", str(time.time()), conn)
         elif stored.key() != model.key():
             lib.close()
-            raise ModelMismatch(root, stored.name, model.name)
+            raise ModelMismatch(root, stored.name, model.name, model_difference(stored, model))
         return lib
 
     def close(self) -> None:
@@ -99,7 +108,7 @@ class Library:
     def check_model(self, model: ModelInfo) -> None:
         stored = self.model_info()
         if stored is not None and stored.key() != model.key():
-            raise ModelMismatch(self.root, stored.name, model.name)
+            raise ModelMismatch(self.root, stored.name, model.name, model_difference(stored, model))
 
     # -- writer lock ---------------------------------------------------------
     def lock(self) -> None:
@@ -145,8 +154,9 @@ class Library:
             if self.index_generation() == 0:
                 break
             try:
-                return VectorIndex.load(path)
-            except RuntimeError:
+                # An IVF index re-scores its candidates with the catalog's exact vectors.
+                return VectorIndex.load(path, source=self.catalog)
+            except (RuntimeError, OSError):
                 # A writer replaced the generation between our read of the catalog and
                 # the open; read the catalog again.
                 time.sleep(0.05)
@@ -168,36 +178,69 @@ class Library:
         return (self.index_generation(), self.catalog.content_version())
 
     def sync_index(self) -> VectorIndex:
-        """Apply the vectors changed since the last index write; write a new generation."""
+        """Apply the vectors changed since the last index write; write a new generation.
+
+        When the library has crossed a size threshold for its index kind, the new
+        generation is rebuilt (and retrained) from the catalog instead.
+        """
         pending = self.catalog.pending_index()
         current = self.load_index()
         if not pending and self.index_generation() > 0:
             return current
+        # After this sync the index holds exactly the catalog's vectors.
+        n = self.catalog.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        if current.needs_rebuild(n):
+            log.info("library reached %d images: rebuilding its index", n)
+            return self.rebuild_index(current_kind=current.kind)
         index = self._updated(current, pending)
+        self._write_generation(index, pending)
+        return index
+
+    def rebuild_index(self, current_kind: str | None = None) -> VectorIndex:
+        """Build the index from every vector in the catalog (repairs a lost file).
+
+        The kind follows the library size; ``current_kind`` only adds hysteresis.
+        """
+        with self.catalog.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO pending_index SELECT id FROM images")
+        index = self._build_from_catalog(current_kind)
+        self._write_generation(index, None)
+        return index
+
+    def _write_generation(self, index: VectorIndex, pending: list[int] | None) -> None:
+        """Save ``index`` as the next generation; clear ``pending`` (None: all of it)."""
         gen = self.index_generation() + 1
         index.save(self.index_path(gen))
         with self.catalog.transaction() as conn:
             self.catalog.set_meta("index_generation", str(gen), conn)
             self.catalog.set_meta("index_kind", index.kind, conn)
-            self.catalog.clear_pending(conn, pending)
+            self.catalog.set_meta("index_structure", index.describe(), conn)
+            if pending is None:
+                conn.execute("DELETE FROM pending_index")
+            else:
+                self.catalog.clear_pending(conn, pending)
         self._remove_stale_index_files(keep=gen)
-        return index
 
-    def rebuild_index(self) -> VectorIndex:
-        """Build the index from every vector in the catalog (repairs a lost file)."""
-        with self.catalog.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO pending_index SELECT id FROM images")
+    def _build_from_catalog(self, current_kind: str | None) -> VectorIndex:
+        """An index of the kind for the catalog's size; vectors read in chunks."""
+        rows = self.catalog.conn.execute("SELECT image_id FROM vectors ORDER BY image_id")
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
         info = self.model_info()
-        empty = VectorIndex.empty(info.dim if info else 0)
-        ids, vectors = self.catalog.vectors(dim=empty.dim)
-        empty.add(ids, vectors)
-        gen = self.index_generation() + 1
-        empty.save(self.index_path(gen))
-        with self.catalog.transaction() as conn:
-            self.catalog.set_meta("index_generation", str(gen), conn)
-            conn.execute("DELETE FROM pending_index")
-        self._remove_stale_index_files(keep=gen)
-        return empty
+        dim = info.dim if info else 0
+        kind = choose_kind(len(ids), current_kind)
+        if kind == FLAT or len(ids) == 0:
+            index = VectorIndex.empty(dim)
+        else:
+            params = IvfParams.for_size(len(ids), dim)
+            rng = np.random.default_rng(len(ids))
+            sample_ids = np.sort(rng.choice(ids, params.train_size(len(ids)), replace=False))
+            _ids, sample = self.catalog.vectors(sample_ids, dim=dim)
+            index = VectorIndex.train(sample, len(ids), kind)
+            index.attach(self.catalog)
+        for start in range(0, len(ids), BUILD_CHUNK):
+            chunk_ids, vectors = self.catalog.vectors(ids[start : start + BUILD_CHUNK], dim=dim)
+            index.add(chunk_ids, vectors)
+        return index
 
     def _updated(self, index: VectorIndex, pending: list[int]) -> VectorIndex:
         ids = np.array(pending, dtype=np.int64)
@@ -217,3 +260,16 @@ class Library:
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def model_difference(stored: ModelInfo, model: ModelInfo) -> str:
+    """Why two model descriptions with the same name differ ("" when the names differ)."""
+    if stored.name != model.name:
+        return ""
+    if stored.weights_hash != model.weights_hash:
+        where = stored.extra.get("weights") or "its pretrained weights"
+        return f"weights sha256 {stored.weights_hash} ({where}), not {model.weights_hash}"
+    return (
+        f"settings {stored.dim}/{stored.preprocessing}/{stored.descriptor}, "
+        f"not {model.dim}/{model.preprocessing}/{model.descriptor}"
+    )

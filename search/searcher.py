@@ -3,22 +3,34 @@
 A Searcher opens the library read-only, loads the model the library was built with
 (once, lazily) and keeps the index in memory, reloading it when an indexing run
 has committed new content since.
+
+Query by image runs in two stages. First, two views of the query (the model's own
+crop and the whole image squashed to a square, so that a cropped copy still
+overlaps) are embedded and searched, their results merged by best score. Then the
+top candidates are re-ranked by geometric verification of local features
+(``search.rerank``), which puts copies of the query (edited, cropped, mirrored)
+first. ``rerank=False`` and ``multiview=False`` give the plain first stage.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from PIL import Image
 
-from indexer.embedder import Embedder, FeatureVector, load_embedder
+from indexer.embedder import Embedder, FeatureVector, load_embedder_for
 from indexer.errors import BadQuery, LookalikeError
 from indexer.images import load_image
 from indexer.library import Library
 from indexer.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from search.duplicates import DuplicateGroup
+    from search.rerank import Reranker
 
 Box = tuple[float, float, float, float]
 QueryImage = str | Path | bytes | Image.Image | np.ndarray
@@ -30,11 +42,27 @@ class SearchResult(NamedTuple):
     score: float  # cosine similarity, 1.0 for the same image
 
 
+class ObjectSearch(NamedTuple):
+    results: list[SearchResult]
+    box: tuple[int, int, int, int]  # the region searched with, in the query's pixels
+    found: bool  # False when no object stood out (the box is then the whole image)
+
+
 class Searcher:
     """Read-only queries over one library (see module docstring)."""
 
-    def __init__(self, library: Library, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        library: Library,
+        embedder: Embedder | None = None,
+        *,
+        rerank: bool = True,
+        multiview: bool = True,
+    ) -> None:
         self.library = library
+        self.rerank = rerank  # verify the top candidates geometrically (search.rerank)
+        self.multiview = multiview  # also search with the whole image squashed to a square
+        self._reranker: Reranker | None = None
         self._embedder = embedder
         self._index: VectorIndex | None = None
         self._state: tuple | None = None
@@ -43,11 +71,22 @@ class Searcher:
             library.check_model(embedder.info)
 
     @classmethod
-    def open(cls, root: str | Path | None = None, embedder: Embedder | None = None) -> Searcher:
-        return cls(Library.open(root, readonly=True), embedder)
+    def open(
+        cls, root: str | Path | None = None, embedder: Embedder | None = None, **options
+    ) -> Searcher:
+        """Open a library read-only; ``options``: ``rerank``, ``multiview`` (see __init__)."""
+        return cls(Library.open(root, readonly=True), embedder, **options)
 
     def close(self) -> None:
+        if self._reranker is not None:
+            self._reranker.close()
         self.library.close()
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def embedder(self) -> Embedder:
@@ -56,7 +95,7 @@ class Searcher:
                 info = self.library.model_info()
                 if info is None:
                     raise LookalikeError(f"library {self.library.root} has no model yet")
-                embedder = load_embedder(info.name)
+                embedder = load_embedder_for(info)
                 self.library.check_model(embedder.info)
                 self._embedder = embedder
         return self._embedder
@@ -79,16 +118,84 @@ class Searcher:
         pixels = self.embedder.preprocess(image)
         return self.embedder.embed(pixels[None]).vectors[0]
 
-    def search(self, query: QueryImage, k: int = 10, box: Box | None = None) -> list[SearchResult]:
-        """The k library images most similar to the query image, best first."""
-        return self.search_vector(self.embed_image(query, box), k)
+    @property
+    def reranker(self) -> Reranker:
+        with self._lock:
+            if self._reranker is None:
+                from search.rerank import Reranker
 
-    def search_many(self, queries: list[QueryImage], k: int = 10) -> list[list[SearchResult]]:
+                self._reranker = Reranker()
+        return self._reranker
+
+    def search(
+        self,
+        query: QueryImage,
+        k: int = 10,
+        box: Box | None = None,
+        *,
+        rerank: bool | None = None,
+    ) -> list[SearchResult]:
+        """The k library images most similar to the query image (or its ``box``), best first.
+
+        Copies of the query that geometric verification confirms come first (see the
+        module docstring); ``rerank`` overrides the searcher's setting for this query.
+        """
+        image = self._as_image(query, need_full=box is not None)
+        if box is not None:
+            image = image.crop(validate_box(box, image.size))
+        return self._search_images([image], k, rerank)[0]
+
+    def search_object(
+        self, query: QueryImage, k: int = 10, *, rerank: bool | None = None
+    ) -> ObjectSearch:
+        """Search with the main object of the query, localised by search.localize.
+
+        Raises:
+            BadQuery: the library's model cannot localise (it has no classifier head).
+        """
+        from search.localize import localize
+
+        image = self._as_image(query, need_full=True)
+        found = localize(self.embedder, image)
+        results = self._search_images([image.crop(found.box)], k, rerank)[0]
+        return ObjectSearch(results, found.box, found.found)
+
+    def search_text(self, text: str, k: int = 10) -> list[SearchResult]:
+        """The k library images that best match a text (CLIP libraries only; see search.text)."""
+        from search.text import search_text
+
+        return search_text(self, text, k)
+
+    def search_many(
+        self, queries: list[QueryImage], k: int = 10, *, rerank: bool | None = None
+    ) -> list[list[SearchResult]]:
         if not queries:
             return []
-        pixels = np.stack([self.embedder.preprocess(self._as_image(q)) for q in queries])
-        vectors = self.embedder.embed(pixels).vectors
-        return self.search_vectors(vectors, k)
+        return self._search_images([self._as_image(q) for q in queries], k, rerank)
+
+    def _search_images(
+        self, images: list[Image.Image], k: int, rerank: bool | None
+    ) -> list[list[SearchResult]]:
+        """Both stages for each image (see the module docstring)."""
+        if k < 1:
+            raise BadQuery(f"k must be at least 1, not {k}")
+        rerank = self.rerank if rerank is None else rerank
+        depth = max(k, self.reranker.options.depth) if rerank else k
+        views = [query_views(self.embedder, image, self.multiview) for image in images]
+        pixels = np.concatenate(views)
+        vectors = np.concatenate(
+            [self.embedder.embed(pixels[i : i + 32]).vectors for i in range(0, len(pixels), 32)]
+        )
+        found = self.search_vectors(vectors, depth)
+        out, at = [], 0
+        for image, view in zip(images, views, strict=True):
+            results = merge_results(found[at : at + len(view)])
+            at += len(view)
+            if rerank:
+                ranked = self.reranker.rerank(image, results, path=lambda r: r.path)
+                results = [r for r, _inliers in ranked]
+            out.append(results[:k])
+        return out
 
     def search_vector(self, vector: FeatureVector, k: int = 10) -> list[SearchResult]:
         return self.search_vectors(np.atleast_2d(vector), k)[0]
@@ -109,6 +216,17 @@ class Searcher:
             )
         return out
 
+    def duplicates(
+        self,
+        threshold: float | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[DuplicateGroup]:
+        """Groups of near-duplicate images, largest first (see search.duplicates)."""
+        from search.duplicates import DEFAULT_THRESHOLD, find_duplicates
+
+        t = DEFAULT_THRESHOLD if threshold is None else threshold
+        return find_duplicates(self.index, self.library.catalog, t, on_progress=on_progress)
+
     def similar(self, image_id: int, k: int = 10) -> list[SearchResult]:
         """Look-alikes of an indexed image (itself excluded)."""
         vector = self.library.catalog.vector(image_id)
@@ -125,6 +243,25 @@ class Searcher:
             return Image.fromarray(np.asarray(query, dtype=np.uint8), "RGB")
         min_side = None if need_full else self.embedder.min_side
         return load_image(query, min_side=min_side).image
+
+
+def query_views(embedder: Embedder, image: Image.Image, multiview: bool = True) -> np.ndarray:
+    """The model inputs searched for one query: its own crop and the squashed whole image."""
+    first = embedder.preprocess(image)
+    if not multiview:
+        return first[None]
+    side = max(embedder.min_side, 32)
+    return np.stack([first, embedder.preprocess(image.resize((side, side), Image.BILINEAR))])
+
+
+def merge_results(lists: list[list[SearchResult]]) -> list[SearchResult]:
+    """One ranking from several: each image once, with its best score, best first."""
+    best: dict[int, SearchResult] = {}
+    for results in lists:
+        for r in results:
+            if r.id not in best or r.score > best[r.id].score:
+                best[r.id] = r
+    return sorted(best.values(), key=lambda r: -r.score)
 
 
 def validate_box(box: Box, size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -33,11 +33,13 @@ def library_info(lib) -> dict:
         "index": {
             "file": lib.index_path().name if lib.index_generation() else None,
             "kind": cat.get_meta("index_kind", "flat"),
+            "structure": cat.get_meta("index_structure", cat.get_meta("index_kind", "flat")),
             "generation": lib.index_generation(),
             "pending": len(cat.pending_index()),
         },
         "labels": {"images": sum(n for _l, n in labels), "classes": dict(labels)},
         "tags": {"images": tags[0] or 0, "unknown": int(tags[1] or 0)},
+        "tagging": json.loads(cat.get_meta("tagging") or "null"),  # last `lookalike tag` run
         "bytes": lib.disk_bytes(),
     }
 
@@ -58,7 +60,9 @@ def info(library, as_json):
     click.echo(f"images   {doc['images']}")
     click.echo(f"model    {doc['model']}")
     idx = doc["index"]
-    click.echo(f"index    {idx['kind']}, generation {idx['generation']}, {idx['pending']} pending")
+    click.echo(
+        f"index    {idx['structure']}, generation {idx['generation']}, {idx['pending']} pending"
+    )
     click.echo(
         f"labels   {doc['labels']['images']} images in {len(doc['labels']['classes'])} classes"
     )

@@ -23,39 +23,73 @@ def parse_box(value: str | None):
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.argument("images", nargs=-1, required=False, type=click.Path())
 @library_option
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--box", default=None, help="Search with the region X0,Y0,X1,Y1 (pixels) of IMAGE.")
+@click.option(
+    "--text", default=None, help="Search by words instead of IMAGES (a library built with CLIP)."
+)
+@click.option(
+    "--object",
+    "find_object",
+    is_flag=True,
+    help="Search with the main object of each image, found by the CNN's class-activation map.",
+)
+@click.option(
+    "--rerank/--no-rerank",
+    default=True,
+    show_default=True,
+    help="Re-rank the top candidates by geometric verification (copies first).",
+)
 @json_option
-def search(images, library, k, box, as_json):
-    """Find the library images most similar to each of IMAGES.
+def search(images, library, k, box, text, find_object, rerank, as_json):
+    """Find the library images most similar to each of IMAGES, or to --text TEXT.
 
     The model loads once for all queries. With --json, prints a list with one
-    object per query: {"query": ..., "results": [{"path", "score", "id"}, ...]}.
+    object per query: {"query": ..., "box": [X0, Y0, X1, Y1] or null (the region
+    searched with, --box or --object), "results": [{"path", "score", "id"}, ...]}.
     """
     from indexer.errors import BadQuery
     from search.searcher import Searcher
 
+    if text is not None and (images or box):
+        raise BadQuery("give query IMAGES or --text TEXT, not both (--box needs an image)")
+    if text is None and not images:
+        raise BadQuery("give one or more query IMAGES, or --text TEXT for a CLIP library")
     region = parse_box(box)
     if region is not None and len(images) != 1:
         raise BadQuery("--box needs exactly one query image")
-    searcher = Searcher.open(library)
+    if find_object and (region is not None or text is not None):
+        raise BadQuery("--object finds the region itself: leave out --box and --text")
+    searcher = Searcher.open(library, rerank=rerank)
+    boxes: list = [None] * max(1, len(images))
     try:
-        if region is None:
+        if text is not None:
+            images = (text,)
+            results = [searcher.search_text(text, k)]
+        elif find_object:
+            found = [searcher.search_object(q, k) for q in images]
+            results, boxes = [f.results for f in found], [list(f.box) for f in found]
+        elif region is None:
             results = searcher.search_many(list(images), k)
         else:
             results = [searcher.search(images[0], k, box=region)]
+            boxes = [[int(round(v)) for v in region]]
     finally:
         searcher.close()
     if as_json:
         doc = [
-            {"query": q, "results": [r._asdict() | {"score": round(r.score, 6)} for r in rs]}
-            for q, rs in zip(images, results, strict=True)
+            {
+                "query": q,
+                "box": b,
+                "results": [r._asdict() | {"score": round(r.score, 6)} for r in rs],
+            }
+            for q, b, rs in zip(images, boxes, results, strict=True)
         ]
         click.echo(json.dumps(doc))
         return
-    for q, rs in zip(images, results, strict=True):
-        click.echo(f"{q}:")
+    for q, b, rs in zip(images, boxes, results, strict=True):
+        click.echo(f"{q}:" if b is None else f"{q} (region {','.join(map(str, b))}):")
         for r in rs:
             click.echo(f"  {r.score:.4f}  {r.path}")

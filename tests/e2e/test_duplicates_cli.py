@@ -1,0 +1,96 @@
+"""The real `lookalike duplicates` CLI and the Python API over a small real library."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from tests.conftest import dev_images, run_cli
+
+
+def _copy(src, dest, scale: float, quality: int, crop: float = 0.0) -> None:
+    image = Image.open(src).convert("RGB")
+    w, h = image.size
+    image = image.crop((int(crop * w), int(crop * h), int(w - crop * w), int(h - crop * h)))
+    image = image.resize((int(image.width * scale), int(image.height * scale)))
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality)
+    dest.write_bytes(buf.getvalue())
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    root = tmp_path_factory.mktemp("duplicates-cli")
+    photos = root / "photos"
+    photos.mkdir()
+    sources = dev_images(4, 2)
+    for src in sources:
+        shutil.copy(src, photos / f"{src.parent.name}-{src.name}")
+    a, b = (photos / f"{s.parent.name}-{s.name}" for s in (sources[0], sources[4]))
+    _copy(a, photos / "copy-a-small.jpg", 0.7, 40)
+    _copy(a, photos / "copy-a-cropped.jpg", 0.9, 50, crop=0.04)
+    _copy(b, photos / "copy-b.jpg", 0.8, 50)
+    library = root / "library"
+    run_cli("index", str(photos), "--library", str(library), "--quiet")
+    return {"library": library, "a": str(a), "b": str(b), "photos": photos}
+
+
+def _groups(lib, *extra):
+    proc = run_cli("duplicates", "--library", str(lib["library"]), "--json", *extra)
+    return json.loads(proc.stdout)
+
+
+def test_copies_are_grouped_with_their_originals(lib):
+    doc = _groups(lib)
+    assert 0 < doc["threshold"] <= 1
+    groups = [{m["path"] for m in g["members"]} for g in doc["groups"]]
+    photos = lib["photos"]
+    a_group = {lib["a"], str(photos / "copy-a-small.jpg"), str(photos / "copy-a-cropped.jpg")}
+    assert groups[0] == a_group  # largest first
+    assert {lib["b"], str(photos / "copy-b.jpg")} in groups
+    first = doc["groups"][0]
+    assert first["size"] == 3 and first["members"][0]["score"] == 1.0
+
+
+def test_threshold_changes_what_counts(lib):
+    loose = sum(g["size"] for g in _groups(lib, "--threshold", "0.3")["groups"])
+    strict = sum(g["size"] for g in _groups(lib, "--threshold", "1.0")["groups"])
+    assert loose > 5 and strict == 0
+
+
+def test_text_output(lib):
+    out = run_cli("duplicates", "--library", str(lib["library"])).stdout.splitlines()
+    assert out[0].startswith("2 groups of near-duplicates (5 images)")
+    assert out[1] == "group 1: 3 images"
+
+
+@pytest.mark.parametrize("bad", ["0", "-0.2", "1.01", "nan"])
+def test_bad_threshold_is_one_line_and_non_zero(lib, bad):
+    proc = run_cli("duplicates", "--library", str(lib["library"]), "--threshold", bad, check=False)
+    assert proc.returncode != 0 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "(0, 1]" in lines[0]
+
+
+def test_missing_library_is_one_line(tmp_path):
+    proc = run_cli("duplicates", "--library", str(tmp_path / "nope"), check=False)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert "no Lookalike library" in proc.stderr
+
+
+def test_python_api(lib):
+    import search
+
+    with search.open_library(lib["library"]) as api:
+        groups = api.duplicates()
+        assert isinstance(groups[0], search.DuplicateGroup)
+        assert groups[0].size == 3 and isinstance(groups[0].members[0], search.DuplicateMember)
+        hits = api.search(lib["photos"] / "copy-b.jpg", k=2)
+        assert isinstance(hits[0], search.SearchResult)
+        assert {h.path for h in hits} == {lib["b"], str(lib["photos"] / "copy-b.jpg")}
+        with pytest.raises(search.BadQuery):
+            api.duplicates(threshold=2.0)

@@ -1,0 +1,190 @@
+"""The index kinds: choice by size, IVF accuracy, ids, files, and library rebuilds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer import vector_index as vi
+from indexer.catalog import NewImage
+from indexer.embedder import ModelInfo
+from indexer.library import Library
+from indexer.vector_index import FLAT, IVF, IvfParams, VectorIndex, choose_kind
+
+DIM = 64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_faiss_thread():
+    """OpenMP threads spin against each other on a loaded 2-core machine: k-means for
+    these small indexes took 27 s with 2 threads and 1 s with one."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+INFO = ModelInfo(name="fake", dim=DIM, preprocessing="none", weights_hash="0", descriptor="test")
+
+
+def clustered(n: int, seed: int = 0, centres: int = 60) -> np.ndarray:
+    """Vectors around shared centres: neighbours that an ANN index can find."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centres, DIM))
+    x = c[rng.integers(0, centres, n)] + 0.5 * rng.standard_normal((n, DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact_top(base_ids, base, queries, k):
+    order = np.argsort(-(queries @ base.T), axis=1)[:, :k]
+    return base_ids[order]
+
+
+def recall(found, truth):
+    return np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+
+
+@pytest.fixture
+def small_limits(monkeypatch):
+    """Thresholds scaled down so that a few thousand vectors make an IVF library."""
+    monkeypatch.setattr(vi, "FLAT_MAX", 1000)
+    monkeypatch.setattr(vi, "FLAT_BACK", 500)
+
+
+def test_kind_follows_size_with_hysteresis():
+    assert choose_kind(10) == FLAT
+    assert choose_kind(vi.FLAT_MAX) == FLAT
+    assert choose_kind(vi.FLAT_MAX + 1) == IVF
+    between = (vi.FLAT_MAX + vi.FLAT_BACK) // 2
+    assert choose_kind(between, FLAT) == FLAT
+    assert choose_kind(between, IVF) == IVF  # no flip-flop around the limit
+    assert choose_kind(vi.FLAT_BACK - 1, IVF) == FLAT
+
+
+def test_ivf_params_grow_with_size():
+    small, large = IvfParams.for_size(200_000, 1280), IvfParams.for_size(1_000_000, 1280)
+    assert small.nlist < large.nlist == 1024
+    assert 2 <= large.nprobe < small.nprobe <= small.nlist  # ~2,000 vectors scanned either way
+    assert large.train_size(1_000_000) <= vi.TRAIN_MAX
+    assert small.train_size(5_000) == 5_000
+
+
+def test_flat_index_round_trip_and_remove(tmp_path):
+    x = clustered(300)
+    ids = np.arange(300, dtype=np.int64) * 7 + 3
+    index = VectorIndex.build(ids, x)
+    assert index.kind == FLAT
+    scores, found = index.search(x[:5], 3)
+    assert list(found[:, 0]) == list(ids[:5]) and np.allclose(scores[:, 0], 1.0, atol=1e-5)
+    assert index.remove(ids[:5]) == 5 and index.ntotal == 295
+    assert not set(ids[:5]) & set(index.search(x[:5], 10)[1].ravel())
+    index.save(tmp_path / "i.faiss")
+    again = VectorIndex.load(tmp_path / "i.faiss")
+    assert again.kind == FLAT and sorted(again.ids()) == sorted(ids[5:])
+    assert np.allclose(again.reconstruct(ids[[10, 20]]), x[[10, 20]])
+
+
+def test_ivf_recall_ids_and_changes(tmp_path, small_limits):
+    x, queries = np.split(clustered(4200, seed=1), [4000])  # queries near the same centres
+    ids = np.arange(4000, dtype=np.int64) * 3 + 11  # catalog ids, not positions
+    index = VectorIndex.build(ids, x)
+    assert index.kind == IVF and index.ntotal == 4000
+    _s, found = index.search(queries, 10)
+    assert recall(found, exact_top(ids, x, queries, 10)) >= 0.9
+    # scores are cosine similarities: exact near the k-th place, SQ8 (~1e-3) above it
+    scores, found = index.search(queries[:50], 10)
+    exact = np.einsum("qd,qkd->qk", queries[:50], x[(found - 11) // 3])
+    assert np.abs(scores - exact).max() < 5e-3
+    assert np.isclose(scores, exact, rtol=0, atol=1e-6).sum(axis=1).min() >= 1  # the k-th
+    assert (np.diff(scores, axis=1) <= 0).all()
+    scores, found = index.search(x[:20], 1)
+    assert list(found[:, 0]) == list(ids[:20]) and np.allclose(scores[:, 0], 1.0, atol=5e-3)
+
+    # the indexer's update: remove changed ids, add them back with new vectors
+    changed = ids[:50]
+    assert index.remove(changed) == 50 and index.ntotal == 3950
+    assert not set(changed) & set(index.search(x[:50], 5)[1].ravel())
+    assert not set(changed) & set(index.ids())
+    moved = clustered(4250, seed=1)[4200:]  # new photos, from the same world
+    index.add(changed, moved)
+    _s, found = index.search(moved, 1)
+    assert list(found[:, 0]) == list(changed)
+
+    index.save(tmp_path / "i.faiss")
+    sq8_only = VectorIndex.load(tmp_path / "i.faiss")  # no exact vectors: SQ8 scores
+    assert sq8_only.kind == IVF and sq8_only.params == index.params
+    s8, f8 = sq8_only.search(queries, 10)
+    exact8 = np.einsum("qd,qkd->qk", queries, index.reconstruct(f8.ravel()).reshape(200, 10, -1))
+    assert np.abs(s8 - exact8).max() < 0.02 and not np.allclose(s8, exact8, atol=1e-6)
+    again = VectorIndex.load(tmp_path / "i.faiss", source=index.source)
+    assert np.array_equal(again.search(queries, 10)[1], index.search(queries, 10)[1])
+    seen = np.concatenate([i for i, _v in again.iter_vectors(batch=999)])
+    assert sorted(seen) == sorted(ids)
+    assert again.memory_bytes() < 4000 * DIM * 4  # smaller than the float32 vectors
+
+
+def test_ivf_asks_for_retraining_when_grown_or_shrunk(small_limits):
+    index = VectorIndex.build(np.arange(2000), clustered(2000))
+    assert index.params.trained_n == 2000
+    assert not index.needs_rebuild(2000 * 3)
+    assert index.needs_rebuild(2000 * 5)
+    assert index.needs_rebuild(400)  # below FLAT_BACK: back to exact search
+    assert not index.needs_rebuild(700)
+
+
+def _library(tmp_path, vectors, start=0):
+    lib = Library.create(tmp_path / "lib", INFO)
+    _write(lib, vectors, start)
+    return lib
+
+
+def _write(lib, vectors, start=0):
+    items = [
+        NewImage(f"/p/{start + i}.jpg", 1, 1, f"{start + i:032x}", 1, 1, v, None)
+        for i, v in enumerate(vectors)
+    ]
+    with lib.catalog.transaction() as conn:
+        return lib.catalog.write_images(conn, items)
+
+
+def test_library_switches_kind_and_retrains_with_stable_ids(tmp_path, small_limits):
+    x = clustered(6000, seed=4)
+    lib = _library(tmp_path, x[:800])
+    assert lib.sync_index().kind == FLAT
+    first_ids = _write(lib, x[800:1500], start=800)
+    index = lib.sync_index()  # past FLAT_MAX: rebuilt as IVF from the catalog
+    assert index.kind == IVF and index.ntotal == 1500
+    assert lib.catalog.get_meta("index_kind") == IVF
+    assert index.params.trained_n == 1500
+    assert [p.name for p in lib.root.glob("index-*.faiss")] == [lib.index_path().name]
+    # ids are the catalog's: an image found by its vector comes back with its id
+    _s, found = lib.load_index().search(x[800:810], 1)
+    assert list(found[:, 0]) == first_ids[:10]
+
+    _write(lib, x[1500:3000], start=1500)  # 2x: kept, changes applied
+    index = lib.sync_index()
+    assert index.params.trained_n == 1500 and index.ntotal == 3000
+    _write(lib, x[3000:6000], start=3000)  # 4x the training size: retrained
+    index = lib.sync_index()
+    assert index.params.trained_n == 6000 and index.ntotal == 6000
+
+    # readers see pending changes applied in memory, before any sync
+    with lib.catalog.transaction() as conn:
+        lib.catalog.remove_images(conn, list(range(1, 5601)))
+    live = lib.live_index()
+    assert live.ntotal == 400 and live.kind == IVF
+    assert lib.sync_index().kind == FLAT  # below FLAT_BACK: exact search again
+    assert sorted(lib.load_index().ids()) == list(range(5601, 6001))
+    lib.close()
+
+
+def test_rebuild_repairs_a_lost_index_file(tmp_path, small_limits):
+    lib = _library(tmp_path, clustered(1200, seed=5))
+    lib.sync_index()
+    lib.index_path().unlink()
+    index = lib.rebuild_index()
+    assert index.kind == IVF and index.ntotal == 1200
+    assert lib.load_index().ntotal == 1200 and not lib.catalog.pending_index()
+    lib.close()
