@@ -1,0 +1,359 @@
+"""Human labels: import and export as CSV, set and remove per image, counts.
+
+A label is a person's statement about an image; its origin says how it came
+(folder name, CSV import, set by hand, accepted in cluster review) and it
+records when. Predicted tags live in their own table and never overwrite a
+label; labelling an image drops its predicted tag.
+
+CSV import is all-or-nothing per row and in one transaction: every row is
+checked first (header, known path, duplicates, label text), then the valid
+rows are written together -- or, with ``strict``, nothing at all when any row
+is bad. The report lists every row taken and every row not taken, with why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple, TextIO
+
+from indexer.catalog import Catalog
+from indexer.errors import LookalikeError
+
+ORIGINS = ("folder", "csv", "manual", "review")
+MAX_LABEL_LENGTH = 100
+# Letters and digits of any script, then also space and a few safe punctuation marks.
+_LABEL = re.compile(r"^\w[\w .'()&+\-]*$")
+
+
+class BadLabel(LookalikeError):
+    def __init__(self, label: str, reason: str) -> None:
+        self.label = label
+        self.reason = reason
+        super().__init__(f"label {label!r}: {reason}")
+
+
+class UnknownImages(LookalikeError):
+    """Paths that are not images of the library."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+        shown = ", ".join(self.paths[:3])
+        if len(self.paths) > 3:
+            shown += f" and {len(self.paths) - 3} more"
+        super().__init__(
+            f"not in the library: {shown}; index them first (lookalike index FOLDER); "
+            f"nothing was changed"
+        )
+
+
+class BadLabelFile(LookalikeError):
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}; nothing was imported")
+
+
+def check_label(label: str) -> str:
+    """The label with surrounding spaces removed; BadLabel when it is not usable."""
+    text = unicodedata.normalize("NFC", label).strip()
+    if not text:
+        raise BadLabel(label, "empty label")
+    if len(text) > MAX_LABEL_LENGTH:
+        raise BadLabel(label, f"longer than {MAX_LABEL_LENGTH} characters")
+    if not _LABEL.match(text):
+        odd = sorted({c for c in text if not (c.isalnum() or c in "_ .'()&+-")})
+        shown = " ".join(repr(c) for c in odd) or repr(text[0])
+        raise BadLabel(
+            label, f"odd characters {shown} (use letters, digits, spaces and _ - . ' ( ) & +)"
+        )
+    return text
+
+
+class Row(NamedTuple):
+    line: int  # line number in the file (the header is line 1)
+    path: str
+    label: str
+
+
+class RejectedRow(NamedTuple):
+    line: int
+    path: str
+    label: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What a CSV import took and did not take, and what it changed."""
+
+    file: str
+    taken: list[Row] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+    new: int = 0  # images that had no label
+    changed: int = 0  # images whose label changed
+    unchanged: int = 0  # images that already had this label
+    applied: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "applied": self.applied,
+            "taken": len(self.taken),
+            "rejected": [r._asdict() for r in self.rejected],
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+        }
+
+
+def read_csv(path: str | Path) -> list[Row | RejectedRow]:
+    """Rows of a ``path,label`` CSV (header required; other columns ignored)."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise BadLabelFile(path, e.strerror or str(e)) from e
+    except UnicodeDecodeError as e:
+        raise BadLabelFile(path, f"not UTF-8 text (byte {e.start})") from e
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise BadLabelFile(path, "empty file; expected a header line path,label")
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in ("path", "label") if c not in names]
+    if missing:
+        raise BadLabelFile(
+            path, f"missing column {' and '.join(missing)}; the header must name path,label"
+        )
+    ip, il = names.index("path"), names.index("label")
+    base = os.path.dirname(os.path.abspath(path))
+    out: list[Row | RejectedRow] = []
+    for fields in reader:
+        line = reader.line_num
+        if not any(f.strip() for f in fields):
+            continue  # blank line
+        p = fields[ip].strip() if ip < len(fields) else ""
+        label = fields[il] if il < len(fields) else None
+        if not p:
+            out.append(RejectedRow(line, "", label or "", "missing path"))
+        elif label is None:
+            out.append(RejectedRow(line, p, "", "missing label column"))
+        else:
+            full = os.path.normpath(os.path.join(base, os.path.expanduser(p)))
+            out.append(Row(line, full, label))
+    return out
+
+
+def plan_import(catalog: Catalog, path: str | Path) -> tuple[ImportReport, list[tuple[int, str]]]:
+    """Check every row; returns the report and the (image id, label) pairs to write.
+
+    A path listed twice with the same label: the first row is taken, the others
+    are duplicates. A path listed with different labels is ambiguous: none of its
+    rows is taken.
+    """
+    report = ImportReport(file=str(path))
+    candidates: dict[str, list[tuple[Row, int]]] = {}
+    for row in read_csv(path):
+        if isinstance(row, RejectedRow):
+            report.rejected.append(row)
+            continue
+        try:
+            label = check_label(row.label)
+        except BadLabel as e:
+            report.rejected.append(RejectedRow(row.line, row.path, row.label, e.reason))
+            continue
+        image = catalog.image_by_path(row.path)
+        if image is None:
+            reason = "unknown path (not an image of the library)"
+            report.rejected.append(RejectedRow(row.line, row.path, row.label, reason))
+            continue
+        candidates.setdefault(row.path, []).append((Row(row.line, row.path, label), image["id"]))
+    current = dict(catalog.conn.execute("SELECT image_id, label FROM labels").fetchall())
+    items: list[tuple[int, str]] = []
+    for rows in candidates.values():
+        first, image_id = rows[0]
+        if len({r.label for r, _ in rows}) > 1:
+            lines = ", ".join(str(r.line) for r, _ in rows)
+            for r, _ in rows:
+                reason = f"the same path has different labels on lines {lines}"
+                report.rejected.append(RejectedRow(r.line, r.path, r.label, reason))
+            continue
+        for r, _ in rows[1:]:
+            reason = f"duplicate of line {first.line}"
+            report.rejected.append(RejectedRow(r.line, r.path, r.label, reason))
+        report.taken.append(first)
+        items.append((image_id, first.label))
+        old = current.get(image_id)
+        if old is None:
+            report.new += 1
+        elif old != first.label:
+            report.changed += 1
+        else:
+            report.unchanged += 1
+    report.rejected.sort(key=lambda r: r.line)
+    report.taken.sort(key=lambda r: r.line)
+    return report, items
+
+
+def import_csv(catalog: Catalog, path: str | Path, strict: bool = False) -> ImportReport:
+    """Validate every row, then write the valid ones in one transaction.
+
+    With ``strict``, a file with any bad row changes nothing.
+    """
+    report, items = plan_import(catalog, path)
+    if items and not (strict and report.rejected):
+        with catalog.transaction() as conn:
+            _write(catalog, conn, items, "csv")
+        report.applied = True
+    return report
+
+
+def set_labels(
+    catalog: Catalog, image_ids: Sequence[int], label: str, origin: str = "manual"
+) -> int:
+    """Give the images one human label (replacing theirs); returns how many changed."""
+    if origin not in ORIGINS:
+        raise LookalikeError(f"unknown label origin {origin!r}; use one of {', '.join(ORIGINS)}")
+    label = check_label(label)
+    ids = sorted({int(i) for i in image_ids})
+    _check_ids(catalog, ids)
+    with catalog.transaction() as conn:
+        before = dict(_labels_of(conn, ids))
+        _write(catalog, conn, [(i, label) for i in ids], origin)
+    return sum(1 for i in ids if before.get(i) != label)
+
+
+def remove_labels(catalog: Catalog, image_ids: Sequence[int]) -> int:
+    """Remove the images' human labels; returns how many had one."""
+    ids = sorted({int(i) for i in image_ids})
+    _check_ids(catalog, ids)
+    with catalog.transaction() as conn:
+        n = len(_labels_of(conn, ids))
+        conn.executemany("DELETE FROM labels WHERE image_id = ?", [(i,) for i in ids])
+        _bump_labels_version(catalog, conn)
+    return n
+
+
+def resolve_paths(catalog: Catalog, paths: Iterable[str]) -> list[int]:
+    """Catalog ids of image paths (relative to the working directory) or of every image
+    under folder paths; UnknownImages (nothing changed) when any is not in the library."""
+    ids: list[int] = []
+    unknown: list[str] = []
+    for p in paths:
+        full = os.path.abspath(os.path.expanduser(p))
+        row = catalog.image_by_path(full)
+        if row is not None:
+            ids.append(row["id"])
+            continue
+        prefix = full.rstrip(os.sep) + os.sep
+        under = catalog.conn.execute(
+            "SELECT id FROM images WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        if under:
+            ids.extend(r[0] for r in under)
+        else:
+            unknown.append(p)
+    if unknown:
+        raise UnknownImages(unknown)
+    return ids
+
+
+def human_labels(catalog: Catalog) -> tuple[list[int], list[str]]:
+    rows = catalog.conn.execute("SELECT image_id, label FROM labels ORDER BY image_id").fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+class LabelCount(NamedTuple):
+    label: str
+    human: int  # images a person labelled so
+    predicted: int  # images tagged so by the last tag run
+
+
+def label_counts(catalog: Catalog) -> tuple[list[LabelCount], int]:
+    """Per label: human and predicted counts; and the number of images tagged unknown."""
+    human = dict(catalog.conn.execute("SELECT label, COUNT(*) FROM labels GROUP BY label"))
+    tags = catalog.conn.execute("SELECT label, COUNT(*) FROM tags GROUP BY label").fetchall()
+    predicted = {k: n for k, n in tags if k is not None}
+    unknown = sum(n for k, n in tags if k is None)
+    names = sorted(set(human) | set(predicted), key=lambda k: (-human.get(k, 0), k))
+    counts = [LabelCount(k, human.get(k, 0), predicted.get(k, 0)) for k in names]
+    return counts, unknown
+
+
+EXPORT_COLUMNS = ("path", "label", "origin", "at")
+TAG_COLUMNS = ("path", "label", "confidence", "head", "at")
+
+
+def export_rows(catalog: Catalog, tags: bool = False) -> list[dict]:
+    """Human labels (path, label, origin, at), or with ``tags`` the predicted tags."""
+    if tags:
+        sql = (
+            "SELECT i.path, t.label, t.confidence, t.head, t.at FROM tags t "
+            "JOIN images i ON i.id = t.image_id ORDER BY i.path"
+        )
+        columns = TAG_COLUMNS
+    else:
+        sql = (
+            "SELECT i.path, l.label, l.origin, l.at FROM labels l "
+            "JOIN images i ON i.id = l.image_id ORDER BY i.path"
+        )
+        columns = EXPORT_COLUMNS
+    return [dict(zip(columns, r, strict=True)) for r in catalog.conn.execute(sql)]
+
+
+def write_csv(rows: list[dict], out: TextIO, tags: bool = False) -> None:
+    """CSV that ``import_csv`` reads back (it ignores the extra columns)."""
+    columns = TAG_COLUMNS if tags else EXPORT_COLUMNS
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        row = dict(row)
+        row["at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(row["at"]))
+        if tags:
+            row["label"] = row["label"] or ""
+            row["confidence"] = f"{row['confidence']:.4f}"
+        writer.writerow(row)
+
+
+def labels_version(catalog: Catalog) -> int:
+    """Grows with every change of the human labels (tag runs record it)."""
+    return int(catalog.get_meta("labels_version", "0") or 0)
+
+
+def _write(catalog: Catalog, conn, items: list[tuple[int, str]], origin: str) -> None:
+    catalog.set_labels(conn, items, origin)
+    # A human label replaces any predicted tag of the image.
+    conn.executemany("DELETE FROM tags WHERE image_id = ?", [(i,) for i, _ in items])
+    _bump_labels_version(catalog, conn)
+
+
+def _bump_labels_version(catalog: Catalog, conn) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('labels_version', '1') ON CONFLICT (key) "
+        "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+    )
+
+
+def _labels_of(conn, ids: list[int]) -> list[tuple[int, str]]:
+    out = []
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        marks = ",".join("?" * len(chunk))
+        out.extend(
+            conn.execute(f"SELECT image_id, label FROM labels WHERE image_id IN ({marks})", chunk)
+        )
+    return [(r[0], r[1]) for r in out]
+
+
+def _check_ids(catalog: Catalog, ids: list[int]) -> None:
+    known = catalog.paths(ids)
+    missing = [str(i) for i in ids if i not in known]
+    if missing:
+        raise UnknownImages([f"image id {i}" for i in missing])

@@ -1,0 +1,107 @@
+"""lookalike evaluate: cross-validate every tagging head on the library's human labels."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from lookalike.commands.options import json_option, library_option
+
+HEAD_CHOICES = ("knn", "linear", "svm", "mlp")
+
+
+def _heads(value: str) -> tuple[str, ...]:
+    heads = tuple(h.strip() for h in value.split(",") if h.strip())
+    bad = [h for h in heads if h not in HEAD_CHOICES]
+    if bad or not heads:
+        raise click.BadParameter(
+            f"unknown head {', '.join(bad) or value!r}; use a comma list of "
+            + ",".join(HEAD_CHOICES),
+            param_hint="--heads",
+        )
+    return heads
+
+
+@click.command()
+@library_option
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 50))
+@click.option(
+    "--heads",
+    "heads_text",
+    default=",".join(HEAD_CHOICES),
+    show_default=True,
+    help="Heads to compare, comma-separated.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write a self-contained HTML report (plots, confused pairs with thumbnails).",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@json_option
+def evaluate(library, folds, heads_text, report_path, seed, as_json):
+    """Which head tags this library best? Stratified K-fold CV over the human labels.
+
+    For each head: accuracy, macro-F1, per-class precision/recall, confusion
+    matrix, a learning curve (1, 2, 5, 10, 20 labels per class) and open-set
+    figures (whole classes hidden: AUROC of the confidence, known-class images
+    tagged right, hidden-class images left unknown). Classes with fewer labels
+    than folds are tested in fewer folds; one-label classes only train.
+    """
+    from classifier.validation import evaluate_library
+
+    heads = _heads(heads_text)
+
+    def progress(name: str) -> None:
+        if not as_json:
+            click.echo(f"evaluating {name} ...", err=True)
+
+    result = evaluate_library(library, heads=heads, folds=folds, seed=seed, progress=progress)
+    if report_path:
+        from classifier.report import render_html
+
+        _write(report_path, render_html(result))
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for note in result["notes"]:
+        click.echo(f"class {note['class']!r}: {note['note']}")
+    click.echo(
+        f"{result['labels']} labels in {len(result['classes'])} classes, {folds} folds\n"
+        f"{'head':<8} {'accuracy':>8} {'macro-F1':>8} {'AUROC':>6} {'known':>6} "
+        f"{'unknown':>7} {'ECE':>6} {'seconds':>7}"
+    )
+    for name, r in result["heads"].items():
+        o = r["open_set"]
+        click.echo(
+            f"{name:<8} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} {_f(o.get('auroc')):>6} "
+            f"{_f(o.get('known_accuracy')):>6} {_f(o.get('novel_unknown')):>7} "
+            f"{_f(o.get('calibration_error')):>6} {r['seconds']:>7.1f}"
+        )
+    click.echo(
+        "known: known-class images tagged right; unknown: images of hidden classes left "
+        "unknown (open-set rounds)"
+    )
+    click.echo(f"best accuracy: {result['best_head']}")
+    if report_path:
+        click.echo(f"report: {report_path}")
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _write(path: str, text: str) -> None:
+    import os
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,170 @@
+"""lookalike labels: human labels -- import and export CSV, set, remove, list."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from lookalike.commands.options import json_option, library_option
+
+SHOW_REJECTED = 50
+
+
+@click.group()
+def labels() -> None:
+    """Human labels: import/export CSV, set and remove per image, list with counts.
+
+    Labels come from folder names (lookalike index --labels-from-folders), a CSV,
+    or by hand; each records its origin and time. `lookalike tag` predicts the
+    rest and never overwrites a human label.
+    """
+
+
+@labels.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@library_option
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Change nothing when any row is bad (default: take the good rows).",
+)
+@json_option
+def import_(file, library, strict, as_json):
+    """Import labels from FILE.csv with a header line `path,label`.
+
+    Relative paths are taken relative to the CSV file's folder; other columns
+    are ignored. Every row is checked first (known path, no duplicate, a usable
+    label); then the good rows are written in one transaction, or with --strict
+    nothing at all if any row is bad. Prints which rows were taken and which not,
+    with the reason; exits 1 when any row was not taken.
+    """
+    from classifier.labels import import_csv
+    from indexer.library import Library
+
+    with Library.open(library, readonly=False) as lib:
+        report = import_csv(lib.catalog, file, strict=strict)
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        for r in report.rejected[:SHOW_REJECTED]:
+            click.echo(f"line {r.line}: not taken: {r.reason}: {r.path or '-'}", err=True)
+        if len(report.rejected) > SHOW_REJECTED:
+            more = len(report.rejected) - SHOW_REJECTED
+            click.echo(f"... and {more} more rows not taken (--json lists all)", err=True)
+        if report.applied:
+            click.echo(
+                f"took {len(report.taken)} rows ({report.new} new labels, {report.changed} "
+                f"changed, {report.unchanged} unchanged); {len(report.rejected)} rows not taken"
+            )
+        elif report.rejected and strict:
+            click.echo(
+                f"nothing imported (--strict): {len(report.rejected)} of "
+                f"{len(report.rejected) + len(report.taken)} rows are bad"
+            )
+        else:
+            click.echo(f"nothing imported: no usable rows ({len(report.rejected)} rows not taken)")
+    if report.rejected or not report.applied:
+        sys.exit(1)
+
+
+@labels.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@library_option
+@click.option("--tags", is_flag=True, help="Export the predicted tags instead of human labels.")
+def export(file, library, tags):
+    """Write the human labels as CSV (path,label,origin,at) to FILE or standard output.
+
+    The file imports back with `lookalike labels import`.
+    """
+    import io
+
+    from classifier.labels import export_rows, write_csv
+    from indexer.library import Library
+
+    with Library.open(library) as lib:
+        rows = export_rows(lib.catalog, tags=tags)
+    if file is None:
+        write_csv(rows, sys.stdout, tags=tags)
+        return
+    buf = io.StringIO()
+    write_csv(rows, buf, tags=tags)
+    _write_atomically(file, buf.getvalue())
+    click.echo(f"wrote {len(rows)} rows to {file}", err=True)
+
+
+@labels.command("set")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--as", "label", required=True, help="The label to give.")
+@library_option
+def set_(paths, label, library):
+    """Label the images at PATHS (files, or folders: every image under them) as LABEL."""
+    from classifier.labels import check_label, resolve_paths, set_labels
+    from indexer.library import Library
+
+    label = check_label(label)
+    with Library.open(library, readonly=False) as lib:
+        ids = resolve_paths(lib.catalog, paths)
+        changed = set_labels(lib.catalog, ids, label, origin="manual")
+    click.echo(f"labelled {len(ids)} images as {label!r} ({changed} changed)")
+
+
+@labels.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@library_option
+def remove(paths, library):
+    """Remove the human labels of the images at PATHS (files or folders)."""
+    from classifier.labels import remove_labels, resolve_paths
+    from indexer.library import Library
+
+    with Library.open(library, readonly=False) as lib:
+        ids = resolve_paths(lib.catalog, paths)
+        removed = remove_labels(lib.catalog, ids)
+    click.echo(f"removed {removed} labels ({len(ids) - removed} of the images had none)")
+
+
+@labels.command("list")
+@library_option
+@json_option
+def list_(library, as_json):
+    """Each label with its number of images: labelled by a person, and predicted."""
+    from classifier.labels import label_counts
+    from classifier.tagger import last_run
+    from indexer.library import Library
+
+    with Library.open(library) as lib:
+        counts, unknown = label_counts(lib.catalog)
+        run = last_run(lib.catalog)
+    if as_json:
+        doc = {
+            "labels": [c._asdict() for c in counts],
+            "unknown": unknown,
+            "head": run["head"] if run else None,
+        }
+        click.echo(json.dumps(doc))
+        return
+    if not counts:
+        click.echo("no labels yet: lookalike labels set PATH... --as LABEL, or labels import")
+        return
+    width = max(12, *(len(c.label) for c in counts))
+    click.echo(f"{'label':<{width}}  {'human':>6}  {'predicted':>9}")
+    for c in counts:
+        click.echo(f"{c.label:<{width}}  {c.human:>6}  {c.predicted:>9}")
+    click.echo(
+        f"{'(unknown)':<{width}}  {'':>6}  {unknown:>9}"
+        + (f"   [tags by the {run['head']} head]" if run else "")
+    )
+
+
+def _write_atomically(path: str, text: str) -> None:
+    import os
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,180 @@
+"""Benchmark: auto-tagging with "unknown" on held-out classes, through the public CLI.
+
+Protocol (issue 4): of the dev data's 51 classes, 41 are "known" with 10 human
+labels each (a CSV through `lookalike labels import`), 10 are never labelled;
+the distractors are never labelled either. `lookalike tag --json` then tags
+every other image. Printed:
+
+- known accuracy: share of the known classes' unlabelled images tagged with
+  their class (an "unknown" counts as a miss);
+- novel unknown: share of the never-labelled classes' images left unknown (and
+  the same with the distractors counted as novel);
+- the time `lookalike tag` took, and its ratio to `lookalike info` (CLI start-up
+  plus opening the library) measured in the same run;
+- the reference: plain 1-NN with a cosine threshold on the same vectors, at the
+  threshold that leaves the same share of novel images unknown.
+
+Usage:
+    python scripts/bench_tagging.py [--seed 0] [--heads knn,linear,svm,mlp]
+        [--from-library /tmp/lib1]   # copy an indexed library of the dev data
+                                     # (else the dev folders are indexed: minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("LOOKALIKE_DEV_DATA", REPO.parent / "shared/data/caltech101-dev"))
+
+
+def cli(*args: str, library: Path) -> tuple[subprocess.CompletedProcess, float]:
+    env = dict(os.environ, LOOKALIKE_LIBRARY=str(library))
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "lookalike", *args], capture_output=True, text=True, env=env
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"lookalike {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc, seconds
+
+
+def split(classes: list[str], seed: int, known: int, per_class: int):
+    rng = np.random.default_rng(seed)
+    order = [str(c) for c in rng.permutation(classes)]
+    known_classes = sorted(order[:known])
+    labelled = []
+    for c in known_classes:
+        files = sorted(str(p.absolute()) for p in (DATA / "images" / c).glob("*.jpg"))
+        labelled += [(p, c) for p in rng.choice(files, per_class, replace=False)]
+    return set(known_classes), set(order[known:]), labelled
+
+
+def reference_knn(library: Path, labelled, novel_rate: float) -> float:
+    """Known accuracy of 1-NN + cosine threshold at the given novel-unknown rate."""
+    from indexer.catalog import Catalog
+
+    cat = Catalog(library / "catalog.sqlite", readonly=True)
+    try:
+        ids, vectors = cat.vectors()
+        paths = cat.paths(ids)
+    finally:
+        cat.close()
+    row = {paths[int(i)]: r for r, i in enumerate(ids)}
+    seeds = np.array([row[p] for p, _ in labelled])
+    seed_labels = np.array([c for _, c in labelled])
+    rest = np.setdiff1d(np.arange(len(ids)), seeds)
+    sims = vectors[rest] @ vectors[seeds].T
+    best, top = seed_labels[sims.argmax(1)], sims.max(1)
+    truth = np.array([_class_of(paths[int(ids[r])]) for r in rest])
+    is_known = np.isin(truth, seed_labels)
+    novel = ~is_known & (truth != "")
+    threshold = np.quantile(top[novel], novel_rate)
+    return float(np.mean((top[is_known] >= threshold) & (best[is_known] == truth[is_known])))
+
+
+def _class_of(path: str) -> str:
+    parent = Path(path).parent
+    return parent.name if parent.parent.name == "images" else ""
+
+
+def build_library(work: Path, source: str | None) -> Path:
+    library = work / "library"
+    if source:
+        shutil.copytree(source, library)
+        # Start from no labels at all: the protocol's labels come from the CSV only.
+        cli("labels", "remove", str(DATA / "images"), str(DATA / "distractors"), library=library)
+    else:
+        print("indexing the dev data (a few minutes) ...", flush=True)
+        cli("index", str(DATA / "images"), str(DATA / "distractors"), "-q", library=library)
+    return library
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--known", type=int, default=41)
+    parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--heads", default="knn")
+    parser.add_argument("--from-library", default=None, help="an indexed library of the dev data")
+    args = parser.parse_args()
+
+    classes = sorted(p.name for p in (DATA / "images").iterdir() if p.is_dir())
+    known, novel, labelled = split(classes, args.seed, args.known, args.per_class)
+    print(
+        f"protocol: {len(known)} known classes x {args.per_class} labels, {len(novel)} never "
+        f"labelled + distractors; seed {args.seed}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-tagging-") as tmp:
+        work = Path(tmp)
+        library = build_library(work, args.from_library)
+        labels_csv = work / "labels.csv"
+        with open(labels_csv, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "label"])
+            writer.writerows(labelled)
+        proc, _ = cli("labels", "import", str(labels_csv), library=library)
+        print(proc.stdout.strip())
+        _, info_seconds = cli("info", "--json", library=library)
+        for head in args.heads.split(","):
+            proc, seconds = cli("tag", "--json", "--head", head, library=library)
+            results = json.loads(proc.stdout)
+            report(head, results, known, novel, seconds, info_seconds)
+            if head == "knn":
+                nu = _novel_unknown(results, novel)
+                ref = reference_knn(library, labelled, nu)
+                print(
+                    f"  reference 1-NN + cosine threshold at the same novel-unknown rate: "
+                    f"known accuracy {ref:.3f}"
+                )
+
+
+def _novel_unknown(results, novel) -> float:
+    novel_rows = [r for r in results if _class_of(r["path"]) in novel]
+    return float(np.mean([r["label"] is None for r in novel_rows]))
+
+
+def report(head, results, known, novel, seconds, info_seconds) -> None:
+    by_kind: dict[str, list] = {"known": [], "novel": [], "distractor": []}
+    for r in results:
+        c = _class_of(r["path"])
+        kind = "known" if c in known else "novel" if c in novel else "distractor"
+        by_kind[kind].append((c, r))
+    known_acc = np.mean([r["label"] == c for c, r in by_kind["known"]])
+    novel_unknown = np.mean([r["label"] is None for _, r in by_kind["novel"]])
+    both = by_kind["novel"] + by_kind["distractor"]
+    with_distractors = np.mean([r["label"] is None for _, r in both])
+    answered_right = [
+        (r["confidence"], (r["label"] == c) if kind == "known" else r["label"] is None)
+        for kind, rows in by_kind.items()
+        for c, r in rows
+    ]
+    conf = np.array([a for a, _ in answered_right])
+    right = np.array([b for _, b in answered_right])
+    from classifier.calibration import expected_calibration_error
+
+    print(
+        f"{head}: known accuracy {known_acc:.3f} ({len(by_kind['known'])} images), "
+        f"novel unknown {novel_unknown:.3f} ({len(by_kind['novel'])} images), "
+        f"with distractors {with_distractors:.3f} ({len(both)} images)\n"
+        f"  calibration error of the answers' confidence "
+        f"{expected_calibration_error(conf, right):.3f}; tag took {seconds:.1f}s = "
+        f"{seconds / info_seconds:.1f}x `lookalike info` ({info_seconds:.2f}s)"
+    )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    main()

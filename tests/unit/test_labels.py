@@ -1,0 +1,193 @@
+"""Human labels over a real SQLite catalog: CSV import rules, set/remove, counts, export."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+
+from classifier.labels import (
+    BadLabel,
+    BadLabelFile,
+    UnknownImages,
+    check_label,
+    export_rows,
+    import_csv,
+    label_counts,
+    labels_version,
+    remove_labels,
+    resolve_paths,
+    set_labels,
+    write_csv,
+)
+from indexer.catalog import Catalog, NewImage
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = Catalog(tmp_path / "catalog.sqlite")
+    folder = tmp_path / "photos"
+    items = [
+        NewImage(str(folder / sub / f"{i}.jpg"), 1, 1, f"h{sub}{i}", 4, 4, np.ones(4), None)
+        for sub in ("cats", "dogs")
+        for i in range(3)
+    ]
+    with cat.transaction() as conn:
+        cat.write_images(conn, items)
+    yield cat
+    cat.close()
+
+
+def labels_of(cat) -> dict[str, tuple[str, str]]:
+    rows = cat.conn.execute(
+        "SELECT i.path, l.label, l.origin FROM labels l JOIN images i ON i.id = l.image_id"
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_check_label():
+    assert check_label("  golden retriever ") == "golden retriever"
+    assert check_label("Forêt-noire (2)") == "Forêt-noire (2)"
+    assert check_label("猫") == "猫"
+    for bad, reason in [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("cat/dog", "odd characters '/'"),
+        ("a\x00b", "odd characters"),
+        ("<b>", "odd characters"),
+        ("x" * 101, "longer than"),
+    ]:
+        with pytest.raises(BadLabel, match=reason):
+            check_label(bad)
+
+
+def test_import_takes_good_rows_and_reports_the_others(catalog, tmp_path):
+    photos = tmp_path / "photos"
+    csv_file = write(
+        tmp_path / "labels.csv",
+        "path,label\n"
+        f"{photos}/cats/0.jpg,cat\n"  # line 2: taken
+        "photos/cats/1.jpg, cat \n"  # 3: relative to the CSV's folder, label trimmed
+        f"{photos}/cats/0.jpg,cat\n"  # 4: duplicate of line 2
+        f"{photos}/nowhere.jpg,cat\n"  # 5: unknown path
+        f"{photos}/dogs/0.jpg,\n"  # 6: empty label
+        f"{photos}/dogs/1.jpg,dog;rm\n"  # 7: odd characters
+        f"{photos}/dogs/2.jpg,dog\n"  # 8 and 9: the same path with two labels
+        f"{photos}/dogs/2.jpg,wolf\n"
+        ",dog\n"  # 10: missing path
+        f"{photos}/cats/2.jpg\n",  # 11: no label column
+    )
+    report = import_csv(catalog, csv_file)
+    assert report.applied
+    assert [r.line for r in report.taken] == [2, 3]
+    reasons = {r.line: r.reason for r in report.rejected}
+    assert reasons[4] == "duplicate of line 2"
+    assert "unknown path" in reasons[5]
+    assert reasons[6] == "empty label"
+    assert "odd characters ';'" in reasons[7]
+    assert "different labels on lines 8, 9" in reasons[8] and reasons[8] == reasons[9]
+    assert reasons[10] == "missing path"
+    assert reasons[11] == "missing label column"
+    assert labels_of(catalog) == {
+        f"{photos}/cats/0.jpg": ("cat", "csv"),
+        f"{photos}/cats/1.jpg": ("cat", "csv"),
+    }
+    assert (report.new, report.changed, report.unchanged) == (2, 0, 0)
+
+
+def test_strict_import_changes_nothing_when_a_row_is_bad(catalog, tmp_path):
+    photos = tmp_path / "photos"
+    csv_file = write(
+        tmp_path / "l.csv", f"path,label\n{photos}/cats/0.jpg,cat\n{photos}/x.jpg,cat\n"
+    )
+    report = import_csv(catalog, csv_file, strict=True)
+    assert not report.applied and len(report.taken) == 1 and len(report.rejected) == 1
+    assert labels_of(catalog) == {}
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("file,label\na.jpg,cat\n", "missing column path"),
+        ("path;label\na.jpg;cat\n", "missing column path and label"),
+        ("", "empty file"),
+    ],
+)
+def test_bad_files_import_nothing(catalog, tmp_path, content, reason):
+    with pytest.raises(BadLabelFile, match=reason):
+        import_csv(catalog, write(tmp_path / "l.csv", content))
+    assert labels_of(catalog) == {}
+
+
+def test_not_utf8_and_missing_files(catalog, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("path,label\na.jpg,for\xeat\n".encode("latin-1"))
+    with pytest.raises(BadLabelFile, match="not UTF-8"):
+        import_csv(catalog, path)
+    with pytest.raises(BadLabelFile, match="nothing was imported"):
+        import_csv(catalog, tmp_path / "absent.csv")
+
+
+def test_bom_header_columns_in_any_order_and_relabel_counts(catalog, tmp_path):
+    photos = tmp_path / "photos"
+    set_labels(catalog, resolve_paths(catalog, [str(photos / "cats")]), "kitten")
+    path = tmp_path / "l.csv"
+    path.write_bytes(
+        "\ufeffLabel,Path,Note\ncat,photos/cats/0.jpg,x\nkitten,photos/cats/1.jpg,y\n".encode()
+    )
+    report = import_csv(catalog, path)
+    assert (report.new, report.changed, report.unchanged) == (0, 1, 1)
+    assert labels_of(catalog)[f"{photos}/cats/0.jpg"] == ("cat", "csv")
+
+
+def test_set_and_remove_keep_tags_apart(catalog, tmp_path):
+    photos = tmp_path / "photos"
+    ids = resolve_paths(catalog, [str(photos / "dogs")])
+    assert len(ids) == 3
+    with catalog.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO tags (image_id, label, confidence, head, at) VALUES (?, 'dog', 0.9, "
+            "'knn', ?)",
+            [(i, time.time()) for i in ids],
+        )
+    version = labels_version(catalog)
+    assert set_labels(catalog, ids[:1], "dog") == 1
+    assert labels_version(catalog) > version
+    counts, unknown = label_counts(catalog)
+    assert counts[0]._asdict() == {"label": "dog", "human": 1, "predicted": 2}
+    assert unknown == 0
+    assert labels_of(catalog)[f"{photos}/dogs/0.jpg"] == ("dog", "manual")
+    assert remove_labels(catalog, ids) == 1
+    assert labels_of(catalog) == {}
+
+
+def test_unknown_paths_change_nothing(catalog, tmp_path):
+    with pytest.raises(UnknownImages, match="nothing was changed"):
+        resolve_paths(catalog, [str(tmp_path / "photos/cats/0.jpg"), "/nowhere.jpg"])
+    with pytest.raises(UnknownImages):
+        set_labels(catalog, [1, 999], "cat")
+    assert labels_of(catalog) == {}
+    with pytest.raises(BadLabel):
+        set_labels(catalog, [1], "a|b")
+
+
+def test_export_imports_back(catalog, tmp_path):
+    photos = tmp_path / "photos"
+    set_labels(catalog, resolve_paths(catalog, [str(photos / "cats")]), "cat", origin="review")
+    buf = io.StringIO()
+    write_csv(export_rows(catalog), buf)
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "path,label,origin,at" and len(lines) == 4
+    assert lines[1].startswith(f"{photos}/cats/0.jpg,cat,review,")
+    with catalog.transaction() as conn:
+        conn.execute("DELETE FROM labels")
+    report = import_csv(catalog, write(tmp_path / "back.csv", buf.getvalue()))
+    assert len(report.taken) == 3 and not report.rejected
+    assert {v[0] for v in labels_of(catalog).values()} == {"cat"}
