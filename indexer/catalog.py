@@ -273,7 +273,8 @@ class Catalog:
         error: str,
     ) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO errors (path, size, mtime_ns, error, at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO errors (path, size, mtime_ns, error, at) "
+            "VALUES (?, ?, ?, ?, ?)",
             (path, size, mtime_ns, error, time.time()),
         )
 

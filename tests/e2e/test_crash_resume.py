@@ -29,8 +29,17 @@ def _count(library) -> int:
 
 def _start_index(folder, library):
     return subprocess.Popen(
-        [sys.executable, "-m", "lookalike", "index", str(folder), "--library", str(library),
-         "-q", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "lookalike",
+            "index",
+            str(folder),
+            "--library",
+            str(library),
+            "-q",
+            "--json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -74,8 +83,7 @@ def test_sigkill_then_rerun_resumes_exactly_and_search_works_meanwhile(tmp_path)
     # Every image finds itself first: a sample across classes, in one CLI call.
     sample = sorted(folder.rglob("*.jpg"))[:: max(1, total // 40)]
     results = json.loads(
-        run_cli("search", *map(str, sample), "--library", str(library), "-k", "1",
-                "--json").stdout
+        run_cli("search", *map(str, sample), "--library", str(library), "-k", "1", "--json").stdout
     )
     for q, r in zip(sample, results, strict=True):
         assert r["results"][0]["path"] == str(q) and r["results"][0]["score"] > 0.999
@@ -89,8 +97,7 @@ def test_second_writer_is_refused_while_one_indexes(tmp_path):
         while _count(library) == 0 and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert first.poll() is None
-        second = run_cli("index", str(DATA / "distractors"), "--library", str(library),
-                         check=False)
+        second = run_cli("index", str(DATA / "distractors"), "--library", str(library), check=False)
         assert second.returncode == 1
         assert "another process is writing" in second.stderr
     finally:

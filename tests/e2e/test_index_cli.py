@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -71,15 +70,22 @@ def lib(tmp_path_factory):
         shutil.copy(src, photos / src.parent.name / src.name)
     _make_weird(root / "weird", dev_images(11, 1))
     library = root / "library"
-    proc = run_cli("index", str(photos), str(root / "weird"), "--library", str(library),
-                   "--labels-from-folders", "--json")
-    return {"root": root, "photos": photos, "library": library,
-            "summary": json.loads(proc.stdout)}
+    proc = run_cli(
+        "index",
+        str(photos),
+        str(root / "weird"),
+        "--library",
+        str(library),
+        "--labels-from-folders",
+        "--json",
+    )
+    return {"root": root, "photos": photos, "library": library, "summary": json.loads(proc.stdout)}
 
 
 def _search(lib, *queries, k=3):
-    out = run_cli("search", *map(str, queries), "--library", str(lib["library"]), "-k", str(k),
-                  "--json")
+    out = run_cli(
+        "search", *map(str, queries), "--library", str(lib["library"]), "-k", str(k), "--json"
+    )
     return json.loads(out.stdout)
 
 
@@ -115,8 +121,14 @@ def test_every_indexed_image_finds_itself_first(lib):
 
 
 def test_rerun_changes_nothing(lib):
-    out = run_cli("index", str(lib["photos"]), str(lib["root"] / "weird"), "--library",
-                  str(lib["library"]), "--json")
+    out = run_cli(
+        "index",
+        str(lib["photos"]),
+        str(lib["root"] / "weird"),
+        "--library",
+        str(lib["library"]),
+        "--json",
+    )
     s = json.loads(out.stdout)
     assert (s["added"], s["updated"], s["moved"], s["removed"]) == (0, 0, 0, 0)
     assert s["unchanged"] == 12 + len(VALID)
@@ -146,7 +158,9 @@ def test_rename_keeps_id_and_label_delete_removes_edit_updates(lib):
     con = sqlite3.connect(lib["library"] / "catalog.sqlite")
     label = con.execute("SELECT label FROM labels WHERE image_id = ?", (before["id"],)).fetchone()
     assert label == (first_class.name,)
-    assert con.execute("SELECT COUNT(*) FROM images WHERE path = ?", (str(gone),)).fetchone()[0] == 0
+    assert (
+        con.execute("SELECT COUNT(*) FROM images WHERE path = ?", (str(gone),)).fetchone()[0] == 0
+    )
 
 
 def test_copy_reuses_the_vector(lib, tmp_path):
