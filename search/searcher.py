@@ -264,6 +264,17 @@ def merge_results(lists: list[list[SearchResult]]) -> list[SearchResult]:
     return sorted(best.values(), key=lambda r: -r.score)
 
 
+def parse_box(value: str) -> Box:
+    """'x0,y0,x1,y1' (pixels of the EXIF-rotated query image) as four floats."""
+    try:
+        box = tuple(float(p) for p in value.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise BadQuery(f"box must be four numbers x0,y0,x1,y1, not {value!r}")
+    return box  # type: ignore[return-value]
+
+
 def validate_box(box: Box, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """A region (x0, y0, x1, y1) in pixels, checked against the image size."""
     if len(box) != 4:

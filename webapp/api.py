@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, jsonify, request
 from PIL import Image, UnidentifiedImageError
 
 from indexer.errors import BadQuery
+from search import searcher
 from webapp import browse
 from webapp.services import LibraryService
 
@@ -44,17 +45,10 @@ def int_arg(value: Any, name: str, low: int, high: int, default: int) -> int:
 
 
 def parse_box(value: str | None) -> tuple[float, float, float, float] | None:
-    """'x0,y0,x1,y1' in pixels of the (EXIF-rotated) query image."""
+    """'x0,y0,x1,y1' in pixels of the (EXIF-rotated) query image; empty means none."""
     if value is None or value.strip() == "":
         return None
-    parts = value.split(",")
-    try:
-        box = tuple(float(p) for p in parts)
-    except ValueError:
-        raise BadQuery(f"box must be four numbers x0,y0,x1,y1, not {value!r}") from None
-    if len(box) != 4:
-        raise BadQuery(f"box must be four numbers x0,y0,x1,y1, not {value!r}")
-    return box  # type: ignore[return-value]
+    return searcher.parse_box(value)
 
 
 UPLOAD_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")

@@ -12,14 +12,13 @@ from lookalike.commands.options import json_option, library_option
 def parse_box(value: str | None):
     if value is None:
         return None
-    parts = value.split(",")
+    from indexer.errors import BadQuery
+    from search.searcher import parse_box as parse
+
     try:
-        box = tuple(float(p) for p in parts)
-    except ValueError:
-        box = ()
-    if len(box) != 4:
-        raise click.BadParameter("expected four numbers X0,Y0,X1,Y1", param_hint="--box")
-    return box
+        return parse(value)
+    except BadQuery:
+        raise click.BadParameter("expected four numbers X0,Y0,X1,Y1", param_hint="--box") from None
 
 
 @click.command()

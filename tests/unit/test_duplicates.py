@@ -20,17 +20,7 @@ from search.duplicates import (
 
 DIM = 64
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    """OpenMP threads spin against each other on a loaded 2-core machine: k-means for
-    these small indexes took 27 s with 2 threads and 1 s with one."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def unit(x: np.ndarray) -> np.ndarray:
