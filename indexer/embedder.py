@@ -15,10 +15,23 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from indexer.errors import LookalikeError
+from indexer.errors import LookalikeError, ModelUnavailable
 
 FeatureVector = npt.NDArray[np.float32]
 DEFAULT_MODEL = "efficientnet-lite0"
+DEVICES = ("auto", "cpu", "cuda")  # what --device takes ("cuda:N" is accepted too)
+
+
+class DeviceUnavailable(ModelUnavailable):
+    """A model was asked to run on a device this machine (or its torch build) lacks."""
+
+    def __init__(self, device: str, reason: str) -> None:
+        self.device = device
+        self.reason = reason
+        super().__init__(
+            f"cannot embed on {device}: {reason}; use --device cpu "
+            f"(or --device auto, which takes a GPU only where there is one)"
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class Embedder(Protocol):
 
     info: ModelInfo
     min_side: int  # the shorter side the loader must decode at least (JPEG draft)
+    device: str  # where ``embed`` runs: "cpu", "cuda" or "cuda:N" (never "auto")
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """One RGB image to the model's uint8 HWC input array (runs in loader threads)."""
@@ -84,17 +98,50 @@ def softmax(logits: np.ndarray) -> npt.NDArray[np.float32]:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def load_embedder(spec: str | None = None, **options) -> Embedder:
+def resolve_device(device: str | None = "cpu") -> str:
+    """The device a model runs on: "cpu", "cuda" or "cuda:N".
+
+    "cpu" (the default) never imports torch. "auto" is "cuda" when torch sees a CUDA
+    GPU, else "cpu".
+
+    Raises:
+        LookalikeError: not one of auto, cpu, cuda, cuda:N.
+        DeviceUnavailable: a CUDA device asked for where torch finds none.
+    """
+    name = (device or "cpu").strip().lower()
+    if name == "cpu":
+        return "cpu"
+    kind, colon, index = name.partition(":")
+    if kind not in ("auto", "cuda") or (colon and (kind == "auto" or not index.isdigit())):
+        raise LookalikeError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    import torch
+
+    available = torch.cuda.is_available()
+    if kind == "auto":
+        return "cuda" if available else "cpu"
+    if not available:
+        built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise DeviceUnavailable(name, f"torch {torch.__version__} ({built}) finds no CUDA GPU")
+    if index and int(index) >= torch.cuda.device_count():
+        raise DeviceUnavailable(name, f"torch finds {torch.cuda.device_count()} CUDA GPU(s)")
+    return name
+
+
+def load_embedder(spec: str | None = None, *, device: str = "cpu", **options) -> Embedder:
     """Build the embedder named by ``spec`` (default: the offline EfficientNet-Lite0).
 
     Args:
         spec: "efficientnet-lite0" (optionally "efficientnet-lite0:torch" for the
             eager torch reference) or "openclip:ARCH:PRETRAINED".
+        device: "cpu" (default), "cuda", "cuda:N" or "auto" (cuda when torch sees a
+            GPU). On the CPU the default model runs on ONNX Runtime; on CUDA it runs
+            its torch reference model (the same weights and preprocessing).
         options: backend options (for example ``weights=`` for open_clip).
 
     Raises:
-        LookalikeError: an unknown spec.
+        LookalikeError: an unknown spec or device.
         ModelUnavailable: the weights cannot be found offline.
+        DeviceUnavailable: ``device`` is a CUDA device and torch finds none.
     """
     spec = spec or DEFAULT_MODEL
     if spec == DEFAULT_MODEL or spec.startswith(DEFAULT_MODEL + ":"):
@@ -102,18 +149,18 @@ def load_embedder(spec: str | None = None, **options) -> Embedder:
 
         if options.pop("weights", None) is not None:
             raise LookalikeError(f"--weights FILE applies to openclip models, not {spec}")
-        backend = spec.split(":", 1)[1] if ":" in spec else "onnx"
-        return EfficientNetLite0(backend=backend, **options)
+        backend = spec.split(":", 1)[1] if ":" in spec else None  # None: by device
+        return EfficientNetLite0(backend=backend, device=device, **options)
     if spec.startswith("openclip:"):
         try:
             from indexer.openclip import OpenClipEmbedder
         except ImportError as e:  # the open_clip backend arrives with the search work
             raise LookalikeError(f"model {spec!r} needs the open_clip backend: {e}") from e
-        return OpenClipEmbedder.from_spec(spec, **options)
+        return OpenClipEmbedder.from_spec(spec, device=device, **options)
     raise LookalikeError(f"unknown model {spec!r}; use {DEFAULT_MODEL} or openclip:ARCH:PRETRAINED")
 
 
-def load_embedder_for(info: ModelInfo) -> Embedder:
+def load_embedder_for(info: ModelInfo, device: str = "cpu") -> Embedder:
     """The embedder that built a library: its model spec plus the stored weights file, if any."""
     weights = info.extra.get("weights")
-    return load_embedder(info.name, **({"weights": weights} if weights else {}))
+    return load_embedder(info.name, device=device, **({"weights": weights} if weights else {}))

@@ -33,7 +33,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from indexer.embedder import EmbedOutput, FeatureVector, ModelInfo, l2_normalize, softmax
+from indexer.embedder import (
+    EmbedOutput,
+    FeatureVector,
+    ModelInfo,
+    l2_normalize,
+    resolve_device,
+    softmax,
+)
 from indexer.errors import LookalikeError, ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -203,14 +210,17 @@ class OpenClipEmbedder:
     """An open_clip model as an Embedder, plus ``embed_text`` for text queries.
 
     Build it with ``from_spec`` (weights from the HF cache or a file), or hand in a
-    model directly (tests use randomly initialised ones).
+    model directly (tests use randomly initialised ones). The model and every input
+    tensor go to ``device`` ("cpu", "cuda", "cuda:N" or "auto"); vectors come back as
+    float32 numpy arrays either way.
     """
 
-    def __init__(self, model, tokenizer, info: ModelInfo) -> None:
+    def __init__(self, model, tokenizer, info: ModelInfo, device: str = "cpu") -> None:
         import open_clip
         import torch
 
-        self.model = model.eval()
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
         self.info = info
         cfg = open_clip.get_model_preprocess_cfg(model)
@@ -218,12 +228,17 @@ class OpenClipEmbedder:
         self.size = (size, size) if isinstance(size, int) else tuple(size)  # (height, width)
         self.min_side = max(self.size)
         self._transform = _pil_steps(cfg)
-        self._mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(cfg["std"], dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(cfg["std"], dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self._mean, self._std = mean.to(self.device), std.to(self.device)
 
     @classmethod
     def from_spec(
-        cls, spec: str, weights: str | Path | None = None, threads: int | None = None
+        cls,
+        spec: str,
+        weights: str | Path | None = None,
+        threads: int | None = None,
+        device: str = "cpu",
     ) -> OpenClipEmbedder:
         """Load ``openclip:ARCH[:PRETRAINED]`` with weights from ``weights`` or the HF cache.
 
@@ -231,14 +246,17 @@ class OpenClipEmbedder:
             spec: the model spec (see the module docstring).
             weights: a local open_clip checkpoint (state dict, .pt/.bin/.safetensors).
             threads: torch intra-op threads (default: torch's choice).
+            device: "cpu" (default), "cuda", "cuda:N" or "auto".
 
         Raises:
             LookalikeError: a bad spec.
             ModelUnavailable: no weights offline, or a file that is not a checkpoint of ARCH.
+            DeviceUnavailable: a CUDA device where torch finds none.
         """
         import open_clip
         import torch
 
+        device = resolve_device(device)  # before reading weights: a bad device fails fast
         parsed = parse_spec(spec)
         path = resolve_weights(parsed, weights)
         if threads:
@@ -274,7 +292,7 @@ class OpenClipEmbedder:
             descriptor=DESCRIPTOR,
             extra={"weights": str(path)} if weights is not None else {},
         )
-        return cls(model, tokenizer, info)
+        return cls(model, tokenizer, info, device=device)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """open_clip's own resize and crop, as a uint8 HWC array (normalised in ``embed``)."""
@@ -288,11 +306,11 @@ class OpenClipEmbedder:
             raise ValueError(
                 f"expected a (n, {self.size[0]}, {self.size[1]}, 3) uint8 batch, got {batch.shape}"
             )
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
         x = (x - self._mean) / self._std
         with torch.inference_mode():
             vectors = self.model.encode_image(x)
-        return EmbedOutput(l2_normalize(vectors.float().numpy()), None)
+        return EmbedOutput(l2_normalize(vectors.float().cpu().numpy()), None)
 
     def embed_text(self, texts: Sequence[str]) -> FeatureVector:
         """Texts to L2-normalised vectors in the image space, shape (len(texts), dim)."""
@@ -300,10 +318,10 @@ class OpenClipEmbedder:
 
         if not texts:
             return np.zeros((0, self.info.dim), dtype=np.float32)
-        tokens = self.tokenizer(list(texts))
+        tokens = self.tokenizer(list(texts)).to(self.device)
         with torch.inference_mode():
             vectors = self.model.encode_text(tokens)
-        return l2_normalize(vectors.float().numpy())
+        return l2_normalize(vectors.float().cpu().numpy())
 
     def class_names(self) -> None:
         return None

@@ -7,8 +7,9 @@ Stages (Ray Data jobs: the same code on a laptop and on a cluster):
 3. decode: tasks read, hash, decode and preprocess the planned files; content the
    catalog already holds (moved, copied or touched files) is not decoded;
 4. embed: an actor pool, one model per actor (one GPU per actor when the cluster has
-   GPUs, else ``actor_cpus`` ONNX Runtime threads each), embeds each shard's new
-   files and writes the shard to the shard directory (see indexer.shards);
+   GPUs, the model then running on CUDA; else ``actor_cpus`` ONNX Runtime threads
+   each), embeds each shard's new files and writes the shard to the shard directory
+   (see indexer.shards);
 5. merge (driver): shards, in job order, go through the batch indexer's commit, so
    ids, moves and copies are those of the single-process path; then the index.
 
@@ -37,8 +38,9 @@ from indexer.batch import (
 from indexer.embedder import Embedder
 from indexer.errors import LookalikeError
 from indexer.library import Library
-from indexer.ray_stages import ShardEmbedder, decode_batch, dir_key, known_content, list_folder
-from indexer.scan import FileEntry, Skipped
+from indexer.ray_listing import list_files
+from indexer.ray_stages import ShardEmbedder, decode_batch, known_content
+from indexer.scan import FileEntry
 from indexer.shards import (
     Shard,
     iter_leftovers,
@@ -64,6 +66,9 @@ class RayOptions:
     actors: int | None = None  # model replicas; default one per GPU, else CPUs // actor_cpus
     actor_cpus: int = 1  # CPUs (ONNX Runtime threads) per model actor on CPU nodes
     gpus: bool | None = None  # one GPU per actor; None: when the cluster has GPUs
+    # Where GPU actors embed: "auto" (cuda when torch in the actor sees the GPU Ray gave
+    # it), "cuda" (an error where it cannot), "cpu" (no GPU actors at all).
+    device: str = "auto"
     # Decoding a small JPEG costs ~1/9 of embedding it (1.9 vs 17 ms of CPU, measured;
     # a 12-megapixel one ~14 ms), so by default CPU actors reserve 7/8 of a CPU each and
     # decode tasks 1/8; fewer --ray-actors leave more CPUs to decoding.
@@ -232,7 +237,7 @@ class RayIndexer(BatchIndexer):
                 "shard_dir": str(self.shard_dir),
                 "batch_size": self.options.batch_size,
                 "threads": max(1, opts.actor_cpus) if not gpus else 1,
-                "device": "cuda" if gpus else "cpu",
+                "device": opts.device if gpus else "cpu",
             },
             num_cpus=actor_cpus,
             num_gpus=1 if gpus else 0,
@@ -261,7 +266,10 @@ class RayIndexer(BatchIndexer):
         finally:
             bar.close()
         if gpus and "cpu" in summary.devices:
-            log.warning("%s has no GPU support here: its actors embedded on the CPU", info.name)
+            log.warning(
+                "GPU actors embedded %s on the CPU: torch in the actors finds no CUDA", info.name
+            )
+        log.info("model actors embedded on %s", ", ".join(sorted(summary.devices)) or "-")
 
 
 def _job_blocks(jobs: list[_Job], rows: int) -> list:
@@ -284,9 +292,18 @@ def _actor_plan(resources: dict, opts: RayOptions) -> tuple[int, int, float]:
     """(actors, gpus per actor, CPUs each actor reserves) for this cluster."""
     cluster_gpus = int(resources.get("GPU", 0))
     use_gpus = cluster_gpus > 0 if opts.gpus is None else opts.gpus
+    if opts.device == "cpu":
+        if opts.gpus:
+            raise LookalikeError("--ray-gpus and --device cpu disagree; drop one of them")
+        use_gpus = False
+    elif opts.device.startswith("cuda"):
+        if opts.gpus is False:
+            raise LookalikeError("--device cuda and --no-ray-gpus disagree; drop one of them")
+        use_gpus = True
     if use_gpus:
         if cluster_gpus == 0:
-            raise LookalikeError("--ray-gpus: the Ray cluster has no GPUs")
+            flag = "--ray-gpus" if opts.gpus else "--device cuda"
+            raise LookalikeError(f"{flag}: the Ray cluster has no GPUs; use --device cpu")
         return (opts.actors or cluster_gpus), 1, 1.0
     cpus = float(resources.get("CPU", 1))
     actors = opts.actors or max(1, int(cpus // opts.actor_cpus))
@@ -309,62 +326,6 @@ def _domain_errors(rows: Iterator[dict]) -> Iterator[dict]:
                 raise LookalikeError(str(cause)) from e
             cause = cause.__cause__
         raise
-
-
-# -- listing ----------------------------------------------------------------------
-def list_files(ray, roots: list[str]) -> tuple[list[FileEntry], list[Skipped]]:
-    """indexer.scan.scan's answer, with each top-level folder walked by a Ray task.
-
-    Folders already walked (symlink loops, a folder reached twice) are skipped as in
-    scan; a symbolic link from one top-level folder into another lists those files
-    under their own folder's path rather than under the link's.
-    """
-    from indexer.scan import _walk, _why, scan
-
-    found: dict[str, FileEntry] = {}
-    skipped: list[Skipped] = []
-    seen: set[tuple[int, int]] = set()
-    folders: list[str] = []
-    for root in roots:
-        path = os.path.abspath(os.path.expanduser(str(root)))
-        if not os.path.isdir(path):
-            entries, missed = scan([path])
-            found.update((e.path, e) for e in entries)
-            skipped.extend(missed)
-            continue
-        key = dir_key(path)
-        if key is None or key in seen:
-            continue
-        subdirs = []
-        try:
-            with os.scandir(path) as it:
-                for entry in it:
-                    sub_key = dir_key(entry.path) if entry.is_dir(follow_symlinks=True) else None
-                    if sub_key is not None and sub_key not in seen:
-                        seen.add(sub_key)
-                        subdirs.append(entry.path)
-        except OSError as e:
-            skipped.append(Skipped(path, _why(e, path)))
-            continue
-        # The root's own files: walk it with its sub-folders marked as seen.
-        found.update((e.path, e) for e in _walk(path, set(seen), skipped))
-        seen.add(key)
-        folders.extend(subdirs)
-    if folders:
-        ds = ray.data.from_items([{"folder": f} for f in folders], override_num_blocks=len(folders))
-        tasks = max(2, int(ray.cluster_resources().get("CPU", 1)))
-        ds = ds.flat_map(
-            list_folder,
-            fn_kwargs={"seen": sorted(seen)},
-            num_cpus=0.25,  # listing waits on the file system more than it computes
-            compute=ray.data.TaskPoolStrategy(size=tasks),
-        )
-        for row in ds.iter_rows():
-            if row["reason"]:
-                skipped.append(Skipped(row["path"], row["reason"]))
-            else:
-                found[row["path"]] = FileEntry(row["path"], row["size"], row["mtime_ns"])
-    return sorted(found.values()), skipped
 
 
 def index_paths_ray(

@@ -1,9 +1,10 @@
 """What runs inside Ray workers for the Ray engine (see indexer.ray_engine).
 
-Listing tasks walk one top-level folder each; decode tasks read, hash, decode and
-preprocess files (content the catalog already holds is only hashed); model actors
-embed a shard's new files and write the shard. Everything here is plain Python over
-numpy batches: Ray itself is imported by the driver side only.
+Decode tasks read, hash, decode and preprocess files (content the catalog already
+holds is only hashed); model actors embed a shard's new files (on a GPU when Ray gave
+them one) and write the shard. Everything here is plain Python over numpy batches:
+the driver side imports Ray (a model actor only asks it which GPUs it was given).
+Listing tasks are in indexer.ray_listing.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from indexer.batch import _Job, _Loaded, embed_loaded, load_job
-from indexer.embedder import Embedder, ModelInfo, load_embedder
+from indexer.embedder import Embedder, ModelInfo, load_embedder, resolve_device
 from indexer.errors import ModelMismatch
-from indexer.scan import FileEntry, Skipped, _walk
+from indexer.scan import FileEntry
 from indexer.shards import write_shard
 
 log = logging.getLogger(__name__)
+
+# A GPU is idle between small batches: on CUDA an actor embeds at least this many at once.
+CUDA_BATCH = 128
 
 
 def known_content(by_hash: dict[str, list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -138,25 +142,46 @@ def _loaded_from(batch: dict) -> list[_Loaded]:
     return items
 
 
+def actor_device(requested: str) -> str:
+    """Where a model actor embeds: ``requested``, with "auto" resolved for this actor.
+
+    "auto" is "cuda" when Ray gave the actor a GPU and torch sees CUDA; without a GPU
+    from Ray it is "cpu", decided without importing torch.
+    """
+    if requested != "auto":
+        return requested
+    import ray  # loaded already: this runs inside a Ray worker
+
+    if not ray.get_gpu_ids():
+        return "cpu"
+    device = resolve_device("auto")
+    if device == "cpu":
+        log.warning(
+            "this actor has GPU %s, but torch finds no CUDA: embedding on the CPU",
+            ray.get_gpu_ids(),
+        )
+    return device
+
+
 class ShardEmbedder:
-    """Actor: one model; embeds a shard's new files and writes the shard."""
+    """Actor: one model; embeds a shard's new files and writes the shard.
+
+    ``device`` is "cpu", "cuda" or "auto" (see actor_device); on CUDA the new files
+    go to the model in batches of at least CUDA_BATCH.
+    """
 
     def __init__(
         self, model: str, shard_dir: str, batch_size: int, threads: int, device: str
     ) -> None:
-        options: dict = {"threads": threads}
-        if device != "cpu":
-            options["device"] = device
-        self.device = device
-        try:
-            self.embedder = _embedder_in_worker(model, **options)
-        except TypeError:  # the model has no device option: it runs on the CPU
-            log.warning("this model cannot run on %s; embedding on the CPU", device)
-            self.embedder = _embedder_in_worker(model, threads=threads)
-            self.device = "cpu"
+        self.device = actor_device(device)
+        self.embedder = _embedder_in_worker(model, threads=threads, device=self.device)
         self.info = ModelInfo.from_json(model)
         self.shard_dir = Path(shard_dir)
-        self.batch_size = batch_size
+        gpu = self.device.startswith("cuda")
+        self.batch_size = max(batch_size, CUDA_BATCH) if gpu else batch_size
+        log.info(
+            "model actor on %s embeds %s on %s", os.uname().nodename, self.info.name, self.device
+        )
 
     def __call__(self, batch: dict) -> dict:
         loaded = _loaded_from(batch)
@@ -187,25 +212,3 @@ class ShardEmbedder:
             "embed_cpu": np.array([embed_cpu]),
             "device": np.array([self.device]),
         }
-
-
-# -- listing ---------------------------------------------------------------------
-def dir_key(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def list_folder(row: dict, seen: list) -> list[dict]:
-    folder = row["folder"]
-    own = dir_key(folder)
-    marks = {tuple(k) for k in seen} - {own}
-    skipped: list[Skipped] = []
-    out = [
-        {"path": e.path, "size": e.size, "mtime_ns": e.mtime_ns, "reason": ""}
-        for e in _walk(folder, marks, skipped)
-    ]
-    out.extend({"path": s.path, "size": 0, "mtime_ns": 0, "reason": s.reason} for s in skipped)
-    return out

@@ -12,6 +12,7 @@ the per-stage costs the workers measured, the throughput they imply for N nodes,
 and the index memory per vector (measured) projected to 10M and 100M images.
 
     python scripts/bench_ray.py --images 300 --cpus 2
+    python scripts/bench_ray.py --device cuda    # both paths on a GPU (where there is one)
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def throughput(args) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         folder = make_folder(Path(tmp), args.images)
         n = args.images
-        single, single_wall = cli(str(folder), "--library", f"{tmp}/single")
-        ray_args = ["--engine", "ray", "--ray-cpus", str(args.cpus)]
+        device = ["--device", args.device] if args.device else []
+        single, single_wall = cli(str(folder), "--library", f"{tmp}/single", *device)
+        ray_args = ["--engine", "ray", "--ray-cpus", str(args.cpus), *device]
         ray_args += ["--shard-size", str(args.shard_size)]
         ray, ray_wall = cli(str(folder), "--library", f"{tmp}/ray", *ray_args)
         noop, _ = cli(str(folder), "--library", f"{tmp}/ray", *ray_args)
@@ -79,9 +81,9 @@ def throughput(args) -> None:
     lines = [
         f"{n} images, local Ray of {args.cpus} CPUs, shards of {args.shard_size}",
         f"  single-process       {s_rate:6.1f} img/s ({single['seconds']:.1f} s; "
-        f"wall {single_wall:.1f} s)  <- reference",
+        f"wall {single_wall:.1f} s; on {'+'.join(single['devices'])})  <- reference",
         f"  --engine ray, total  {r_rate:6.1f} img/s ({ray['seconds']:.1f} s; "
-        f"wall {ray_wall:.1f} s)  ratio {r_rate / s_rate:.2f}",
+        f"wall {ray_wall:.1f} s; on {'+'.join(ray['devices'])})  ratio {r_rate / s_rate:.2f}",
         f"  --engine ray, decode+embed+merge stage only  {p_rate:6.1f} img/s "
         f"({pipeline:.1f} s)  ratio {p_rate / s_rate:.2f}",
         f"  fixed cost of a Ray run: {fixed:.1f} s here (start, listing, "
@@ -202,6 +204,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=64)
     parser.add_argument("--only", choices=["throughput", "memory"], default=None)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     args = parser.parse_args()
     if args.only != "memory":
         throughput(args)

@@ -26,6 +26,14 @@ SHOW_SKIPPED = 20
     type=click.Path(dir_okay=False),
     help="A local open_clip checkpoint for an openclip --model (instead of the HF cache).",
 )
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="Where the model embeds: cpu (ONNX Runtime for the default model), cuda (a GPU, "
+    "through torch), auto (cuda when torch sees a GPU). [default: cpu; with --engine ray: "
+    "auto, per model actor]",
+)
 @click.option("--labels-from-folders", is_flag=True, help="Label each image by its folder name.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 512))
 @click.option(
@@ -83,6 +91,7 @@ def index(
     library,
     model,
     weights,
+    device,
     labels_from_folders,
     batch_size,
     workers,
@@ -109,7 +118,9 @@ def index(
     from indexer.library import Library
 
     _check_engine_options(engine)
-    embedder = _embedder_for(library, model, weights, load_embedder)
+    # With Ray the driver only describes the model; each actor picks its own device.
+    driver_device = "cpu" if engine == "ray" else (device or "cpu")
+    embedder = _embedder_for(library, model, weights, load_embedder, driver_device)
     options = IndexOptions(
         batch_size=batch_size,
         workers=workers,
@@ -129,12 +140,15 @@ def index(
                 shard_size=shard_size,
                 actors=ray_actors,
                 gpus=ray_gpus,
+                device=device or "auto",
             )
             summary = index_paths_ray(lib, embedder, list(paths), options, ray_options)
+            devices = sorted(summary.devices)
         else:
             summary = index_paths(lib, embedder, paths, options)
+            devices = [getattr(embedder, "device", "cpu")]
     if as_json:
-        click.echo(json.dumps(summary.as_dict()))
+        click.echo(json.dumps({**summary.as_dict(), "devices": devices}))
         return
     for s in summary.skipped[:SHOW_SKIPPED]:
         click.echo(f"skipping {s.path}: {s.reason}", err=True)
@@ -147,6 +161,7 @@ def index(
         f"{summary.copied} copies, {summary.removed} removed, {summary.unchanged} unchanged, "
         f"{len(summary.skipped)} skipped"
         + (f", {summary.labelled} labelled from folders" if labels_from_folders else "")
+        + (f"; embedded on {', '.join(devices)}" if summary.embedded else "")
     )
 
 
@@ -164,7 +179,7 @@ def _check_engine_options(engine: str) -> None:
             raise click.UsageError(f"{flag} applies to --engine ray only")
 
 
-def _embedder_for(library, model, weights, load_embedder):
+def _embedder_for(library, model, weights, load_embedder, device="cpu"):
     """The model the library was built with, or --model (default) for a new library.
 
     An open_clip library built from a --weights file reloads that file unless
@@ -183,4 +198,4 @@ def _embedder_for(library, model, weights, load_embedder):
     spec = model or (stored.name if stored else None)
     if weights is None and stored is not None:
         weights = stored.extra.get("weights")
-    return load_embedder(spec, **({"weights": weights} if weights else {}))
+    return load_embedder(spec, device=device, **({"weights": weights} if weights else {}))
