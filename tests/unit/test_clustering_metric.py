@@ -1,0 +1,71 @@
+"""The label-derived pieces of clustering (classifier.clustering_metric): whitening,
+the midpoint cut and the nearest-centroid refinement, on synthetic unit vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classifier.clustering_metric import midpoint_threshold, refine, whiten_within
+
+DIM = 16
+
+
+def unit(a):
+    return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_whitening_shrinks_the_direction_classes_vary_in():
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(8, DIM)) * np.r_[0.0, np.ones(DIM - 1)])  # none on axis 0
+    nuisance = np.zeros(DIM)
+    nuisance[0] = 1.0
+    ids = np.repeat(np.arange(8), 10)
+    x = centres[ids] + 0.8 * rng.normal(size=(80, 1)) * nuisance + 0.05 * rng.normal(size=(80, DIM))
+    x = unit(x)
+    white = whiten_within(x, x, ids)
+    assert white is not None and white.shape == x.shape
+    assert np.allclose(np.linalg.norm(white, axis=1), 1.0, atol=1e-5)
+
+    def nuisance_share(v):  # variance along the nuisance axis within the classes
+        centred = v - np.stack([v[ids == c].mean(0) for c in ids])
+        return (centred[:, 0] ** 2).sum() / (centred**2).sum()
+
+    assert nuisance_share(x) > 0.5  # the classes do vary along axis 0...
+    assert nuisance_share(white) < 0.7 * nuisance_share(x)  # ...much less once whitened
+    barely = whiten_within(x, x, ids, alpha=1e6)  # all shrinkage: the metric is unchanged
+    assert nuisance_share(barely) > 0.98 * nuisance_share(x)
+    assert whiten_within(x, x[:20], ids[:20]) is None  # two classes: too few to learn from
+
+
+def test_midpoint_threshold_lies_between_spread_and_nearest_class():
+    rng = np.random.default_rng(1)
+    centres = unit(rng.normal(size=(6, DIM)))
+    ids = np.repeat(np.arange(6), 8)
+    x = unit(centres[ids] + 0.4 * rng.normal(size=(48, DIM)) / np.sqrt(DIM))
+    cut, spread = midpoint_threshold(x, ids)
+    pairs = [1 - (x[ids == a] @ x[ids == b].T).mean() for a in range(6) for b in range(6) if a != b]
+    assert 0 < spread < cut < min(pairs) + 0.5 * (max(pairs) - min(pairs))
+    assert cut > spread + 0.25 * (min(pairs) - spread)
+    assert midpoint_threshold(x[:24], ids[:24]) is None  # three classes
+
+
+def test_refine_moves_points_to_the_nearest_centroid_and_drops_small_clusters():
+    rng = np.random.default_rng(2)
+    centres = unit(rng.normal(size=(3, DIM)))
+    zu = unit(np.repeat(centres, 10, axis=0) + 0.1 * rng.normal(size=(30, DIM)))
+    zl = unit(centres[:1] + 0.1 * rng.normal(size=(4, DIM)))  # class 0 has labels
+    truth = np.array([0] * 10 + [1] * 10 + [2] * 10)
+    assign = truth.copy()
+    assign[truth == 1] = 1  # a new cluster
+    assign[truth == 2] = 2  # another
+    assign[[0, 1]] = 2  # two images of the labelled class in the wrong cluster
+    assign[25] = -1  # noise stays noise
+    out = refine(zu, zl, np.zeros(4, np.int64), assign, n_classes=1, min_size=3)
+    expected = truth.copy()
+    expected[25] = -1
+    assert out.tolist() == expected.tolist()
+    small = assign.copy()
+    small[truth == 2] = -1
+    small[[20, 21]] = 2  # a cluster of two, under min_size
+    out = refine(zu, zl, np.zeros(4, np.int64), small, n_classes=1, min_size=3)
+    assert (out[[20, 21]] == -1).all() and (out[truth == 1] == 1).all()
