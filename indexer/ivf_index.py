@@ -21,6 +21,8 @@ from indexer.vector_index import (
     IVF_MAGIC,
     RERANK_MARGIN,
     RETRAIN_GROWTH,
+    SQ8,
+    SQ8_UNIFORM,
     IvfParams,
     VectorIndex,
     VectorSource,
@@ -61,6 +63,7 @@ class IvfIndex(VectorIndex):
         self.params = params
         self.source = source
         _faiss().extract_index_ivf(ivf).nprobe = params.nprobe
+        self._search_params: dict[int, object] = {}
 
     def attach(self, source: VectorSource | None) -> None:
         """Re-score candidates with exact vectors from ``source`` (None: SQ8 scores)."""
@@ -70,9 +73,19 @@ class IvfIndex(VectorIndex):
     def train_new(cls, sample: FeatureVector, params: IvfParams) -> IvfIndex:
         faiss = _faiss()
         sample = np.ascontiguousarray(sample, dtype=np.float32)
-        ivf = faiss.index_factory(
-            sample.shape[1], f"IVF{params.nlist},SQ8", faiss.METRIC_INNER_PRODUCT
-        )
+        dim = sample.shape[1]
+        if params.quantizer == SQ8:
+            ivf = faiss.index_factory(dim, f"IVF{params.nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+        elif params.quantizer == SQ8_UNIFORM:
+            coarse = faiss.IndexFlatIP(dim)
+            uniform = faiss.ScalarQuantizer.QT_8bit_uniform
+            ivf = faiss.IndexIVFScalarQuantizer(
+                coarse, dim, params.nlist, uniform, faiss.METRIC_INNER_PRODUCT, False
+            )
+            ivf.own_fields = True  # the IVF frees its coarse quantizer
+            coarse.this.disown()
+        else:
+            raise ValueError(f"unknown IVF quantizer {params.quantizer!r}")
         ivf.train(sample)
         return cls(ivf, params)
 
@@ -94,7 +107,9 @@ class IvfIndex(VectorIndex):
     # -- facts -------------------------------------------------------------------
     def describe(self) -> str:
         p = self.params
-        return f"ivf{p.nlist}-sq8 (nprobe {p.nprobe}, top {p.rerank}, exact near the k-th)"
+        return (
+            f"ivf{p.nlist}-{p.quantizer} (nprobe {p.nprobe}, top {p.rerank}, exact near the k-th)"
+        )
 
     def memory_bytes(self) -> int:
         # SQ8 codes (one byte a dimension) and ids in the lists, and the centroids.
@@ -177,15 +192,20 @@ class IvfIndex(VectorIndex):
 
     def _search(self, queries: FeatureVector, k: int, rerank: int | None, nprobe: int | None):
         """SQ8 candidates, those near the k-th re-scored exactly (``rerank=0``: none)."""
-        faiss = _faiss()
-        params = faiss.SearchParametersIVF(nprobe=nprobe or self.params.nprobe)
+        nprobe = nprobe or self.params.nprobe
+        params = self._search_params.get(nprobe)
+        if params is None:
+            params = self._search_params[nprobe] = _faiss().SearchParametersIVF(nprobe=nprobe)
         rerank = self.params.rerank if rerank is None else rerank
         if self.source is None or rerank == 0:
             return self.index.search(queries, k, params=params)
         candidates = min(max(rerank, 2 * k), self.ntotal)
         step = max(1, RESCORE_FLOATS // (candidates * self.dim))
         if len(queries) <= step:  # the common case: one query, no bookkeeping
-            return self._rescore(queries, *self.index.search(queries, candidates, params=params), k)
+            found = self.index.search(queries, candidates, params=params)
+            if len(queries) == 1:
+                return self._rescore_one(queries[0], *found, k)
+            return self._rescore(queries, *found, k)
         scores_out = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids_out = np.full((len(queries), k), -1, dtype=np.int64)
         for start in range(0, len(queries), step):
@@ -194,6 +214,26 @@ class IvfIndex(VectorIndex):
             scores_out[start : start + len(q), : s.shape[1]] = s
             ids_out[start : start + len(q), : i.shape[1]] = i
         return scores_out, ids_out
+
+    def _rescore_one(self, query: np.ndarray, sq8: np.ndarray, cand: np.ndarray, k: int):
+        """:meth:`_rescore` for one query, on plain lists (numpy per call costs more than
+        the arithmetic on 20 candidates)."""
+        pairs = [(s, i) for s, i in zip(sq8[0].tolist(), cand[0].tolist(), strict=True) if i >= 0]
+        if not pairs:
+            return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
+        kth = pairs[min(k, len(pairs)) - 1][0]
+        window = [i for s, i in pairs if abs(s - kth) <= RERANK_MARGIN]
+        scored = [(s, i) for s, i in pairs if s > kth + RERANK_MARGIN]
+        got_ids, vectors = self.source.vectors(window) if window else ([], [])
+        if len(got_ids):
+            exact = np.asarray(vectors, dtype=np.float32) @ query
+            scored += zip(exact.tolist(), np.asarray(got_ids).tolist(), strict=True)
+        scored.sort(key=lambda pair: -pair[0])
+        top = scored[:k]
+        return (
+            np.array([[s for s, _ in top]], dtype=np.float32),
+            np.array([[i for _, i in top]], dtype=np.int64),
+        )
 
     def _rescore(self, queries: FeatureVector, sq8: np.ndarray, cand: np.ndarray, k: int):
         """Exact scores for the candidates within RERANK_MARGIN of the k-th SQ8 score.

@@ -9,6 +9,8 @@ Layout::
                             small container around an IVF-SQ8 index whose candidates
                             are re-scored with the exact vectors in catalog.sqlite
                             (see indexer/vector_index.py)
+      vectors.f16           (IVF kind only) the exact vectors as float16 rows, which the
+                            IVF re-scores its candidates with (indexer/exact_vectors.py)
       .lock                 held by the one process writing at a time
       thumbnails/           (web app) cached thumbnails
 
@@ -26,7 +28,7 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,13 +37,17 @@ import numpy as np
 from indexer.catalog import Catalog
 from indexer.embedder import ModelInfo
 from indexer.errors import LibraryBusy, LibraryNotFound, ModelMismatch
-from indexer.vector_index import FLAT, IvfParams, VectorIndex, choose_kind
+from indexer.exact_vectors import FILE_NAME as EXACT_NAME
+from indexer.exact_vectors import ExactVectors, Writer, write_rows
+from indexer.vector_index import FLAT, IvfParams, VectorIndex, VectorSource, choose_kind
 
 log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.sqlite"
 LOCK_NAME = ".lock"
+EXACT_META = "exact_vectors"  # "float16:<dim>" while vectors.f16 matches the catalog
 BUILD_CHUNK = 20_000  # vectors read from the catalog at a time when (re)building
+UPDATE_CHUNK = 50_000  # changed vectors read at a time by an update (244 MiB at d=1280)
 
 
 def default_library_dir() -> Path:
@@ -147,15 +153,19 @@ class Library:
         gen = self.index_generation() if generation is None else generation
         return self.root / f"index-{gen}.faiss"
 
-    def load_index(self) -> VectorIndex:
-        """The current index; an empty one when none was written yet."""
+    def load_index(self, stale: Iterable[int] = ()) -> VectorIndex:
+        """The current index; an empty one when none was written yet.
+
+        ``stale``: ids changed since the index was written (an IVF index re-scores them
+        from the catalog, not from the float16 file).
+        """
         for _attempt in range(5):
             path = self.index_path()
             if self.index_generation() == 0:
                 break
             try:
                 # An IVF index re-scores its candidates with the catalog's exact vectors.
-                return VectorIndex.load(path, source=self.catalog)
+                return VectorIndex.load(path, source=self.exact_source(stale))
             except (RuntimeError, OSError):
                 # A writer replaced the generation between our read of the catalog and
                 # the open; read the catalog again.
@@ -169,8 +179,8 @@ class Library:
         Readers use this: a search during (or after an interrupted) indexing run sees
         every committed image, without writing anything.
         """
-        index = self.load_index()
-        pending = self.catalog.pending_index()
+        pending = self.catalog.pending_index()  # before the index: a superset is harmless
+        index = self.load_index(stale=pending)
         return self._updated(index, pending) if pending else index
 
     def state(self) -> tuple[int, int]:
@@ -184,7 +194,7 @@ class Library:
         generation is rebuilt (and retrained) from the catalog instead.
         """
         pending = self.catalog.pending_index()
-        current = self.load_index()
+        current = self.load_index(stale=pending)
         if not pending and self.index_generation() > 0:
             return current
         # After this sync the index holds exactly the catalog's vectors.
@@ -210,8 +220,10 @@ class Library:
     def _write_generation(self, index: VectorIndex, pending: list[int] | None) -> None:
         """Save ``index`` as the next generation; clear ``pending`` (None: all of it)."""
         gen = self.index_generation() + 1
+        exact = self._update_exact_file(index, pending)
         index.save(self.index_path(gen))
         with self.catalog.transaction() as conn:
+            self.catalog.set_meta(EXACT_META, exact, conn)
             self.catalog.set_meta("index_generation", str(gen), conn)
             self.catalog.set_meta("index_kind", index.kind, conn)
             self.catalog.set_meta("index_structure", index.describe(), conn)
@@ -223,8 +235,7 @@ class Library:
 
     def _build_from_catalog(self, current_kind: str | None) -> VectorIndex:
         """An index of the kind for the catalog's size; vectors read in chunks."""
-        rows = self.catalog.conn.execute("SELECT image_id FROM vectors ORDER BY image_id")
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        ids = self._vector_ids()
         info = self.model_info()
         dim = info.dim if info else 0
         kind = choose_kind(len(ids), current_kind)
@@ -237,29 +248,91 @@ class Library:
             _ids, sample = self.catalog.vectors(sample_ids, dim=dim)
             index = VectorIndex.train(sample, len(ids), kind)
             index.attach(self.catalog)
-        for start in range(0, len(ids), BUILD_CHUNK):
-            chunk_ids, vectors = self.catalog.vectors(ids[start : start + BUILD_CHUNK], dim=dim)
-            index.add(chunk_ids, vectors)
+        if index.kind == FLAT:
+            for chunk_ids, vectors in self._catalog_chunks(ids, dim):
+                index.add(chunk_ids, vectors)
+            return index
+        with Writer(self.root / EXACT_NAME, dim) as writer:
+            for chunk_ids, vectors in self._catalog_chunks(ids, dim):
+                index.add(chunk_ids, vectors)
+                writer.add(chunk_ids, vectors)
+        index.attach(ExactVectors(self.root / EXACT_NAME, dim, fallback=self.catalog))
         return index
 
+    # -- exact vectors for re-scoring (IVF kind) -----------------------------------
+    def exact_source(self, stale: Iterable[int] = ()) -> VectorSource:
+        """Where an IVF index reads exact vectors: the float16 file when it is up to
+        date (ids in ``stale`` and rows it lacks still come from the catalog)."""
+        info = self.model_info()
+        path = self.root / EXACT_NAME
+        if info and self.catalog.get_meta(EXACT_META) == _exact_tag(info.dim) and path.exists():
+            try:
+                return ExactVectors(path, info.dim, fallback=self.catalog, stale=stale)
+            except OSError:
+                pass
+        return self.catalog
+
+    def _update_exact_file(self, index: VectorIndex, pending: list[int] | None) -> str:
+        """Bring the float16 file in line with the catalog before a generation is
+        recorded; returns its meta tag ("" when the index kind needs none)."""
+        path = self.root / EXACT_NAME
+        if index.kind == FLAT:
+            path.unlink(missing_ok=True)
+            return ""
+        tag = _exact_tag(index.dim)
+        if pending is None:  # a rebuild wrote a whole new file
+            return tag
+        if self.catalog.get_meta(EXACT_META) != tag or not path.exists():
+            with Writer(path, index.dim) as writer:  # first IVF sync of an older library
+                for chunk_ids, vectors in self._catalog_chunks(self._vector_ids(), index.dim):
+                    writer.add(chunk_ids, vectors)
+            return tag
+        for start in range(0, len(pending), BUILD_CHUNK):
+            chunk = pending[start : start + BUILD_CHUNK]
+            present, vectors = self.catalog.vectors(chunk, dim=index.dim)
+            write_rows(path, index.dim, present, vectors)
+            write_rows(path, index.dim, np.setdiff1d(chunk, present), None)
+        return tag
+
+    def _vector_ids(self) -> np.ndarray:
+        rows = self.catalog.conn.execute("SELECT image_id FROM vectors ORDER BY image_id")
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def _catalog_chunks(self, ids: np.ndarray, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of ``ids`` from the catalog, BUILD_CHUNK at a time."""
+        for start in range(0, len(ids), BUILD_CHUNK):
+            yield self.catalog.vectors(ids[start : start + BUILD_CHUNK], dim=dim)
+
     def _updated(self, index: VectorIndex, pending: list[int]) -> VectorIndex:
-        ids = np.array(pending, dtype=np.int64)
-        index.remove(ids)
-        present, vectors = self.catalog.vectors(pending, dim=index.dim)
-        if index.dim == 0 and len(vectors):
-            index = VectorIndex.empty(vectors.shape[1])
-        index.add(present, vectors)
+        """``index`` without the ``pending`` ids, plus their current catalog vectors.
+
+        The vectors are read and added UPDATE_CHUNK at a time, so a reader catching up
+        on millions of new images never holds them all (``pending`` is id-ordered, so
+        the chunks add them in the order one read would).
+        """
+        index.remove(np.array(pending, dtype=np.int64))
+        for start in range(0, len(pending), UPDATE_CHUNK):
+            chunk = pending[start : start + UPDATE_CHUNK]
+            present, vectors = self.catalog.vectors(chunk, dim=index.dim)
+            if index.dim == 0 and len(vectors):
+                index = VectorIndex.empty(vectors.shape[1])
+            index.add(present, vectors)
         return index
 
     def _remove_stale_index_files(self, keep: int) -> None:
         for path in self.root.glob("index-*.faiss"):
             if path.name != f"index-{keep}.faiss":
                 path.unlink(missing_ok=True)
-        for path in self.root.glob(".index-*.faiss.*.tmp"):
-            path.unlink(missing_ok=True)
+        for pattern in (".index-*.faiss.*.tmp", f".{EXACT_NAME}.*.tmp"):
+            for path in self.root.glob(pattern):
+                path.unlink(missing_ok=True)
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def _exact_tag(dim: int) -> str:
+    return f"float16:{dim}"
 
 
 def model_difference(stored: ModelInfo, model: ModelInfo) -> str:

@@ -115,6 +115,31 @@ def test_ivf_recall_ids_and_changes(tmp_path, small_limits):
     assert again.memory_bytes() < 4000 * DIM * 4  # smaller than the float32 vectors
 
 
+@pytest.mark.parametrize("quantizer", [vi.SQ8, vi.SQ8_UNIFORM])
+def test_one_query_and_many_agree_for_each_quantizer(tmp_path, quantizer):
+    from dataclasses import replace
+
+    from indexer.ivf_index import IvfIndex, KeptVectors
+
+    x, queries = np.split(clustered(3030, seed=2), [3000])
+    ids = np.arange(3000, dtype=np.int64) + 1
+    params = replace(IvfParams.for_size(3000, DIM), quantizer=quantizer)
+    index = IvfIndex.train_new(x, params)
+    index.attach(KeptVectors())
+    index.add(ids, x)
+    batch_scores, batch_ids = index.search(queries, 10)
+    for q, scores, found in zip(queries, batch_scores, batch_ids, strict=True):
+        one_scores, one_ids = index.search(q, 10)  # the single-query path
+        assert one_ids[0].tolist() == found.tolist()
+        np.testing.assert_allclose(one_scores[0], scores, atol=1e-6)
+    assert recall(batch_ids, exact_top(ids, x, queries, 10)) >= 0.9
+    index.save(tmp_path / "i.faiss")
+    assert VectorIndex.load(tmp_path / "i.faiss").params.quantizer == quantizer
+    # A header written before the quantizer was recorded means the per-dimension SQ8.
+    old = IvfParams.from_json('{"nlist": 64, "nprobe": 2, "rerank": 20, "trained_n": 9}')
+    assert old.quantizer == vi.SQ8
+
+
 def test_ivf_asks_for_retraining_when_grown_or_shrunk(small_limits):
     index = VectorIndex.build(np.arange(2000), clustered(2000))
     assert index.params.trained_n == 2000
