@@ -5,7 +5,7 @@ IMAGES ?= ../shared/data/caltech101-dev
 LIBRARY ?= $(HOME)/.local/share/lookalike/library
 PORT ?= 8000
 
-.PHONY: setup test test-fast lint format bench serve clean
+.PHONY: setup test test-fast lint typecheck format bench serve clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -22,6 +22,10 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+typecheck: setup
+	$(VENV)/bin/mypy
 
 format: setup
 	$(VENV)/bin/ruff format .
@@ -40,4 +44,4 @@ serve:
 	bash scripts/serve.sh $(IMAGES) $(LIBRARY) $(PORT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts

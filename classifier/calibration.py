@@ -177,17 +177,17 @@ def fit_calibrator(
     if novel.sum() < MIN_ROWS or known.sum() < MIN_ROWS:
         return Calibrator(default.known, default.right, rows=len(novel), fallback=True)
     weights = np.where(novel, 0.5 / novel.mean(), 0.5 / known.mean())
-    known_coef = logistic_fit(
+    k0, k1 = logistic_fit(
         [rows.novelty], known, weights, prior=default.known if informative else None
     )
     features = [rows.novelty[known], rows.agreement[known]]
-    right_coef = logistic_fit(
+    r0, r1, r2 = logistic_fit(
         features,
         rows.right[known],
         np.ones(int(known.sum())),
         prior=default.right if informative else None,
     )
-    return Calibrator(known_coef, right_coef, rows=len(novel))
+    return Calibrator((k0, k1), (r0, r1, r2), rows=len(novel))
 
 
 def logistic_fit(

@@ -12,6 +12,7 @@ prepared space as the kNN tagger, and answers with the same ``Scores``
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,8 @@ class _InductiveHead:
         self.x = x
         self.seed = seed
         self._classes = np.zeros(0, dtype=int)
-        self._model = None
+        # A fitted scikit-learn estimator (untyped); None while one class is left.
+        self._model: Any = None
         self._centre: np.ndarray | None = None
 
     def fit(self, seeds: np.ndarray, y: np.ndarray) -> None:
@@ -60,7 +62,7 @@ class _InductiveHead:
         index = np.arange(len(rows))
         return Scores(self._classes[best], raw[index, best], probs[index, best])
 
-    def _fit(self, x: np.ndarray, y: np.ndarray):
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> Any:
         raise NotImplementedError
 
     def _raw(self, x: np.ndarray) -> np.ndarray:

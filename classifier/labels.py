@@ -293,6 +293,7 @@ TAG_COLUMNS = ("path", "label", "confidence", "head", "at")
 
 def export_rows(catalog: Catalog, tags: bool = False) -> list[dict]:
     """Human labels (path, label, origin, at), or with ``tags`` the predicted tags."""
+    columns: tuple[str, ...]
     if tags:
         sql = (
             "SELECT i.path, t.label, t.confidence, t.head, t.at FROM tags t "

@@ -79,7 +79,7 @@ def zero_shot(library, image_ids: Sequence[int], top: int = 3) -> Suggestions:
         raise LookalikeError(
             f"zero-shot suggestions need the open_clip backend (indexer.openclip): {e}"
         ) from e
-    from indexer.embedder import load_embedder
+    from indexer.embedder import has_text_encoder, load_embedder
 
     names = [
         r[0] for r in library.catalog.conn.execute("SELECT DISTINCT label FROM labels ORDER BY 1")
@@ -90,7 +90,7 @@ def zero_shot(library, image_ids: Sequence[int], top: int = 3) -> Suggestions:
 
         names, source = imagenet_names(), "clip-zero-shot:imagenet"
     embedder = load_embedder(library.model_info().name)
-    if not hasattr(embedder, "embed_text"):
+    if not has_text_encoder(embedder):
         raise LookalikeError(f"model {library.model_info().name} has no text encoder")
     ids, vectors = library.catalog.vectors([int(i) for i in image_ids])
     out: dict[int, list[Suggestion]] = {}

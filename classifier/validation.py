@@ -109,13 +109,14 @@ def evaluate_vectors(
         n["class"] = str(names[n["class"]])
     x = prepare(vectors)
     graph = Graph.build(x) if "knn" in heads else None
+    results: dict[str, dict] = {}
     out = {
         "classes": [str(n) for n in names],
         "labels": int(len(seeds)),
         "images": int(len(vectors)),
         "folds": folds,
         "notes": notes,
-        "heads": {},
+        "heads": results,
     }
     for name in heads:
         started = time.perf_counter()
@@ -127,8 +128,8 @@ def evaluate_vectors(
             result["learning_curve"] = _learning_curve(head, seeds, y, fold, folds, curve, seed)
             result["open_set"] = _open_set(head, seeds, y, fold, folds, seed)
         result["seconds"] = round(time.perf_counter() - started, 2)
-        out["heads"][name] = result
-    best = max(out["heads"], key=lambda h: out["heads"][h]["accuracy"])
+        results[name] = result
+    best = max(results, key=lambda h: results[h]["accuracy"])
     out["best_head"] = best
     return out
 
@@ -207,11 +208,11 @@ def _learning_curve(head, seeds, y, fold, folds, curve, seed) -> list[dict]:
             test = fold == f
             if not test.any():
                 continue
-            train = []
+            picked: list[int] = []
             for c in np.unique(y):
                 members = np.flatnonzero(~test & (y == c))
-                train.extend(rng.permutation(members)[:n])
-            train = np.array(sorted(train))
+                picked.extend(rng.permutation(members)[:n])
+            train = np.array(sorted(picked))
             if len(np.unique(y[train])) < 2:
                 continue
             head.fit(seeds[train], y[train])

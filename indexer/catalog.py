@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from indexer.embedder import FeatureVector
 
@@ -79,6 +80,19 @@ class ImageRow(TypedDict):
     hash: str
     width: int
     height: int
+
+
+def _image_row(row: sqlite3.Row) -> ImageRow:
+    """An ``images`` row selected as (id, path, size, mtime_ns, hash, width, height)."""
+    return ImageRow(
+        id=row["id"],
+        path=row["path"],
+        size=row["size"],
+        mtime_ns=row["mtime_ns"],
+        hash=row["hash"],
+        width=row["width"],
+        height=row["height"],
+    )
 
 
 class ErrorRow(NamedTuple):
@@ -187,14 +201,14 @@ class Catalog:
             "SELECT id, path, size, mtime_ns, hash, width, height FROM images WHERE id = ?",
             (image_id,),
         ).fetchone()
-        return ImageRow(**dict(row)) if row else None
+        return _image_row(row) if row else None
 
     def image_by_path(self, path: str) -> ImageRow | None:
         row = self.conn.execute(
             "SELECT id, path, size, mtime_ns, hash, width, height FROM images WHERE path = ?",
             (path,),
         ).fetchone()
-        return ImageRow(**dict(row)) if row else None
+        return _image_row(row) if row else None
 
     def paths(self, ids: Iterable[int]) -> dict[int, str]:
         ids = [int(i) for i in ids]
@@ -292,7 +306,9 @@ class Catalog:
         ).fetchone()
         return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
 
-    def vectors(self, ids: Sequence[int] | None = None, dim: int | None = None):
+    def vectors(
+        self, ids: Iterable[int] | None = None, dim: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], FeatureVector]:
         """(ids, vectors) for the given ids, or for every image when ids is None."""
         if ids is None:
             rows = self.conn.execute("SELECT image_id, vector FROM vectors ORDER BY image_id")

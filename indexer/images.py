@@ -167,12 +167,15 @@ def center_crop_resize(img: Image.Image, resize: int, crop: int) -> Image.Image:
     w, h = img.size
     side = min(w, h) * crop / resize
     left, top = (w - side) / 2, (h - side) / 2
-    return img.resize((crop, crop), Image.BILINEAR, box=(left, top, left + side, top + side))
+    return img.resize(
+        (crop, crop), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side)
+    )
 
 
 def crop_box(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
     """Crop an RGB image to a box in pixel coordinates (x0, y0, x1, y1)."""
-    return img.crop(tuple(int(round(v)) for v in box))
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    return img.crop((x0, y0, x1, y1))
 
 
 Preprocess = Callable[[Image.Image], np.ndarray]

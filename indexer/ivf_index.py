@@ -197,25 +197,29 @@ class IvfIndex(VectorIndex):
         if params is None:
             params = self._search_params[nprobe] = _faiss().SearchParametersIVF(nprobe=nprobe)
         rerank = self.params.rerank if rerank is None else rerank
-        if self.source is None or rerank == 0:
+        source = self.source
+        if source is None or rerank == 0:
             return self.index.search(queries, k, params=params)
         candidates = min(max(rerank, 2 * k), self.ntotal)
         step = max(1, RESCORE_FLOATS // (candidates * self.dim))
         if len(queries) <= step:  # the common case: one query, no bookkeeping
-            found = self.index.search(queries, candidates, params=params)
+            sq8, cand = self.index.search(queries, candidates, params=params)
             if len(queries) == 1:
-                return self._rescore_one(queries[0], *found, k)
-            return self._rescore(queries, *found, k)
+                return self._rescore_one(source, queries[0], sq8, cand, k)
+            return self._rescore(queries, sq8, cand, k)
         scores_out = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids_out = np.full((len(queries), k), -1, dtype=np.int64)
         for start in range(0, len(queries), step):
             q = queries[start : start + step]
-            s, i = self._rescore(q, *self.index.search(q, candidates, params=params), k)
+            sq8, cand = self.index.search(q, candidates, params=params)
+            s, i = self._rescore(q, sq8, cand, k)
             scores_out[start : start + len(q), : s.shape[1]] = s
             ids_out[start : start + len(q), : i.shape[1]] = i
         return scores_out, ids_out
 
-    def _rescore_one(self, query: np.ndarray, sq8: np.ndarray, cand: np.ndarray, k: int):
+    def _rescore_one(
+        self, source: VectorSource, query: np.ndarray, sq8: np.ndarray, cand: np.ndarray, k: int
+    ):
         """:meth:`_rescore` for one query, on plain lists (numpy per call costs more than
         the arithmetic on 20 candidates)."""
         pairs = [(s, i) for s, i in zip(sq8[0].tolist(), cand[0].tolist(), strict=True) if i >= 0]
@@ -224,7 +228,7 @@ class IvfIndex(VectorIndex):
         kth = pairs[min(k, len(pairs)) - 1][0]
         window = [i for s, i in pairs if abs(s - kth) <= RERANK_MARGIN]
         scored = [(s, i) for s, i in pairs if s > kth + RERANK_MARGIN]
-        got_ids, vectors = self.source.vectors(window) if window else ([], [])
+        got_ids, vectors = source.vectors(window) if window else (np.zeros(0, np.int64), None)
         if len(got_ids):
             exact = np.asarray(vectors, dtype=np.float32) @ query
             scored += zip(exact.tolist(), np.asarray(got_ids).tolist(), strict=True)

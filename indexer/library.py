@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class Library:
     def __init__(self, root: Path, catalog: Catalog) -> None:
         self.root = root
         self.catalog = catalog
-        self._lock_file = None
+        self._lock_file: TextIO | None = None
 
     @classmethod
     def open(cls, root: str | Path | None = None, *, readonly: bool = True) -> Library:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,7 +22,7 @@ class Skipped(NamedTuple):
     reason: str
 
 
-def scan(roots: list[str | Path]) -> tuple[list[FileEntry], list[Skipped]]:
+def scan(roots: Iterable[str | Path]) -> tuple[list[FileEntry], list[Skipped]]:
     """Every image file under the roots (files given directly are taken as they are).
 
     Returns:

@@ -16,13 +16,16 @@ Only models with a classifier head can do this; an open_clip library gets a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 from PIL import Image
 
 from indexer.embedder import Embedder
 from indexer.errors import BadQuery
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 PixelBox = tuple[int, int, int, int]
 
@@ -44,7 +47,15 @@ class Localization(NamedTuple):
     found: bool  # False when the map had no positive evidence (box = whole image)
 
 
-def can_localize(embedder: Embedder) -> bool:
+class Localizer(Embedder, Protocol):
+    """An embedder with a class-activation map (the default CNN)."""
+
+    def class_activation(self, batch: np.ndarray) -> np.ndarray:
+        """Class-activation maps (n, h, w) of a uint8 NHWC batch."""
+        ...
+
+
+def can_localize(embedder: Embedder) -> TypeIs[Localizer]:
     return callable(getattr(embedder, "class_activation", None))
 
 
@@ -72,7 +83,7 @@ def localize(
         )
     options = options or LocalizeOptions()
     side = _input_side(embedder)
-    pixels = np.asarray(image.convert("RGB").resize((side, side), Image.BILINEAR))
+    pixels = np.asarray(image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR))
     activation = np.asarray(embedder.class_activation(pixels[None])[0], dtype=np.float32)
     box = box_from_activation(activation, image.size, options)
     if box is None:
@@ -95,7 +106,7 @@ def box_from_activation(
     gw, gh = max(1, round(w * scale)), max(1, round(h * scale))
     heat = np.asarray(
         Image.fromarray(np.maximum(activation, 0).astype(np.float32), "F").resize(
-            (gw, gh), Image.BILINEAR
+            (gw, gh), Image.Resampling.BILINEAR
         )
     )
     mask = (heat >= options.threshold * heat.max()).astype(np.uint8)

@@ -76,7 +76,7 @@ def gray_at_side(image: Image.Image, side: int) -> np.ndarray:
     scale = side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if size != gray.size:
-        gray = gray.resize(size, Image.BILINEAR)
+        gray = gray.resize(size, Image.Resampling.BILINEAR)
     return np.asarray(gray)
 
 
@@ -84,7 +84,7 @@ def extract(gray: np.ndarray, features: int) -> LocalFeatures:
     """ORB keypoints and descriptors of a gray image."""
     import cv2
 
-    orb = cv2.ORB_create(nfeatures=features, fastThreshold=10)
+    orb = cv2.ORB.create(nfeatures=features, fastThreshold=10)
     keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
     if descriptors is None or not keypoints:
         return EMPTY
@@ -218,7 +218,7 @@ class Reranker:
         counts += [None] * (len(head) - len(counts))
         enough = self.options.min_inliers
         verified = sorted(
-            (i for i, n in enumerate(counts) if (n or 0) >= enough), key=lambda i: -counts[i]
+            (i for i, n in enumerate(counts) if (n or 0) >= enough), key=lambda i: -(counts[i] or 0)
         )
         others = [i for i, n in enumerate(counts) if (n or 0) < enough]
         ranked = [(head[i], counts[i]) for i in verified + others]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from webapp.settings import DEFAULTS
 
@@ -41,7 +42,8 @@ def create_app(
     app.config["JSON_SORT_KEYS"] = False
     if test_config:
         app.config.update(test_config)
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's default; the one with sort_keys
+        app.json.sort_keys = False
 
     root = Path(library_dir or default_library_dir()).expanduser()
     svc = LibraryService(

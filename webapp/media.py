@@ -12,7 +12,8 @@ import io
 import mimetypes
 import os
 
-from flask import Blueprint, Response, current_app, request, send_file
+from flask import Blueprint, current_app, request, send_file
+from werkzeug.wrappers import Response  # what make_conditional returns (Flask's is a subclass)
 
 from indexer.errors import UnreadableImage
 from webapp.services import LibraryService, NotFound

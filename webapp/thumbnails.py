@@ -74,7 +74,7 @@ def render(source: str | Path | bytes, size: int) -> bytes:
     """A JPEG no larger than ``size`` x ``size``, EXIF-rotated, aspect ratio kept."""
     image = load_image(source, min_side=size).image
     if max(image.size) > size:
-        image.thumbnail((size, size), Image.LANCZOS)
+        image.thumbnail((size, size), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
     return out.getvalue()

@@ -72,11 +72,12 @@ class _progress:
             self.bar = tqdm(total=total, unit="img", desc="duplicates", file=sys.stderr)
 
     def __enter__(self):
-        if self.bar is None:
+        bar = self.bar
+        if bar is None:
             return None
 
         def update(done: int, _total: int) -> None:
-            self.bar.update(done - self.bar.n)
+            bar.update(done - bar.n)
 
         return update
 

@@ -113,7 +113,7 @@ def index(
     data; files gone from the given folders are removed. Safe to interrupt:
     a rerun finishes the work.
     """
-    from indexer.batch import IndexOptions, index_paths
+    from indexer.batch import IndexOptions, IndexSummary, index_paths
     from indexer.embedder import load_embedder
     from indexer.library import Library
 
@@ -129,6 +129,7 @@ def index(
         progress=not quiet and not as_json,
         retry_errors=retry_errors,
     )
+    summary: IndexSummary
     with Library.create(library, embedder.info) as lib:
         if engine == "ray":
             from indexer.ray_engine import RayOptions, index_paths_ray

@@ -12,14 +12,8 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
 from classifier import cluster_review as review
-from classifier.clustering import (
-    ClusterParams,
-    cluster_vectors,
-    match_ids,
-    merge_groups,
-    partition_like,
-    two_parts,
-)
+from classifier.cluster_matching import match_ids, partition_like, two_parts
+from classifier.clustering import ClusterParams, cluster_vectors, merge_groups
 from indexer.catalog import NewImage
 from indexer.embedder import ModelInfo
 from indexer.library import Library
