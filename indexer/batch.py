@@ -25,6 +25,7 @@ from indexer.embedder import Embedder
 from indexer.errors import UnreadableImage
 from indexer.images import DEFAULT_MAX_PIXELS, load_image
 from indexer.library import Library
+from indexer.progress import RunProgress
 from indexer.scan import FileEntry, Skipped, file_hash, scan
 
 log = logging.getLogger(__name__)
@@ -107,25 +108,39 @@ class BatchIndexer:
         self.embedder = embedder
         self.options = options or IndexOptions()
         self.on_progress = on_progress
+        self._progress: RunProgress | None = None
 
     def run(self, roots: list[str]) -> IndexSummary:
         start = time.perf_counter()
         summary = IndexSummary()
         self.library.check_model(self.embedder.info)
-        entries, summary.skipped = scan(roots)
-        known = self.catalog.known_files()
-        jobs, missing = self._plan(entries, known, roots, summary)
-        by_hash: dict[str, list[int]] = {}
-        for _path, (image_id, _s, _m, digest) in known.items():
-            by_hash.setdefault(digest, []).append(image_id)
-        missing_ids = {known[p][0] for p in missing}
-        self._process(jobs, by_hash, missing_ids, summary)
-        self._remove(missing_ids, summary)
-        if self.options.labels_from_folders:
-            summary.labelled = self._label_from_folders(entries, roots)
-        self.library.sync_index()
+        self._progress = RunProgress(self.library.root, roots)  # for the web app to show
+        self._progress.update()
+        try:
+            entries, summary.skipped = scan(roots)
+            known = self.catalog.known_files()
+            jobs, missing = self._plan(entries, known, roots, summary)
+            by_hash: dict[str, list[int]] = {}
+            for _path, (image_id, _s, _m, digest) in known.items():
+                by_hash.setdefault(digest, []).append(image_id)
+            missing_ids = {known[p][0] for p in missing}
+            self._report(0, len(jobs))
+            self._process(jobs, by_hash, missing_ids, summary)
+            self._remove(missing_ids, summary)
+            if self.options.labels_from_folders:
+                summary.labelled = self._label_from_folders(entries, roots)
+            self.library.sync_index()
+        finally:
+            self._progress.close()
         summary.seconds = time.perf_counter() - start
         return summary
+
+    def _report(self, done: int, total: int) -> None:
+        """Progress after a commit: to the caller and to other processes (the web app)."""
+        if self._progress is not None:
+            self._progress.update(done, total)
+        if self.on_progress:
+            self.on_progress(done, total)
 
     # -- planning --------------------------------------------------------------
     def _plan(self, entries, known, roots, summary) -> tuple[list[_Job], list[str]]:
@@ -179,14 +194,12 @@ class BatchIndexer:
                 if time.monotonic() - last_commit > COMMIT_EVERY_S:
                     self._commit(writes, missing_ids, summary)
                     writes, last_commit = [], time.monotonic()
-                    if self.on_progress:
-                        self.on_progress(bar.n, len(jobs))
+                    self._report(bar.n, len(jobs))
             if batch:
                 writes.extend(("new", item) for item in self._embed(batch))
                 summary.embedded += len(batch)
             self._commit(writes, missing_ids, summary)
-            if self.on_progress:
-                self.on_progress(bar.n, len(jobs))
+            self._report(bar.n, len(jobs))
         finally:
             bar.close()
 
@@ -238,6 +251,7 @@ class BatchIndexer:
             summary.unchanged += 1
             return
         source = item.reuse_id
+        assert source is not None, "a reused file names the image it reuses"
         if item.job.old_id is None and (source in missing_ids or self._vanished(conn, source)):
             missing_ids.discard(source)
             cat.move_image(conn, source, e.path, e.size, e.mtime_ns)
@@ -327,14 +341,17 @@ def load_job(job: _Job, embedder: Embedder, max_pixels: int, by_hash) -> _Loaded
 
 def embed_loaded(embedder: Embedder, batch: list[_Loaded]) -> list[tuple[_Loaded, NewImage]]:
     """Embed a batch of decoded files into catalog rows (vector and top class guesses)."""
-    out = embedder.embed(np.stack([b.pixels for b in batch]))
-    names = embedder.class_names() if out.class_probs is not None else None
+    pixels = [b.pixels for b in batch if b.pixels is not None]
+    assert len(pixels) == len(batch), "only decoded files are embedded"
+    out = embedder.embed(np.stack(pixels))
+    probs = out.class_probs
+    names = embedder.class_names() if probs is not None else None
     results = []
     for i, b in enumerate(batch):
         top = None
-        if names is not None:
-            order = np.argsort(-out.class_probs[i])[:TOP_CLASSES]
-            top = [(names[j], float(out.class_probs[i, j])) for j in order]
+        if probs is not None and names is not None:
+            order = np.argsort(-probs[i])[:TOP_CLASSES]
+            top = [(names[j], float(probs[i, j])) for j in order]
         e = b.job.entry
         new = NewImage(e.path, e.size, e.mtime_ns, b.digest, b.width, b.height, out.vectors[i], top)
         results.append((b, new))

@@ -8,8 +8,9 @@ every two seconds). Searches see new images as soon as they are committed. If th
 server stops, the job stops with it; what was committed is kept and indexing the
 same folder again finishes the rest.
 
-A ``lookalike index`` run in another process is not a job of this server: the web
-page shows its effect (the image count and content version grow), not a progress bar.
+A ``lookalike index`` run in another process is not a job of this server, but it
+writes its progress beside the catalog (indexer.progress): while it runs, the status
+is its progress, marked ``"external": true``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,14 @@ class IndexJobs:
         self._status: dict[str, Any] = {"state": "idle"}
 
     def status(self) -> dict[str, Any]:
+        from indexer.progress import running_elsewhere
+
         with self._lock:
             doc = dict(self._status)
+        if doc["state"] not in ("scanning", "running"):
+            other = running_elsewhere(self.service.root)
+            if other is not None:
+                doc = {**other, "external": True}
         health = self.service.health()
         doc["library_images"] = health["images"]
         doc["content_version"] = health["content_version"]

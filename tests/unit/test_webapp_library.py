@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import sqlite3
 
@@ -307,6 +308,30 @@ def test_index_job_adds_images_that_searches_then_find(client, app, tmp_path):
     results = client.post("/api/search", data=upload(query, k=1), headers=CSRF).get_json()
     assert results["results"][0]["path"] == str(folder / names[0])
     assert results["results"][0]["label"] == "newclass"
+
+
+def test_an_index_run_of_another_process_shows_its_progress(client, app):
+    import subprocess
+    import sys
+    import time
+
+    from indexer import progress
+
+    root = app.extensions["lookalike"].root
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        now = time.time()
+        doc = {"pid": other.pid, "folders": ["/photos"], "state": "running", "done": 40,
+               "total": 100, "started": now, "updated": now}  # fmt: skip
+        (root / progress.FILE_NAME).write_text(json.dumps(doc))
+        status = client.get("/api/index-job").get_json()
+        assert status["external"] is True and status["state"] == "running"
+        assert (status["done"], status["total"], status["folders"]) == (40, 100, ["/photos"])
+    finally:
+        other.kill()
+        other.wait()
+    assert client.get("/api/index-job").get_json()["state"] == "idle"  # its writer is gone
+    (root / progress.FILE_NAME).unlink()
 
 
 @pytest.mark.parametrize("folder", ["", "relative/path", "/no/such/folder"])

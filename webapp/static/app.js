@@ -109,8 +109,10 @@ const LK = (() => {
   // The header shows a running index job (started here or from this page).
   let jobTimer = null;
   function describeJob(job) {
-    if (job.state === "scanning") return `Indexing ${job.folder}: looking for images…`;
-    if (job.state === "running") return `Indexing: ${job.done} of ${job.total}`;
+    const who = job.external ? " (lookalike index, another process)" : "";
+    const where = job.folder || (job.folders || []).join(", ");
+    if (job.state === "scanning") return `Indexing ${where}${who}: looking for images…`;
+    if (job.state === "running") return `Indexing${who}: ${job.done} of ${job.total}`;
     if (job.state === "done") return `Indexing done (${job.library_images} images)`;
     if (job.state === "failed") return `Indexing failed: ${job.error}`;
     return "";
@@ -128,7 +130,8 @@ const LK = (() => {
     badge.hidden = !active;
     badge.textContent = describeJob(job);
     if (onUpdate) onUpdate(job);
-    if (active) jobTimer = setTimeout(() => pollJob(onUpdate), 1000);
+    // While idle, look now and then for an index run started elsewhere (the CLI).
+    jobTimer = setTimeout(() => pollJob(onUpdate), active ? 1000 : 10000);
   }
 
   document.addEventListener("DOMContentLoaded", () => pollJob());

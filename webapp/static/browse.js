@@ -105,7 +105,14 @@
   function showJob(job) {
     if (!form) return;
     const box = $("job");
-    if (job.state === "idle") return;
+    if (job.state === "idle") {
+      // An index run of another process has ended: show what it added.
+      if (!box.hidden) {
+        box.hidden = true;
+        loadCounts();
+      }
+      return;
+    }
     box.hidden = false;
     const bar = $("job-bar");
     if (job.total) {
