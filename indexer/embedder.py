@@ -8,14 +8,18 @@ the stacked uint8 batch, so the model never waits on decoding.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
 from indexer.errors import LookalikeError, ModelUnavailable
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 FeatureVector = npt.NDArray[np.float32]
 DEFAULT_MODEL = "efficientnet-lite0"
@@ -76,13 +80,32 @@ class Embedder(Protocol):
         """One RGB image to the model's uint8 HWC input array (runs in loader threads)."""
         ...
 
-    def embed(self, batch: np.ndarray) -> EmbedOutput:
-        """A stacked uint8 NHWC batch to vectors (and class scores where available)."""
+    def embed(self, batch: np.ndarray, class_probs: bool = True) -> EmbedOutput:
+        """A stacked uint8 NHWC batch to vectors, and class scores where available
+        (``class_probs=False``: vectors only, when the model can skip its head)."""
         ...
 
     def class_names(self) -> list[str] | None:
         """Names of the classifier head's classes, or None without one."""
         ...
+
+
+class TextEmbedder(Embedder, Protocol):
+    """An embedder that also maps texts into its image space (CLIP)."""
+
+    @property
+    def logit_scale(self) -> float:
+        """The model's temperature for softmax over cosine similarities."""
+        ...
+
+    def embed_text(self, texts: Sequence[str]) -> FeatureVector:
+        """Texts to L2-normalised vectors in the image space, shape (len(texts), dim)."""
+        ...
+
+
+def has_text_encoder(embedder: Embedder) -> TypeIs[TextEmbedder]:
+    """True when ``embedder`` embeds texts too (checked without loading anything)."""
+    return hasattr(embedder, "embed_text")
 
 
 def l2_normalize(x: np.ndarray) -> FeatureVector:

@@ -37,6 +37,7 @@ from indexer.embedder import (
     EmbedOutput,
     FeatureVector,
     ModelInfo,
+    TextEmbedder,
     l2_normalize,
     resolve_device,
     softmax,
@@ -298,7 +299,8 @@ class OpenClipEmbedder:
         """open_clip's own resize and crop, as a uint8 HWC array (normalised in ``embed``)."""
         return np.asarray(self._transform(image.convert("RGB")), dtype=np.uint8)
 
-    def embed(self, batch: np.ndarray) -> EmbedOutput:
+    def embed(self, batch: np.ndarray, class_probs: bool = True) -> EmbedOutput:
+        """Vectors only: a CLIP model has no class head (``class_probs`` has no effect)."""
         import torch
 
         batch = np.require(batch, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])  # torch wants writable
@@ -343,7 +345,7 @@ def _pil_steps(cfg: dict):
 
 
 def label_vectors(
-    embedder: OpenClipEmbedder, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+    embedder: TextEmbedder, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
 ) -> FeatureVector:
     """One L2-normalised text vector per label: the mean over the prompt templates."""
     if not templates:
@@ -354,7 +356,7 @@ def label_vectors(
 
 
 def zero_shot_scores(
-    embedder: OpenClipEmbedder,
+    embedder: TextEmbedder,
     image_vectors: np.ndarray,
     labels: Sequence[str],
     templates: Sequence[str] = DEFAULT_TEMPLATES,

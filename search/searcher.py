@@ -116,7 +116,7 @@ class Searcher:
         if box is not None:
             image = image.crop(validate_box(box, image.size))
         pixels = self.embedder.preprocess(image)
-        return self.embedder.embed(pixels[None]).vectors[0]
+        return self.embedder.embed(pixels[None], class_probs=False).vectors[0]
 
     @property
     def reranker(self) -> Reranker:
@@ -184,7 +184,10 @@ class Searcher:
         views = [query_views(self.embedder, image, self.multiview) for image in images]
         pixels = np.concatenate(views)
         vectors = np.concatenate(
-            [self.embedder.embed(pixels[i : i + 32]).vectors for i in range(0, len(pixels), 32)]
+            [
+                self.embedder.embed(pixels[i : i + 32], class_probs=False).vectors
+                for i in range(0, len(pixels), 32)
+            ]
         )
         found = self.search_vectors(vectors, depth)
         out, at = [], 0
@@ -251,7 +254,9 @@ def query_views(embedder: Embedder, image: Image.Image, multiview: bool = True) 
     if not multiview:
         return first[None]
     side = max(embedder.min_side, 32)
-    return np.stack([first, embedder.preprocess(image.resize((side, side), Image.BILINEAR))])
+    return np.stack(
+        [first, embedder.preprocess(image.resize((side, side), Image.Resampling.BILINEAR))]
+    )
 
 
 def merge_results(lists: list[list[SearchResult]]) -> list[SearchResult]:
@@ -272,7 +277,7 @@ def parse_box(value: str) -> Box:
         box = ()
     if len(box) != 4:
         raise BadQuery(f"box must be four numbers x0,y0,x1,y1, not {value!r}")
-    return box  # type: ignore[return-value]
+    return box
 
 
 def validate_box(box: Box, size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -27,7 +27,7 @@ class FakeEmbedder:
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return np.asarray(image.resize((4, 4)), dtype=np.uint8)
 
-    def embed(self, batch: np.ndarray) -> EmbedOutput:
+    def embed(self, batch: np.ndarray, class_probs: bool = True) -> EmbedOutput:
         self.calls += len(batch)
         flat = batch.reshape(len(batch), -1).astype(np.float32) - 127.5
         return EmbedOutput(l2_normalize(flat), None)

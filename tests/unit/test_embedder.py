@@ -35,6 +35,33 @@ def test_onnx_matches_torch_reference(onnx_model, batch):
     assert np.array_equal(ours.class_probs.argmax(1), ref.class_probs.argmax(1))
 
 
+def test_static_padding_keeps_the_model(batch):
+    """The exported graph pads by constants (efficientnet.static_same_padding): same outputs."""
+    import torch
+    from timm.layers.conv2d_same import Conv2dSame
+
+    from indexer.efficientnet import CROP, build_wrapped_model, static_same_padding
+
+    dynamic = build_wrapped_model()
+    static = static_same_padding(build_wrapped_model(), CROP)
+    assert any(isinstance(m, Conv2dSame) for m in dynamic.modules())
+    assert not any(isinstance(m, Conv2dSame) for m in static.modules())
+    with torch.no_grad():
+        for a, b in zip(
+            static(torch.from_numpy(batch)), dynamic(torch.from_numpy(batch)), strict=True
+        ):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_vectors_without_the_head_are_the_same(onnx_model, batch):
+    """Search queries skip the ImageNet head (it runs in numpy, only when asked for)."""
+    full = onnx_model.embed(batch)
+    bare = onnx_model.embed(batch, class_probs=False)
+    assert bare.class_probs is None and full.class_probs.shape == (len(batch), 1000)
+    np.testing.assert_array_equal(bare.vectors, full.vectors)
+    np.testing.assert_allclose(full.class_probs.sum(axis=1), 1.0, atol=1e-5)
+
+
 def test_vectors_are_unit_length_float32(onnx_model, batch):
     out = onnx_model.embed(batch)
     assert out.vectors.dtype == np.float32 and out.vectors.shape == (len(batch), 1280)
