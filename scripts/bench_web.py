@@ -11,7 +11,8 @@ Then, for each server, over loopback:
 The reference is the naive way: the same Flask app on Flask's development server
 with the eager torch model ("efficientnet-lite0:torch") instead of ONNX Runtime.
 
-    python scripts/bench_web.py [--n 100000] [--requests 200] [--clients 8] [--json]
+    python scripts/bench_web.py [--n 100000] [--index ivf] [--mode fast|robust]
+        [--requests 200] [--clients 8] [--json]
 """
 
 from __future__ import annotations
@@ -302,10 +303,12 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lookalike-bench-web"))
     parser.add_argument(
-        "--fast",
-        action="store_true",
-        help="serve --no-rerank --no-multiview: one model run per query, no re-ranking "
-        "(the reference then does the same work)",
+        "--mode",
+        choices=["fast", "robust"],
+        default="fast",
+        help="serve --search-mode: fast (the server's default: one model run per query, "
+        "the work the reference does) or robust (two views + geometric re-ranking; the "
+        "reference then does the same)",
     )
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -315,8 +318,9 @@ def main() -> None:
     library = args.workdir / f"library-{args.n}-{args.index}"
     structure = build_library(library, args.n, min(args.real, args.n), args.index)
     queries = [multipart(p.read_bytes(), 10) for p in dev_files()[-60:]]
-    flags = ["--no-rerank", "--no-multiview"] if args.fast else []
-    same_work = {"SEARCH_RERANK": False, "SEARCH_MULTIVIEW": False} if args.fast else {}
+    flags = ["--search-mode", args.mode]
+    robust = args.mode == "robust"
+    same_work = {"SEARCH_RERANK": robust, "SEARCH_MULTIVIEW": robust}
     serve = ["-m", "lookalike", "serve", "--library", str(library), "--port", "0"]
     runs = {
         "lookalike serve (waitress, ONNX)": [
@@ -342,7 +346,7 @@ def main() -> None:
     doc = {
         "n": args.n,
         "index": structure,
-        "search": "one view, no re-ranking" if args.fast else "two views + re-ranking",
+        "search": "two views + re-ranking" if robust else "one view, no re-ranking",
         "clients": args.clients,
         "cores": os.cpu_count(),
     }

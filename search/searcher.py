@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -134,19 +135,27 @@ class Searcher:
         box: Box | None = None,
         *,
         rerank: bool | None = None,
+        multiview: bool | None = None,
     ) -> list[SearchResult]:
         """The k library images most similar to the query image (or its ``box``), best first.
 
         Copies of the query that geometric verification confirms come first (see the
-        module docstring); ``rerank`` overrides the searcher's setting for this query.
+        module docstring); ``rerank`` and ``multiview`` override the searcher's settings
+        for this query.
         """
-        image = self._as_image(query, need_full=box is not None)
-        if box is not None:
-            image = image.crop(validate_box(box, image.size))
-        return self._search_images([image], k, rerank)[0]
+        with self._in_flight():
+            image = self._as_image(query, need_full=box is not None)
+            if box is not None:
+                image = image.crop(validate_box(box, image.size))
+            return self._search_images([image], k, rerank, multiview)[0]
 
     def search_object(
-        self, query: QueryImage, k: int = 10, *, rerank: bool | None = None
+        self,
+        query: QueryImage,
+        k: int = 10,
+        *,
+        rerank: bool | None = None,
+        multiview: bool | None = None,
     ) -> ObjectSearch:
         """Search with the main object of the query, localised by search.localize.
 
@@ -155,10 +164,17 @@ class Searcher:
         """
         from search.localize import localize
 
-        image = self._as_image(query, need_full=True)
-        found = localize(self.embedder, image)
-        results = self._search_images([image.crop(found.box)], k, rerank)[0]
+        with self._in_flight():
+            image = self._as_image(query, need_full=True)
+            found = localize(self.embedder, image)
+            results = self._search_images([image.crop(found.box)], k, rerank, multiview)[0]
         return ObjectSearch(results, found.box, found.found)
+
+    def _in_flight(self) -> AbstractContextManager[None]:
+        """The model's mark for a query in progress, where it keeps one (the default
+        model, to give a lone query every core: see EfficientNetLite0.in_flight)."""
+        mark = getattr(self.embedder, "in_flight", None)
+        return mark() if mark is not None else nullcontext()
 
     def search_text(self, text: str, k: int = 10) -> list[SearchResult]:
         """The k library images that best match a text (CLIP libraries only; see search.text)."""
@@ -174,14 +190,19 @@ class Searcher:
         return self._search_images([self._as_image(q) for q in queries], k, rerank)
 
     def _search_images(
-        self, images: list[Image.Image], k: int, rerank: bool | None
+        self,
+        images: list[Image.Image],
+        k: int,
+        rerank: bool | None,
+        multiview: bool | None = None,
     ) -> list[list[SearchResult]]:
         """Both stages for each image (see the module docstring)."""
         if k < 1:
             raise BadQuery(f"k must be at least 1, not {k}")
         rerank = self.rerank if rerank is None else rerank
+        multiview = self.multiview if multiview is None else multiview
         depth = max(k, self.reranker.options.depth) if rerank else k
-        views = [query_views(self.embedder, image, self.multiview) for image in images]
+        views = [query_views(self.embedder, image, multiview) for image in images]
         pixels = np.concatenate(views)
         vectors = np.concatenate(
             [

@@ -77,6 +77,21 @@ def sniff_upload(data: bytes, max_pixels: int) -> None:
         )
 
 
+SEARCH_MODES = {
+    "fast": {"rerank": False, "multiview": False},  # one model run, vector order
+    "robust": {"rerank": True, "multiview": True},  # two views + geometric re-ranking
+}
+
+
+def mode_arg(value: Any) -> dict[str, bool]:
+    """The searcher options of a search ``mode``; none given: the server's setting."""
+    if value is None or value == "":
+        return {}
+    if value not in SEARCH_MODES:
+        raise BadQuery(f"mode must be one of {', '.join(SEARCH_MODES)}, not {value!r}")
+    return SEARCH_MODES[value]
+
+
 def k_arg(value: Any) -> int:
     cfg = current_app.config
     return int_arg(value, "k", 1, cfg["SEARCH_K_MAX"], cfg["SEARCH_K_DEFAULT"])
@@ -108,11 +123,12 @@ def search():
         sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
         k = k_arg(request.form.get("k", request.args.get("k")))
         box = parse_box(request.form.get("box"))
+        mode = mode_arg(request.form.get("mode", request.args.get("mode")))
         want_object = request.form.get("object", "").lower() in ("1", "true", "on", "yes")
         if want_object and box is None:
-            results, box = _object_search(svc, data, k)
+            results, box = _object_search(svc, data, k, mode)
         else:
-            results = svc.searcher.search(data, k, box=box)
+            results = svc.searcher.search(data, k, box=box, **mode)
     return jsonify(
         {
             "results": svc.scored(results),
@@ -130,11 +146,11 @@ def _text_search(svc: LibraryService, text: Any, k: int):
     return svc.searcher.search_text(text, k)  # BadQuery, saying why, for a CNN library
 
 
-def _object_search(svc: LibraryService, data: bytes, k: int):
+def _object_search(svc: LibraryService, data: bytes, k: int, mode: dict[str, bool]):
     """Search with the main object (search.localize); returns (results, box)."""
     if not svc.object_search():
         raise BadQuery("object search is not available in this version of Lookalike")
-    found = svc.searcher.search_object(data, k)  # BadQuery for a model without a head
+    found = svc.searcher.search_object(data, k, **mode)  # BadQuery for a model without a head
     return found.results, tuple(int(v) for v in found.box)
 
 

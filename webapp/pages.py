@@ -24,6 +24,7 @@ def search_page():
         page="search",
         text_search=svc.text_search(),
         object_search=svc.object_search(),
+        robust_search=svc.searcher.rerank and svc.searcher.multiview,
         health=svc.health(),
     )
 

@@ -48,8 +48,8 @@ class LibraryService:
     ) -> None:
         self.library = Library.open(root, readonly=True)
         self.root = self.library.root
-        if embedder is None and embed_threads:
-            embedder = _threaded_embedder(self.library, embed_threads)
+        if embedder is None:
+            embedder = _server_embedder(self.library, embed_threads)
         self.searcher = _searcher(self.library, embedder, search_options or {})
         self._suggestions = SuggestionSource(self)
         self._local = threading.local()
@@ -330,18 +330,22 @@ def _searcher(library: Library, embedder: Embedder | None, options: dict[str, An
     return Searcher(library, embedder, **chosen)
 
 
-def _threaded_embedder(library: Library, threads: int) -> Embedder | None:
-    """The default model with ``threads`` threads per query (None: the Searcher's own choice).
+def _server_embedder(library: Library, threads: int | None) -> Embedder | None:
+    """The default model as a server runs it (other models: None, the Searcher's choice).
 
-    A server runs many queries at once, each on its own request thread; one model
-    thread per query keeps the cores busy without threads fighting over them.
+    A server runs many queries at once, each on its own request thread. ``threads``
+    model threads per query, or (None) every core for a query that runs alone and one
+    for each of several running at once: a lone query is answered sooner, and
+    concurrent ones keep the cores busy without threads fighting over them.
     """
     from indexer.embedder import DEFAULT_MODEL, load_embedder
 
     info = library.model_info()
     if info is None or info.name.split(":")[0] != DEFAULT_MODEL:
         return None
-    return load_embedder(info.name, threads=threads)
+    if threads:
+        return load_embedder(info.name, threads=threads)
+    return load_embedder(info.name, busy_threads=1)
 
 
 def _card(image_id: int, path: str, digest: str) -> dict[str, Any]:

@@ -45,9 +45,10 @@ SETTINGS: list[Setting] = [
     ),
     Setting(
         "EMBED_THREADS",
-        1,
-        "Model threads per query for the default model (requests run in parallel on "
-        "their own threads); None lets the model use every core for each query.",
+        None,
+        "Model threads per query for the default model; None: every core for a query "
+        "that runs alone, one each for queries that run at once (requests run in "
+        "parallel on their own threads).",
     ),
     Setting(
         "SEARCH_RERANK",

@@ -52,21 +52,16 @@ def _one_thread_per_search() -> None:
     "--no-index-jobs", is_flag=True, help="Do not let the web page start indexing a folder."
 )
 @click.option(
-    "--no-rerank",
-    "rerank",
-    flag_value=False,
-    default=None,
-    help="Skip the geometric re-ranking of search results (faster; edited copies of the "
-    "query may rank lower).",
+    "--search-mode",
+    type=click.Choice(["fast", "robust"]),
+    default="fast",
+    show_default=True,
+    help="How an image query is searched unless the request says (API field 'mode', the "
+    "search page's 'edited copies first' box). fast: one model run, vector order. "
+    "robust: also a second view and geometric re-ranking, which put edited copies "
+    "(crops, rotations, recolouring) first, at about 3x the CPU.",
 )
-@click.option(
-    "--no-multiview",
-    "multiview",
-    flag_value=False,
-    default=None,
-    help="Search with one view of the query instead of two (one model run per query).",
-)
-def serve(library, host, port, threads, max_upload_mb, no_index_jobs, rerank, multiview):
+def serve(library, host, port, threads, max_upload_mb, no_index_jobs, search_mode):
     """Serve the web app and the JSON API over a library.
 
     Listens on the loopback address by default: only this computer can reach it.
@@ -81,8 +76,8 @@ def serve(library, host, port, threads, max_upload_mb, no_index_jobs, rerank, mu
         "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024,
         "WARM_UP": True,
         "ALLOW_INDEX_JOBS": not no_index_jobs,
-        "SEARCH_RERANK": rerank,
-        "SEARCH_MULTIVIEW": multiview,
+        "SEARCH_RERANK": search_mode == "robust",
+        "SEARCH_MULTIVIEW": search_mode == "robust",
     }
     if is_loopback(host):
         config["ALLOWED_HOSTS"] = sorted({*LOOPBACK_NAMES, host.strip("[]")})

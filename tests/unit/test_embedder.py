@@ -102,3 +102,38 @@ def test_stale_onnx_cache_is_re_exported(tmp_path, monkeypatch, batch):
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(LookalikeError, match="unknown model"):
         load_embedder("resnet-9000")
+
+
+def test_a_query_alone_gets_every_thread_and_concurrent_ones_one_each():
+    """busy_threads: the server's choice (webapp.services._server_embedder)."""
+    import threading
+
+    from indexer.efficientnet import EfficientNetLite0
+
+    model = EfficientNetLite0(threads=2, busy_threads=1)
+    release, used = threading.Event(), []
+
+    class Session:
+        def __init__(self, threads):
+            self.threads = threads
+
+        def run(self, outputs, feeds):
+            used.append(self.threads)
+            if self.threads == 2:
+                release.wait(10)  # the first query is still running...
+            return [np.zeros((1, 1280), np.float32)]
+
+    model._sessions = {2: Session(2), 1: Session(1)}
+    first = threading.Thread(target=model._run_onnx, args=(["pooled"], None))
+    first.start()
+    while not used:
+        threading.Event().wait(0.01)
+    model._run_onnx(["pooled"], None)  # ...when this one starts: one thread
+    release.set()
+    first.join()
+    model._run_onnx(["pooled"], None)  # alone again: every thread
+    with model.in_flight():  # a query in flight (decoding, say) while another embeds
+        with model.in_flight():
+            model._run_onnx(["pooled"], None)
+        model._run_onnx(["pooled"], None)  # its own query only: alone
+    assert used == [2, 1, 2, 1, 2]

@@ -49,6 +49,36 @@ def test_search_finds_the_query_itself_first(client):
     assert scores == sorted(scores, reverse=True)
 
 
+@pytest.mark.parametrize(
+    "mode, views, reranked", [("fast", 1, False), ("robust", 2, True), (None, 2, True)]
+)
+def test_search_mode_per_request(app, client, monkeypatch, mode, views, reranked):
+    """fast: one model run in vector order; robust: two views, re-ranked (the app's
+    default here: the searcher's own, robust; `serve` defaults to fast)."""
+    searcher = app.extensions["lookalike"].searcher
+    runs, ranks = [], []
+    embed, rerank = searcher.embedder.embed, searcher.reranker.rerank
+    monkeypatch.setattr(
+        searcher.embedder, "embed", lambda b, **kw: runs.append(len(b)) or embed(b, **kw)
+    )
+    monkeypatch.setattr(
+        searcher.reranker, "rerank", lambda *a, **kw: ranks.append(1) or rerank(*a, **kw)
+    )
+    data, path = query_bytes()
+    fields = {"k": 3} if mode is None else {"k": 3, "mode": mode}
+    response = client.post("/api/search", data=upload(data, **fields), headers=CSRF)
+    assert response.status_code == 200
+    assert response.get_json()["results"][0]["path"] == path
+    assert (sum(runs), bool(ranks)) == (views, reranked)
+
+
+def test_unknown_search_mode_is_400(client):
+    data, _path = query_bytes()
+    response = client.post("/api/search", data=upload(data, mode="best"), headers=CSRF)
+    assert response.status_code == 400
+    assert "mode must be one of fast, robust" in response.get_json()["error"]
+
+
 def test_search_sniffs_content_not_the_file_name(client):
     data, path = query_bytes()
     response = client.post("/api/search", data=upload(data, name="notes.txt"), headers=CSRF)

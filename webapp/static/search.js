@@ -103,6 +103,7 @@
     const form = new FormData();
     form.append("image", file);
     form.append("k", $("k").value);
+    form.append("mode", $("robust").checked ? "robust" : "fast");
     if (options.object) form.append("object", "1");
     else if (box) form.append("box", box.join(","));
     status.textContent = "Searching…";
@@ -131,6 +132,7 @@
   });
   if ($("object")) $("object").addEventListener("click", () => search({ object: true }));
   $("k").addEventListener("change", () => search());
+  $("robust").addEventListener("change", () => search());
   for (const id of ["file", "file2"]) {
     $(id).addEventListener("change", (event) => setQuery(event.target.files[0]));
   }
