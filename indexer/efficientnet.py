@@ -105,11 +105,16 @@ def build_backbone(model: torch.nn.Module) -> torch.nn.Module:
             self.net = net
 
         def forward(self, x):
-            x = x.permute(0, 3, 1, 2).float() * (1.0 / (255.0 * STD)) - MEAN / STD
-            features = self.net.forward_features(x)
-            return self.net.forward_head(features, pre_logits=True), features
+            return pooled_and_features(self.net, x)
 
     return Backbone(model.net).eval()
+
+
+def pooled_and_features(net, x):
+    """The timm network on a uint8 NHWC batch: (pooled features, final feature map)."""
+    x = x.permute(0, 3, 1, 2).float() * (1.0 / (255.0 * STD)) - MEAN / STD
+    features = net.forward_features(x)
+    return net.forward_head(features, pre_logits=True), features
 
 
 def build_wrapped_model():
@@ -122,9 +127,7 @@ def build_wrapped_model():
             self.net = net
 
         def forward(self, x):
-            x = x.permute(0, 3, 1, 2).float() * (1.0 / (255.0 * STD)) - MEAN / STD
-            features = self.net.forward_features(x)
-            pooled = self.net.forward_head(features, pre_logits=True)
+            pooled, features = pooled_and_features(self.net, x)
             head = self.net.get_classifier()
             logits = head(pooled)
             norm = pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -7,20 +7,18 @@ import pytest
 
 from indexer import exact_vectors as ev
 from indexer import vector_index as vi
-from indexer.catalog import NewImage
-from indexer.embedder import ModelInfo
 from indexer.ivf_index import KeptVectors
 from indexer.library import EXACT_META, Library
+from tests.unit.vector_support import fake_model, unit_vectors, write_vectors
 
 DIM = 32
-INFO = ModelInfo(name="fake", dim=DIM, preprocessing="none", weights_hash="0", descriptor="test")
+INFO = fake_model(DIM)
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def _vectors(n: int, seed: int) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, DIM))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return unit_vectors(n, DIM, seed)
 
 
 def test_rows_round_trip_and_fall_back(tmp_path):
@@ -61,12 +59,7 @@ def test_failed_rebuild_leaves_the_old_file(tmp_path):
 
 
 def _write(lib: Library, vectors: np.ndarray, start: int) -> list[int]:
-    items = [
-        NewImage(f"/p/{start + i}.jpg", 1, 1, f"{start + i:032x}", 1, 1, v, None)
-        for i, v in enumerate(vectors)
-    ]
-    with lib.catalog.transaction() as conn:
-        return lib.catalog.write_images(conn, items)
+    return write_vectors(lib, vectors, start)
 
 
 def test_ivf_library_keeps_the_file_in_line(tmp_path, monkeypatch):

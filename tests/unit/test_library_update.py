@@ -7,28 +7,21 @@ import pytest
 
 from indexer import library as library_module
 from indexer import vector_index as vi
-from indexer.catalog import NewImage
-from indexer.embedder import ModelInfo
 from indexer.library import Library
+from tests.unit.vector_support import fake_model, unit_vectors, write_vectors
 
 DIM = 16
-INFO = ModelInfo(name="fake", dim=DIM, preprocessing="none", weights_hash="0", descriptor="test")
+INFO = fake_model(DIM)
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def _vectors(n: int, seed: int) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, DIM))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return unit_vectors(n, DIM, seed)
 
 
 def _write(lib: Library, vectors: np.ndarray, start: int) -> list[int]:
-    items = [
-        NewImage(f"/p/{start + i}.jpg", 1, 1, f"{start + i:032x}", 1, 1, v, None)
-        for i, v in enumerate(vectors)
-    ]
-    with lib.catalog.transaction() as conn:
-        return lib.catalog.write_images(conn, items)
+    return write_vectors(lib, vectors, start)
 
 
 @pytest.fixture

@@ -6,17 +6,16 @@ import numpy as np
 import pytest
 
 from indexer import vector_index as vi
-from indexer.catalog import NewImage
-from indexer.embedder import ModelInfo
 from indexer.library import Library
 from indexer.vector_index import FLAT, IVF, IvfParams, VectorIndex, choose_kind
+from tests.unit.vector_support import fake_model, write_vectors
 
 DIM = 64
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
-INFO = ModelInfo(name="fake", dim=DIM, preprocessing="none", weights_hash="0", descriptor="test")
+INFO = fake_model(DIM)
 
 
 def clustered(n: int, seed: int = 0, centres: int = 60) -> np.ndarray:
@@ -156,12 +155,7 @@ def _library(tmp_path, vectors, start=0):
 
 
 def _write(lib, vectors, start=0):
-    items = [
-        NewImage(f"/p/{start + i}.jpg", 1, 1, f"{start + i:032x}", 1, 1, v, None)
-        for i, v in enumerate(vectors)
-    ]
-    with lib.catalog.transaction() as conn:
-        return lib.catalog.write_images(conn, items)
+    return write_vectors(lib, vectors, start)
 
 
 def test_library_switches_kind_and_retrains_with_stable_ids(tmp_path, small_limits):
