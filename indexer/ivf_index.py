@@ -162,6 +162,13 @@ class IvfIndex(VectorIndex):
             raise KeyError(f"{int((~found).sum())} ids have no vector in the source")
         return vectors
 
+    def exact_scores(self, queries: FeatureVector, ids: np.ndarray) -> np.ndarray:
+        """Exact scores of ``ids`` (one row of ids per query) from the source; -inf for
+        -1 and for ids without a vector."""
+        found, vectors = self._exact(np.asarray(ids, dtype=np.int64).ravel())
+        scores = np.einsum("nd,nmd->nm", queries, vectors.reshape(*ids.shape, self.dim))
+        return np.where(found.reshape(ids.shape) & (ids >= 0), scores, -np.inf)
+
     def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, FeatureVector]]:
         """Every (ids, exact vectors) by increasing id; ids gone from the source are skipped.
 

@@ -30,6 +30,7 @@ from indexer.library import Library
 from indexer.vector_index import VectorIndex
 
 if TYPE_CHECKING:
+    from indexer.live_index import LiveIndex
     from search.duplicates import DuplicateGroup
     from search.rerank import Reranker
 
@@ -65,8 +66,9 @@ class Searcher:
         self.multiview = multiview  # also search with the whole image squashed to a square
         self._reranker: Reranker | None = None
         self._embedder = embedder
-        self._index: VectorIndex | None = None
+        self._index: VectorIndex | LiveIndex | None = None
         self._state: tuple | None = None
+        self._base: tuple[int, VectorIndex, np.ndarray] | None = None  # generation, file, ids
         self._lock = threading.Lock()
         if embedder is not None:
             library.check_model(embedder.info)
@@ -102,14 +104,28 @@ class Searcher:
         return self._embedder
 
     @property
-    def index(self) -> VectorIndex:
-        """The in-memory index, reloaded when the library changed since the last look."""
+    def index(self) -> VectorIndex | LiveIndex:
+        """What searches use: brought up to date when the library changed since the last
+        look (the index file again only when a new one was written: indexer.live_index)."""
         state = self.library.state()
         with self._lock:
             if self._index is None or state != self._state:
-                self._index = self.library.live_index()
+                self._index = self._current(generation=state[0])
                 self._state = state
             return self._index
+
+    def _current(self, generation: int) -> VectorIndex | LiveIndex:
+        from indexer.live_index import live_view
+
+        if self._base is None or self._base[0] != generation:
+            base = self.library.load_index()
+            self._base = (generation, base, np.sort(base.ids()))
+        _gen, base, base_ids = self._base
+        pending = self.library.catalog.pending_index()
+        if not pending:
+            return base
+        view = live_view(base, base_ids, pending, self.library.catalog)
+        return view if view is not None else self.library.live_index()
 
     def embed_image(self, query: QueryImage, box: Box | None = None) -> FeatureVector:
         """The query's vector (after cropping to ``box`` in pixel coordinates)."""
@@ -249,7 +265,10 @@ class Searcher:
         from search.duplicates import DEFAULT_THRESHOLD, find_duplicates
 
         t = DEFAULT_THRESHOLD if threshold is None else threshold
-        return find_duplicates(self.index, self.library.catalog, t, on_progress=on_progress)
+        index = self.index
+        if not isinstance(index, VectorIndex):  # a file plus an overlay: one index of both
+            index = self.library.live_index()
+        return find_duplicates(index, self.library.catalog, t, on_progress=on_progress)
 
     def similar(self, image_id: int, k: int = 10) -> list[SearchResult]:
         """Look-alikes of an indexed image (itself excluded)."""
