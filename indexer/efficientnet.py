@@ -9,11 +9,13 @@ uint8 NHWC batch, in float32. The ONNX graph takes the uint8 NHWC crop and does 
 normalisation itself, so the loader threads hand over bytes, not floats.
 
 The ONNX graph ends at the pooled features and the final 7x7 feature map; the
-ImageNet head (a 1280 x 1000 linear layer, kept beside the graph as ``*-head.npz``)
-runs in numpy only when its output is wanted: class probabilities when indexing, a
-class-activation map (CAM: the feature map weighted by the classifier rows, averaged
-over the classes by their probability) for object queries (``search.localize``).
-A search query needs neither, which saves about 5% of its model time.
+ImageNet head (a 1280 x 1000 linear layer) is a second, tiny graph beside it
+(``*-head.onnx``, run on one thread) that runs only when its output is wanted: class
+probabilities when indexing, and for object queries (``search.localize``) the weights
+of a class-activation map (CAM: the feature map weighted by the classifier rows,
+averaged over the classes by their probability). A search query needs neither, which
+saves about 5% of its model time. (In numpy the head's matrix product woke
+OpenBLAS's threads, whose spinning cost indexing 30% of its speed.)
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ MEAN, STD = 0.5, 0.5
 DIM = 1280
 CAM_SIDE = 7  # the final feature map is 7x7 at 224x224 input
 # Bump when the exported graph changes, so cached .onnx files are re-exported.
-EXPORT_VERSION = 5
+EXPORT_VERSION = 6
 OUTPUTS = ["pooled", "features"]
+HEAD_OUTPUTS = ["logits", "cam_weights"]
 
 
 def weights_path() -> Path:
@@ -187,7 +190,7 @@ class EfficientNetLite0:
         )
         self._lock = threading.Lock()
         self._sessions: dict[int, Any] = {}  # intra-op threads -> ONNX Runtime session
-        self._head: tuple[np.ndarray, np.ndarray] | None = None  # (weight, bias)
+        self._head: Any = None  # the ONNX Runtime session of the ImageNet head
         self._torch: torch.nn.Module | None = None
         self._names: list[str] | None = None
 
@@ -210,19 +213,13 @@ class EfficientNetLite0:
         if self.backend == "torch":
             return self._run_torch(batch)[2]
         pooled, features = self._run_onnx(OUTPUTS, batch)
-        weights = softmax(self._logits(pooled)) @ self._head_weights()[0]
+        self._ensure_session()
+        (weights,) = self._head.run(HEAD_OUTPUTS[1:], {"pooled": pooled})
         return np.einsum("nk,nkhw->nhw", weights, features).astype(np.float32)
 
     def _logits(self, pooled: np.ndarray) -> np.ndarray:
-        weight, bias = self._head_weights()
-        return pooled @ weight.T + bias
-
-    def _head_weights(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._head is None:
-            self._ensure_session()  # exports the head beside the graph if needed
-            with np.load(head_path(self.onnx_path())) as head:
-                self._head = (head["weight"], head["bias"])
-        return self._head
+        self._ensure_session()
+        return self._head.run(HEAD_OUTPUTS[:1], {"pooled": pooled})[0]
 
     def _check(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.uint8)
@@ -282,6 +279,7 @@ class EfficientNetLite0:
                 path = self.onnx_path()
                 for n in {self.threads, self.busy_threads or self.threads}:
                     self._sessions[n] = self._make_session(path, n)
+                self._head = self._make_session(head_path(path), 1, backbone=path)
             return self._sessions[threads or self.threads]
 
     def onnx_path(self) -> Path:
@@ -295,7 +293,9 @@ class EfficientNetLite0:
                     old.unlink(missing_ok=True)
         return path
 
-    def _make_session(self, path: Path, threads: int):
+    def _make_session(self, path: Path, threads: int, backbone: Path | None = None):
+        """A session of the graph at ``path`` (``backbone``: the backbone graph it was
+        exported with, when ``path`` is its head), exported again if the file is bad."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -312,7 +312,7 @@ class EfficientNetLite0:
         except Exception as e:  # a truncated or foreign file in the cache: export again
             log.warning("re-exporting %s: %s", path, e)
             path.unlink(missing_ok=True)
-            export_onnx(path)
+            export_onnx(backbone or path)
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
@@ -384,8 +384,26 @@ def static_same_padding(model: torch.nn.Module, side: int) -> torch.nn.Module:
 
 
 def head_path(onnx_path: Path) -> Path:
-    """Where the ImageNet head of an exported graph is kept (weight, bias as float32)."""
-    return onnx_path.with_name(onnx_path.stem + "-head.npz")
+    """Where the ImageNet head graph of an exported backbone is kept."""
+    return onnx_path.with_name(onnx_path.stem + "-head.onnx")
+
+
+def build_head(classifier: torch.nn.Module) -> torch.nn.Module:
+    """The ImageNet head (timm's classifier layer): pooled features in; (logits, CAM
+    weights) out."""
+    import torch
+
+    class Head(torch.nn.Module):
+        def __init__(self, linear):
+            super().__init__()
+            self.linear = linear
+
+        def forward(self, pooled):
+            logits = self.linear(pooled)
+            # sum_c p_c * w_c: the CAM's one weight vector per image (see the docstring).
+            return logits, torch.softmax(logits, dim=1) @ self.linear.weight
+
+    return Head(classifier).eval()
 
 
 def export_onnx(path: Path) -> None:
@@ -396,28 +414,25 @@ def export_onnx(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     log.info("exporting the default model to ONNX at %s (once)", path)
     wrapped = build_wrapped_model()
-    head = wrapped.net.get_classifier()
-    head_tmp = path.with_name(f".{path.stem}.{os.getpid()}.head.tmp.npz")
-    try:
-        np.savez(
-            head_tmp,
-            weight=head.weight.detach().numpy().astype(np.float32),
-            bias=head.bias.detach().numpy().astype(np.float32),
-        )
-        os.replace(head_tmp, head_path(path))
-    finally:
-        head_tmp.unlink(missing_ok=True)
-    model = static_same_padding(build_backbone(wrapped), CROP)
-    example = torch.zeros(2, CROP, CROP, 3, dtype=torch.uint8)
+    head = build_head(wrapped.net.get_classifier())
+    _export(head, torch.zeros(2, DIM), "pooled", HEAD_OUTPUTS, head_path(path))
+    backbone = static_same_padding(build_backbone(wrapped), CROP)
+    _export(backbone, torch.zeros(2, CROP, CROP, 3, dtype=torch.uint8), "image", OUTPUTS, path)
+
+
+def _export(model, example, input_name: str, outputs: list[str], path: Path) -> None:
+    """One graph with a dynamic batch axis, written aside and renamed into place."""
+    import torch
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.onnx.export(
             model,
             (example,),
             str(tmp),
-            input_names=["image"],
-            output_names=OUTPUTS,
-            dynamic_axes={"image": {0: "n"}, **{name: {0: "n"} for name in OUTPUTS}},
+            input_names=[input_name],
+            output_names=outputs,
+            dynamic_axes={input_name: {0: "n"}, **{name: {0: "n"} for name in outputs}},
             opset_version=17,
             dynamo=False,
         )

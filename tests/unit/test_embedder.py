@@ -90,6 +90,8 @@ def test_reduced_size_decoding_keeps_the_embedding(onnx_model):
 
 
 def test_stale_onnx_cache_is_re_exported(tmp_path, monkeypatch, batch):
+    from indexer.efficientnet import head_path
+
     monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path))
     model = load_embedder("efficientnet-lite0")
     path = model.onnx_path()
@@ -97,6 +99,11 @@ def test_stale_onnx_cache_is_re_exported(tmp_path, monkeypatch, batch):
     path.write_bytes(b"not an onnx file")
     out = model.embed(batch[:1])  # recovers by exporting again
     assert np.isclose(np.linalg.norm(out.vectors[0]), 1.0, atol=1e-5)
+    head = head_path(path)  # the head graph beside it: the pair is exported again
+    head.write_bytes(b"not an onnx file either")
+    again = load_embedder("efficientnet-lite0").embed(batch[:1])
+    np.testing.assert_allclose(again.class_probs, out.class_probs, atol=1e-6)
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, head.name])
 
 
 def test_unknown_model_is_a_clear_error():
