@@ -102,8 +102,11 @@
 
   // -- indexing a folder ---------------------------------------------------
   const form = $("index-form");
+  let shownState = null; // the page polls on when idle: react to changes only
   function showJob(job) {
     if (!form) return;
+    const changed = job.state !== shownState;
+    shownState = job.state;
     const box = $("job");
     if (job.state === "idle") {
       // An index run of another process has ended: show what it added.
@@ -123,7 +126,7 @@
     }
     if (job.state === "done") bar.value = bar.max;
     $("job-text").textContent = describeJob(job);
-    if (job.state === "done" || job.state === "failed") loadCounts();
+    if (changed && (job.state === "done" || job.state === "failed")) loadCounts();
   }
   if (form) {
     form.addEventListener("submit", async (event) => {
