@@ -26,7 +26,7 @@ class KnnSettings:
 
 
 class Graph:
-    """Symmetric, normalised k-NN graph over all rows of a vector matrix (FAISS, exact)."""
+    """Symmetric, normalised k-NN graph over all rows of a vector matrix (FAISS)."""
 
     def __init__(self, matrix, reach: np.ndarray) -> None:
         self.matrix = matrix  # scipy.sparse CSR, D^-1/2 W D^-1/2
@@ -34,28 +34,24 @@ class Graph:
 
     @classmethod
     def build(cls, x: np.ndarray, settings: KnnSettings = KnnSettings()) -> Graph:
-        import faiss
+        """The graph of ``x``'s rows (exact neighbours up to 20k rows, then an IVF:
+        classifier.neighbours)."""
         import scipy.sparse as sp
+
+        from classifier.neighbours import knn
 
         n = len(x)
         k = min(settings.k, n - 1)
         if k < 1:
             return cls(sp.csr_matrix((n, n), dtype=np.float32), np.ones(n))
-        index = faiss.IndexFlatIP(x.shape[1])
-        index.add(np.ascontiguousarray(x, dtype=np.float32))
-        row_parts: list[np.ndarray] = []
-        col_parts: list[np.ndarray] = []
-        val_parts: list[np.ndarray] = []
-        for start in range(0, n, 4096):
-            sims, ids = index.search(np.ascontiguousarray(x[start : start + 4096]), k + 1)
-            me = np.arange(start, start + len(ids))[:, None]
-            # Drop the image itself (or, if a duplicate outranked it, the last neighbour).
-            keep = (ids != me) & (ids >= 0)
-            keep &= np.cumsum(keep, axis=1) <= k
-            row_parts.append(np.broadcast_to(me, ids.shape)[keep])
-            col_parts.append(ids[keep])
-            val_parts.append(np.maximum(sims[keep], 0.0).astype(np.float64) ** settings.gamma)
-        rows, cols, vals = (np.concatenate(a) for a in (row_parts, col_parts, val_parts))
+        sims, ids = knn(x, k + 1)
+        me = np.arange(n)[:, None]
+        # Drop the image itself (or, if a duplicate outranked it, the last neighbour).
+        keep = (ids != me) & (ids >= 0)
+        keep &= np.cumsum(keep, axis=1) <= k
+        rows = np.broadcast_to(me, ids.shape)[keep]
+        cols = ids[keep]
+        vals = np.maximum(sims[keep], 0.0).astype(np.float64) ** settings.gamma
         w = sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float64)
         w = w.maximum(w.T).tocsr()
         degree = np.asarray(w.sum(axis=1)).ravel()

@@ -22,25 +22,11 @@ Vectors = npt.NDArray[np.float32]
 
 def knn_edges(z: Vectors, p: ClusterParams) -> npt.NDArray[np.int64]:
     """Undirected edges (i < j) of the k-nearest-neighbour graph, each once."""
-    import faiss
+    from classifier.neighbours import knn
 
-    n, d = z.shape
+    n = len(z)
     k = min(p.neighbours, n - 1)
-    z = np.ascontiguousarray(z, dtype=np.float32)
-    index: faiss.Index
-    if n <= p.exact_graph_max:
-        index = faiss.IndexFlatIP(d)
-    else:
-        lists = int(np.sqrt(n))
-        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(p.seed)
-        # ~40 training points per list (FAISS's minimum) and 4 lists probed: the graph
-        # only needs the near neighbours, which sit in the same or adjacent lists.
-        ivf.train(z[rng.choice(n, min(n, lists * 40), False)])
-        ivf.nprobe = 4
-        index = ivf
-    index.add(z)
-    _sims, nbrs = index.search(z, k + 1)
+    _sims, nbrs = knn(z, k + 1, exact_max=p.exact_graph_max, seed=p.seed)
     src = np.repeat(np.arange(n, dtype=np.int64), k + 1)
     dst = nbrs.ravel().astype(np.int64)
     ok = (dst >= 0) & (dst != src)
