@@ -25,10 +25,11 @@ Measured at 1M x 1280 here (scripts/bench_search.py, vectors mixed from real
 embeddings, 2 cores): exact search 198 ms a query in 4.9 GB; this index 0.73 ms p50
 (0.47 ms of SQ8 search, the rest ~10 float16 rows re-scored; 0.86 ms when they came
 from the catalog), recall@10 0.973, 1,251 MB once loaded. A duplicates pass over the
-million took 12 minutes with the per-dimension SQ8 and catalog reads. 4-bit PQ fast-scan codes
-(IVF1024,PQ320x4fs, 176 MB, 0.25 ms) put only 62% of the true top 10 among their top
-50 candidates (97% among 200): in a library that dense, neighbours are ~0.001 apart
-and PQ errors are ~0.01, so re-ranking them would need hundreds of exact reads a
+million took 331 s (12 minutes with the per-dimension SQ8 and catalog reads). 4-bit
+PQ fast-scan codes (IVF1024,PQ320x4fs, 176 MB, 0.25 ms) put only 62% of the true
+top 10 among their top 50 candidates (97% among 200): in a library that dense,
+neighbours are ~0.001 apart and PQ errors are ~0.01, so re-ranking them would need
+hundreds of exact reads a
 query. HNSW (~5.4 GB) cannot remove ids. IVF-SQ8 scanning 2 of 1024 lists
 (~2,000 vectors, ~0.7 ms) holds 98% of the true top 10 in its top 20.
 """
