@@ -29,9 +29,8 @@ million took 331 s (12 minutes with the per-dimension SQ8 and catalog reads). 4-
 PQ fast-scan codes (IVF1024,PQ320x4fs, 176 MB, 0.25 ms) put only 62% of the true
 top 10 among their top 50 candidates (97% among 200): in a library that dense,
 neighbours are ~0.001 apart and PQ errors are ~0.01, so re-ranking them would need
-hundreds of exact reads a
-query. HNSW (~5.4 GB) cannot remove ids. IVF-SQ8 scanning 2 of 1024 lists
-(~2,000 vectors, ~0.7 ms) holds 98% of the true top 10 in its top 20.
+hundreds of exact reads a query. HNSW (~5.4 GB) cannot remove ids. IVF-SQ8 scanning
+2 of 1024 lists (~2,000 vectors, ~0.5 ms) holds 98% of the true top 10 in its top 20.
 """
 
 from __future__ import annotations
