@@ -40,7 +40,8 @@ def test_static_padding_keeps_the_model(batch):
     import torch
     from timm.layers.conv2d_same import Conv2dSame
 
-    from indexer.efficientnet import CROP, build_wrapped_model, static_same_padding
+    from indexer.efficientnet import CROP, build_wrapped_model
+    from indexer.onnx_export import static_same_padding
 
     dynamic = build_wrapped_model()
     static = static_same_padding(build_wrapped_model(), CROP)
@@ -90,7 +91,7 @@ def test_reduced_size_decoding_keeps_the_embedding(onnx_model):
 
 
 def test_stale_onnx_cache_is_re_exported(tmp_path, monkeypatch, batch):
-    from indexer.efficientnet import head_path
+    from indexer.onnx_export import head_path
 
     monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path))
     model = load_embedder("efficientnet-lite0")
