@@ -38,6 +38,7 @@ from indexer.batch import (
 from indexer.embedder import Embedder
 from indexer.errors import LookalikeError
 from indexer.library import Library
+from indexer.progress import RunProgress
 from indexer.ray_listing import list_files
 from indexer.ray_stages import ShardEmbedder, decode_batch, known_content
 from indexer.scan import FileEntry
@@ -158,10 +159,18 @@ class RayIndexer(BatchIndexer):
         self.shard_dir = shard_dir_for(library.root, self.ray_options.shard_dir)
 
     def run(self, roots: list[str]) -> RaySummary:
+        self.library.check_model(self.embedder.info)
+        self._progress = RunProgress(self.library.root, roots)  # for the web app to show
+        self._progress.update()
+        try:
+            return self._run(roots)
+        finally:
+            self._progress.close()
+
+    def _run(self, roots: list[str]) -> RaySummary:
         start = time.perf_counter()
         summary = RaySummary()
         stage = summary.stage_seconds
-        self.library.check_model(self.embedder.info)
         with ray_session(self.ray_options, quiet=not self.options.progress) as ray:
             t = time.perf_counter()
             entries, summary.skipped = list_files(ray, roots)
@@ -176,6 +185,7 @@ class RayIndexer(BatchIndexer):
                 by_hash.setdefault(digest, []).append(image_id)
             missing_ids = {known[p][0] for p in missing}
             stage["plan"] = time.perf_counter() - t
+            self._report(0, len(jobs))
             t = time.perf_counter()
             if jobs:
                 self._run_pipeline(ray, jobs, by_hash, missing_ids, summary)
@@ -261,8 +271,7 @@ class RayIndexer(BatchIndexer):
                     stage[f"worker_{key}"] = stage.get(f"worker_{key}", 0.0) + float(out[key])
                 summary.devices.add(str(out["device"]))
                 bar.update(int(out["rows"]))
-                if self.on_progress:
-                    self.on_progress(bar.n, len(jobs))
+                self._report(bar.n, len(jobs))
         finally:
             bar.close()
         if gpus and "cpu" in summary.devices:

@@ -117,6 +117,7 @@ def test_ray_index_matches_single_process(ray_address, photos, reference, tmp_pa
     assert [p for p, _ in skipped] == [str(photos / "broken.jpg"), str(photos / "gone.jpg")]
     assert _errors(lib) == _errors(reference)
     assert _shards_left(lib) == []
+    assert not (lib / "index-progress.json").exists()  # the run removed its progress file
 
     ours, theirs = _catalog(lib), _catalog(reference)
     assert sorted(ours) == sorted(theirs)
