@@ -48,6 +48,7 @@ class ExactVectors:
         self.row_bytes = dim * DTYPE.itemsize
         self.fallback = fallback
         self.stale = frozenset(int(i) for i in stale)
+        self._fd = -1  # so that __del__ of a half-made instance has nothing to close
         self._fd = os.open(self.path, os.O_RDONLY)
 
     def close(self) -> None:
