@@ -19,7 +19,8 @@ original's rank with the box against the whole-canvas query.
 
 Usage:
     python scripts/bench_copies.py [--library DIR] [--sources 150] [--pairs 3]
-        [--extra 3000] [--modes plain,views,default] [--objects 60] [--json]
+        [--extra 3000] [--modes plain,views,default] [--objects 60] [--strength harsh]
+        [--json]
 
 Without --library, a library of --data is built first (a few minutes on 2 cores).
 """
@@ -48,10 +49,21 @@ NEAR_DUPLICATE = 0.95  # plain-vector cosine above which two library images are 
 
 
 # -- edits: each takes an RGB image and a numpy Generator -----------------------------
+# How hard each edit is (--strength). "harsh" makes the plain vector find the original
+# of two-edit copies first far less often (closer to the issue's 65%).
+STRENGTHS = {
+    "normal": {"area": (0.25, 0.7), "scale": (0.2, 0.5), "quality": (8, 31), "angle": (4, 15),
+               "light": (0.6, 1.4), "saturation": (0.3, 1.8), "hue": (10, 41)},
+    "harsh": {"area": (0.1, 0.4), "scale": (0.08, 0.25), "quality": (3, 12), "angle": (10, 30),
+              "light": (0.4, 1.6), "saturation": (0.0, 2.5), "hue": (30, 71)},
+}  # fmt: skip
+R = STRENGTHS["normal"]
+
+
 def crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Keep 25-70% of the area, anywhere in the image, aspect changed a little."""
+    """Keep 25-70% of the area (harsh: 10-40%), anywhere, aspect changed a little."""
     w, h = img.size
-    area = rng.uniform(0.25, 0.7)
+    area = rng.uniform(*R["area"])
     aspect = float(np.exp(rng.uniform(np.log(0.75), np.log(1.33))))
     cw = min(w, max(8, round(w * np.sqrt(area * aspect))))
     ch = min(h, max(8, round(h * np.sqrt(area / aspect))))
@@ -60,22 +72,22 @@ def crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def resize(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Scale down to 20-50% of each side."""
-    s = rng.uniform(0.2, 0.5)
+    """Scale down to 20-50% of each side (harsh: 8-25%)."""
+    s = rng.uniform(*R["scale"])
     w, h = img.size
     return img.resize((max(16, round(w * s)), max(16, round(h * s))), Image.BICUBIC)
 
 
 def jpeg(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Recompress at JPEG quality 8-30."""
+    """Recompress at JPEG quality 8-30 (harsh: 3-11)."""
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=int(rng.integers(8, 31)))
+    img.save(buf, "JPEG", quality=int(rng.integers(*R["quality"])))
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
 def rotate(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Rotate 4-15 degrees either way, same canvas (corners cut, black fill)."""
-    angle = float(rng.uniform(4, 15) * rng.choice([-1, 1]))
+    """Rotate 4-15 degrees (harsh: 10-30) either way, same canvas (corners cut, black)."""
+    angle = float(rng.uniform(*R["angle"]) * rng.choice([-1, 1]))
     return img.rotate(angle, resample=Image.BICUBIC, expand=False)
 
 
@@ -88,12 +100,13 @@ def grayscale(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def colour(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Brightness, contrast and saturation 0.6-1.4x (saturation 0.3-1.8x), hue +-14-56 deg."""
-    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.6, 1.4))
-    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.6, 1.4))
-    img = ImageEnhance.Color(img).enhance(rng.uniform(0.3, 1.8))
+    """Brightness, contrast and saturation 0.6-1.4x (saturation 0.3-1.8x), hue +-14-56 deg
+    (harsh: 0.4-1.6x, 0-2.5x, +-42-100 deg)."""
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(*R["light"]))
+    img = ImageEnhance.Contrast(img).enhance(rng.uniform(*R["light"]))
+    img = ImageEnhance.Color(img).enhance(rng.uniform(*R["saturation"]))
     hsv = np.asarray(img.convert("HSV")).copy()
-    shift = int(rng.integers(10, 41)) * int(rng.choice([-1, 1]))
+    shift = int(rng.integers(*R["hue"])) * int(rng.choice([-1, 1]))
     hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 256).astype(np.uint8)
     return Image.fromarray(hsv, "HSV").convert("RGB")
 
@@ -370,12 +383,14 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3, help="two-edit copies per original")
     ap.add_argument("--extra", type=int, default=3000, help="synthetic distractors to add")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--strength", choices=sorted(STRENGTHS), default="normal", help="edit ranges")
     ap.add_argument(
         "--modes", default="plain,views,default", help="comma-separated: " + ",".join(MODES)
     )
     ap.add_argument("--objects", type=int, default=60, help="pasted-object queries (0: none)")
     ap.add_argument("--json", action="store_true", help="last line: a JSON summary")
     args = ap.parse_args()
+    R.update(STRENGTHS[args.strength])
     modes = [m for m in args.modes.split(",") if m]
     if set(modes) - set(MODES):
         ap.error(f"--modes: choose from {', '.join(MODES)}")
