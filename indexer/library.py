@@ -28,7 +28,7 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
@@ -203,7 +203,9 @@ class Library:
         if current.needs_rebuild(n):
             log.info("library reached %d images: rebuilding its index", n)
             return self.rebuild_index(current_kind=current.kind)
-        index = self._updated(current, pending)
+        # The changed rows of vectors.f16 are written as _updated reads them: one read.
+        rows = self._write_exact_rows if self._exact_file_current(current) else None
+        index = self._updated(current, pending, rows)
         self._write_generation(index, pending)
         return index
 
@@ -273,27 +275,37 @@ class Library:
                 pass
         return self.catalog
 
+    def _exact_file_current(self, index: VectorIndex) -> bool:
+        """True when ``index`` re-scores from vectors.f16 and the file is up to date
+        except for the pending ids (so writing their rows brings it in line)."""
+        return (
+            index.kind != FLAT
+            and self.catalog.get_meta(EXACT_META) == _exact_tag(index.dim)
+            and (self.root / EXACT_NAME).exists()
+        )
+
+    def _write_exact_rows(self, ids: list[int], present: np.ndarray, vectors) -> None:
+        """The rows of changed ``ids`` in vectors.f16: their vectors, zeros if removed."""
+        path, dim = self.root / EXACT_NAME, vectors.shape[1]
+        write_rows(path, dim, present, vectors)
+        write_rows(path, dim, np.setdiff1d(ids, present), None)
+
     def _update_exact_file(self, index: VectorIndex, pending: list[int] | None) -> str:
         """Bring the float16 file in line with the catalog before a generation is
-        recorded; returns its meta tag ("" when the index kind needs none)."""
+        recorded; returns its meta tag ("" when the index kind needs none).
+
+        A rebuild (``pending`` None) wrote a whole new file; a sync wrote the pending
+        rows while it read them (sync_index), unless the file was not up to date.
+        """
         path = self.root / EXACT_NAME
         if index.kind == FLAT:
             path.unlink(missing_ok=True)
             return ""
-        tag = _exact_tag(index.dim)
-        if pending is None:  # a rebuild wrote a whole new file
-            return tag
-        if self.catalog.get_meta(EXACT_META) != tag or not path.exists():
+        if pending is not None and not self._exact_file_current(index):
             with Writer(path, index.dim) as writer:  # first IVF sync of an older library
                 for chunk_ids, vectors in self._catalog_chunks(self._vector_ids(), index.dim):
                     writer.add(chunk_ids, vectors)
-            return tag
-        for start in range(0, len(pending), BUILD_CHUNK):
-            chunk = pending[start : start + BUILD_CHUNK]
-            present, vectors = self.catalog.vectors(chunk, dim=index.dim)
-            write_rows(path, index.dim, present, vectors)
-            write_rows(path, index.dim, np.setdiff1d(chunk, present), None)
-        return tag
+        return _exact_tag(index.dim)
 
     def _vector_ids(self) -> np.ndarray:
         rows = self.catalog.conn.execute("SELECT image_id FROM vectors ORDER BY image_id")
@@ -304,12 +316,18 @@ class Library:
         for start in range(0, len(ids), BUILD_CHUNK):
             yield self.catalog.vectors(ids[start : start + BUILD_CHUNK], dim=dim)
 
-    def _updated(self, index: VectorIndex, pending: list[int]) -> VectorIndex:
+    def _updated(
+        self,
+        index: VectorIndex,
+        pending: list[int],
+        also: Callable[[list[int], np.ndarray, np.ndarray], None] | None = None,
+    ) -> VectorIndex:
         """``index`` without the ``pending`` ids, plus their current catalog vectors.
 
         The vectors are read and added UPDATE_CHUNK at a time, so a reader catching up
         on millions of new images never holds them all (``pending`` is id-ordered, so
-        the chunks add them in the order one read would).
+        the chunks add them in the order one read would). ``also`` gets each chunk
+        (its ids, those with a vector, the vectors) as it is read.
         """
         index.remove(np.array(pending, dtype=np.int64))
         for start in range(0, len(pending), UPDATE_CHUNK):
@@ -318,6 +336,8 @@ class Library:
             if index.dim == 0 and len(vectors):
                 index = VectorIndex.empty(vectors.shape[1])
             index.add(present, vectors)
+            if also is not None:
+                also(chunk, present, vectors)
         return index
 
     def _remove_stale_index_files(self, keep: int) -> None:

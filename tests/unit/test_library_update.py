@@ -70,8 +70,10 @@ def test_chunked_update_equals_one_read(tmp_path, monkeypatch, read_sizes, kind)
     for a, b in zip(_state(chunked), _state(whole), strict=True):
         np.testing.assert_array_equal(a, b)
 
+    read_sizes.clear()
     synced = lib.sync_index()  # the writer's path: chunked too, then written
     assert synced.kind == kind and not lib.catalog.pending_index()
+    assert sum(read_sizes) == 115  # each changed vector read once (for vectors.f16 too)
     # A written IVF re-scores from the float16 file (vectors.f16): equal ids, scores
     # within float16 rounding (~1e-4 at 16 dimensions, ~1e-5 at 1,280).
     ids, scores, top = _state(lib.load_index())
