@@ -104,11 +104,11 @@ class CatalogWriter:
         self.exact.add(ids, vectors)
 
     def source(self):
-        """The library's re-scoring source: the float16 file, the catalog behind it."""
+        """The library's re-scoring source: the float16 file (complete once this is
+        called), the catalog behind it."""
         from indexer.exact_vectors import ExactVectors
 
-        if self.exact._fd >= 0:
-            self.exact.commit()
+        self.exact.commit()
         return ExactVectors(self.exact_path, self.dim, fallback=self.catalog)
 
     def close(self) -> None:
