@@ -8,21 +8,10 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from indexer import progress
 from indexer.batch import BatchIndexer, IndexOptions
 from indexer.library import Library
 from tests.unit.test_batch import FakeEmbedder, _img
-
-
-@pytest.fixture
-def other_process():
-    """A live process that is not this one."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
 
 
 def _write(root, **doc):
@@ -32,7 +21,8 @@ def _write(root, **doc):
 def test_only_a_live_fresh_run_of_another_process_counts(tmp_path, other_process):
     assert progress.running_elsewhere(tmp_path) is None  # no file
     now = time.time()
-    _write(tmp_path, pid=other_process, state="running", done=5, total=9, started=now, updated=now)
+    pid = other_process.pid
+    _write(tmp_path, pid=pid, state="running", done=5, total=9, started=now, updated=now)
     assert progress.running_elsewhere(tmp_path)["done"] == 5
     later = now + progress.STALE_S + 1  # a frozen run
     assert progress.running_elsewhere(tmp_path, now=later) is None

@@ -310,26 +310,21 @@ def test_index_job_adds_images_that_searches_then_find(client, app, tmp_path):
     assert results["results"][0]["label"] == "newclass"
 
 
-def test_an_index_run_of_another_process_shows_its_progress(client, app):
-    import subprocess
-    import sys
+def test_an_index_run_of_another_process_shows_its_progress(client, app, other_process):
     import time
 
     from indexer import progress
 
     root = app.extensions["lookalike"].root
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        now = time.time()
-        doc = {"pid": other.pid, "folders": ["/photos"], "state": "running", "done": 40,
-               "total": 100, "started": now, "updated": now}  # fmt: skip
-        (root / progress.FILE_NAME).write_text(json.dumps(doc))
-        status = client.get("/api/index-job").get_json()
-        assert status["external"] is True and status["state"] == "running"
-        assert (status["done"], status["total"], status["folders"]) == (40, 100, ["/photos"])
-    finally:
-        other.kill()
-        other.wait()
+    now = time.time()
+    doc = {"pid": other_process.pid, "folders": ["/photos"], "state": "running", "done": 40,
+           "total": 100, "started": now, "updated": now}  # fmt: skip
+    (root / progress.FILE_NAME).write_text(json.dumps(doc))
+    status = client.get("/api/index-job").get_json()
+    assert status["external"] is True and status["state"] == "running"
+    assert (status["done"], status["total"], status["folders"]) == (40, 100, ["/photos"])
+    other_process.kill()
+    other_process.wait()
     assert client.get("/api/index-job").get_json()["state"] == "idle"  # its writer is gone
     (root / progress.FILE_NAME).unlink()
 
