@@ -28,6 +28,7 @@ from indexer.vector_index import (
     VectorSource,
     _faiss,
     choose_kind,
+    top_k,
 )
 
 # Re-scoring gathers (queries x candidates x dim) floats: bound that to ~64 MB.
@@ -261,8 +262,4 @@ class IvfIndex(VectorIndex):
             rows = np.nonzero(window)[0]
             exact = np.einsum("nd,nd->n", vectors, queries[rows])
             scores[window] = np.where(found, exact, -np.inf)
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        top_scores = np.take_along_axis(scores, top, 1).astype(np.float32)
-        top_ids = np.take_along_axis(cand, top, 1)
-        top_ids[~np.isfinite(top_scores)] = -1
-        return top_scores, top_ids
+        return top_k(scores, cand, k)

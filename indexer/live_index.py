@@ -18,7 +18,7 @@ import numpy as np
 
 from indexer.embedder import FeatureVector
 from indexer.ivf_index import IvfIndex
-from indexer.vector_index import VectorIndex
+from indexer.vector_index import VectorIndex, top_k
 
 # Above this many stale entries in the file's index (changed or removed images), a
 # reader rebuilds its index in memory instead (each search would fetch that many more).
@@ -62,11 +62,7 @@ class LiveIndex:
         scores = np.concatenate([scores, more_scores], axis=1)
         ids = np.concatenate([ids, more_ids], axis=1)
         scores = np.where(ids < 0, -np.inf, scores)
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        top_scores = np.take_along_axis(scores, top, 1).astype(np.float32)
-        top_ids = np.take_along_axis(ids, top, 1)
-        top_ids[~np.isfinite(top_scores)] = -1
-        return top_scores, top_ids
+        return top_k(scores, ids, k)
 
 
 def live_view(

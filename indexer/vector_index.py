@@ -297,5 +297,15 @@ class VectorIndex:
         return self.index.search(queries, k)
 
 
+def top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (scores, ids) of each row, best first (stable on ties); id -1 where the
+    score is not finite (-inf marks a dropped candidate)."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top_scores = np.take_along_axis(scores, top, 1).astype(np.float32)
+    top_ids = np.take_along_axis(ids, top, 1)
+    top_ids[~np.isfinite(top_scores)] = -1
+    return top_scores, top_ids
+
+
 def kind_of(index: VectorIndex) -> str:
     return index.kind
