@@ -71,13 +71,15 @@ def serve(library, host, port, threads, max_upload_mb, no_index_jobs, search_mod
     from waitress import create_server
 
     from webapp import create_app
+    from webapp.api import SEARCH_MODES
 
+    mode = SEARCH_MODES[search_mode]
     config = {
         "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024,
         "WARM_UP": True,
         "ALLOW_INDEX_JOBS": not no_index_jobs,
-        "SEARCH_RERANK": search_mode == "robust",
-        "SEARCH_MULTIVIEW": search_mode == "robust",
+        "SEARCH_RERANK": mode["rerank"],
+        "SEARCH_MULTIVIEW": mode["multiview"],
     }
     if is_loopback(host):
         config["ALLOWED_HOSTS"] = sorted({*LOOPBACK_NAMES, host.strip("[]")})
