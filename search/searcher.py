@@ -217,7 +217,8 @@ class Searcher:
             raise BadQuery(f"k must be at least 1, not {k}")
         rerank = self.rerank if rerank is None else rerank
         multiview = self.multiview if multiview is None else multiview
-        depth = max(k, self.reranker.options.depth) if rerank else k
+        options = self.reranker.options
+        depth = max(k, options.depth, options.deep) if rerank else k
         views = [query_views(self.embedder, image, multiview) for image in images]
         pixels = np.concatenate(views)
         vectors = np.concatenate(

@@ -123,16 +123,40 @@ def test_a_sure_copy_among_the_first_spares_the_rest():
     assert files.reads == paths
 
 
-def test_candidates_beyond_depth_are_untouched_and_features_are_cached():
+def test_candidates_beyond_deep_are_untouched_and_features_are_cached():
     files = Files({f"/lib/{i}.jpg": scene(i) for i in range(5)})
-    reranker = Reranker(RerankOptions(workers=2, depth=3, first=3), load=files.load)
+    reranker = Reranker(RerankOptions(workers=2, depth=3, first=3, deep=3), load=files.load)
     paths = [f"/lib/{i}.jpg" for i in range(5)]
     out = reranker.rerank(edited(scene(4)), paths, path=lambda p: p)
-    assert [p for p, _n in out] == paths  # the original (4) is beyond depth: not found
+    assert [p for p, _n in out] == paths  # the original (4) is beyond deep: not found
     assert out[3][1] is None and out[4][1] is None
     reranker.rerank(edited(scene(1)), paths, path=lambda p: p)
     assert sorted(files.reads) == paths[:3]  # read once each
     reranker.close()
+
+
+def test_a_copy_ranked_deep_is_searched_for_only_when_none_of_the_first_verifies():
+    files = Files({f"/lib/{i}.jpg": scene(i) for i in range(9)})
+    options = RerankOptions(workers=1, first=2, depth=3, deep=7)
+    paths = [f"/lib/{i}.jpg" for i in range(9)]
+    reranker = Reranker(options, load=files.load)
+    # the original (5) lies beyond depth: the next depth candidates are verified, in turn
+    out = reranker.rerank(edited(scene(5)), paths, path=lambda p: p)
+    assert out[0][0] == "/lib/5.jpg" and out[0][1] >= options.min_inliers
+    assert files.reads == paths[:6]  # stopped at the sure copy, before deep
+    assert [p for p, _n in out[1:]] == [p for p in paths if p != "/lib/5.jpg"]
+    # a verified copy among the first depth (1): nothing deeper is read
+    files.reads.clear()
+    reranker.clear()
+    query = edited(scene(1)).resize((60, 44))  # small: verified, but not a sure copy
+    out = reranker.rerank(query, paths, path=lambda p: p)
+    assert out[0][0] == "/lib/1.jpg"
+    assert files.reads == paths[:3]
+    # nothing verifies (not a copy): every candidate up to deep is checked, order kept
+    files.reads.clear()
+    out = reranker.rerank(scene(99), paths, path=lambda p: p)
+    assert [p for p, _n in out] == paths
+    assert sorted(files.reads) == sorted(set(paths[:7]) - set(paths[:3]))  # first 3 cached
 
 
 def test_no_results_rerank_to_no_results():
