@@ -14,6 +14,11 @@ statistics (no constants fitted to a data set):
 - :func:`refine` -- k-means-like passes: every clustered image moves to the nearest
   centroid (labelled classes with their labelled images, and new clusters); fixes the
   boundary mistakes that bottom-up merging cannot undo.
+- :func:`separation_ratio` -- how far apart, for their spreads, labelled classes are from
+  their nearest other class (a low quantile): two large unnamed groups at least that far
+  apart are two classes (the merge test of :func:`classifier.linkage.merge_groups`).
+- :func:`attach_within_reach` -- a left-over image joins its nearest cluster when it is
+  no farther from the centroid than the cluster's own farthest member.
 """
 
 from __future__ import annotations
@@ -73,6 +78,73 @@ def midpoint_threshold(zl: Vectors, label_ids: npt.NDArray) -> tuple[float, floa
     np.fill_diagonal(between, np.inf)
     within, nearest = float(np.median(spread)), float(np.median(between.min(1)))
     return (within + nearest) / 2, within
+
+
+def separation_ratio(zl: Vectors, label_ids: npt.NDArray, quantile: float) -> float | None:
+    """The ``quantile`` of the labelled classes' nearest-class separation: per class, the
+    least mean distance to another class divided by the two classes' pooled spread.
+
+    None with fewer than 5 classes of 3+ labelled images.
+    """
+    sums, size = class_sums(zl, label_ids)
+    ok = size >= 3
+    if ok.sum() < 5:
+        return None
+    sums, size = sums[ok], size[ok]
+    pairs = size * (size - 1) / 2
+    spread = 1.0 - (np.einsum("ij,ij->i", sums, sums) - size) / (2 * pairs)
+    between = 1.0 - (sums @ sums.T) / np.outer(size, size)
+    pooled = (spread[:, None] * pairs[:, None] + spread[None, :] * pairs[None, :]) / (
+        pairs[:, None] + pairs[None, :]
+    )
+    ratio = between / np.maximum(pooled, 1e-6)
+    np.fill_diagonal(ratio, np.inf)
+    return float(np.quantile(ratio.min(1), quantile))
+
+
+def _centres(zu, zl, label_ids, assign, n_classes):
+    """(unit centroids, which rows are alive): classes with their labelled images."""
+    held = assign >= 0
+    count = max(int(assign.max()) + 1, n_classes)
+    sums = np.zeros((count, zu.shape[1]))
+    if len(label_ids):
+        np.add.at(sums, label_ids, zl)
+    np.add.at(sums, assign[held], zu[held])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.maximum(norms, 1e-12)).astype(np.float32), norms[:, 0] > 0
+
+
+def attach_within_reach(
+    zu: Vectors,
+    zl: Vectors,
+    label_ids: npt.NDArray,
+    assign: npt.NDArray[np.int64],
+    n_classes: int,
+) -> npt.NDArray[np.int64]:
+    """Noise rows (-1) join their nearest cluster when no farther from its centroid than
+    its farthest member (labelled images included): inside what the cluster already
+    spans, so no scale constant. Nothing N x N: a FAISS search of the centroids.
+    """
+    import faiss
+
+    out = assign.copy()
+    noise = np.flatnonzero(out < 0)
+    if not len(noise) or (out.max() < 0 and not len(label_ids)):
+        return out
+    centres, alive = _centres(zu, zl, label_ids, out, n_classes)
+    reach = np.full(len(centres), -np.inf)
+    held = np.flatnonzero(out >= 0)
+    np.maximum.at(reach, out[held], 1.0 - np.einsum("ij,ij->i", zu[held], centres[out[held]]))
+    if len(label_ids):
+        np.maximum.at(reach, label_ids, 1.0 - np.einsum("ij,ij->i", zl, centres[label_ids]))
+    live = np.flatnonzero(alive)
+    index = faiss.IndexFlatIP(zu.shape[1])
+    index.add(np.ascontiguousarray(centres[live]))
+    sims, nearest = index.search(np.ascontiguousarray(zu[noise], dtype=np.float32), 1)
+    target = live[nearest[:, 0]]
+    ok = 1.0 - sims[:, 0] <= reach[target]
+    out[noise[ok]] = target[ok]
+    return out
 
 
 def refine(

@@ -5,6 +5,10 @@ k-nearest-neighbour graph (FAISS); :func:`merge_groups` merges reciprocal neares
 neighbours along its edges until none is closer than the threshold, then along the kNN
 graph of the groups' centroids, until nothing merges. A group is its sum vector: the
 mean cosine similarity of two groups of unit vectors is ``sum_a . sum_b / (n_a n_b)``.
+A merge is refused across two labels, between an unnamed group and a labelled one much
+farther apart than their spreads (``rho_join``), and between two unnamed groups of
+``settled_factor * min_size`` images or more that are as far apart, for their spreads,
+as labelled classes are from their nearest other class (``rho_apart``).
 """
 
 from __future__ import annotations
@@ -115,14 +119,22 @@ def _distances(e: npt.NDArray, sums: npt.NDArray, size: npt.NDArray) -> npt.NDAr
 
 
 def _allowed(dist, a, b, sums, size, lab, threshold, p) -> npt.NDArray[np.bool_]:
+    """Which merges may happen: close enough, not two labels, and two groups that are
+    each big enough to judge not as far apart, for their spreads, as two classes are."""
     la, lb = lab[a], lab[b]
     ok = (dist <= threshold) & ~((la >= 0) & (lb >= 0) & (la != lb))
     mixed = (la >= 0) != (lb >= 0)
-    if mixed.any():
+    settled = p.settled_factor * p.min_size
+    # Two unnamed groups of `settled` images each: look-alike classes (elephant and
+    # rhino) lie within the cut, but farther apart than their spreads.
+    both = (la < 0) & (lb < 0) & (np.minimum(size[a], size[b]) >= settled)
+    if mixed.any() or both.any():
         spread = _spreads(sums, size)
         ref = np.maximum(_pooled(spread[a], spread[b], size[a], size[b]), _floor(threshold, p))
         unlabelled_size = np.where(la >= 0, size[b], size[a])
         ok &= ~(mixed & (unlabelled_size >= p.min_size) & (dist > p.rho_join * ref))
+        if p.rho_apart is not None:
+            ok &= ~(both & (dist > p.rho_apart * ref))
     return ok
 
 

@@ -95,6 +95,24 @@ def test_a_tight_lookalike_class_next_to_a_labelled_one_stays_apart():
     assert [c.label for c in res.clusters] == ["chair"]
 
 
+def test_two_settled_unnamed_lookalike_classes_stay_apart():
+    rng = np.random.default_rng(6)
+    base = unit(rng.normal(size=DIM))
+    near = unit(base + 0.9 * unit(rng.normal(size=DIM)))  # within the cut of 0.7
+    x, blob = blobs([30, 30], spread=0.4, seed=5, centres=[base, near])
+    # Spreads 0.13, 0.38 apart: within the cut, beyond 1.5 x the spread floor (0.22).
+    # Settled: 3 x 5 = 15 images; 60 > DIM: no PCA.
+    params = ClusterParams(threshold=0.7, rho_apart=1.5)
+    res = cluster_vectors(x, params=params)
+    assert adjusted_rand_score(blob, partition(res, len(x))) == 1.0
+    # Without the test the two merge (the test can fail), and groups under the settled
+    # size are not judged.
+    merged = cluster_vectors(x, params=ClusterParams(threshold=0.7, rho_apart=1e9))
+    assert len(merged.clusters) == 1
+    small = ClusterParams(threshold=0.7, rho_apart=1.5, settled_factor=7)  # 35 > 30
+    assert len(cluster_vectors(x, params=small).clusters) == 1
+
+
 def test_rejected_groups_are_not_proposed_together_again():
     x, blob = blobs([12, 12])
     res = cluster_vectors(x, params=ClusterParams(min_size=3))

@@ -1,11 +1,18 @@
 """The label-derived pieces of clustering (classifier.clustering_metric): whitening,
-the midpoint cut and the nearest-centroid refinement, on synthetic unit vectors."""
+the midpoint cut, the separation ratio, the nearest-centroid refinement and the
+attachment of noise within reach, on synthetic unit vectors."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from classifier.clustering_metric import midpoint_threshold, refine, whiten_within
+from classifier.clustering_metric import (
+    attach_within_reach,
+    midpoint_threshold,
+    refine,
+    separation_ratio,
+    whiten_within,
+)
 
 DIM = 16
 
@@ -69,3 +76,33 @@ def test_refine_moves_points_to_the_nearest_centroid_and_drops_small_clusters():
     small[[20, 21]] = 2  # a cluster of two, under min_size
     out = refine(zu, zl, np.zeros(4, np.int64), small, n_classes=1, min_size=3)
     assert (out[[20, 21]] == -1).all() and (out[truth == 1] == 1).all()
+
+
+def test_separation_ratio_grows_with_how_far_apart_classes_are_for_their_spread():
+    rng = np.random.default_rng(3)
+    centres = unit(rng.normal(size=(6, DIM)))
+    ids = np.repeat(np.arange(6), 8)
+    noise = rng.normal(size=(48, DIM)) / np.sqrt(DIM)
+    tight = separation_ratio(unit(centres[ids] + 0.3 * noise), ids, 0.1)
+    loose = separation_ratio(unit(centres[ids] + 1.0 * noise), ids, 0.1)
+    assert tight is not None and loose is not None
+    assert tight > 2 * loose > 2  # distinct classes are farther apart than they spread
+    one = separation_ratio(unit(centres[:1] + 0.5 * noise), ids, 0.5)  # one class, 6 ids
+    assert one is not None and one < 1.3
+    assert separation_ratio(unit(centres[ids[:24]]), ids[:24], 0.1) is None  # three classes
+
+
+def test_noise_joins_its_nearest_cluster_only_within_the_cluster_reach():
+    rng = np.random.default_rng(4)
+    centres = unit(rng.normal(size=(2, DIM)))
+    members = unit(np.repeat(centres, 10, axis=0) + 0.3 * rng.normal(size=(20, DIM)))
+    inside = unit(centres[1] + 0.05 * rng.normal(size=(1, DIM)))  # near the new cluster
+    far = unit(rng.normal(size=(1, DIM)))  # like nothing
+    zu = np.vstack([members[10:], inside, far])
+    zl = members[:10]  # class 0: labelled images only
+    assign = np.array([1] * 10 + [-1, -1])
+    out = attach_within_reach(zu, zl, np.zeros(10, np.int64), assign, n_classes=1)
+    assert out.tolist() == [1] * 10 + [1, -1]
+    just_labelled = unit(centres[:1] + 0.05 * rng.normal(size=(1, DIM)))
+    out = attach_within_reach(just_labelled, zl, np.zeros(10, np.int64), np.array([-1]), 1)
+    assert out.tolist() == [0]
