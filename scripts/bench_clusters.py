@@ -11,7 +11,8 @@ a cluster holding >= 50% of the class at >= 0.8 purity, and seconds. The referen
 measured in the same run on the same images: plain HDBSCAN on a 50-d PCA with min
 cluster size 5 (the issue's baseline).
 Then the time to cluster 100k vectors (the library's embeddings plus noise), against
-HDBSCAN on 20k of them.
+HDBSCAN on 20k of them. A ceiling for the embeddings is printed too: the ARI of putting
+every unlabelled image in the class with the nearest true centre (an oracle).
 
     python scripts/bench_clusters.py                      # index the dev data (minutes)
     python scripts/bench_clusters.py --from-library DIR   # reuse an indexed copy of it
@@ -163,7 +164,31 @@ def hdbscan_reference(lib: Path, novel: set[str]) -> tuple[dict, float]:
     return scores(groups, noise, novel), seconds
 
 
-def protocol(args, seed: int, work: Path) -> Path:
+def centre_oracle(lib: Path, novel: set[str]) -> dict:
+    """A ceiling for these embeddings, not a method: every unlabelled image put in the
+    class whose centre (the mean of all its images, labelled or not) is nearest; the
+    distractors singletons. It knows every class and all of its members."""
+    from indexer.catalog import Catalog
+
+    cat = Catalog(lib / "catalog.sqlite", readonly=True)
+    ids, vectors = cat.vectors()
+    labelled = {r[0] for r in cat.conn.execute("SELECT image_id FROM labels")}
+    paths = cat.paths(ids)
+    cat.close()
+    truth = np.array([truth_of(paths[i]) for i in ids.tolist()])
+    classes = sorted(set(truth) - {""})
+    centres = np.stack([vectors[truth == c].mean(0) for c in classes])
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    mine = np.array([i not in labelled for i in ids.tolist()])
+    keep = mine & (truth != "")
+    nearest = np.argmax(vectors[keep] @ centres.T, axis=1)
+    unl = [paths[i] for i in ids[keep].tolist()]
+    groups = [[p for p, k in zip(unl, nearest, strict=True) if k == g] for g in set(nearest)]
+    noise = [paths[i] for i in ids[mine & (truth == "")].tolist()]
+    return scores(groups, noise, novel)
+
+
+def protocol(args, seed: int, work: Path, results: dict) -> Path:
     """Both runs of one seed (without, then with distractors); returns the library."""
     for distractors in (False, True):
         if args.from_library:
@@ -173,11 +198,12 @@ def protocol(args, seed: int, work: Path) -> Path:
             lib = build_library(work / f"seed{seed}", Path(args.data), seed, False)
         else:  # index the distractors into the same library: an incremental re-cluster
             cli("index", str(Path(args.data) / "distractors"), "--library", str(lib), "-q")
-        measure(lib, seed, distractors)
+        for name, r in measure(lib, seed, distractors).items():
+            results.setdefault((distractors, name), []).append(r)
     return lib
 
 
-def measure(lib: Path, seed: int, distractors: bool) -> None:
+def measure(lib: Path, seed: int, distractors: bool) -> dict[str, dict]:
     with sqlite3.connect(lib / "catalog.sqlite") as conn:
         classes = {truth_of(r[0]) for r in conn.execute("SELECT path FROM images")} - {""}
     novel, _labelled = split(sorted(classes), seed)
@@ -186,6 +212,7 @@ def measure(lib: Path, seed: int, distractors: bool) -> None:
     seconds = time.perf_counter() - start
     ours = scores([c["members"] for c in doc["clusters"]], doc["noise"], novel)
     ref, ref_seconds = hdbscan_reference(lib, novel)
+    oracle = centre_oracle(lib, novel)
     size = sum(len(c["members"]) for c in doc["clusters"]) + len(doc["noise"])
     print(f"seed {seed}, {'with' if distractors else 'without'} distractors, {size} images:")
     for name, r, sec in (
@@ -199,8 +226,23 @@ def measure(lib: Path, seed: int, distractors: bool) -> None:
     print(
         f"  ratio: ARI {ours['ari'] / ref['ari']:.2f}x, noise "
         f"{ours['noise'] / max(ref['noise'], 1e-9):.2f}x (CLI seconds include start-up)",
-        flush=True,
     )
+    print(f"  ceiling: nearest true class centre (an oracle) ARI {oracle['ari']:.3f}", flush=True)
+    return {"lookalike clusters": ours, "HDBSCAN PCA-50": ref, "centre oracle": oracle}
+
+
+def summary(results: dict) -> None:
+    """Means over the seeds (min or max in brackets)."""
+    for (distractors, name), rows in sorted(results.items()):
+        ari = [r["ari"] for r in rows]
+        found = [r["novel_found"] for r in rows]
+        noise = [r["noise"] for r in rows]
+        print(
+            f"{len(rows)} seeds, {'with' if distractors else 'without'} distractors, "
+            f"{name}: ARI {np.mean(ari):.3f} (min {min(ari):.3f}), novel found "
+            f"{np.mean(found):.1f} (min {min(found)}), noise {np.mean(noise):.1%} "
+            f"(max {max(noise):.1%})"
+        )
 
 
 def timing(source: Path, n: int = 100_000) -> None:
@@ -249,9 +291,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated split seeds")
     ap.add_argument("--no-timing", action="store_true", help="skip the 100k timing")
     args = ap.parse_args()
+    results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-clusters-") as tmp:
         for seed in [int(s) for s in args.seeds.split(",")]:
-            lib = protocol(args, seed, Path(tmp))
+            lib = protocol(args, seed, Path(tmp), results)
+        summary(results)
         if not args.no_timing:
             timing(lib)
 
