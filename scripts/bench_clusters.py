@@ -11,7 +11,7 @@ a cluster holding >= 50% of the class at >= 0.8 purity, and seconds. The referen
 measured in the same run on the same images: plain HDBSCAN on a 50-d PCA with min
 cluster size 5 (the issue's baseline).
 Then the time to cluster 100k vectors (the library's embeddings plus noise), against
-HDBSCAN on 20k of them. A ceiling for the embeddings is printed too: the ARI of putting
+HDBSCAN on 20k of them. An oracle reference for the embeddings is printed too: the ARI of putting
 every unlabelled image in the class with the nearest true centre (an oracle).
 
     python scripts/bench_clusters.py                      # index the dev data (minutes)
@@ -165,9 +165,9 @@ def hdbscan_reference(lib: Path, novel: set[str]) -> tuple[dict, float]:
 
 
 def centre_oracle(lib: Path, novel: set[str]) -> dict:
-    """A ceiling for these embeddings, not a method: every unlabelled image put in the
-    class whose centre (the mean of all its images, labelled or not) is nearest; the
-    distractors singletons. It knows every class and all of its members."""
+    """Roughly what the embeddings allow (not a method, nor a strict bound): every
+    unlabelled image put in the class whose centre (the mean of all its images, labelled
+    or not) is nearest; the distractors singletons. It knows every class and its members."""
     from indexer.catalog import Catalog
 
     cat = Catalog(lib / "catalog.sqlite", readonly=True)
@@ -227,7 +227,7 @@ def measure(lib: Path, seed: int, distractors: bool) -> dict[str, dict]:
         f"  ratio: ARI {ours['ari'] / ref['ari']:.2f}x, noise "
         f"{ours['noise'] / max(ref['noise'], 1e-9):.2f}x (CLI seconds include start-up)",
     )
-    print(f"  ceiling: nearest true class centre (an oracle) ARI {oracle['ari']:.3f}", flush=True)
+    print(f"  oracle: nearest true class centre, ARI {oracle['ari']:.3f}", flush=True)
     return {"lookalike clusters": ours, "HDBSCAN PCA-50": ref, "centre oracle": oracle}
 
 
