@@ -10,7 +10,19 @@ with RANSAC; a candidate with at least ``min_inliers`` consistent matches is a
 verified copy and moves to the front, most inliers first, the rest keeping their
 first-stage order. ORB works on gray levels (so colour edits and grayscale copies
 still match) and is rotation invariant but not mirror invariant, so the mirrored
-query is matched as well.
+query is matched as well. Candidates are scaled larger than the query and keep more
+keypoints (``candidate_side``, ``candidate_features``): a cropped query shows part of the
+candidate enlarged, and its detail has to be among the candidate's finer scales (of
+crops keeping 10-40% of the area, 72% verified at the query's scale, 86% at 512 pixels).
+When none of the first ``depth`` candidates verifies, the next are tried, up to ``deep``.
+
+A small query (a thumbnail: at most ``small_query`` pixels on its longer side) has too
+few pixels for ORB (its keypoints need a 31-pixel border and texture that upscaling does
+not bring back), so it is also compared whole: both images in gray levels at the
+query's size (at most ``thumb_side``), normalised cross-correlation, both orientations,
+when their aspect ratios agree. A correlation of ``thumb_match`` or more counts as a
+verified copy and ``thumb_sure`` as a sure one (on thumbnails of the dev images: copies
+0.96-0.999, other photos below 0.8 except near-duplicates of the same scene).
 
 Candidate images are read from disk at query time (nothing extra is stored when
 indexing), scaled down while decoding, and their features kept in a bounded cache,
@@ -47,12 +59,20 @@ class RerankOptions:
     deep: int = 150  # when none of the first ``depth`` is a copy, verify on up to here
     sure_inliers: int = 60  # a sure copy has this many inliers and ...
     sure_fraction: float = 0.3  # ... at least this fraction of the query's keypoints
-    side: int = 400  # images are scaled so that their longer side is this many pixels
-    features: int = 700  # ORB keypoints kept per image (strongest first)
+    side: int = 400  # the query is scaled so that its longer side is this many pixels
+    features: int = 700  # ORB keypoints kept of the query (strongest first)
+    # Candidates are scaled larger, with more keypoints: a cropped query shows a part of
+    # the candidate enlarged, whose detail the candidate's finer scales must hold.
+    candidate_side: int = 512
+    candidate_features: int = 1000
     ratio: float = 0.8  # Lowe's ratio test: best match distance < ratio * second best
-    reprojection: float = 0.01  # RANSAC inlier distance, as a fraction of ``side``
+    reprojection: float = 0.01  # RANSAC inlier distance, as a fraction of candidate_side
     min_inliers: int = 15  # consistent matches that make a verified copy
-    cache_size: int = 4096  # candidate feature sets kept in memory (about 28 KB each)
+    small_query: int = 100  # queries up to this longer side are also compared whole
+    thumb_side: int = 48  # ... at most this many pixels on the longer side
+    thumb_match: float = 0.95  # correlation of a whole-image match (a verified copy)
+    thumb_sure: float = 0.99  # ... and of a sure one
+    cache_size: int = 2048  # candidates kept in memory (about 45 KB each)
     workers: int = 0  # verification threads; 0: up to 4, one per core
 
 
@@ -68,6 +88,16 @@ class LocalFeatures(NamedTuple):
 
 
 EMPTY = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+THUMB_KEPT = 64  # longer side of the gray thumbnail kept per candidate
+
+
+class Candidate(NamedTuple):
+    """What verification keeps of a library image: its ORB features, and a small gray
+    thumbnail (longer side THUMB_KEPT) with the image's aspect ratio (width / height)."""
+
+    features: LocalFeatures
+    thumb: Image.Image
+    aspect: float
 
 
 def gray_at_side(image: Image.Image, side: int) -> np.ndarray:
@@ -135,10 +165,37 @@ def count_inliers(
 
 
 class QueryFeatures(NamedTuple):
-    """The query's features in both orientations (ORB is not mirror invariant)."""
+    """The query's features in both orientations (ORB is not mirror invariant), and for
+    a small query its gray image (compared whole with each candidate)."""
 
     plain: LocalFeatures
     mirrored: LocalFeatures
+    small: Image.Image | None = None
+
+
+def thumb_correlation(query: Image.Image, thumb: Image.Image, aspect: float, side: int) -> float:
+    """Normalised cross-correlation of a small gray query with a candidate's thumbnail,
+    both scaled to the query's size (longer side at most ``side``), the better of the two
+    orientations; -1 when the aspect ratios differ by more than 3%."""
+    w, h = query.size
+    if abs(np.log(aspect / (w / h))) > 0.03:
+        return -1.0
+    scale = min(1.0, side / max(w, h))
+    size = (max(4, round(w * scale)), max(4, round(h * scale)))
+    a = _zero_mean_unit(query.resize(size, Image.Resampling.BOX))
+    b = thumb.resize(size, Image.Resampling.BOX)
+    return max(
+        float((a * _zero_mean_unit(b)).sum()),
+        float((a * _zero_mean_unit(b.transpose(Image.Transpose.FLIP_LEFT_RIGHT))).sum()),
+    )
+
+
+def _zero_mean_unit(gray: Image.Image) -> np.ndarray:
+    from PIL import ImageFilter
+
+    a = np.asarray(gray.filter(ImageFilter.GaussianBlur(0.7)), dtype=np.float32)
+    a = a - a.mean()
+    return a / max(float(np.linalg.norm(a)), 1e-6)
 
 
 class Reranker:
@@ -157,7 +214,7 @@ class Reranker:
         """
         self.options = options or RerankOptions()
         self._load = load or _load_for_features
-        self._cache: OrderedDict[str, LocalFeatures] = OrderedDict()
+        self._cache: OrderedDict[str, Candidate] = OrderedDict()
         self._lock = threading.Lock()
         workers = self.options.workers or min(4, os.cpu_count() or 1)
         self._workers = max(1, workers)
@@ -167,21 +224,26 @@ class Reranker:
         gray = gray_at_side(image, self.options.side)
         plain = extract(gray, self.options.features)
         mirrored = extract(np.ascontiguousarray(gray[:, ::-1]), self.options.features)
-        return QueryFeatures(plain, mirrored)
+        small = image.convert("L") if max(image.size) <= self.options.small_query else None
+        return QueryFeatures(plain, mirrored, small)
 
-    def candidate_features(self, path: str) -> LocalFeatures | None:
-        """Features of a library image (cached); None when it cannot be read now."""
+    def candidate_features(self, path: str) -> Candidate | None:
+        """What is verified of a library image (cached); None when it cannot be read now."""
         with self._lock:
             found = self._cache.get(path)
             if found is not None:
                 self._cache.move_to_end(path)
                 return found
         try:
-            image = self._load(path, self.options.side // 2)
+            image = self._load(path, self.options.candidate_side // 2)
         except UnreadableImage as e:
             log.debug("not verifying %s: %s", path, e.reason)
             return None
-        features = extract(gray_at_side(image, self.options.side), self.options.features)
+        gray = gray_at_side(image, self.options.candidate_side)
+        thumb = Image.fromarray(gray).resize(_fit(image.size, THUMB_KEPT), Image.Resampling.BOX)
+        features = Candidate(
+            extract(gray, self.options.candidate_features), thumb, image.size[0] / image.size[1]
+        )
         with self._lock:
             self._cache[path] = features
             while len(self._cache) > self.options.cache_size:
@@ -189,15 +251,27 @@ class Reranker:
         return features
 
     def inliers(self, query: QueryFeatures, path: str) -> int | None:
-        """The more consistent of the plain and mirrored matches; None: unreadable."""
-        candidate = self.candidate_features(path)
-        if candidate is None:
+        """The more consistent of the plain and mirrored matches, or for a small query
+        what its whole-image correlation counts as, if more; None: unreadable."""
+        found = self.candidate_features(path)
+        if found is None:
             return None
-        ratio, px = self.options.ratio, self.options.reprojection * self.options.side
+        candidate = found.features
+        ratio, px = self.options.ratio, self.options.reprojection * self.options.candidate_side
         plain = count_inliers(query.plain, candidate, ratio, px)
         if plain >= 4 * self.options.min_inliers:  # clearly a copy in this orientation
             return plain
-        return max(plain, count_inliers(query.mirrored, candidate, ratio, px))
+        inliers = max(plain, count_inliers(query.mirrored, candidate, ratio, px))
+        if query.small is None:
+            return inliers
+        o = self.options
+        r = thumb_correlation(query.small, found.thumb, found.aspect, o.thumb_side)
+        if r < o.thumb_match:
+            return inliers
+        # thumb_match counts as min_inliers, thumb_sure (or more) as a sure copy's count
+        t = min(1.0, (r - o.thumb_match) / (o.thumb_sure - o.thumb_match))
+        bar = self._sure_bar(query)
+        return max(inliers, int(np.ceil(o.min_inliers + t * (bar - o.min_inliers))))
 
     def rerank(
         self, image: Image.Image, results: Sequence[T], path: Callable[[T], str]
@@ -251,8 +325,11 @@ class Reranker:
         the same scene rarely does (on copies of the dev images: under 0.2% of the
         candidates that were not the original).
         """
-        bar = max(self.options.sure_inliers, self.options.sure_fraction * query.plain.size)
+        bar = self._sure_bar(query)
         return any((n or 0) >= bar for n in counts)
+
+    def _sure_bar(self, query: QueryFeatures) -> float:
+        return max(self.options.sure_inliers, self.options.sure_fraction * query.plain.size)
 
     def clear(self) -> None:
         """Forget the cached candidate features."""
@@ -273,6 +350,13 @@ class Reranker:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """``size`` scaled so that its longer side is ``side`` (at least one pixel each)."""
+    w, h = size
+    scale = side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def _load_for_features(path: str, min_side: int) -> Image.Image:

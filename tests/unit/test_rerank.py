@@ -14,6 +14,7 @@ from search.rerank import (
     count_inliers,
     extract,
     gray_at_side,
+    thumb_correlation,
 )
 from search.searcher import SearchResult, merge_results
 
@@ -95,6 +96,27 @@ def test_the_verified_copy_moves_to_the_front():
     assert [p for p, _n in out[1:]] == ["/lib/5.jpg", "/lib/4.jpg", "/lib/2.jpg"]
 
 
+def test_a_thumbnail_copy_is_verified_whole_where_orb_sees_too_little():
+    files = Files({f"/lib/{i}.jpg": scene(i) for i in range(6)})
+    paths = [f"/lib/{i}.jpg" for i in (5, 4, 3, 2)]  # the original (3) third
+    tiny = ImageOps.mirror(scene(3).resize((54, 39), Image.BILINEAR).convert("L").convert("RGB"))
+    off = Reranker(RerankOptions(workers=1, small_query=0), load=files.load)
+    assert [n for _p, n in off.rerank(tiny, paths, path=lambda p: p)][2] < 15  # ORB alone
+    reranker = Reranker(RerankOptions(workers=1), load=files.load)
+    out = reranker.rerank(tiny, paths, path=lambda p: p)
+    assert out[0][0] == "/lib/3.jpg" and out[0][1] >= 15
+    assert [p for p, _n in out[1:]] == ["/lib/5.jpg", "/lib/4.jpg", "/lib/2.jpg"]
+
+
+def test_thumbnail_correlation_needs_the_same_aspect_and_picture():
+    thumb = scene(3).convert("L").resize((64, 46), Image.BOX)
+    small = scene(3).resize((48, 35)).convert("L")
+    assert thumb_correlation(small, thumb, 360 / 260, 48) > 0.95
+    assert thumb_correlation(scene(4).resize((48, 35)).convert("L"), thumb, 360 / 260, 48) < 0.8
+    squeezed = scene(3).resize((48, 48)).convert("L")
+    assert thumb_correlation(squeezed, thumb, 360 / 260, 48) == -1.0
+
+
 def test_a_mirrored_copy_is_verified():
     files = Files({f"/lib/{i}.jpg": scene(i) for i in range(4)})
     reranker = Reranker(RerankOptions(workers=1), load=files.load)
@@ -148,7 +170,7 @@ def test_a_copy_ranked_deep_is_searched_for_only_when_none_of_the_first_verifies
     # a verified copy among the first depth (1): nothing deeper is read
     files.reads.clear()
     reranker.clear()
-    query = edited(scene(1)).resize((60, 44))  # small: verified, but not a sure copy
+    query = edited(scene(1)).resize((80, 59))  # small: verified, but not a sure copy
     out = reranker.rerank(query, paths, path=lambda p: p)
     assert out[0][0] == "/lib/1.jpg"
     assert files.reads == paths[:3]
