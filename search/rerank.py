@@ -293,7 +293,8 @@ class Reranker:
 
         Returns:
             (result, inliers) pairs in the new order; inliers is None for results that
-            were not verified (beyond ``depth``, or unreadable).
+            were not verified (not reached, or unreadable). For a small query, a
+            whole-image match counts as the inliers it stands for (see ``inliers``).
         """
         depth, enough = self.options.depth, self.options.min_inliers
         head = list(results[: max(depth, self.options.deep)])
