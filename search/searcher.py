@@ -234,7 +234,7 @@ class Searcher:
             at += len(view)
             if rerank:
                 ranked = self.reranker.rerank(image, results, path=lambda r: r.path)
-                results = [r for r, _inliers in ranked]
+                results = same_picture_first([r for r, _inliers in ranked])
             out.append(results[:k])
         return out
 
@@ -298,6 +298,17 @@ def query_views(embedder: Embedder, image: Image.Image, multiview: bool = True) 
     return np.stack(
         [first, embedder.preprocess(image.resize((side, side), Image.Resampling.BILINEAR))]
     )
+
+
+SAME_PICTURE = 0.9999  # cosine of the query's vector at or above which it is that picture
+
+
+def same_picture_first(results: list[SearchResult]) -> list[SearchResult]:
+    """Library images whose vector is the query's (the same file, or the same pixels in
+    another format) first, best score first; then the rest in their order. Verification
+    ranks copies by matched keypoints, which among exact copies is noise."""
+    same = sorted((r for r in results if r.score >= SAME_PICTURE), key=lambda r: -r.score)
+    return same + [r for r in results if r.score < SAME_PICTURE]
 
 
 def merge_results(lists: list[list[SearchResult]]) -> list[SearchResult]:

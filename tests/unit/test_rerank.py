@@ -16,7 +16,7 @@ from search.rerank import (
     gray_at_side,
     thumb_correlation,
 )
-from search.searcher import SearchResult, merge_results
+from search.searcher import SearchResult, merge_results, same_picture_first
 
 
 def scene(seed: int, size=(360, 260)) -> Image.Image:
@@ -195,3 +195,13 @@ def test_no_results_rerank_to_no_results():
 def test_views_merge_by_best_score(lists, expected):
     as_results = [[SearchResult(i, f"/{i}.jpg", s) for i, s in rs] for rs in lists]
     assert [(r.id, r.score) for r in merge_results(as_results)] == expected
+
+
+def test_the_same_picture_comes_before_verified_copies():
+    verified_first = [
+        SearchResult(7, "/copy-with-more-keypoints.jpg", 0.99995),
+        SearchResult(3, "/other-copy.jpg", 0.93),
+        SearchResult(1, "/the-query-itself.jpg", 1.0),
+        SearchResult(4, "/unverified.jpg", 0.95),
+    ]
+    assert [r.id for r in same_picture_first(verified_first)] == [1, 7, 3, 4]
