@@ -61,21 +61,31 @@ def whiten_within(
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
+def _class_geometry(zl: Vectors, label_ids: npt.NDArray):
+    """(size, spread, between) of the labelled classes with 3+ images: each class's mean
+    pairwise distance, and the mean distance between two classes (inf on the diagonal);
+    None with fewer than 5 such classes."""
+    sums, size = class_sums(zl, label_ids)
+    ok = size >= 3
+    if ok.sum() < 5:
+        return None
+    sums, size = sums[ok], size[ok]
+    spread = 1.0 - (np.einsum("ij,ij->i", sums, sums) - size) / (size * (size - 1))
+    between = 1.0 - (sums @ sums.T) / np.outer(size, size)
+    np.fill_diagonal(between, np.inf)
+    return size, spread, between
+
+
 def midpoint_threshold(zl: Vectors, label_ids: npt.NDArray) -> tuple[float, float] | None:
     """(cut, median class spread): the cut half-way between the median spread of the
     labelled classes and the median distance of a class to its nearest other class.
 
     None with fewer than 5 classes of 3+ labelled images.
     """
-    sums, size = class_sums(zl, label_ids)
-    ok = size >= 3
-    if ok.sum() < 5:
+    geometry = _class_geometry(zl, label_ids)
+    if geometry is None:
         return None
-    sums, size = sums[ok], size[ok]
-    sq = np.einsum("ij,ij->i", sums, sums)
-    spread = 1.0 - (sq - size) / (size * (size - 1))
-    between = 1.0 - (sums @ sums.T) / np.outer(size, size)
-    np.fill_diagonal(between, np.inf)
+    _size, spread, between = geometry
     within, nearest = float(np.median(spread)), float(np.median(between.min(1)))
     return (within + nearest) / 2, within
 
@@ -86,19 +96,15 @@ def separation_ratio(zl: Vectors, label_ids: npt.NDArray, quantile: float) -> fl
 
     None with fewer than 5 classes of 3+ labelled images.
     """
-    sums, size = class_sums(zl, label_ids)
-    ok = size >= 3
-    if ok.sum() < 5:
+    geometry = _class_geometry(zl, label_ids)
+    if geometry is None:
         return None
-    sums, size = sums[ok], size[ok]
+    size, spread, between = geometry
     pairs = size * (size - 1) / 2
-    spread = 1.0 - (np.einsum("ij,ij->i", sums, sums) - size) / (2 * pairs)
-    between = 1.0 - (sums @ sums.T) / np.outer(size, size)
     pooled = (spread[:, None] * pairs[:, None] + spread[None, :] * pairs[None, :]) / (
         pairs[:, None] + pairs[None, :]
     )
     ratio = between / np.maximum(pooled, 1e-6)
-    np.fill_diagonal(ratio, np.inf)
     return float(np.quantile(ratio.min(1), quantile))
 
 
