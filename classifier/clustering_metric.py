@@ -176,15 +176,10 @@ def refine(
     if not held.any():
         return out
     for _ in range(passes):
-        count = max(int(out.max()) + 1, n_classes)
-        sums = np.zeros((count, zu.shape[1]))
-        if len(label_ids):
-            np.add.at(sums, label_ids, zl)
-        np.add.at(sums, out[held], zu[held])
-        alive = np.flatnonzero(np.linalg.norm(sums, axis=1) > 0)
-        centres = sums[alive] / np.linalg.norm(sums[alive], axis=1, keepdims=True)
+        centres, live = _centres(zu, zl, label_ids, out, n_classes)
+        alive = np.flatnonzero(live)
         index = faiss.IndexFlatIP(zu.shape[1])
-        index.add(np.ascontiguousarray(centres, dtype=np.float32))
+        index.add(np.ascontiguousarray(centres[alive]))
         _s, nearest = index.search(np.ascontiguousarray(zu[held], dtype=np.float32), 1)
         moved = alive[nearest[:, 0]]
         if (moved == out[held]).all():

@@ -166,27 +166,40 @@ def count_inliers(
 
 class QueryFeatures(NamedTuple):
     """The query's features in both orientations (ORB is not mirror invariant), and for
-    a small query its gray image (compared whole with each candidate)."""
+    a small query its whole-image form (compared with each candidate's thumbnail)."""
 
     plain: LocalFeatures
     mirrored: LocalFeatures
-    small: Image.Image | None = None
+    small: SmallQuery | None = None
 
 
-def thumb_correlation(query: Image.Image, thumb: Image.Image, aspect: float, side: int) -> float:
-    """Normalised cross-correlation of a small gray query with a candidate's thumbnail,
-    both scaled to the query's size (longer side at most ``side``), the better of the two
-    orientations; -1 when the aspect ratios differ by more than 3%."""
-    w, h = query.size
-    if abs(np.log(aspect / (w / h))) > 0.03:
-        return -1.0
+class SmallQuery(NamedTuple):
+    """A small query prepared once for whole-image comparison: gray levels at most
+    ``thumb_side`` pixels on the longer side, blurred, zero mean, unit norm; and the
+    query's aspect ratio (width / height)."""
+
+    pixels: np.ndarray
+    aspect: float
+
+
+def small_query(image: Image.Image, side: int) -> SmallQuery:
+    w, h = image.size
     scale = min(1.0, side / max(w, h))
     size = (max(4, round(w * scale)), max(4, round(h * scale)))
-    a = _zero_mean_unit(query.resize(size, Image.Resampling.BOX))
-    b = thumb.resize(size, Image.Resampling.BOX)
+    return SmallQuery(_zero_mean_unit(image.convert("L").resize(size, Image.Resampling.BOX)), w / h)
+
+
+def thumb_correlation(query: SmallQuery, thumb: Image.Image, aspect: float) -> float:
+    """Normalised cross-correlation of a small query with a candidate's thumbnail scaled
+    to the query's size, the better of the two orientations; -1 when the aspect ratios
+    differ by more than 3%."""
+    if abs(np.log(aspect / query.aspect)) > 0.03:
+        return -1.0
+    h, w = query.pixels.shape
+    b = thumb.resize((w, h), Image.Resampling.BOX)
     return max(
-        float((a * _zero_mean_unit(b)).sum()),
-        float((a * _zero_mean_unit(b.transpose(Image.Transpose.FLIP_LEFT_RIGHT))).sum()),
+        float((query.pixels * _zero_mean_unit(b)).sum()),
+        float((query.pixels * _zero_mean_unit(b.transpose(Image.Transpose.FLIP_LEFT_RIGHT))).sum()),
     )
 
 
@@ -224,7 +237,8 @@ class Reranker:
         gray = gray_at_side(image, self.options.side)
         plain = extract(gray, self.options.features)
         mirrored = extract(np.ascontiguousarray(gray[:, ::-1]), self.options.features)
-        small = image.convert("L") if max(image.size) <= self.options.small_query else None
+        o = self.options
+        small = small_query(image, o.thumb_side) if max(image.size) <= o.small_query else None
         return QueryFeatures(plain, mirrored, small)
 
     def candidate_features(self, path: str) -> Candidate | None:
@@ -265,7 +279,7 @@ class Reranker:
         if query.small is None:
             return inliers
         o = self.options
-        r = thumb_correlation(query.small, found.thumb, found.aspect, o.thumb_side)
+        r = thumb_correlation(query.small, found.thumb, found.aspect)
         if r < o.thumb_match:
             return inliers
         # thumb_match counts as min_inliers, thumb_sure (or more) as a sure copy's count

@@ -14,6 +14,7 @@ from search.rerank import (
     count_inliers,
     extract,
     gray_at_side,
+    small_query,
     thumb_correlation,
 )
 from search.searcher import SearchResult, merge_results, same_picture_first
@@ -110,11 +111,11 @@ def test_a_thumbnail_copy_is_verified_whole_where_orb_sees_too_little():
 
 def test_thumbnail_correlation_needs_the_same_aspect_and_picture():
     thumb = scene(3).convert("L").resize((64, 46), Image.BOX)
-    small = scene(3).resize((48, 35)).convert("L")
-    assert thumb_correlation(small, thumb, 360 / 260, 48) > 0.95
-    assert thumb_correlation(scene(4).resize((48, 35)).convert("L"), thumb, 360 / 260, 48) < 0.8
+    small = small_query(scene(3).resize((48, 35)), 48)
+    assert thumb_correlation(small, thumb, 360 / 260) > 0.95
+    assert thumb_correlation(small_query(scene(4).resize((48, 35)), 48), thumb, 360 / 260) < 0.8
     squeezed = scene(3).resize((48, 48)).convert("L")
-    assert thumb_correlation(squeezed, thumb, 360 / 260, 48) == -1.0
+    assert thumb_correlation(small_query(squeezed, 48), thumb, 360 / 260) == -1.0
 
 
 def test_a_mirrored_copy_is_verified():
