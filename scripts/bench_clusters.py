@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -141,50 +142,59 @@ def scores(groups: list[list[str]], noise: list[str], novel: set[str]) -> dict:
     }
 
 
-def hdbscan_reference(lib: Path, novel: set[str]) -> tuple[dict, float]:
+class Catalogued(NamedTuple):
+    """What the references need of a library: vectors, their paths, which are unlabelled."""
+
+    vectors: np.ndarray
+    paths: list[str]
+    unlabelled: np.ndarray
+
+
+def read_library(lib: Path) -> Catalogued:
+    from indexer.catalog import Catalog
+
+    cat = Catalog(lib / "catalog.sqlite", readonly=True)
+    try:
+        ids, vectors = cat.vectors()
+        labelled = {r[0] for r in cat.conn.execute("SELECT image_id FROM labels")}
+        paths = cat.paths(ids)
+    finally:
+        cat.close()
+    rows = ids.tolist()
+    unlabelled = np.array([i not in labelled for i in rows])
+    return Catalogued(vectors, [paths[i] for i in rows], unlabelled)
+
+
+def hdbscan_reference(data: Catalogued, novel: set[str]) -> tuple[dict, float]:
     """The issue's baseline on the same unlabelled images: HDBSCAN, PCA-50, mcs 5."""
     from sklearn.cluster import HDBSCAN
     from sklearn.decomposition import PCA
 
-    from indexer.catalog import Catalog
-
-    cat = Catalog(lib / "catalog.sqlite", readonly=True)
-    ids, vectors = cat.vectors()
-    labelled = {r[0] for r in cat.conn.execute("SELECT image_id FROM labels")}
-    paths = cat.paths(ids)
-    cat.close()
-    keep = np.array([i not in labelled for i in ids.tolist()])
+    keep = data.unlabelled
     start = time.perf_counter()
-    z = PCA(50, random_state=0).fit_transform(vectors[keep])
+    z = PCA(50, random_state=0).fit_transform(data.vectors[keep])
     pred = HDBSCAN(min_cluster_size=5, copy=True).fit_predict(z)
     seconds = time.perf_counter() - start
-    unl = [paths[i] for i in ids[keep].tolist()]
+    unl = [p for p, k in zip(data.paths, keep, strict=True) if k]
     groups = [[p for p, k in zip(unl, pred, strict=True) if k == g] for g in set(pred) - {-1}]
     noise = [p for p, k in zip(unl, pred, strict=True) if k == -1]
     return scores(groups, noise, novel), seconds
 
 
-def centre_oracle(lib: Path, novel: set[str]) -> dict:
+def centre_oracle(data: Catalogued, novel: set[str]) -> dict:
     """Roughly what the embeddings allow (not a method, nor a strict bound): every
     unlabelled image put in the class whose centre (the mean of all its images, labelled
     or not) is nearest; the distractors singletons. It knows every class and its members."""
-    from indexer.catalog import Catalog
-
-    cat = Catalog(lib / "catalog.sqlite", readonly=True)
-    ids, vectors = cat.vectors()
-    labelled = {r[0] for r in cat.conn.execute("SELECT image_id FROM labels")}
-    paths = cat.paths(ids)
-    cat.close()
-    truth = np.array([truth_of(paths[i]) for i in ids.tolist()])
+    truth = np.array([truth_of(p) for p in data.paths])
     classes = sorted(set(truth) - {""})
-    centres = np.stack([vectors[truth == c].mean(0) for c in classes])
+    centres = np.stack([data.vectors[truth == c].mean(0) for c in classes])
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    mine = np.array([i not in labelled for i in ids.tolist()])
-    keep = mine & (truth != "")
-    nearest = np.argmax(vectors[keep] @ centres.T, axis=1)
-    unl = [paths[i] for i in ids[keep].tolist()]
+    keep = data.unlabelled & (truth != "")
+    nearest = np.argmax(data.vectors[keep] @ centres.T, axis=1)
+    unl = [p for p, k in zip(data.paths, keep, strict=True) if k]
     groups = [[p for p, k in zip(unl, nearest, strict=True) if k == g] for g in set(nearest)]
-    noise = [paths[i] for i in ids[mine & (truth == "")].tolist()]
+    gone = data.unlabelled & (truth == "")
+    noise = [p for p, k in zip(data.paths, gone, strict=True) if k]
     return scores(groups, noise, novel)
 
 
@@ -211,8 +221,9 @@ def measure(lib: Path, seed: int, distractors: bool) -> dict[str, dict]:
     doc = json.loads(cli("clusters", "--library", str(lib), "--json"))
     seconds = time.perf_counter() - start
     ours = scores([c["members"] for c in doc["clusters"]], doc["noise"], novel)
-    ref, ref_seconds = hdbscan_reference(lib, novel)
-    oracle = centre_oracle(lib, novel)
+    data = read_library(lib)
+    ref, ref_seconds = hdbscan_reference(data, novel)
+    oracle = centre_oracle(data, novel)
     size = sum(len(c["members"]) for c in doc["clusters"]) + len(doc["noise"])
     print(f"seed {seed}, {'with' if distractors else 'without'} distractors, {size} images:")
     for name, r, sec in (
