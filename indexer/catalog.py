@@ -69,6 +69,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE pending_index (image_id INTEGER PRIMARY KEY);
     """,
+    # Copy-detection descriptors (indexer/copy_model.py), float16. ``seq`` grows with
+    # every write, so a reader catches up on the rows written since it last looked.
+    """
+    CREATE TABLE copy_vectors (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        image_id INTEGER NOT NULL UNIQUE REFERENCES images (id) ON DELETE CASCADE,
+        vector BLOB NOT NULL
+    );
+    """,
 ]
 
 
@@ -238,6 +247,8 @@ class Catalog:
                 "INSERT OR REPLACE INTO vectors (image_id, vector) VALUES (?, ?)",
                 (image_id, np.asarray(it.vector, dtype=np.float32).tobytes()),
             )
+            # New content: its copy descriptor is computed again (indexer.copy_vectors).
+            conn.execute("DELETE FROM copy_vectors WHERE image_id = ?", (image_id,))
             if it.top is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO predictions (image_id, top) VALUES (?, ?)",
@@ -326,6 +337,53 @@ class Catalog:
             return out_ids, np.zeros((0, dim or 0), dtype=np.float32)
         mat = np.frombuffer(b"".join(p[1] for p in pairs), dtype=np.float32)
         return out_ids, mat.reshape(len(pairs), -1).copy()
+
+    # -- copy-detection descriptors (indexer.copy_vectors) ----------------------
+    def without_copy_vectors(self) -> list[tuple[int, str]]:
+        """(id, path) of the images that have no copy descriptor yet, in id order."""
+        rows = self.conn.execute(
+            "SELECT id, path FROM images WHERE id NOT IN (SELECT image_id FROM copy_vectors) "
+            "ORDER BY id"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def write_copy_vectors(
+        self, conn: sqlite3.Connection, ids: Sequence[int], vectors: np.ndarray
+    ) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO copy_vectors (image_id, vector) VALUES (?, ?)",
+            [
+                (int(i), np.asarray(v, dtype=np.float16).tobytes())
+                for i, v in zip(ids, vectors, strict=True)
+            ],
+        )
+        if len(ids):
+            self.bump_content_version(conn)
+
+    def copy_vectors_since(
+        self, seq: int, limit: int
+    ) -> tuple[int, npt.NDArray[np.int64], np.ndarray]:
+        """(last seq, image ids, float16 rows) of up to ``limit`` rows written after ``seq``."""
+        rows = self.conn.execute(
+            "SELECT seq, image_id, vector FROM copy_vectors WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        ids = np.array([r[1] for r in rows], dtype=np.int64)
+        if not rows:
+            return seq, ids, np.zeros((0, 0), np.float16)
+        mat = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)
+        return rows[-1][0], ids, mat.reshape(len(rows), -1)
+
+    def copy_vector_ids(self) -> npt.NDArray[np.int64]:
+        rows = self.conn.execute("SELECT image_id FROM copy_vectors")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def count_copy_vectors(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM copy_vectors").fetchone()[0]
+
+    def clear_copy_vectors(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM copy_vectors")
+        self.bump_content_version(conn)
 
     def pending_index(self) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT image_id FROM pending_index")]
