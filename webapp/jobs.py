@@ -6,7 +6,8 @@ while a CLI run is writing, and the other way round), using the model the server
 already loaded. Progress is what the indexer reports after each commit (about
 every two seconds). Searches see new images as soon as they are committed. If the
 server stops, the job stops with it; what was committed is kept and indexing the
-same folder again finishes the rest.
+same folder again finishes the rest. In a library with copy detection on, the job
+then computes the new images' copy descriptors (``"phase": "copy descriptors"``).
 
 A ``lookalike index`` run in another process is not a job of this server, but it
 writes its progress beside the catalog (indexer.progress): while it runs, the status
@@ -93,6 +94,7 @@ class IndexJobs:
             options = IndexOptions(progress=False, labels_from_folders=labels_from_folders)
             with Library.create(self.service.root, embedder.info) as lib, lib.locked():
                 summary = BatchIndexer(lib, embedder, options, self._progress).run([folder])
+                copies = self._copy_descriptors(lib)
         except LookalikeError as e:
             self._finish("failed", error=str(e))
         except Exception as e:  # reported on the page and in the log, never lost
@@ -101,7 +103,23 @@ class IndexJobs:
         else:
             doc = summary.as_dict()
             doc["skipped"] = doc["skipped"][:50]
+            if copies is not None:
+                doc["copy_descriptors"] = {"computed": copies.computed, "total": copies.total}
             self._finish("done", summary=doc)
+
+    def _copy_descriptors(self, lib):
+        """In a library with copy detection on, the descriptors of what the job added
+        (with the copy model the server's searches use; none when it cannot load)."""
+        from indexer import copy_vectors
+
+        if copy_vectors.recorded_model(lib.catalog) is None:
+            return None
+        found = self.service.searcher.copy_search()
+        if found is None:
+            return None
+        with self._lock:
+            self._status.update(phase="copy descriptors")
+        return copy_vectors.build(lib, found[0], on_progress=self._progress)
 
     def _finish(self, state: str, **extra: Any) -> None:
         with self._lock:

@@ -105,6 +105,13 @@ class LibraryService:
         info = self.library.model_info()
         return info.name if info else None
 
+    def copy_model_name(self) -> str | None:
+        """The library's copy-detection model (robust searches use it), or None."""
+        from indexer.copy_vectors import recorded_model
+
+        info = recorded_model(self.library.catalog)
+        return info.name if info else None
+
     def text_search(self) -> bool:
         """True for libraries built with a CLIP model (and a Searcher that can use it)."""
         name = self.model_name() or ""
@@ -129,6 +136,7 @@ class LibraryService:
             "model": self.model_name(),
             "text_search": self.text_search(),
             "object_search": self.object_search(),
+            "copy_detection": self.copy_model_name(),
             "content_version": int(version[0]) if version else 0,
         }
 

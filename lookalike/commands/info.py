@@ -11,12 +11,15 @@ from lookalike.commands.options import json_option, library_option
 
 def library_info(lib) -> dict:
     """The facts ``info`` prints, as a JSON-able dict."""
+    from indexer.copy_vectors import recorded_model
+
     cat = lib.catalog
     model = lib.model_info()
     labels = cat.conn.execute(
         "SELECT label, COUNT(*) FROM labels GROUP BY label ORDER BY COUNT(*) DESC, label"
     ).fetchall()
     tags = cat.conn.execute("SELECT COUNT(*), SUM(label IS NULL) FROM tags").fetchone()
+    copy_model = recorded_model(cat)
     return {
         "library": str(lib.root),
         "images": cat.count(),
@@ -37,6 +40,9 @@ def library_info(lib) -> dict:
             "generation": lib.index_generation(),
             "pending": len(cat.pending_index()),
         },
+        "copy_detection": {"model": copy_model.name, "descriptors": cat.count_copy_vectors()}
+        if copy_model
+        else None,
         "labels": {"images": sum(n for _l, n in labels), "classes": dict(labels)},
         "tags": {"images": tags[0] or 0, "unknown": int(tags[1] or 0)},
         "tagging": json.loads(cat.get_meta("tagging") or "null"),  # last `lookalike tag` run
@@ -62,6 +68,12 @@ def info(library, as_json):
     idx = doc["index"]
     click.echo(
         f"index    {idx['structure']}, generation {idx['generation']}, {idx['pending']} pending"
+    )
+    copies = doc["copy_detection"]
+    click.echo(
+        f"copies   {copies['model']}, {copies['descriptors']} descriptors"
+        if copies
+        else "copies   off (lookalike index --copy-detection turns it on)"
     )
     click.echo(
         f"labels   {doc['labels']['images']} images in {len(doc['labels']['classes'])} classes"
