@@ -10,13 +10,24 @@ overlaps) are embedded and searched, their results merged by best score. Then th
 top candidates are re-ranked by geometric verification of local features
 (``search.rerank``), which puts copies of the query (edited, cropped, mirrored)
 first. ``rerank=False`` and ``multiview=False`` give the plain first stage.
+
+In a library with copy detection on (``indexer.copy_vectors``), the re-ranked
+candidates also come from the query's copy-detection descriptor: its nearest
+descriptors and the model's nearest vectors, taken in turn. The copy descriptor
+ranks a heavily edited copy's original far higher than the model's vector does.
+When the nearest descriptor stands out from the next (``PROBABLE_GAP``), that image
+is a probable copy and comes right after the verified ones. The other candidates
+that do not verify keep the model's order (look-alikes), so the copy stage changes
+which copies are found, not what the rest of the results mean.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -30,9 +41,13 @@ from indexer.library import Library
 from indexer.vector_index import VectorIndex
 
 if TYPE_CHECKING:
+    from indexer.copy_model import CopyModel
+    from indexer.copy_vectors import CopyIndex
     from indexer.live_index import LiveIndex
     from search.duplicates import DuplicateGroup
     from search.rerank import Reranker
+
+log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 QueryImage = str | Path | bytes | Image.Image | np.ndarray
@@ -60,15 +75,20 @@ class Searcher:
         *,
         rerank: bool = True,
         multiview: bool = True,
+        copies: bool = True,
     ) -> None:
         self.library = library
         self.rerank = rerank  # verify the top candidates geometrically (search.rerank)
         self.multiview = multiview  # also search with the whole image squashed to a square
+        self.copies = copies  # candidates from the copy descriptors too, where the library has them
         self._reranker: Reranker | None = None
         self._embedder = embedder
         self._index: VectorIndex | LiveIndex | None = None
         self._state: tuple | None = None
         self._base: tuple[int, VectorIndex, np.ndarray] | None = None  # generation, file, ids
+        self._copies: tuple[CopyModel, CopyIndex] | None = None
+        self._copies_state: tuple | None = None
+        self._copies_failed: str | None = None  # the recorded model that could not load
         self._lock = threading.Lock()
         if embedder is not None:
             library.check_model(embedder.info)
@@ -77,7 +97,8 @@ class Searcher:
     def open(
         cls, root: str | Path | None = None, embedder: Embedder | None = None, **options
     ) -> Searcher:
-        """Open a library read-only; ``options``: ``rerank``, ``multiview`` (see __init__)."""
+        """Open a library read-only; ``options``: ``rerank``, ``multiview``, ``copies``
+        (see __init__)."""
         return cls(Library.open(root, readonly=True), embedder, **options)
 
     def close(self) -> None:
@@ -126,6 +147,37 @@ class Searcher:
             return base
         view = live_view(base, base_ids, pending, self.library.catalog)
         return view if view is not None else self.library.live_index()
+
+    def copy_search(self) -> tuple[CopyModel, CopyIndex] | None:
+        """The copy model and its index, up to date; None when the library has copy
+        detection off (or its copy model cannot be loaded here: logged once)."""
+        from indexer.copy_vectors import CopyIndex, recorded_model
+        from indexer.errors import ModelUnavailable
+
+        state = self.library.state()
+        with self._lock:
+            if state == self._copies_state:
+                return self._copies
+            info = recorded_model(self.library.catalog)
+            if info is None:
+                self._copies = None
+            elif self._copies is None or self._copies[1].info != info:
+                self._copies = None
+                if info.to_json() != self._copies_failed:
+                    try:
+                        from indexer.copy_model import load_copy_model
+
+                        self._copies = (
+                            load_copy_model(info),
+                            CopyIndex(self.library.catalog, info),
+                        )
+                    except ModelUnavailable as e:
+                        log.warning("searching without copy detection: %s", e)
+                        self._copies_failed = info.to_json()
+            if self._copies is not None:
+                self._copies[1].refresh()
+            self._copies_state = state
+            return self._copies
 
     def embed_image(self, query: QueryImage, box: Box | None = None) -> FeatureVector:
         """The query's vector (after cropping to ``box`` in pixel coordinates)."""
@@ -228,15 +280,73 @@ class Searcher:
             ]
         )
         found = self.search_vectors(vectors, depth)
+        copies = self.copy_search() if rerank and self.copies else None
         out, at = [], 0
         for image, view in zip(images, views, strict=True):
-            results = merge_results(found[at : at + len(view)])
+            mine = slice(at, at + len(view))
             at += len(view)
+            results = merge_results(found[mine])
             if rerank:
-                ranked = self.reranker.rerank(image, results, path=lambda r: r.path)
-                results = same_picture_first([r for r, _inliers in ranked])
+                candidates, probable = results, None
+                if copies is not None:
+                    candidates, probable = self._with_copy_candidates(
+                        image, results, vectors[mine], copies, depth
+                    )
+                results = self._reranked(image, candidates, probable)
             out.append(results[:k])
         return out
+
+    def _reranked(
+        self, image: Image.Image, candidates: list[SearchResult], probable: int | None = None
+    ) -> list[SearchResult]:
+        """Verified copies first (most matches first), then the ``probable`` copy (an id
+        from the copy descriptors, see _with_copy_candidates), then the rest by the
+        model's score."""
+        ranked = self.reranker.rerank(image, candidates, path=lambda r: r.path)
+        enough = self.reranker.options.min_inliers
+        verified = [r for r, n in ranked if (n or 0) >= enough]
+        rest = sorted((r for r, n in ranked if (n or 0) < enough), key=lambda r: -r.score)
+        rest = [r for r in rest if r.id == probable] + [r for r in rest if r.id != probable]
+        return same_picture_first(verified + rest)
+
+    def _with_copy_candidates(
+        self,
+        image: Image.Image,
+        results: list[SearchResult],
+        query_vectors: FeatureVector,
+        copies: tuple[CopyModel, CopyIndex],
+        depth: int,
+    ) -> tuple[list[SearchResult], int | None]:
+        """The model's results and the copy descriptor's nearest, taken in turn (copy
+        first), each image once; the copy candidates scored by the model's cosine.
+
+        Also the probable copy: the copy descriptor's nearest image when it stands out
+        from the next by ``PROBABLE_GAP`` or more (else None).
+        """
+        model, index = copies
+        scores, ids = index.search(model.embed(image)[None], depth)
+        probable = None
+        if ids.shape[1] > 1 and ids[0, 1] >= 0 and scores[0, 0] - scores[0, 1] >= PROBABLE_GAP:
+            probable = int(ids[0, 0])
+        known = {r.id for r in results}
+        extra = [int(i) for i in ids[0] if i >= 0 and int(i) not in known]
+        scored: dict[int, SearchResult] = {r.id: r for r in results}
+        if extra:
+            present, vectors = self.library.catalog.vectors(extra)
+            paths = self.library.catalog.paths(present.tolist())
+            cos = (vectors @ np.asarray(query_vectors, dtype=np.float32).T).max(axis=1)
+            for i, c in zip(present.tolist(), cos.tolist(), strict=True):
+                if i in paths:
+                    scored[i] = SearchResult(i, paths[i], float(min(c, 1.0)))
+        order: list[SearchResult] = []
+        taken: set[int] = set()
+        copy_ids = [int(i) for i in ids[0] if i >= 0 and int(i) in scored]
+        for pair in zip_longest(copy_ids, [r.id for r in results]):
+            for i in pair:
+                if i is not None and i not in taken:
+                    taken.add(i)
+                    order.append(scored[i])
+        return order, probable
 
     def search_vector(self, vector: FeatureVector, k: int = 10) -> list[SearchResult]:
         return self.search_vectors(np.atleast_2d(vector), k)[0]
@@ -299,6 +409,13 @@ def query_views(embedder: Embedder, image: Image.Image, multiview: bool = True) 
         [first, embedder.preprocess(image.resize((side, side), Image.Resampling.BILINEAR))]
     )
 
+
+# A copy descriptor's nearest image this much closer (cosine) than its second is a probable
+# copy, ranked right after the verified ones. Queries with no copy in the library rarely
+# reach it (scripts/bench_copies.py: 1-2 of 50; their gap was 0.078 or less otherwise);
+# copies that no candidate verified often do (on the dev data: 0.14-0.5), and no copy
+# whose nearest descriptor was another image did (0 of 2,000, strong and harsh edits).
+PROBABLE_GAP = 0.12
 
 SAME_PICTURE = 0.9999  # cosine of the query's vector at or above which it is that picture
 

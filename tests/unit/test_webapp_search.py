@@ -32,6 +32,7 @@ def test_health_says_what_the_library_holds(client):
     assert doc["images"] == 20
     assert doc["model"] == "efficientnet-lite0"
     assert doc["text_search"] is False
+    assert doc["copy_detection"] is None
 
 
 def test_search_finds_the_query_itself_first(client):
