@@ -11,7 +11,11 @@ Sources with a near-duplicate in the library (the same photo twice, which the
 dev data has) are left out, as "the original" is ambiguous for them. ``--extra N``
 adds N synthetic distractors to the library: mixtures of the vectors of two or three
 non-source images plus noise, renormalised, stored under paths that do not exist
-(so the re-ranker cannot read them: they compete in the first stage only).
+(so the re-ranker cannot read them: they compete in the first stage only); in a
+library with copy detection on, each gets a copy descriptor made the same way from
+the real images' descriptors. ``--copy-model`` turns copy detection on for the
+library (computed once, kept in it); mode ``verify`` is the search without the copy
+descriptors, ``default`` with them.
 ``--absent N`` removes N more real images from the library and queries with a two-edit
 copy of each: queries with no copy in the library, whose latency is reported apart
 (the re-ranker verifies the most candidates for them).
@@ -22,8 +26,8 @@ original's rank with the box against the whole-canvas query.
 
 Usage:
     python scripts/bench_copies.py [--library DIR] [--sources 150] [--pairs 3]
-        [--extra 3000] [--absent 50] [--modes plain,views,default] [--objects 60]
-        [--strength normal|strong|harsh] [--json]
+        [--extra 3000] [--absent 50] [--modes plain,views,verify,default] [--objects 60]
+        [--strength normal|strong|harsh] [--copy-model sscd_distilled|none] [--json]
 
 Without --library, a library of --data is built first (a few minutes on 2 cores).
 """
@@ -156,8 +160,12 @@ def build_library(root: Path, data: Path) -> None:
     print(f"indexed {summary.added} images in {summary.seconds:.0f}s", file=sys.stderr)
 
 
-def add_extra(root: Path, n: int, exclude: set[int], rng: np.random.Generator) -> None:
-    """n synthetic distractor vectors (see module docstring), written to the catalog."""
+def add_extra(
+    root: Path, n: int, exclude: set[int], rng: np.random.Generator, copy_rng: np.random.Generator
+) -> None:
+    """n synthetic distractor vectors (see module docstring), written to the catalog.
+    Their copy descriptors draw from ``copy_rng``, so that the copies made after this
+    are the same with copy detection on or off."""
     from indexer.catalog import NewImage
     from indexer.embedder import l2_normalize
     from indexer.library import Library
@@ -177,10 +185,40 @@ def add_extra(root: Path, n: int, exclude: set[int], rng: np.random.Generator) -
             path = f"/nonexistent/lookalike-bench/extra-{j:06d}.jpg"
             items.append(NewImage(path, 0, 0, f"extra{j}", 0, 0, vector, None))
         with library.locked(), library.catalog.transaction() as conn:
-            library.catalog.write_images(conn, items)
+            extra_ids = library.catalog.write_images(conn, items)
+            if library.catalog.get_meta("copy_model"):  # and copy descriptors, made alike
+                total = library.catalog.count_copy_vectors()
+                _seq, got, rows = library.catalog.copy_vectors_since(0, total + 1)
+                rows = rows[~np.isin(got, list(exclude))].astype(np.float32)
+                mixed = []
+                for _j in range(n):
+                    k = int(copy_rng.integers(2, 4))
+                    parts = rows[copy_rng.choice(len(rows), k, replace=False)]
+                    weights = copy_rng.dirichlet(np.ones(len(parts)))
+                    noise = copy_rng.normal(0, 0.15 / np.sqrt(rows.shape[1]), rows.shape[1])
+                    mixed.append(l2_normalize((weights @ parts + noise)[None])[0])
+                library.catalog.write_copy_vectors(conn, extra_ids, np.stack(mixed))
         library.sync_index()
     finally:
         library.close()
+
+
+def add_copy_descriptors(root: Path, model_name: str) -> None:
+    """Copy detection on for the bench library: compute its missing copy descriptors."""
+    from indexer import copy_vectors
+    from indexer.copy_model import load_copy_model
+    from indexer.library import Library
+
+    model = load_copy_model(model_name)
+    library = Library.open(root, readonly=False)
+    try:
+        with library.locked():
+            copy_vectors.enable(library, model)
+            done = copy_vectors.build(library, model)
+    finally:
+        library.close()
+    if done.computed:
+        print(f"computed {done.computed} copy descriptors ({model_name})", file=sys.stderr)
 
 
 def pick_sources(root: Path, n: int, rng: np.random.Generator, absent: int = 0):
@@ -235,16 +273,18 @@ def make_queries(sources, pairs_per_source: int, rng: np.random.Generator, singl
 
 
 # -- measuring -------------------------------------------------------------------------
-MODES = {  # name: (multiview, rerank)
-    "plain": (False, False),  # the reference: one vector per query, no second stage
-    "views": (True, False),
-    "default": (True, True),
+MODES = {  # name: (multiview, rerank, copy descriptors)
+    "plain": (False, False, False),  # the reference: one vector per query, no second stage
+    "views": (True, False, False),
+    "verify": (True, True, False),  # re-ranking the model's candidates only
+    "default": (True, True, True),  # and the copy descriptors' (where the library has them)
 }
 
 
-def run_mode(searcher, queries, multiview: bool, rerank: bool):
+def run_mode(searcher, queries, multiview: bool, rerank: bool, copies: bool = True):
     """Rank of the original for each query (10 = not in the top 10), and latencies (s)."""
     searcher.multiview = multiview
+    searcher.copies = copies
     ranks, seconds = [], []
     for _kind, source, data in queries:
         if rerank:  # cold: a one-off query reads every candidate it verifies
@@ -417,7 +457,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strength", choices=sorted(STRENGTHS), default="normal", help="edit ranges")
     ap.add_argument(
-        "--modes", default="plain,views,default", help="comma-separated: " + ",".join(MODES)
+        "--modes", default="plain,views,verify,default", help="comma-separated: " + ",".join(MODES)
+    )
+    ap.add_argument(
+        "--copy-model",
+        default="sscd_distilled",
+        help="copy detection for the library (computed once, kept in it): a copy model, or none",
     )
     ap.add_argument("--objects", type=int, default=60, help="pasted-object queries (0: none)")
     ap.add_argument("--json", action="store_true", help="last line: a JSON summary")
@@ -433,12 +478,15 @@ def main() -> None:
         root = args.library or work / "built"
         if not (root / "catalog.sqlite").exists():
             build_library(root, args.data)
+        if args.copy_model != "none":
+            add_copy_descriptors(root, args.copy_model)
         sources, gone = pick_sources(root, args.sources, rng, args.absent)
         if args.extra or gone:
             shutil.copytree(root, work / "extra")
             root = work / "extra"
         if args.extra:
-            add_extra(root, args.extra, {i for i, _p in sources + gone}, rng)
+            copy_rng = np.random.default_rng([args.seed, 1])
+            add_extra(root, args.extra, {i for i, _p in sources + gone}, rng, copy_rng)
             print(f"added {args.extra} synthetic distractors", file=sys.stderr)
         queries = make_queries(sources, args.pairs, rng)
         absent = []

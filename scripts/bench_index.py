@@ -7,8 +7,12 @@ Both run as whole processes, alternating, on the same files:
 The reference is the plain way to do it: PIL full decode, torchvision
 Resize(256)/CenterCrop(224)/ToTensor/Normalize, batches of 32, the same torch model
 (eager), a flat FAISS index. Prints images/s of each and the ratio (median of runs).
+``--copy-detection`` also runs `lookalike index --copy-detection` (the SSCD descriptor
+too) on each set, alternating with the plain run, and prints its images/s and the
+ratio against `lookalike index` without it.
 
-    python scripts/bench_index.py [--images 600] [--big 60] [--repeats 2] [--json]
+    python scripts/bench_index.py [--images 600] [--big 60] [--repeats 2] [--copy-detection]
+        [--json]
 """
 
 from __future__ import annotations
@@ -73,11 +77,12 @@ def link_dev_images(out: Path, count: int) -> None:
         os.symlink(src, out / f"{i:04d}-{src.parent.name}-{src.name}")
 
 
-def run_ours(folder: Path, work: Path) -> float:
+def run_ours(folder: Path, work: Path, *extra: str) -> float:
     library = work / f"lib-{time.monotonic_ns()}"
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "lookalike", "index", str(folder), "--library", str(library), "-q"],
+        [sys.executable, "-m", "lookalike", "index", str(folder), "--library", str(library)]
+        + ["-q", *extra],
         check=True,
         capture_output=True,
     )
@@ -94,11 +99,15 @@ def run_reference(folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, folder: Path, count: int, work: Path, repeats: int) -> dict:
-    ours, ref = [], []
+def measure(
+    name: str, folder: Path, count: int, work: Path, repeats: int, copies: bool = False
+) -> dict:
+    ours, ref, with_copies = [], [], []
     for _ in range(repeats):  # alternate, so drift hits both alike
         ours.append(count / run_ours(folder, work))
         ref.append(count / run_reference(folder))
+        if copies:
+            with_copies.append(count / run_ours(folder, work, "--copy-detection"))
     row = {
         "set": name,
         "images": count,
@@ -106,6 +115,9 @@ def measure(name: str, folder: Path, count: int, work: Path, repeats: int) -> di
         "reference_images_per_s": round(statistics.median(ref), 1),
     }
     row["ratio"] = round(row["ours_images_per_s"] / row["reference_images_per_s"], 2)
+    if copies:
+        row["copies_images_per_s"] = round(statistics.median(with_copies), 1)
+        row["copies_ratio"] = round(row["copies_images_per_s"] / row["ours_images_per_s"], 2)
     return row
 
 
@@ -114,6 +126,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--big", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--copy-detection", action="store_true", help="also index with copy descriptors"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
@@ -122,14 +137,19 @@ def main() -> None:
         make_big_jpegs(work / "big", args.big)
         run_ours(work / "dev", work)  # warm-up: ONNX export cache, page cache
         rows = [
-            measure("dev", work / "dev", args.images, work, args.repeats),
-            measure("12MP", work / "big", args.big, work, args.repeats),
+            measure("dev", work / "dev", args.images, work, args.repeats, args.copy_detection),
+            measure("12MP", work / "big", args.big, work, args.repeats, args.copy_detection),
         ]
     for r in rows:
         print(
             f"{r['set']:>5}: {r['images']} images  lookalike {r['ours_images_per_s']:7.1f} img/s"
             f"  reference {r['reference_images_per_s']:6.1f} img/s  ratio {r['ratio']:.2f}x"
         )
+        if "copies_images_per_s" in r:
+            print(
+                f"{'':>5}  with --copy-detection {r['copies_images_per_s']:7.1f} img/s"
+                f"  ({r['copies_ratio']:.2f}x lookalike index without it)"
+            )
     if args.json:
         print(json.dumps(rows))
 
