@@ -6,7 +6,8 @@ folder="${1:?usage: scripts/serve.sh FOLDER [LIBRARY] [PORT]}"
 library="${2:-${LOOKALIKE_LIBRARY:-$HOME/.local/share/lookalike/library}}"
 port="${3:-8000}"
 cd "$(dirname "$0")/.."
-if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ] \
+    || [ scripts/setup.sh -nt .venv/.installed ]; then
     bash scripts/setup.sh .venv
     touch .venv/.installed
 fi

@@ -8,7 +8,8 @@ if [ "${1:-}" = "--lint" ]; then
     lint=1
     shift
 fi
-if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ] \
+    || [ scripts/setup.sh -nt .venv/.installed ]; then
     bash scripts/setup.sh .venv
     touch .venv/.installed
 fi
