@@ -3,7 +3,8 @@
 Layout::
 
     LIBRARY/
-      catalog.sqlite        images, vectors, labels, tags, errors, model description
+      catalog.sqlite        images, vectors, labels, tags, errors, model description, and
+                            copy-detection descriptors where on (indexer/copy_vectors.py)
       index-<gen>.faiss     the vector index (its generation is recorded in the catalog):
                             a FAISS file (exact "flat" kind), or for large libraries a
                             small container around an IVF-SQ8 index whose candidates

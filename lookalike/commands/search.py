@@ -39,7 +39,8 @@ def parse_box(value: str | None):
     "--rerank/--no-rerank",
     default=True,
     show_default=True,
-    help="Re-rank the top candidates by geometric verification (copies first).",
+    help="Re-rank the top candidates by geometric verification (copies first); in a library "
+    "with copy detection, the candidates come from its copy descriptors too.",
 )
 @json_option
 def search(images, library, k, box, text, find_object, rerank, as_json):

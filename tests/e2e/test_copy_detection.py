@@ -91,6 +91,9 @@ def test_the_copy_stage_ranks_an_edited_copys_original_near_the_top(lib):
             assert 0 < results[0].score <= 1  # the model's cosine, as for any result
             plain = searcher.search(query, 5, rerank=False)
             assert len(plain) == 5
+        queries = [str(lib["root"] / f"harsh-{i}.jpg") for i in range(2)]
+        both = searcher.search_many(queries, 3)  # several queries in one call
+        assert [r[0].path for r in both] == photos[2:20:5][:2]
 
 
 class _FixedIndex:
@@ -114,18 +117,16 @@ def test_copy_candidates_alternate_with_the_models_and_a_clear_nearest_is_probab
         model, _index = searcher.copy_search()
 
         clear = _FixedIndex([0.9, 0.9 - PROBABLE_GAP - 0.01, 0.3], [x, a, y])
-        order, probable = searcher._with_copy_candidates(
-            image, model_results, query, (model, clear), 3
-        )
-        assert [r.id for r in order] == [x, a, b, y, c] and probable == x
+        found = searcher._with_copy_candidates(image, model_results, query, (model, clear), 3)
+        order = found.candidates
+        assert [r.id for r in order] == [x, a, b, y, c] and found.probable == x
+        assert found.nearest == [x, a]
         assert order[0].score == pytest.approx(1.0, abs=1e-5)
         assert order[3].score == pytest.approx(float(vectors[4] @ vectors[3]), abs=1e-5)
 
         close = _FixedIndex([0.9, 0.9 - PROBABLE_GAP + 0.01, 0.3], [x, a, y])
-        assert (
-            searcher._with_copy_candidates(image, model_results, query, (model, close), 3)[1]
-            is None
-        )
+        found = searcher._with_copy_candidates(image, model_results, query, (model, close), 3)
+        assert found.probable is None
 
 
 def test_the_web_app_says_so_and_its_robust_search_uses_the_copy_stage(lib):

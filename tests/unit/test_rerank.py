@@ -206,3 +206,34 @@ def test_the_same_picture_comes_before_verified_copies():
         SearchResult(4, "/unverified.jpg", 0.95),
     ]
     assert [r.id for r in same_picture_first(verified_first)] == [1, 7, 3, 4]
+
+
+# -- the copy descriptors' nearest images keep places in the first k -------------------
+def _results(*ids: int):
+    from search.searcher import SearchResult
+
+    return [SearchResult(i, f"/p/{i}.jpg", 1 - i / 100) for i in ids]
+
+
+def test_the_copy_descriptors_nearest_take_the_last_places_of_the_page():
+    from search.searcher import keep_nearest
+
+    results = _results(*range(1, 21))
+    out = keep_nearest(results, [15, 3], k=10, fixed=0)  # 3 is on the page already
+    assert [r.id for r in out][:10] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 15]
+    assert [r.id for r in out][10:] == [10, 11, 12, 13, 14, 16, 17, 18, 19, 20]
+    out = keep_nearest(results, [18, 15], k=10, fixed=0)
+    assert [r.id for r in out][8:10] == [18, 15]
+    assert sorted(r.id for r in out) == list(range(1, 21))  # nothing lost, nothing twice
+
+
+def test_nearest_places_are_few_and_never_displace_verified_copies():
+    from search.searcher import keep_nearest
+
+    results = _results(*range(1, 21))
+    assert keep_nearest(results, [15, 16], k=4, fixed=0) == results  # k // 5 = 0 places
+    assert [r.id for r in keep_nearest(results, [15, 16], k=5, fixed=0)][:5] == [1, 2, 3, 4, 15]
+    assert keep_nearest(results, [15, 16], k=10, fixed=10) == results  # a page of copies
+    out = keep_nearest(results, [15, 16], k=10, fixed=9)
+    assert [r.id for r in out][:10] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 15]
+    assert keep_nearest(results, [99], k=10, fixed=0) == results  # not among the results
