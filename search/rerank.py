@@ -288,7 +288,11 @@ class Reranker:
         return max(inliers, int(np.ceil(o.min_inliers + t * (bar - o.min_inliers))))
 
     def rerank(
-        self, image: Image.Image, results: Sequence[T], path: Callable[[T], str]
+        self,
+        image: Image.Image,
+        results: Sequence[T],
+        path: Callable[[T], str],
+        deep: int | None = None,
     ) -> list[tuple[T, int | None]]:
         """The first ``deep`` results reordered (verified copies first), then the rest.
 
@@ -304,6 +308,7 @@ class Reranker:
             image: the query image (the region searched with, when a box was given).
             results: first-stage results, best first.
             path: the file path of a result.
+            deep: verify up to this many (default: ``options.deep``).
 
         Returns:
             (result, inliers) pairs in the new order; inliers is None for results that
@@ -311,7 +316,7 @@ class Reranker:
             whole-image match counts as the inliers it stands for (see ``inliers``).
         """
         depth, enough = self.options.depth, self.options.min_inliers
-        head = list(results[: max(depth, self.options.deep)])
+        head = list(results[: max(depth, self.options.deep if deep is None else deep)])
         if not head:
             return [(r, None) for r in results]
         query = self.query_features(image)

@@ -155,6 +155,9 @@ def test_candidates_beyond_deep_are_untouched_and_features_are_cached():
     assert out[3][1] is None and out[4][1] is None
     reranker.rerank(edited(scene(1)), paths, path=lambda p: p)
     assert sorted(files.reads) == paths[:3]  # read once each
+    # a deeper search for this query (the searcher's, with copy candidates) finds it
+    out = reranker.rerank(edited(scene(4)), paths, path=lambda p: p, deep=5)
+    assert out[0][0] == "/lib/4.jpg" and out[0][1] >= reranker.options.min_inliers
     reranker.close()
 
 
