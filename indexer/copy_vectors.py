@@ -150,11 +150,7 @@ class CopyIndex:
         self.catalog = catalog
         self.info = info
         self._faiss = faiss
-        self._index: Any = faiss.IndexIDMap2(  # (faiss's stubs lack the numpy overloads)
-            faiss.IndexScalarQuantizer(
-                info.dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-            )
-        )
+        self._index: Any = new_faiss_index(info.dim)
         self._seq = 0
         self._lock = threading.Lock()
 
@@ -192,6 +188,15 @@ class CopyIndex:
                 n = len(queries)
                 return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
             return self._index.search(queries, k)
+
+
+def new_faiss_index(dim: int) -> Any:
+    """The exact index of copy descriptors: float16 codes, inner product, catalog ids
+    (typed Any: faiss's stubs lack the numpy overloads)."""
+    import faiss
+
+    sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexIDMap2(sq)
 
 
 def open_copy_search(catalog: Catalog) -> tuple[CopyModel, CopyIndex] | None:
