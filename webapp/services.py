@@ -64,11 +64,14 @@ class LibraryService:
         self.searcher.close()
 
     def warm_up(self) -> None:
-        """Load the model and the index now rather than on the first query."""
+        """Load the model and the index now rather than on the first query (and the
+        copy descriptors, in a library with copy detection: robust searches use them)."""
         from PIL import Image
 
         self.searcher.embed_image(Image.new("RGB", (320, 320), (128, 128, 128)))
         _ = self.searcher.index
+        if hasattr(self.searcher, "copy_search"):
+            self.searcher.copy_search()
 
     # -- connections ------------------------------------------------------------
     @property
