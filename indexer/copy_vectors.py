@@ -80,8 +80,8 @@ def build(
     """Compute the descriptors the library lacks (the writer's lock held).
 
     Files are read again (JPEGs decoded at a reduced scale where it keeps 288 px);
-    one that cannot be read now (gone or damaged since it was indexed) is reported in
-    the summary and tried again next run.
+    one that cannot be read now (gone or damaged since it was indexed), or that the
+    model fails on, is reported in the summary and tried again next run.
     """
     cat = library.catalog
     todo = cat.without_copy_vectors()
@@ -112,9 +112,15 @@ def build(
             if isinstance(loaded, UnreadableImage):
                 summary.skipped.append((path, loaded.reason))
             else:
-                ids.append(image_id)
-                vectors.append(model.embed(loaded.image))
-                summary.computed += 1
+                try:
+                    vector = model.embed(loaded.image)
+                except Exception as e:  # this image's pixels, not the run: report, go on
+                    log.warning("copy model failed on %s: %s", path, e)
+                    summary.skipped.append((path, f"copy model failed: {e}"))
+                else:
+                    ids.append(image_id)
+                    vectors.append(vector)
+                    summary.computed += 1
             done += 1
             if len(ids) >= COMMIT_EVERY:
                 commit()
