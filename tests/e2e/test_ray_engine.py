@@ -174,3 +174,13 @@ def test_killed_job_resumes_from_its_shards(ray_address, photos, reference, tmp_
         ref = theirs[rename.get(path, str(photos / Path(path).relative_to(folder)))]
         assert float(vector @ ref[1]) > 1 - 1e-5
         assert top == ref[2]
+
+
+def test_ray_runs_keep_copy_descriptors_too(ray_address, photos, tmp_path):
+    lib = tmp_path / "ray-copies"
+    args = ["index", str(photos), "--library", str(lib), "--engine", "ray"]
+    args += ["--ray-address", ray_address, "--shard-size", SHARD, "--copy-detection", "--json"]
+    summary = json.loads(run_cli(*args).stdout)
+    assert summary["added"] == 41
+    assert summary["copy_descriptors"]["computed"] == 41
+    assert summary["copy_descriptors"]["total"] == 41
