@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+COPY, PROBABLE = "copy", "probable"  # SearchResult.match
+
 Box = tuple[float, float, float, float]
 QueryImage = str | Path | bytes | Image.Image | np.ndarray
 
@@ -60,6 +62,10 @@ class SearchResult(NamedTuple):
     id: int
     path: str
     score: float  # cosine similarity, 1.0 for the same image
+    # With re-ranking: "copy" (verified by local features, or the same picture),
+    # "probable" (the copy descriptors' clear nearest, see PROBABLE_GAP); None: a
+    # look-alike, or a search that did not check.
+    match: str | None = None
 
 
 class ObjectSearch(NamedTuple):
@@ -312,11 +318,11 @@ class Searcher:
         deep = None if found is None else COPY_DEEP
         ranked = self.reranker.rerank(image, pool, path=lambda r: r.path, deep=deep)
         enough = self.reranker.options.min_inliers
-        verified = [r for r, n in ranked if (n or 0) >= enough]
+        verified = [r._replace(match=COPY) for r, n in ranked if (n or 0) >= enough]
         rest = sorted((r for r, n in ranked if (n or 0) < enough), key=lambda r: -r.score)
         if found is None:
             return same_picture_first(verified + rest)
-        first = [r for r in rest if r.id == found.probable]
+        first = [r._replace(match=PROBABLE) for r in rest if r.id == found.probable]
         rest = first + [r for r in rest if r.id != found.probable]
         results = same_picture_first(verified + rest)
         return keep_nearest(results, found.nearest, k, fixed=len(verified) + len(first))
@@ -474,7 +480,10 @@ def same_picture_first(results: list[SearchResult]) -> list[SearchResult]:
     """Library images whose vector is the query's (the same file, or the same pixels in
     another format) first, best score first; then the rest in their order. Verification
     ranks copies by matched keypoints, which among exact copies is noise."""
-    same = sorted((r for r in results if r.score >= SAME_PICTURE), key=lambda r: -r.score)
+    same = sorted(
+        (r._replace(match=COPY) for r in results if r.score >= SAME_PICTURE),
+        key=lambda r: -r.score,
+    )
     return same + [r for r in results if r.score < SAME_PICTURE]
 
 

@@ -247,14 +247,17 @@ class LibraryService:
         return [self.file_of(int(i))[0] for i in ids]
 
     def scored(self, results: Sequence[Any]) -> list[dict[str, Any]]:
-        """Search results (objects with id, path, score) as JSON-able cards, in order."""
+        """Search results (objects with id, path, score and maybe match) as JSON-able
+        cards, in order."""
         cards = self.cards([r.id for r in results])
         out = []
         for r in results:
             card = cards.get(r.id)
             if card is None:  # removed between the search and this read
                 continue
-            out.append({**card, "score": round(float(r.score), 6)})
+            out.append(
+                {**card, "score": round(float(r.score), 6), "match": getattr(r, "match", None)}
+            )
         return out
 
     def label_counts(self) -> list[dict[str, Any]]:

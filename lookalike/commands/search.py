@@ -48,7 +48,10 @@ def search(images, library, k, box, text, find_object, rerank, as_json):
 
     The model loads once for all queries. With --json, prints a list with one
     object per query: {"query": ..., "box": [X0, Y0, X1, Y1] or null (the region
-    searched with, --box or --object), "results": [{"path", "score", "id"}, ...]}.
+    searched with, --box or --object), "results": [{"path", "score", "id", "match"},
+    ...]}. "match" is "copy" for an edited copy that geometric verification confirmed
+    (or the same picture), "probable" for the copy descriptors' clear nearest (libraries
+    with copy detection), null for a look-alike (and with --no-rerank).
     """
     from indexer.errors import BadQuery
     from search.searcher import Searcher
@@ -92,4 +95,5 @@ def search(images, library, k, box, text, find_object, rerank, as_json):
     for q, b, rs in zip(images, boxes, results, strict=True):
         click.echo(f"{q}:" if b is None else f"{q} (region {','.join(map(str, b))}):")
         for r in rs:
-            click.echo(f"  {r.score:.4f}  {r.path}")
+            mark = f"  ({r.match} copy)" if r.match == "probable" else f"  ({r.match})"
+            click.echo(f"  {r.score:.4f}  {r.path}" + (mark if r.match else ""))

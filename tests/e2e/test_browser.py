@@ -149,10 +149,20 @@ def test_upload_a_query_and_see_results(page, server, library, tmp_path):
     assert first.get_attribute("title") == path
     assert first.locator(".score").inner_text() == "1.000"
     assert label in first.inner_text()
+    assert page.locator("#results .chip.match").count() == 0  # fast mode does not check
     for i in range(6):  # the first row of thumbnails has loaded
         expect(cards.nth(i).locator("img")).to_have_js_property("complete", True)
         assert cards.nth(i).locator("img").evaluate("i => i.naturalWidth") > 0
     shot(page, "search")
+
+    # "Edited copies first": the same picture is marked as a copy, look-alikes are not.
+    page.check("#robust")
+    expect(cards.first.locator(".chip.match")).to_have_text("copy")
+    expect(page.locator("#status")).to_contain_text("1 copy and 23 look-alikes")
+    assert page.locator("#results .chip.match").count() < 24
+    shot(page, "search-robust")
+    page.uncheck("#robust")
+    expect(page.locator("#results .chip.match")).to_have_count(0)
 
     # Draw a box over the top-left quarter: the search runs again on the region.
     box = page.locator("#query-img").bounding_box()

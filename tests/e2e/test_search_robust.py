@@ -73,11 +73,16 @@ def test_edited_copies_find_their_originals_first(lib):
     for d, source in zip(doc, expected, strict=True):
         assert d["box"] is None
         assert d["results"][0]["path"] == source, (d["query"], d["results"][:2])
+        assert d["results"][0]["match"] == "copy"
+        assert d["results"][-1]["match"] is None  # a look-alike of another photo
 
 
 def test_the_plain_first_stage_still_answers(lib):
     doc = search_json(lib, "-k", "4", "--no-rerank", lib["photos"][0])
     assert len(doc[0]["results"]) == 4
+    assert [r["match"] for r in doc[0]["results"]] == [None] * 4  # nothing was checked
+    text = run_cli("search", "--library", lib["library"], "-k", "2", lib["photos"][0]).stdout
+    assert text.splitlines()[1].endswith(f"{lib['photos'][0]}  (copy)")  # itself
     assert doc[0]["results"][0]["path"] == lib["photos"][0]  # itself, score 1
 
 

@@ -293,3 +293,12 @@ def test_object_search_returns_the_box_it_used(client, app):
     x0, y0, x1, y1 = doc["box"]
     assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
     assert len(doc["results"]) == 3
+
+
+def test_robust_results_say_which_are_copies(client):
+    data, path = query_bytes(2)
+    for mode, first in (("robust", "copy"), ("fast", None)):
+        form = upload(data, k=6, mode=mode)
+        results = client.post("/api/search", data=form, headers=CSRF).get_json()["results"]
+        assert results[0]["path"] == path and results[0]["match"] == first
+        assert results[-1]["match"] is None  # a look-alike

@@ -86,6 +86,18 @@ const LK = (() => {
     if (typeof item.score === "number") {
       meta.append(el("span", { class: "score", title: "cosine similarity", text: item.score.toFixed(3) }));
     }
+    if (item.match) {
+      const probable = item.match === "probable";
+      meta.append(
+        el("span", {
+          class: `chip match ${item.match}`,
+          title: probable
+            ? "probably an edited copy: the copy-detection descriptor's clear nearest"
+            : "an edited copy of the query (or the same picture): its local features match",
+          text: probable ? "probable copy" : "copy",
+        })
+      );
+    }
     meta.append(chips);
     return el(
       "a",

@@ -95,7 +95,11 @@
   function show(doc) {
     results.replaceChildren(...doc.results.map((r) => card(r)));
     const what = box ? "region" : "image";
-    status.textContent = `${doc.results.length} look-alikes of the ${what} (${doc.took_ms} ms on the server)`;
+    const copies = doc.results.filter((r) => r.match).length;
+    const found = copies
+      ? `${copies} ${copies === 1 ? "copy" : "copies"} and ${doc.results.length - copies} look-alikes`
+      : `${doc.results.length} look-alikes`;
+    status.textContent = `${found} of the ${what} (${doc.took_ms} ms on the server)`;
   }
 
   async function search(options = {}) {
