@@ -13,7 +13,8 @@ Example::
         for group in lib.duplicates(threshold=0.9):           # largest groups first
             print(group.size, [m.path for m in group.members])
 
-Every call returns typed values: :class:`SearchResult` (id, path, score),
+Every call returns typed values: :class:`SearchResult` (id, path, score, match:
+"copy", "probable" or None, see its definition),
 :class:`ObjectSearch` (results, box, found) and :class:`DuplicateGroup` (members:
 :class:`DuplicateMember` id, path, score). Errors
 are :class:`indexer.errors.LookalikeError` subclasses (``BadQuery`` for a bad box or
