@@ -106,7 +106,8 @@ def test_search_text_json_ranks_by_text_image_cosine(clip_library, clip, images,
     assert len(doc) == 1 and doc[0]["query"] == text
     results = doc[0]["results"]
     assert len(results) == 3
-    assert all(set(r) == {"id", "path", "score"} for r in results)
+    assert all(set(r) == {"id", "path", "score", "match"} for r in results)
+    assert all(r["match"] is None for r in results)  # text finds look-alikes, not copies
     assert {r["path"] for r in results} <= {str(p) for p in images}
     # the same ranking computed here from the stored vectors and the text vector
     query = clip.embed_text([text])[0]
