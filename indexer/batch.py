@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from indexer.progress import RunProgress
 from indexer.scan import FileEntry, Skipped, file_hash, scan
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 TOP_CLASSES = 5  # the model's own class guesses kept per image (tag suggestions)
 COMMIT_EVERY_S = 2.0
@@ -206,14 +209,9 @@ class BatchIndexer:
     def _load_all(self, jobs: list[_Job], by_hash) -> Iterator[_Loaded]:
         """Loaded jobs in order, with a bounded number in flight in the loader threads."""
         window = max(4 * self.options.batch_size, 4 * self.options.workers)
-        with ThreadPoolExecutor(self.options.workers, thread_name_prefix="load") as pool:
-            inflight: deque[Future] = deque()
-            for job in jobs:
-                inflight.append(pool.submit(self._load, job, by_hash))
-                if len(inflight) >= window:
-                    yield inflight.popleft().result()
-            while inflight:
-                yield inflight.popleft().result()
+        yield from read_ahead(
+            lambda job: self._load(job, by_hash), jobs, self.options.workers, window
+        )
 
     def _load(self, job: _Job, by_hash) -> _Loaded:
         return load_job(job, self.embedder, self.options.max_pixels, by_hash)
@@ -311,6 +309,18 @@ class BatchIndexer:
         with self.catalog.transaction() as conn:
             self.catalog.set_labels(conn, items, origin="folder")
         return len(items)
+
+
+def read_ahead(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int) -> Iterator[R]:
+    """fn over items in loader threads, the results in order, at most ``window`` in flight."""
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="load") as pool:
+        inflight: deque[Future[R]] = deque()
+        for item in items:
+            inflight.append(pool.submit(fn, item))
+            if len(inflight) >= window:
+                yield inflight.popleft().result()
+        while inflight:
+            yield inflight.popleft().result()
 
 
 def load_job(job: _Job, embedder: Embedder, max_pixels: int, by_hash) -> _Loaded:

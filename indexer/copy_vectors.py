@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from indexer.batch import read_ahead
 from indexer.catalog import Catalog
 from indexer.copy_model import SHORT_SIDE, CopyModel, CopyModelInfo, load_copy_model
 from indexer.errors import LookalikeError, UnreadableImage
@@ -107,44 +107,28 @@ def build(
 
     if on_progress is not None:
         on_progress(0, len(todo))
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for image_id, path, loaded in _ordered(pool, load, todo, ahead=4 * max(1, workers)):
-            if isinstance(loaded, UnreadableImage):
-                summary.skipped.append((path, loaded.reason))
+    for image_id, path, loaded in read_ahead(load, todo, workers, 4 * max(1, workers)):
+        if isinstance(loaded, UnreadableImage):
+            summary.skipped.append((path, loaded.reason))
+        else:
+            try:
+                vector = model.embed(loaded.image)
+            except Exception as e:  # this image's pixels, not the run: report, go on
+                log.warning("copy model failed on %s: %s", path, e)
+                summary.skipped.append((path, f"copy model failed: {e}"))
             else:
-                try:
-                    vector = model.embed(loaded.image)
-                except Exception as e:  # this image's pixels, not the run: report, go on
-                    log.warning("copy model failed on %s: %s", path, e)
-                    summary.skipped.append((path, f"copy model failed: {e}"))
-                else:
-                    ids.append(image_id)
-                    vectors.append(vector)
-                    summary.computed += 1
-            done += 1
-            if len(ids) >= COMMIT_EVERY:
-                commit()
-            if on_progress is not None:
-                on_progress(done, len(todo))
+                ids.append(image_id)
+                vectors.append(vector)
+                summary.computed += 1
+        done += 1
+        if len(ids) >= COMMIT_EVERY:
+            commit()
+        if on_progress is not None:
+            on_progress(done, len(todo))
     if ids:
         commit()
     summary.total = cat.count_copy_vectors()
     return summary
-
-
-def _ordered(pool: ThreadPoolExecutor, fn, items: list, ahead: int):
-    """fn over items in order, at most ``ahead`` running in the pool at once."""
-    pending = []
-    it = iter(items)
-    for item in it:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= ahead:
-            break
-    while pending:
-        yield pending.pop(0).result()
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append(pool.submit(fn, nxt))
 
 
 class CopyIndex:

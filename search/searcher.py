@@ -346,9 +346,8 @@ class Searcher:
         probable = None
         if ids.shape[1] > 1 and ids[0, 1] >= 0 and scores[0, 0] - scores[0, 1] >= PROBABLE_GAP:
             probable = int(ids[0, 0])
-        known = {r.id for r in results}
-        extra = [int(i) for i in ids[0] if i >= 0 and int(i) not in known]
         scored: dict[int, SearchResult] = {r.id: r for r in results}
+        extra = [int(i) for i in ids[0] if i >= 0 and int(i) not in scored]
         if extra:
             present, vectors = self.library.catalog.vectors(extra)
             paths = self.library.catalog.paths(present.tolist())
@@ -468,7 +467,8 @@ def keep_nearest(
         return results
     by_id = {r.id: r for r in results}
     moved = [by_id[i] for i in move if i in by_id]
-    keep = [r for r in results if r.id not in set(move)]
+    moving = set(move)
+    keep = [r for r in results if r.id not in moving]
     cut = k - len(moved)
     return keep[:cut] + moved + keep[cut:]
 
