@@ -22,10 +22,10 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	MYPY=$(VENV)/bin/mypy bash scripts/typecheck.sh
 
 typecheck: setup
-	$(VENV)/bin/mypy
+	MYPY=$(VENV)/bin/mypy bash scripts/typecheck.sh
 
 format: setup
 	$(VENV)/bin/ruff format .
@@ -44,4 +44,4 @@ serve:
 	bash scripts/serve.sh $(IMAGES) $(LIBRARY) $(PORT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache test-artifacts

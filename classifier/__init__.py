@@ -1,0 +1,1 @@
+"""Classification: human labels, tagging by nearest neighbours, and cluster discovery."""

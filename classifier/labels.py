@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from indexer.catalog import Catalog
-from indexer.errors import LookalikeError
+from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.store.catalog import Catalog
 
 ORIGINS = ("folder", "csv", "manual", "review")
 MAX_LABEL_LENGTH = 100

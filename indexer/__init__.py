@@ -1,0 +1,1 @@
+"""Indexing: scanning folders, loading images, embedding them, and the library they go into."""

@@ -20,13 +20,13 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
-from indexer.catalog import NewImage
-from indexer.embedder import Embedder
-from indexer.errors import UnreadableImage
-from indexer.images import DEFAULT_MAX_PIXELS, load_image
-from indexer.library import Library
-from indexer.progress import RunProgress
-from indexer.scan import FileEntry, Skipped, file_hash, scan
+from lookalike.indexer.errors import UnreadableImage
+from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
+from lookalike.indexer.models.embedder import Embedder
+from lookalike.indexer.progress import RunProgress
+from lookalike.indexer.scan import FileEntry, Skipped, file_hash, scan
+from lookalike.indexer.store.catalog import NewImage
+from lookalike.indexer.store.library import Library
 
 log = logging.getLogger(__name__)
 

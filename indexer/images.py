@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from indexer.errors import UnreadableImage
+from lookalike.indexer.errors import UnreadableImage
 
 # Lookalike checks the pixel count itself (see ``max_pixels``), with a limit the user
 # can raise; Pillow's own global check would warn or raise with a less useful message.

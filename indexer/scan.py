@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from indexer.images import is_image_name
+from lookalike.indexer.images import is_image_name
 
 
 class FileEntry(NamedTuple):

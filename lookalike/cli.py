@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import click
 
-from indexer.errors import LookalikeError
 from lookalike import __version__
 from lookalike.commands import COMMANDS
+from lookalike.indexer.errors import LookalikeError
 
 
 class LookalikeGroup(click.Group):

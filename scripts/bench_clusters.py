@@ -151,7 +151,7 @@ class Catalogued(NamedTuple):
 
 
 def read_library(lib: Path) -> Catalogued:
-    from indexer.catalog import Catalog
+    from lookalike.indexer.store.catalog import Catalog
 
     cat = Catalog(lib / "catalog.sqlite", readonly=True)
     try:
@@ -262,8 +262,8 @@ def timing(source: Path, n: int = 100_000) -> None:
     from sklearn.cluster import HDBSCAN
     from sklearn.decomposition import PCA
 
-    from classifier.clustering import cluster_vectors
-    from indexer.catalog import Catalog
+    from lookalike.classifier.clustering.discovery import cluster_vectors
+    from lookalike.indexer.store.catalog import Catalog
 
     cat = Catalog(source / "catalog.sqlite", readonly=True)
     ids, real = cat.vectors()

@@ -146,9 +146,9 @@ def make_copy(img: Image.Image, edits: tuple[str, ...], rng: np.random.Generator
 
 # -- the library ---------------------------------------------------------------------
 def build_library(root: Path, data: Path) -> None:
-    from indexer.batch import IndexOptions, index_paths
-    from indexer.embedder import load_embedder
-    from indexer.library import Library
+    from lookalike.indexer.batch import IndexOptions, index_paths
+    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.store.library import Library
 
     embedder = load_embedder()
     library = Library.create(root, embedder.info)
@@ -166,9 +166,9 @@ def add_extra(
     """n synthetic distractor vectors (see module docstring), written to the catalog.
     Their copy descriptors draw from ``copy_rng``, so that the copies made after this
     are the same with copy detection on or off."""
-    from indexer.catalog import NewImage
-    from indexer.embedder import l2_normalize
-    from indexer.library import Library
+    from lookalike.indexer.models.embedder import l2_normalize
+    from lookalike.indexer.store.catalog import NewImage
+    from lookalike.indexer.store.library import Library
 
     library = Library.open(root, readonly=False)
     try:
@@ -205,9 +205,9 @@ def add_extra(
 
 def add_copy_descriptors(root: Path, model_name: str) -> None:
     """Copy detection on for the bench library: compute its missing copy descriptors."""
-    from indexer import copy_vectors
-    from indexer.copy_model import load_copy_model
-    from indexer.library import Library
+    from lookalike.indexer.models.copy_model import load_copy_model
+    from lookalike.indexer.store import copy_vectors
+    from lookalike.indexer.store.library import Library
 
     model = load_copy_model(model_name)
     library = Library.open(root, readonly=False)
@@ -224,7 +224,7 @@ def add_copy_descriptors(root: Path, model_name: str) -> None:
 def pick_sources(root: Path, n: int, rng: np.random.Generator, absent: int = 0):
     """n (id, path) of real images without a near-duplicate in the library, and
     ``absent`` more (to be removed from the library)."""
-    from indexer.library import Library
+    from lookalike.indexer.store.library import Library
 
     library = Library.open(root)
     try:
@@ -246,7 +246,7 @@ def pick_sources(root: Path, n: int, rng: np.random.Generator, absent: int = 0):
 
 
 def remove_images(root: Path, ids: list[int]) -> None:
-    from indexer.library import Library
+    from lookalike.indexer.store.library import Library
 
     library = Library.open(root, readonly=False)
     try:
@@ -259,7 +259,7 @@ def remove_images(root: Path, ids: list[int]) -> None:
 
 def make_queries(sources, pairs_per_source: int, rng: np.random.Generator, singles: bool = True):
     """(kind, source id, JPEG bytes) for every single edit and some random pairs."""
-    from indexer.images import load_image
+    from lookalike.indexer.images import load_image
 
     out = []
     for image_id, path in sources:
@@ -318,7 +318,7 @@ def table(queries, ranks: np.ndarray) -> dict[str, dict[str, float]]:
 
 
 def measure(root: Path, queries, modes: list[str], absent=()) -> tuple[int, dict]:
-    from search.searcher import Searcher
+    from lookalike.search.searcher import Searcher
 
     searcher = Searcher.open(root)
     try:
@@ -365,8 +365,8 @@ def iou(a, b) -> float:
 
 def measure_objects(root: Path, sources, rng: np.random.Generator) -> dict:
     """Pasted photos: the --object box against the truth, and recall with and without it."""
-    from indexer.images import load_image
-    from search.searcher import Searcher
+    from lookalike.indexer.images import load_image
+    from lookalike.search.searcher import Searcher
 
     ious, whole, found, seconds = [], [], [], []
     searcher = Searcher.open(root)

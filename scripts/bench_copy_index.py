@@ -1,7 +1,7 @@
 """The copy stage's search at library scale: exact search over N copy descriptors.
 
 A robust search in a library with copy detection embeds the query once more and
-searches every copy descriptor exactly (indexer.copy_vectors.CopyIndex: float16 codes).
+searches every copy descriptor exactly (indexer.store.copy_vectors.CopyIndex: float16 codes).
 This measures that search alone, per query, on N random unit descriptors (512-d, the
 SSCD models'), for the top 150 (the candidates one search asks for), against the
 plain float32 flat index on the same vectors, with FAISS on one thread (a server runs
@@ -39,7 +39,7 @@ def per_query_ms(index, queries: np.ndarray) -> float:
 def main() -> None:
     import faiss
 
-    from indexer.copy_vectors import new_faiss_index
+    from lookalike.indexer.store.copy_vectors import new_faiss_index
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", default="100000,1000000", help="comma-separated library sizes")

@@ -111,9 +111,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from indexer.embedder import load_embedder
-    from indexer.images import load_image
-    from search.duplicates import DEFAULT_THRESHOLD
+    from lookalike.indexer.images import load_image
+    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.search.duplicates import DEFAULT_THRESHOLD
 
     data = np.load(args.embeddings)
     paths, base = [str(p) for p in data["paths"]], data["vectors"].astype(np.float32)

@@ -1,7 +1,7 @@
 """The k-NN graph of tagging and clustering at library scale: IVF against exact.
 
 Builds N vectors as scripts/bench_search.py does (mixtures of real dev embeddings plus
-noise), then times classifier.neighbours.knn with its IVF (what a library past
+noise), then times lookalike.classifier.neighbours.knn with its IVF (what a library past
 EXACT_MAX images gets) on all of them, against exact search of the same vectors for
 --sample rows (an exact all-pairs pass costs n^2 d; its time is scaled from the
 sample by N / sample), and prints the share of the exact neighbours the IVF finds.
@@ -27,7 +27,7 @@ def main() -> None:
     import faiss
     from bench_search import load_real, mixtures
 
-    from classifier.neighbours import knn
+    from lookalike.classifier.neighbours import knn
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=30_000)

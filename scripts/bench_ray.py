@@ -160,8 +160,8 @@ def memory() -> None:
     """Index bytes per vector of the library's kinds, measured, projected to 10M and 100M."""
     import faiss
 
-    from indexer.library import BUILD_CHUNK
-    from indexer.vector_index import FLAT, IVF, TRAIN_MAX, IvfParams, VectorIndex
+    from lookalike.indexer.store.library import BUILD_CHUNK
+    from lookalike.indexer.store.vector_index import FLAT, IVF, TRAIN_MAX, IvfParams, VectorIndex
 
     faiss.omp_set_num_threads(1)  # OpenMP spinning on a shared machine costs minutes
     base = np.load(EMBEDDINGS)["vectors"].astype(np.float32)

@@ -55,8 +55,8 @@ def load_real(path: str) -> np.ndarray:
         return np.load(path)["vectors"].astype(np.float32)
     sys.exit(
         f"{path} not found: pass --embeddings FILE.npz with a 'vectors' array of real "
-        "embeddings (for example from a library: python -c 'from indexer.library import "
-        "Library; ...catalog.vectors()')"
+        "embeddings (for example from a library: python -c "
+        "'from lookalike.indexer.store.library import Library; ...catalog.vectors()')"
     )
 
 
@@ -79,8 +79,8 @@ class CatalogWriter:
     """A real catalog holding the generated vectors, as a library would (bulk inserts)."""
 
     def __init__(self, workdir: str, dim: int) -> None:
-        from indexer.catalog import Catalog
-        from indexer.exact_vectors import FILE_NAME, Writer
+        from lookalike.indexer.store.catalog import Catalog
+        from lookalike.indexer.store.exact_vectors import FILE_NAME, Writer
 
         self.dir = tempfile.mkdtemp(prefix="bench-search-", dir=workdir)
         self.catalog = Catalog(Path(self.dir) / "catalog.sqlite")
@@ -106,7 +106,7 @@ class CatalogWriter:
     def source(self):
         """The library's re-scoring source: the float16 file (complete once this is
         called), the catalog behind it."""
-        from indexer.exact_vectors import ExactVectors
+        from lookalike.indexer.store.exact_vectors import ExactVectors
 
         self.exact.commit()
         return ExactVectors(self.exact_path, self.dim, fallback=self.catalog)
@@ -127,7 +127,7 @@ def rss_mb() -> float:
 LOAD_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[2])
-from indexer.vector_index import VectorIndex
+from lookalike.indexer.store.vector_index import VectorIndex
 def rss():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
@@ -205,7 +205,7 @@ def main() -> None:
 
     import faiss
 
-    from indexer.vector_index import IVF, IvfParams, VectorIndex, choose_kind
+    from lookalike.indexer.store.vector_index import IVF, IvfParams, VectorIndex, choose_kind
 
     faiss.omp_set_num_threads(args.threads)
     real = load_real(args.embeddings)
@@ -327,7 +327,7 @@ def main() -> None:
         "fill_s": round(fill_s, 1),
     }
     if args.duplicates:
-        from search.duplicates import DEFAULT_THRESHOLD, duplicate_groups
+        from lookalike.search.duplicates import DEFAULT_THRESHOLD, duplicate_groups
 
         t0 = time.perf_counter()
         before = rss_mb()

@@ -64,7 +64,7 @@ def split(classes: list[str], seed: int, known: int, per_class: int):
 
 def reference_knn(library: Path, labelled, novel_rate: float) -> float:
     """Known accuracy of 1-NN + cosine threshold at the given novel-unknown rate."""
-    from indexer.catalog import Catalog
+    from lookalike.indexer.store.catalog import Catalog
 
     cat = Catalog(library / "catalog.sqlite", readonly=True)
     try:
@@ -163,7 +163,7 @@ def report(head, results, known, novel, seconds, info_seconds) -> None:
     ]
     conf = np.array([a for a, _ in answered_right])
     right = np.array([b for _, b in answered_right])
-    from classifier.calibration import expected_calibration_error
+    from lookalike.classifier.tagging.calibration import expected_calibration_error
 
     print(
         f"{head}: known accuracy {known_acc:.3f} ({len(by_kind['known'])} images), "

@@ -37,8 +37,8 @@ BUILD_VERSION = 1
 REFERENCE_SERVER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from indexer.embedder import load_embedder
-from webapp import create_app
+from lookalike.indexer.models.embedder import load_embedder
+from lookalike.webapp import create_app
 config = {"EMBEDDER": load_embedder("efficientnet-lite0:torch"), "WARM_UP": True}
 config.update(json.loads(sys.argv[3]))
 app = create_app(sys.argv[1], test_config=config)
@@ -68,10 +68,10 @@ def build_library(root: Path, n: int, real: int, index_kind: str, seed: int = 0)
     """
     import numpy as np
 
-    from indexer.batch import IndexOptions, index_paths
-    from indexer.catalog import NewImage
-    from indexer.embedder import load_embedder
-    from indexer.library import Library
+    from lookalike.indexer.batch import IndexOptions, index_paths
+    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.store.catalog import NewImage
+    from lookalike.indexer.store.library import Library
 
     stamp = root / "bench-web.json"
     want = {"version": BUILD_VERSION, "n": n, "real": real, "seed": seed, "index": index_kind}

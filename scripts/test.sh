@@ -15,6 +15,6 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ] \
 fi
 if [ "$lint" = 1 ]; then
     .venv/bin/ruff check .
-    .venv/bin/mypy  # the packages and settings are in pyproject.toml's [tool.mypy]
+    bash scripts/typecheck.sh  # the settings are in pyproject.toml's [tool.mypy]
 fi
 exec .venv/bin/python -m pytest "$@"

@@ -2,7 +2,7 @@
 
 Example::
 
-    import search
+    from lookalike import search
 
     with search.open_library("~/photos/.lookalike") as lib:
         for hit in lib.search("query.jpg", k=5):              # path, bytes, PIL image
@@ -17,7 +17,7 @@ Every call returns typed values: :class:`SearchResult` (id, path, score, match:
 "copy", "probable" or None, see its definition),
 :class:`ObjectSearch` (results, box, found) and :class:`DuplicateGroup` (members:
 :class:`DuplicateMember` id, path, score). Errors
-are :class:`indexer.errors.LookalikeError` subclasses (``BadQuery`` for a bad box or
+are :class:`lookalike.indexer.errors.LookalikeError` subclasses (``BadQuery`` for a bad box or
 threshold, ``UnreadableImage`` for a query that is not an image, ``LibraryNotFound``).
 """
 
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from indexer.embedder import Embedder
-from indexer.errors import BadQuery, LibraryNotFound, LookalikeError, UnreadableImage
-from search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, DuplicateMember
-from search.searcher import ObjectSearch, Searcher, SearchResult
+from lookalike.indexer.errors import BadQuery, LibraryNotFound, LookalikeError, UnreadableImage
+from lookalike.indexer.models.embedder import Embedder
+from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, DuplicateMember
+from lookalike.search.searcher import ObjectSearch, Searcher, SearchResult
 
 __all__ = [
     "BadQuery",

@@ -26,9 +26,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from indexer.catalog import Catalog
-from indexer.errors import BadQuery
-from indexer.vector_index import VectorIndex
+from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.store.catalog import Catalog
+from lookalike.indexer.store.vector_index import VectorIndex
 
 # Cosine similarity at or above which two images count as near-duplicates: the best F1
 # on generated copies with the default CNN embedding (see the module docstring).

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 from PIL import Image
 
-from indexer.embedder import Embedder
-from indexer.errors import BadQuery
+from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.models.embedder import Embedder
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
@@ -144,6 +144,6 @@ def _at_least(box: list[float], min_w: float, min_h: float, w: int, h: int) -> l
 
 
 def _input_side(embedder: Embedder) -> int:
-    from indexer.efficientnet import CROP
+    from lookalike.indexer.models.efficientnet import CROP
 
     return int(getattr(embedder, "input_side", CROP))

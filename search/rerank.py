@@ -44,8 +44,8 @@ from typing import NamedTuple, TypeVar
 import numpy as np
 from PIL import Image
 
-from indexer.errors import UnreadableImage
-from indexer.images import load_image
+from lookalike.indexer.errors import UnreadableImage
+from lookalike.indexer.images import load_image
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class Reranker:
         Args:
             options: the settings (defaults: RerankOptions()).
             load: reads a candidate image given its path and the shorter side needed;
-                by default ``indexer.images.load_image`` (JPEG draft decoding).
+                by default ``lookalike.indexer.images.load_image`` (JPEG draft decoding).
         """
         self.options = options or RerankOptions()
         self._load = load or _load_for_features

@@ -8,10 +8,10 @@ Query by image runs in two stages. First, two views of the query (the model's ow
 crop and the whole image squashed to a square, so that a cropped copy still
 overlaps) are embedded and searched, their results merged by best score. Then the
 top candidates are re-ranked by geometric verification of local features
-(``search.rerank``), which puts copies of the query (edited, cropped, mirrored)
+(``lookalike.search.rerank``), which puts copies of the query (edited, cropped, mirrored)
 first. ``rerank=False`` and ``multiview=False`` give the plain first stage.
 
-In a library with copy detection on (``indexer.copy_vectors``), the re-ranked
+In a library with copy detection on (``lookalike.indexer.store.copy_vectors``), the re-ranked
 candidates also come from the query's copy-detection descriptor: its nearest
 descriptors and the model's nearest vectors, taken in turn. The copy descriptor
 ranks a heavily edited copy's original far higher than the model's vector does, so
@@ -37,18 +37,18 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from PIL import Image
 
-from indexer.embedder import Embedder, FeatureVector, load_embedder_for
-from indexer.errors import BadQuery, LookalikeError
-from indexer.images import load_image
-from indexer.library import Library
-from indexer.vector_index import VectorIndex
+from lookalike.indexer.errors import BadQuery, LookalikeError
+from lookalike.indexer.images import load_image
+from lookalike.indexer.models.embedder import Embedder, FeatureVector, load_embedder_for
+from lookalike.indexer.store.library import Library
+from lookalike.indexer.store.vector_index import VectorIndex
 
 if TYPE_CHECKING:
-    from indexer.copy_model import CopyModel
-    from indexer.copy_vectors import CopyIndex
-    from indexer.live_index import LiveIndex
-    from search.duplicates import DuplicateGroup
-    from search.rerank import Reranker
+    from lookalike.indexer.models.copy_model import CopyModel
+    from lookalike.indexer.store.copy_vectors import CopyIndex
+    from lookalike.indexer.store.live_index import LiveIndex
+    from lookalike.search.duplicates import DuplicateGroup
+    from lookalike.search.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Searcher:
         copies: bool = True,
     ) -> None:
         self.library = library
-        self.rerank = rerank  # verify the top candidates geometrically (search.rerank)
+        self.rerank = rerank  # verify the top candidates geometrically (lookalike.search.rerank)
         self.multiview = multiview  # also search with the whole image squashed to a square
         self.copies = copies  # candidates from the copy descriptors too, where the library has them
         self._reranker: Reranker | None = None
@@ -136,7 +136,7 @@ class Searcher:
     @property
     def index(self) -> VectorIndex | LiveIndex:
         """What searches use: brought up to date when the library changed since the last
-        look (the index file again only when a new one was written: indexer.live_index)."""
+        look (the index file again only when a new one was written: indexer.store.live_index)."""
         state = self.library.state()
         with self._lock:
             if self._index is None or state != self._state:
@@ -145,7 +145,7 @@ class Searcher:
             return self._index
 
     def _current(self, generation: int) -> VectorIndex | LiveIndex:
-        from indexer.live_index import live_view
+        from lookalike.indexer.store.live_index import live_view
 
         if self._base is None or self._base[0] != generation:
             base = self.library.load_index()
@@ -160,8 +160,8 @@ class Searcher:
     def copy_search(self) -> tuple[CopyModel, CopyIndex] | None:
         """The copy model and its index, up to date; None when the library has copy
         detection off (or its copy model cannot be loaded here: logged once)."""
-        from indexer.copy_vectors import CopyIndex, recorded_model
-        from indexer.errors import ModelUnavailable
+        from lookalike.indexer.errors import ModelUnavailable
+        from lookalike.indexer.store.copy_vectors import CopyIndex, recorded_model
 
         state = self.library.state()
         with self._lock:
@@ -174,7 +174,7 @@ class Searcher:
                 self._copies = None
                 if info.to_json() != self._copies_failed:
                     try:
-                        from indexer.copy_model import load_copy_model
+                        from lookalike.indexer.models.copy_model import load_copy_model
 
                         self._copies = (
                             load_copy_model(info),
@@ -200,7 +200,7 @@ class Searcher:
     def reranker(self) -> Reranker:
         with self._lock:
             if self._reranker is None:
-                from search.rerank import Reranker
+                from lookalike.search.rerank import Reranker
 
                 self._reranker = Reranker()
         return self._reranker
@@ -234,12 +234,12 @@ class Searcher:
         rerank: bool | None = None,
         multiview: bool | None = None,
     ) -> ObjectSearch:
-        """Search with the main object of the query, localised by search.localize.
+        """Search with the main object of the query, localised by lookalike.search.localize.
 
         Raises:
             BadQuery: the library's model cannot localise (it has no classifier head).
         """
-        from search.localize import localize
+        from lookalike.search.localize import localize
 
         with self._in_flight():
             image = self._as_image(query, need_full=True)
@@ -255,7 +255,7 @@ class Searcher:
 
     def search_text(self, text: str, k: int = 10) -> list[SearchResult]:
         """The k library images that best match a text (CLIP libraries only; see search.text)."""
-        from search.text import search_text
+        from lookalike.search.text import search_text
 
         return search_text(self, text, k)
 
@@ -389,8 +389,8 @@ class Searcher:
         threshold: float | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> list[DuplicateGroup]:
-        """Groups of near-duplicate images, largest first (see search.duplicates)."""
-        from search.duplicates import DEFAULT_THRESHOLD, find_duplicates
+        """Groups of near-duplicate images, largest first (see lookalike.search.duplicates)."""
+        from lookalike.search.duplicates import DEFAULT_THRESHOLD, find_duplicates
 
         t = DEFAULT_THRESHOLD if threshold is None else threshold
         index = self.index

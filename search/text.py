@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from indexer.embedder import FeatureVector
-from indexer.errors import BadQuery, LookalikeError
+from lookalike.indexer.errors import BadQuery, LookalikeError
+from lookalike.indexer.models.embedder import FeatureVector
 
 if TYPE_CHECKING:
-    from indexer.library import Library
-    from search.searcher import Searcher, SearchResult
+    from lookalike.indexer.store.library import Library
+    from lookalike.search.searcher import Searcher, SearchResult
 
 CLIP_PREFIX = "openclip:"
 EXAMPLE_MODEL = "openclip:ViT-B-32:laion2b_s34b_b79k"

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from webapp.settings import DEFAULTS
+from lookalike.webapp.settings import DEFAULTS
 
 
 def create_app(
@@ -31,11 +31,11 @@ def create_app(
     Raises:
         LibraryNotFound: no library at that directory.
     """
-    from indexer.library import default_library_dir
-    from webapp import api, errors, media, pages, review, security
-    from webapp.jobs import IndexJobs
-    from webapp.services import LibraryService
-    from webapp.thumbnails import ThumbnailCache
+    from lookalike.indexer.store.library import default_library_dir
+    from lookalike.webapp import api, errors, media, pages, review, security
+    from lookalike.webapp.jobs import IndexJobs
+    from lookalike.webapp.services import LibraryService
+    from lookalike.webapp.thumbnails import ThumbnailCache
 
     app = Flask(__name__)
     app.config.update(DEFAULTS)

@@ -13,10 +13,10 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from PIL import Image, UnidentifiedImageError
 
-from indexer.errors import BadQuery
-from search import searcher
-from webapp import browse
-from webapp.services import LibraryService
+from lookalike.indexer.errors import BadQuery
+from lookalike.search import searcher
+from lookalike.webapp import browse
+from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -147,7 +147,7 @@ def _text_search(svc: LibraryService, text: Any, k: int):
 
 
 def _object_search(svc: LibraryService, data: bytes, k: int, mode: dict[str, bool]):
-    """Search with the main object (search.localize); returns (results, box)."""
+    """Search with the main object (lookalike.search.localize); returns (results, box)."""
     if not svc.object_search():
         raise BadQuery("object search is not available in this version of Lookalike")
     found = svc.searcher.search_object(data, k, **mode)  # BadQuery for a model without a head

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.errors import BadQuery
-from webapp.services import LibraryService
+from lookalike.indexer.errors import BadQuery
+from lookalike.webapp.services import LibraryService
 
 FILTERS = ("all", "labelled", "unlabelled", "tagged", "unknown")
 

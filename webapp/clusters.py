@@ -1,4 +1,4 @@
-"""The clusters page's data: a thin layer over ``classifier.cluster_review``.
+"""The clusters page's data: a thin layer over ``lookalike.classifier.clustering.review``.
 
 The review module keeps the proposals and the decisions in the catalog and speaks
 in file paths (as the CLI does); the web speaks in image ids and cards. This layer
@@ -13,13 +13,13 @@ import threading
 from types import ModuleType
 from typing import Any
 
-from indexer.errors import BadQuery
-from webapp.services import LibraryService, NotFound, Unavailable
+from lookalike.indexer.errors import BadQuery
+from lookalike.webapp.services import LibraryService, NotFound, Unavailable
 
 
 def review_module() -> ModuleType | None:
     try:
-        return importlib.import_module("classifier.cluster_review")
+        return importlib.import_module("lookalike.classifier.clustering.review")
     except ImportError:
         return None
 
@@ -38,7 +38,7 @@ class ClusterReview:
     def _module(self) -> ModuleType:
         module = review_module()
         if module is None:
-            raise Unavailable("cluster review", "classifier/cluster_review.py")
+            raise Unavailable("cluster review", "classifier/clustering/review.py")
         return module
 
     # -- reading ------------------------------------------------------------------

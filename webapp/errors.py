@@ -12,7 +12,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from indexer.errors import (
+from lookalike.indexer.errors import (
     BadQuery,
     LibraryBusy,
     LibraryNotFound,
@@ -21,7 +21,7 @@ from indexer.errors import (
     ModelUnavailable,
     UnreadableImage,
 )
-from webapp.services import NotFound, Unavailable
+from lookalike.webapp.services import NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The evaluation page's data: cross-validation of every tagging head, run in the background.
 
-``classifier.validation.evaluate_library`` (what `lookalike evaluate` runs) takes
+``lookalike.classifier.tagging.validation.evaluate_library`` (what `lookalike evaluate` runs) takes
 from seconds to minutes, so a request starts it in a thread and the page polls.
-The last result stays in memory with its HTML report (``classifier.report``);
+The last result stays in memory with its HTML report (``lookalike.classifier.tagging.report``);
 after a restart the figures come from the summary the evaluation stored in the
 catalog, without the report.
 """
@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Any
 
-from indexer.errors import BadQuery, LibraryBusy, LookalikeError
-from webapp.services import LibraryService, Unavailable
+from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
+from lookalike.webapp.services import LibraryService, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ HEADS = ("knn", "linear", "svm", "mlp")
 
 def _module(name: str):
     try:
-        return __import__(f"classifier.{name}", fromlist=["_"])
+        return __import__(f"lookalike.classifier.tagging.{name}", fromlist=["_"])
     except ImportError:
         return None
 
@@ -47,7 +47,9 @@ class EvaluationRunner:
 
     def start(self, folds: Any = 5, heads: Any = None) -> dict[str, Any]:
         if not self.available():
-            raise Unavailable("the evaluation", "classifier/validation.py evaluate_library()")
+            raise Unavailable(
+                "the evaluation", "classifier/tagging/validation.py evaluate_library()"
+            )
         if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= 50:
             raise BadQuery("folds must be a whole number from 2 to 50")
         heads = list(HEADS) if heads is None else heads
@@ -80,7 +82,7 @@ class EvaluationRunner:
             self._status["progress"] = f"evaluating {head}"
 
     def _run(self, folds: int, heads: list[str]) -> None:
-        from classifier.validation import evaluate_library
+        from lookalike.classifier.tagging.validation import evaluate_library
 
         try:
             result = evaluate_library(

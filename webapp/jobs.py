@@ -10,7 +10,7 @@ same folder again finishes the rest. In a library with copy detection on, the jo
 then computes the new images' copy descriptors (``"phase": "copy descriptors"``).
 
 A ``lookalike index`` run in another process is not a job of this server, but it
-writes its progress beside the catalog (indexer.progress): while it runs, the status
+writes its progress beside the catalog (lookalike.indexer.progress): while it runs, the status
 is its progress, marked ``"external": true``.
 """
 
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import BadQuery, LibraryBusy, LookalikeError
+from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class IndexJobs:
         self._status: dict[str, Any] = {"state": "idle"}
 
     def status(self) -> dict[str, Any]:
-        from indexer.progress import running_elsewhere
+        from lookalike.indexer.progress import running_elsewhere
 
         with self._lock:
             doc = dict(self._status)
@@ -86,8 +86,8 @@ class IndexJobs:
             self._status.update(state="running", done=done, total=total)
 
     def _run(self, folder: str, labels_from_folders: bool) -> None:
-        from indexer.batch import BatchIndexer, IndexOptions
-        from indexer.library import Library
+        from lookalike.indexer.batch import BatchIndexer, IndexOptions
+        from lookalike.indexer.store.library import Library
 
         try:
             embedder = self.service.searcher.embedder
@@ -110,7 +110,7 @@ class IndexJobs:
     def _copy_descriptors(self, lib):
         """In a library with copy detection on, the descriptors of what the job added
         (with the copy model the server's searches use; none when it cannot load)."""
-        from indexer import copy_vectors
+        from lookalike.indexer.store import copy_vectors
 
         if copy_vectors.recorded_model(lib.catalog) is None:
             return None

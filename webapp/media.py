@@ -15,9 +15,9 @@ import os
 from flask import Blueprint, current_app, request, send_file
 from werkzeug.wrappers import Response  # what make_conditional returns (Flask's is a subclass)
 
-from indexer.errors import UnreadableImage
-from webapp.services import LibraryService, NotFound
-from webapp.thumbnails import ThumbnailCache
+from lookalike.indexer.errors import UnreadableImage
+from lookalike.webapp.services import LibraryService, NotFound
+from lookalike.webapp.thumbnails import ThumbnailCache
 
 bp = Blueprint("media", __name__, url_prefix="/api/images")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from werkzeug.exceptions import NotFound
 
-from webapp.services import LibraryService
+from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("pages", __name__)
 

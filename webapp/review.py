@@ -1,9 +1,9 @@
 """Routes for cluster review, tagging runs and the evaluation, over classifier/*.
 
 ``ReviewService`` is the thin layer between these routes and the classifier package:
-clusters come from ``webapp.clusters`` (over ``classifier.cluster_review``); tagging
-runs from ``classifier.tagger.tag_library`` (as `lookalike tag`); the evaluation
-from ``webapp.evaluation`` (over ``classifier.validation``, as `lookalike evaluate`).
+clusters come from ``webapp.clusters`` (over ``classifier.clustering.review``); tagging
+runs from ``lookalike.classifier.tagging.tagger.tag_library`` (as `lookalike tag`); the evaluation
+from ``webapp.evaluation`` (over ``classifier.tagging.validation``, as `lookalike evaluate`).
 When this version of Lookalike lacks a module the route answers 501 with what it
 needs, and the page says so.
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from indexer.errors import BadQuery
-from webapp.clusters import ClusterReview
-from webapp.evaluation import EvaluationRunner
-from webapp.services import LibraryService, Unavailable
+from lookalike.indexer.errors import BadQuery
+from lookalike.webapp.clusters import ClusterReview
+from lookalike.webapp.evaluation import EvaluationRunner
+from lookalike.webapp.services import LibraryService, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ bp = Blueprint("review", __name__, url_prefix="/api")
 def find(module: str, name: str):
     """classifier.<module>.<name>, or None when this version does not have it."""
     try:
-        mod = importlib.import_module(f"classifier.{module}")
+        mod = importlib.import_module(f"lookalike.classifier.tagging.{module}")
     except ImportError:
         return None
     return getattr(mod, name, None)
@@ -59,7 +59,7 @@ class ReviewService:
         """Tag every image without a human label (as `lookalike tag`); a summary."""
         tag_library = find("tagger", "tag_library")
         if tag_library is None:
-            raise Unavailable("tagging", "classifier/tagger.py tag_library()")
+            raise Unavailable("tagging", "classifier/tagging/tagger.py tag_library()")
         if not isinstance(head, str):
             raise BadQuery('head must be a name such as "knn"')
         if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from indexer.catalog import Catalog, connect
-from indexer.embedder import Embedder
-from indexer.errors import BadQuery, LibraryBusy, LookalikeError
-from indexer.library import CATALOG_NAME, Library
-from webapp.suggest import SuggestionSource
+from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
+from lookalike.indexer.models.embedder import Embedder
+from lookalike.indexer.store.catalog import Catalog, connect
+from lookalike.indexer.store.library import CATALOG_NAME, Library
+from lookalike.webapp.suggest import SuggestionSource
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class LibraryService:
 
     def copy_model_name(self) -> str | None:
         """The library's copy-detection model (robust searches use it), or None."""
-        from indexer.copy_vectors import recorded_model
+        from lookalike.indexer.store.copy_vectors import recorded_model
 
         info = recorded_model(self.library.catalog)
         return info.name if info else None
@@ -123,7 +123,7 @@ class LibraryService:
     def object_search(self) -> bool:
         """True when the main object of a query can be localised (the default CNN's
         class-activation map; CLIP models have no classifier head)."""
-        from indexer.embedder import DEFAULT_MODEL
+        from lookalike.indexer.models.embedder import DEFAULT_MODEL
 
         name = (self.model_name() or "").split(":")[0]
         return name == DEFAULT_MODEL and hasattr(self.searcher, "search_object")
@@ -203,7 +203,7 @@ class LibraryService:
         return row[0], row[1]
 
     def suggestions(self, image_id: int, n: int = 3) -> list[dict[str, Any]]:
-        """Zero-config tag suggestions (see webapp.suggest)."""
+        """Zero-config tag suggestions (see lookalike.webapp.suggest)."""
         return self._suggestions.for_image(image_id, n)
 
     def cards(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -266,7 +266,7 @@ class LibraryService:
         )
         return [{"label": r[0], "count": r[1]} for r in rows]
 
-    # -- human labels (through classifier.labels, as the CLI) ---------------------
+    # -- human labels (through lookalike.classifier.labels, as the CLI) ---------------------
     def set_label(self, image_id: int, label: Any, origin: str = "manual") -> dict[str, Any]:
         """Set (or fix) the image's human label; its predicted tag is dropped."""
         self.set_labels([image_id], label, origin)
@@ -274,7 +274,7 @@ class LibraryService:
 
     def set_labels(self, ids: Sequence[int], label: Any, origin: str = "manual") -> int:
         """One human label for many images, all or nothing; returns how many."""
-        from classifier import labels
+        from lookalike.classifier import labels
 
         if not isinstance(label, str):
             raise BadQuery("a label must be a non-empty string")
@@ -288,7 +288,7 @@ class LibraryService:
         return len(ids)
 
     def remove_label(self, image_id: int) -> dict[str, Any]:
-        from classifier import labels
+        from lookalike.classifier import labels
 
         self.file_of(image_id)
         with self.writer() as catalog:
@@ -337,7 +337,7 @@ def _searcher(library: Library, embedder: Embedder | None, options: dict[str, An
     """The Searcher, with the search stages the settings choose where it has them."""
     import inspect
 
-    from search.searcher import Searcher
+    from lookalike.search.searcher import Searcher
 
     accepted = inspect.signature(Searcher).parameters
     chosen = {k: v for k, v in options.items() if v is not None and k in accepted}
@@ -352,7 +352,7 @@ def _server_embedder(library: Library, threads: int | None) -> Embedder | None:
     for each of several running at once: a lone query is answered sooner, and
     concurrent ones keep the cores busy without threads fighting over them.
     """
-    from indexer.embedder import DEFAULT_MODEL, load_embedder
+    from lookalike.indexer.models.embedder import DEFAULT_MODEL, load_embedder
 
     info = library.model_info()
     if info is None or info.name.split(":")[0] != DEFAULT_MODEL:

@@ -1,4 +1,4 @@
-"""Zero-configuration tag suggestions for the image page (``classifier.suggestions``).
+"""Zero-configuration tag suggestions for the image page (``classifier.tagging.suggestions``).
 
 With the default CNN they are its stored ImageNet guesses. With a CLIP library they
 are zero-shot scores against the user's label names (ImageNet names with fewer than
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.errors import LookalikeError
+from lookalike.indexer.errors import LookalikeError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class SuggestionSource:
             return []
 
     def _imagenet(self, image_id: int, top: int) -> list[dict[str, Any]]:
-        from classifier.suggestions import imagenet
+        from lookalike.classifier.tagging.suggestions import imagenet
 
         if not self.service.db.execute(
             "SELECT 1 FROM predictions WHERE image_id = ?", (image_id,)
@@ -52,7 +52,7 @@ class SuggestionSource:
         ]
 
     def _zero_shot(self, image_id: int, top: int) -> list[dict[str, Any]]:
-        from indexer.embedder import softmax
+        from lookalike.indexer.models.embedder import softmax
 
         row = self.service.db.execute(
             "SELECT vector FROM vectors WHERE image_id = ?", (image_id,)
@@ -69,14 +69,14 @@ class SuggestionSource:
         ]
 
     def _label_vectors(self) -> tuple[tuple[str, ...], np.ndarray, str]:
-        from indexer.openclip import label_vectors
+        from lookalike.indexer.models.openclip import label_vectors
 
         names = tuple(
             r[0] for r in self.service.db.execute("SELECT DISTINCT label FROM labels ORDER BY 1")
         )
         source = "clip-zero-shot:labels"
         if len(names) < 2:
-            from indexer.efficientnet import imagenet_names
+            from lookalike.indexer.models.efficientnet import imagenet_names
 
             names, source = tuple(imagenet_names()), "clip-zero-shot:imagenet"
         with self._lock:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from indexer.images import load_image
+from lookalike.indexer.images import load_image
 
 log = logging.getLogger(__name__)
 

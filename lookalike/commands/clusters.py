@@ -47,7 +47,7 @@ def clusters(ctx, library, min_size, as_json):
     ctx.obj = {"library": library}
     if ctx.invoked_subcommand is not None:
         return
-    from classifier.cluster_review import list_clusters
+    from lookalike.classifier.clustering.review import list_clusters
 
     doc = list_clusters(library, min_size)
     if as_json:
@@ -76,7 +76,7 @@ def clusters(ctx, library, min_size, as_json):
 @click.pass_context
 def accept(ctx, cluster_id, name, exclude, library, as_json):
     """Label the images of cluster CLUSTER_ID as NAME (a new class)."""
-    from classifier.cluster_review import accept as do_accept
+    from lookalike.classifier.clustering.review import accept as do_accept
 
     doc = do_accept(_library(ctx, library), cluster_id, name, exclude)
     _report(doc, as_json, f"labelled {doc['labelled']} images {doc['name']!r} (origin review)")
@@ -90,7 +90,7 @@ def accept(ctx, cluster_id, name, exclude, library, as_json):
 @click.pass_context
 def merge(ctx, cluster_id, label, library, as_json):
     """Add the images of cluster CLUSTER_ID to the existing LABEL."""
-    from classifier.cluster_review import merge as do_merge
+    from lookalike.classifier.clustering.review import merge as do_merge
 
     doc = do_merge(_library(ctx, library), cluster_id, label)
     _report(doc, as_json, f"labelled {doc['labelled']} images {label!r} (origin review)")
@@ -103,7 +103,7 @@ def merge(ctx, cluster_id, label, library, as_json):
 @click.pass_context
 def split(ctx, cluster_id, library, as_json):
     """Re-cluster cluster CLUSTER_ID finer, into two new clusters."""
-    from classifier.cluster_review import split as do_split
+    from lookalike.classifier.clustering.review import split as do_split
 
     docs = do_split(_library(ctx, library), cluster_id)
     if as_json:
@@ -121,7 +121,7 @@ def split(ctx, cluster_id, library, as_json):
 @click.pass_context
 def reject(ctx, cluster_id, library, as_json):
     """Mark cluster CLUSTER_ID as not a class; its images are not proposed together again."""
-    from classifier.cluster_review import reject as do_reject
+    from lookalike.classifier.clustering.review import reject as do_reject
 
     doc = do_reject(_library(ctx, library), cluster_id)
     _report(doc, as_json, f"cluster {cluster_id} rejected")
@@ -134,7 +134,7 @@ def reject(ctx, cluster_id, library, as_json):
 @click.pass_context
 def show(ctx, cluster_id, library, as_json):
     """Show cluster CLUSTER_ID: status, names, and every member."""
-    from classifier.cluster_review import show as do_show
+    from lookalike.classifier.clustering.review import show as do_show
 
     doc = do_show(_library(ctx, library), cluster_id)
     if as_json:

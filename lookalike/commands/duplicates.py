@@ -28,8 +28,8 @@ def duplicates(library, threshold, as_json):
     "members": [{"id", "path", "score"}, ...]}, ...]}. Runs in memory proportional to
     the library, never to its square, so it works on a million images (it takes minutes).
     """
-    from search.duplicates import DEFAULT_THRESHOLD, check_threshold
-    from search.searcher import Searcher
+    from lookalike.search.duplicates import DEFAULT_THRESHOLD, check_threshold
+    from lookalike.search.searcher import Searcher
 
     threshold = check_threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
     searcher = Searcher.open(library)

@@ -51,7 +51,7 @@ def evaluate(library, folds, heads_text, report_path, seed, as_json):
     tagged right, hidden-class images left unknown). Classes with fewer labels
     than folds are tested in fewer folds; one-label classes only train.
     """
-    from classifier.validation import evaluate_library
+    from lookalike.classifier.tagging.validation import evaluate_library
 
     heads = _heads(heads_text)
 
@@ -61,7 +61,7 @@ def evaluate(library, folds, heads_text, report_path, seed, as_json):
 
     result = evaluate_library(library, heads=heads, folds=folds, seed=seed, progress=progress)
     if report_path:
-        from classifier.report import render_html
+        from lookalike.classifier.tagging.report import render_html
 
         _write(report_path, render_html(result))
     if as_json:

@@ -129,9 +129,9 @@ def index(
     data; files gone from the given folders are removed. Safe to interrupt:
     a rerun finishes the work.
     """
-    from indexer.batch import IndexOptions, IndexSummary, index_paths
-    from indexer.embedder import load_embedder
-    from indexer.library import Library
+    from lookalike.indexer.batch import IndexOptions, IndexSummary, index_paths
+    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.store.library import Library
 
     _check_engine_options(engine)
     # With Ray the driver only describes the model; each actor picks its own device.
@@ -149,7 +149,7 @@ def index(
     summary: IndexSummary
     with Library.create(library, embedder.info) as lib:
         if engine == "ray":
-            from indexer.ray_engine import RayOptions, index_paths_ray
+            from lookalike.indexer.ray.engine import RayOptions, index_paths_ray
 
             ray_options = RayOptions(
                 address=ray_address,
@@ -200,10 +200,10 @@ def index(
 
 def _copy_model_for(library, copy_detection, copy_model):
     """The copy model this run keeps descriptors with, or None (copy detection off)."""
-    from indexer.copy_model import load_copy_model
-    from indexer.copy_vectors import recorded_model
-    from indexer.errors import LibraryNotFound, ModelUnavailable
-    from indexer.library import Library
+    from lookalike.indexer.errors import LibraryNotFound, ModelUnavailable
+    from lookalike.indexer.models.copy_model import load_copy_model
+    from lookalike.indexer.store.copy_vectors import recorded_model
+    from lookalike.indexer.store.library import Library
 
     if copy_detection is False:
         if copy_model:
@@ -231,7 +231,7 @@ def _copy_model_for(library, copy_detection, copy_model):
 
 def _update_copy_descriptors(lib, copies, copy_detection, options):
     """Turn copy detection on or off as asked, and compute the missing descriptors."""
-    from indexer import copy_vectors
+    from lookalike.indexer.store import copy_vectors
 
     with lib.locked():
         if copy_detection is False:
@@ -294,8 +294,8 @@ def _embedder_for(library, model, weights, load_embedder, device="cpu"):
     An open_clip library built from a --weights file reloads that file unless
     --weights names another (whose hash must then match).
     """
-    from indexer.errors import LibraryNotFound, ModelMismatch
-    from indexer.library import Library
+    from lookalike.indexer.errors import LibraryNotFound, ModelMismatch
+    from lookalike.indexer.store.library import Library
 
     try:
         with Library.open(library) as lib:

@@ -11,7 +11,7 @@ from lookalike.commands.options import json_option, library_option
 
 def library_info(lib) -> dict:
     """The facts ``info`` prints, as a JSON-able dict."""
-    from indexer.copy_vectors import recorded_model
+    from lookalike.indexer.store.copy_vectors import recorded_model
 
     cat = lib.catalog
     model = lib.model_info()
@@ -55,7 +55,7 @@ def library_info(lib) -> dict:
 @json_option
 def info(library, as_json):
     """Show what the library holds: images, errors, model, index, labels, size."""
-    from indexer.library import Library
+    from lookalike.indexer.store.library import Library
 
     with Library.open(library) as lib:
         doc = library_info(lib)

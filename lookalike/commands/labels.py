@@ -40,8 +40,8 @@ def import_(file, library, strict, as_json):
     nothing at all if any row is bad. Prints which rows were taken and which not,
     with the reason; exits 1 when any row was not taken.
     """
-    from classifier.labels import import_csv
-    from indexer.library import Library
+    from lookalike.classifier.labels import import_csv
+    from lookalike.indexer.store.library import Library
 
     with Library.open(library, readonly=False) as lib:
         report = import_csv(lib.catalog, file, strict=strict)
@@ -80,8 +80,8 @@ def export(file, library, tags):
     """
     import io
 
-    from classifier.labels import export_rows, write_csv
-    from indexer.library import Library
+    from lookalike.classifier.labels import export_rows, write_csv
+    from lookalike.indexer.store.library import Library
 
     with Library.open(library) as lib:
         rows = export_rows(lib.catalog, tags=tags)
@@ -100,8 +100,8 @@ def export(file, library, tags):
 @library_option
 def set_(paths, label, library):
     """Label the images at PATHS (files, or folders: every image under them) as LABEL."""
-    from classifier.labels import check_label, resolve_paths, set_labels
-    from indexer.library import Library
+    from lookalike.classifier.labels import check_label, resolve_paths, set_labels
+    from lookalike.indexer.store.library import Library
 
     label = check_label(label)
     with Library.open(library, readonly=False) as lib:
@@ -115,8 +115,8 @@ def set_(paths, label, library):
 @library_option
 def remove(paths, library):
     """Remove the human labels of the images at PATHS (files or folders)."""
-    from classifier.labels import remove_labels, resolve_paths
-    from indexer.library import Library
+    from lookalike.classifier.labels import remove_labels, resolve_paths
+    from lookalike.indexer.store.library import Library
 
     with Library.open(library, readonly=False) as lib:
         ids = resolve_paths(lib.catalog, paths)
@@ -129,9 +129,9 @@ def remove(paths, library):
 @json_option
 def list_(library, as_json):
     """Each label with its number of images: labelled by a person, and predicted."""
-    from classifier.labels import label_counts
-    from classifier.tagger import last_run
-    from indexer.library import Library
+    from lookalike.classifier.labels import label_counts
+    from lookalike.classifier.tagging.tagger import last_run
+    from lookalike.indexer.store.library import Library
 
     with Library.open(library) as lib:
         counts, unknown = label_counts(lib.catalog)

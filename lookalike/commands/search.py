@@ -12,8 +12,8 @@ from lookalike.commands.options import json_option, library_option
 def parse_box(value: str | None):
     if value is None:
         return None
-    from indexer.errors import BadQuery
-    from search.searcher import parse_box as parse
+    from lookalike.indexer.errors import BadQuery
+    from lookalike.search.searcher import parse_box as parse
 
     try:
         return parse(value)
@@ -53,8 +53,8 @@ def search(images, library, k, box, text, find_object, rerank, as_json):
     (or the same picture), "probable" for the copy descriptors' clear nearest (libraries
     with copy detection), null for a look-alike (and with --no-rerank).
     """
-    from indexer.errors import BadQuery
-    from search.searcher import Searcher
+    from lookalike.indexer.errors import BadQuery
+    from lookalike.search.searcher import Searcher
 
     if text is not None and (images or box):
         raise BadQuery("give query IMAGES or --text TEXT, not both (--box needs an image)")

@@ -70,8 +70,8 @@ def serve(library, host, port, threads, max_upload_mb, no_index_jobs, search_mod
     """
     from waitress import create_server
 
-    from webapp import create_app
-    from webapp.api import SEARCH_MODES
+    from lookalike.webapp import create_app
+    from lookalike.webapp.api import SEARCH_MODES
 
     mode = SEARCH_MODES[search_mode]
     config = {

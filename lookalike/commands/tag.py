@@ -54,7 +54,7 @@ def tag(library, min_confidence, head, suggest, top, seed, as_json):
     if suggest:
         _suggest(library, top, as_json)
         return
-    from classifier.tagger import tag_library
+    from lookalike.classifier.tagging.tagger import tag_library
 
     run = tag_library(library, head=head, min_confidence=min_confidence, seed=seed)
     if as_json:
@@ -78,8 +78,8 @@ def tag(library, min_confidence, head, suggest, top, seed, as_json):
 
 
 def _suggest(library, top, as_json):
-    from classifier.suggestions import suggest
-    from indexer.library import Library
+    from lookalike.classifier.tagging.suggestions import suggest
+    from lookalike.indexer.store.library import Library
 
     with Library.open(library) as lib:
         found = suggest(lib, top=top)

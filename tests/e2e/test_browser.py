@@ -223,7 +223,8 @@ def test_browse_unlabelled_and_fix_a_label(page, server, library):
 
 
 @pytest.mark.skipif(
-    not has_module("classifier.cluster_review"), reason="no cluster review in this version"
+    not has_module("lookalike.classifier.clustering.review"),
+    reason="no cluster review in this version",
 )
 def test_accept_a_cluster_as_a_class(page, server, library):
     page.goto(server.url + "/clusters")
@@ -250,9 +251,13 @@ def test_accept_a_cluster_as_a_class(page, server, library):
     assert count == members
 
 
-@pytest.mark.skipif(not has_module("classifier.tagger"), reason="no tagger in this version")
+@pytest.mark.skipif(
+    not has_module("lookalike.classifier.tagging.tagger"), reason="no tagger in this version"
+)
 def test_evaluation_page(page, server):
-    if has_module("classifier.validation"):  # a quick cross-validation (one head, 2 folds)
+    if has_module(
+        "lookalike.classifier.tagging.validation"
+    ):  # a quick cross-validation (one head, 2 folds)
         response = page.request.post(
             server.url + "/api/evaluation",
             data=json.dumps({"folds": 2, "heads": ["knn"]}),
@@ -264,7 +269,7 @@ def test_evaluation_page(page, server):
         page.click("#tag-now")
     assert done.value.ok
     expect(page.locator("#tag-figures table")).to_contain_text("images tagged")
-    if has_module("classifier.validation"):
+    if has_module("lookalike.classifier.tagging.validation"):
         expect(page.locator("#figures table")).to_contain_text("accuracy", timeout=60_000)
         expect(page.locator("#report")).to_be_visible()
         page.wait_for_timeout(500)  # let the report's images paint

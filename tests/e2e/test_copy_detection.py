@@ -75,7 +75,7 @@ def test_later_runs_compute_only_new_and_changed_images(lib):
 
 
 def test_the_copy_stage_ranks_an_edited_copys_original_near_the_top(lib):
-    from search.searcher import Searcher
+    from lookalike.search.searcher import Searcher
 
     photos = sorted(str(p) for p in lib["photos"].iterdir())
     with Searcher.open(lib["library"]) as searcher:
@@ -105,7 +105,7 @@ class _FixedIndex:
 
 
 def test_copy_candidates_alternate_with_the_models_and_a_clear_nearest_is_probable(lib):
-    from search.searcher import PROBABLE_GAP, Searcher, SearchResult
+    from lookalike.search.searcher import PROBABLE_GAP, Searcher, SearchResult
 
     with Searcher.open(lib["library"]) as searcher:
         ids, vectors = searcher.library.catalog.vectors()

@@ -83,7 +83,7 @@ def test_missing_library_is_one_line(tmp_path):
 
 
 def test_python_api(lib):
-    import search
+    from lookalike import search
 
     with search.open_library(lib["library"]) as api:
         groups = api.duplicates()

@@ -83,7 +83,7 @@ def _index_ray(photos, lib, address, env=None, check=True):
 
 def _catalog(lib: Path) -> dict[str, tuple[int, np.ndarray, str]]:
     """path -> (id, vector, top class guess) of every image in a library."""
-    from indexer.library import Library
+    from lookalike.indexer.store.library import Library
 
     with Library.open(lib) as library:
         known = library.catalog.known_files()
@@ -96,7 +96,7 @@ def _catalog(lib: Path) -> dict[str, tuple[int, np.ndarray, str]]:
 
 
 def _errors(lib: Path) -> list:
-    from indexer.library import Library
+    from lookalike.indexer.store.library import Library
 
     with Library.open(lib) as library:
         return [tuple(e) for e in library.catalog.errors()]

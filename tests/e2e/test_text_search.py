@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from indexer.embedder import load_embedder
-from indexer.library import Library
+from lookalike.indexer.models.embedder import load_embedder
+from lookalike.indexer.store.library import Library
 from tests.conftest import dev_images, run_cli
 
 ARCH = "ViT-S-32-alt"  # the smallest open_clip architecture: 43M parameters, 256-d
@@ -88,7 +88,7 @@ def test_clip_library_stores_unit_vectors_of_the_models_dimension(
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # the CLI stored what the model computes for each file
     assert clip.info.key() == info.key()
-    from indexer.images import load_image
+    from lookalike.indexer.images import load_image
 
     pixels = np.stack(
         [clip.preprocess(load_image(p, min_side=clip.min_side).image) for p in images]
@@ -128,7 +128,7 @@ def ids_of(lib: Library) -> list[int]:
 
 
 def test_text_search_refuses_a_cnn_library_with_one_clear_line(tmp_path, env):
-    from indexer.efficientnet import EfficientNetLite0
+    from lookalike.indexer.models.efficientnet import EfficientNetLite0
 
     Library.create(tmp_path / "cnn", EfficientNetLite0().info).close()
     proc = run_cli(

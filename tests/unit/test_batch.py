@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.batch import IndexOptions, index_paths
-from indexer.embedder import EmbedOutput, ModelInfo, l2_normalize
-from indexer.errors import ModelMismatch
-from indexer.library import Library
-from search.searcher import Searcher
+from lookalike.indexer.batch import IndexOptions, index_paths
+from lookalike.indexer.errors import ModelMismatch
+from lookalike.indexer.models.embedder import EmbedOutput, ModelInfo, l2_normalize
+from lookalike.indexer.store.library import Library
+from lookalike.search.searcher import Searcher
 
 
 class FakeEmbedder:

@@ -1,4 +1,5 @@
-"""Clustering (classifier.clustering) and review persistence (classifier.cluster_review).
+"""Clustering (classifier.clustering.discovery) and review persistence
+(classifier.clustering.review).
 
 Synthetic blobs of unit vectors stand in for embeddings; review actions run on a real
 catalog filled with those vectors (no model needed).
@@ -11,12 +12,12 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
-from classifier import cluster_review as review
-from classifier.cluster_matching import match_ids, partition_like, two_parts
-from classifier.clustering import ClusterParams, cluster_vectors, merge_groups
-from indexer.catalog import NewImage
-from indexer.embedder import ModelInfo
-from indexer.library import Library
+from lookalike.classifier.clustering import review as review
+from lookalike.classifier.clustering.discovery import ClusterParams, cluster_vectors, merge_groups
+from lookalike.classifier.clustering.matching import match_ids, partition_like, two_parts
+from lookalike.indexer.models.embedder import ModelInfo
+from lookalike.indexer.store.catalog import NewImage
+from lookalike.indexer.store.library import Library
 
 DIM = 48
 

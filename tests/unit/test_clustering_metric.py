@@ -1,4 +1,4 @@
-"""The label-derived pieces of clustering (classifier.clustering_metric): whitening,
+"""The label-derived pieces of clustering (lookalike.classifier.clustering.metric): whitening,
 the midpoint cut, the separation ratio, the nearest-centroid refinement and the
 attachment of noise within reach, on synthetic unit vectors."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classifier.clustering_metric import (
+from lookalike.classifier.clustering.metric import (
     attach_within_reach,
     midpoint_threshold,
     refine,

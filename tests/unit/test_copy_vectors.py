@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer import copy_vectors
-from indexer.catalog import NewImage
-from indexer.copy_model import CopyModelInfo
-from indexer.library import Library
+from lookalike.indexer.models.copy_model import CopyModelInfo
+from lookalike.indexer.store import copy_vectors
+from lookalike.indexer.store.catalog import NewImage
+from lookalike.indexer.store.library import Library
 from tests.unit.vector_support import fake_model, unit_vectors
 
 DIM = 8

@@ -14,10 +14,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from indexer import ray_stages
-from indexer.embedder import DeviceUnavailable, ModelInfo, load_embedder, resolve_device
-from indexer.errors import LookalikeError, ModelUnavailable
-from indexer.images import load_image
+from lookalike.indexer.errors import LookalikeError, ModelUnavailable
+from lookalike.indexer.images import load_image
+from lookalike.indexer.models.embedder import (
+    DeviceUnavailable,
+    ModelInfo,
+    load_embedder,
+    resolve_device,
+)
+from lookalike.indexer.ray import stages as ray_stages
 from tests.conftest import dev_images
 
 
@@ -56,7 +61,7 @@ def test_cpu_is_the_default_and_stays_on_onnx(onnx_model):
 
 def test_resolving_cpu_never_imports_torch():
     code = (
-        "import sys; from indexer.embedder import resolve_device; "
+        "import sys; from lookalike.indexer.models.embedder import resolve_device; "
         "assert resolve_device('cpu') == 'cpu' and resolve_device(None) == 'cpu'; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
@@ -157,7 +162,7 @@ class _FakeClipModel:
 def test_openclip_moves_model_and_inputs_to_its_device():
     import torch
 
-    from indexer.openclip import OpenClipEmbedder
+    from lookalike.indexer.models.openclip import OpenClipEmbedder
 
     model = _FakeClipModel()
     info = ModelInfo(name="openclip:fake", dim=3, preprocessing="p", weights_hash="0")
@@ -215,7 +220,7 @@ def test_gpu_actor_loads_its_model_on_cuda_in_bigger_batches(monkeypatch, tmp_pa
 
 
 def test_actor_plan_follows_the_device():
-    from indexer.ray_engine import RayOptions, _actor_plan
+    from lookalike.indexer.ray.engine import RayOptions, _actor_plan
 
     gpus = {"CPU": 16.0, "GPU": 2.0}
     assert _actor_plan(gpus, RayOptions(device="auto"))[:2] == (2, 1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer import vector_index as vi
-from indexer.errors import BadQuery
-from indexer.vector_index import IVF, VectorIndex
-from search.duplicates import (
+from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.store import vector_index as vi
+from lookalike.indexer.store.vector_index import IVF, VectorIndex
+from lookalike.search.duplicates import (
     DEFAULT_THRESHOLD,
     NEIGHBOURS,
     UnionFind,

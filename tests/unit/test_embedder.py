@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.embedder import load_embedder
-from indexer.errors import LookalikeError
-from indexer.images import load_image
+from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.images import load_image
+from lookalike.indexer.models.embedder import load_embedder
 from tests.conftest import DATA, dev_images
 
 
@@ -40,8 +40,8 @@ def test_static_padding_keeps_the_model(batch):
     import torch
     from timm.layers.conv2d_same import Conv2dSame
 
-    from indexer.efficientnet import CROP, build_wrapped_model
-    from indexer.onnx_export import static_same_padding
+    from lookalike.indexer.models.efficientnet import CROP, build_wrapped_model
+    from lookalike.indexer.models.onnx_export import static_same_padding
 
     dynamic = build_wrapped_model()
     static = static_same_padding(build_wrapped_model(), CROP)
@@ -91,7 +91,7 @@ def test_reduced_size_decoding_keeps_the_embedding(onnx_model):
 
 
 def test_stale_onnx_cache_is_re_exported(tmp_path, monkeypatch, batch):
-    from indexer.onnx_export import head_path
+    from lookalike.indexer.models.onnx_export import head_path
 
     monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path))
     model = load_embedder("efficientnet-lite0")
@@ -113,10 +113,10 @@ def test_unknown_model_is_a_clear_error():
 
 
 def test_a_query_alone_gets_every_thread_and_concurrent_ones_one_each():
-    """busy_threads: the server's choice (webapp.services._server_embedder)."""
+    """busy_threads: the server's choice (lookalike.webapp.services._server_embedder)."""
     import threading
 
-    from indexer.efficientnet import EfficientNetLite0
+    from lookalike.indexer.models.efficientnet import EfficientNetLite0
 
     model = EfficientNetLite0(threads=2, busy_threads=1)
     release, used = threading.Event(), []

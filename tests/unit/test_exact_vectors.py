@@ -1,14 +1,15 @@
-"""The float16 file of exact vectors an IVF library re-scores with (indexer/exact_vectors.py)."""
+"""The float16 file of exact vectors an IVF library re-scores with
+(indexer/store/exact_vectors.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from indexer import exact_vectors as ev
-from indexer import vector_index as vi
-from indexer.ivf_index import KeptVectors
-from indexer.library import EXACT_META, Library
+from lookalike.indexer.store import exact_vectors as ev
+from lookalike.indexer.store import vector_index as vi
+from lookalike.indexer.store.ivf_index import KeptVectors
+from lookalike.indexer.store.library import EXACT_META, Library
 from tests.unit.vector_support import fake_model, unit_vectors, write_vectors
 
 DIM = 32

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.errors import UnreadableImage
-from indexer.images import center_crop_resize, load_image, to_rgb
+from lookalike.indexer.errors import UnreadableImage
+from lookalike.indexer.images import center_crop_resize, load_image, to_rgb
 from tests.conftest import dev_images
 
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from classifier.labels import (
+from lookalike.classifier.labels import (
     BadLabel,
     BadLabelFile,
     UnknownImages,
@@ -22,7 +22,7 @@ from classifier.labels import (
     set_labels,
     write_csv,
 )
-from indexer.catalog import Catalog, NewImage
+from lookalike.indexer.store.catalog import Catalog, NewImage
 
 
 @pytest.fixture

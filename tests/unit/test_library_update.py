@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer import library as library_module
-from indexer import vector_index as vi
-from indexer.library import Library
+from lookalike.indexer.store import library as library_module
+from lookalike.indexer.store import vector_index as vi
+from lookalike.indexer.store.library import Library
 from tests.unit.vector_support import fake_model, unit_vectors, write_vectors
 
 DIM = 16

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer import live_index
-from indexer import vector_index as vi
-from indexer.library import Library
-from search.searcher import Searcher
+from lookalike.indexer.store import live_index
+from lookalike.indexer.store import vector_index as vi
+from lookalike.indexer.store.library import Library
+from lookalike.search.searcher import Searcher
 from tests.unit.vector_support import fake_model, unit_vectors, write_vectors
 
 DIM = 24

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.embedder import ModelInfo, load_embedder
-from indexer.errors import BadQuery
-from indexer.images import load_image
-from search.localize import LocalizeOptions, box_from_activation, localize
+from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.images import load_image
+from lookalike.indexer.models.embedder import ModelInfo, load_embedder
+from lookalike.search.localize import LocalizeOptions, box_from_activation, localize
 from tests.conftest import dev_images
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifier.knn_head import Graph
-from classifier.neighbours import knn
+from lookalike.classifier.neighbours import knn
+from lookalike.classifier.tagging.knn_head import Graph
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
@@ -37,7 +37,7 @@ def test_past_the_exact_size_an_ivf_finds_nearly_the_same_neighbours(monkeypatch
 
 
 def test_the_tagging_graph_uses_it(monkeypatch):
-    from classifier import neighbours
+    from lookalike.classifier import neighbours
 
     x = _clustered(600, seed=1)
     monkeypatch.setattr(neighbours, "EXACT_MAX", 100)

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.embedder import ModelInfo, load_embedder, load_embedder_for
-from indexer.errors import BadQuery, LookalikeError, ModelUnavailable
-from indexer.images import load_image
-from indexer.library import Library
-from indexer.openclip import (
+from lookalike.indexer.errors import BadQuery, LookalikeError, ModelUnavailable
+from lookalike.indexer.images import load_image
+from lookalike.indexer.models.embedder import ModelInfo, load_embedder, load_embedder_for
+from lookalike.indexer.models.openclip import (
     ClipSpec,
     OpenClipEmbedder,
     cached_checkpoint,
@@ -22,7 +21,8 @@ from indexer.openclip import (
     weights_sha256,
     zero_shot_scores,
 )
-from search.searcher import Searcher
+from lookalike.indexer.store.library import Library
+from lookalike.search.searcher import Searcher
 from tests.conftest import dev_images
 
 ARCH = "ViT-S-32-alt"  # the smallest open_clip architecture: 43M parameters, 256-d
@@ -235,7 +235,7 @@ def test_text_search_refuses_a_cnn_library(tmp_path):
 
 
 def test_text_search_over_a_library(clip, tmp_path):
-    from indexer.batch import IndexOptions, index_paths
+    from lookalike.indexer.batch import IndexOptions, index_paths
 
     paths = dev_images(2, 2)
     with Library.create(tmp_path / "lib", clip.info) as lib:

@@ -8,9 +8,9 @@ import subprocess
 import sys
 import time
 
-from indexer import progress
-from indexer.batch import BatchIndexer, IndexOptions
-from indexer.library import Library
+from lookalike.indexer import progress
+from lookalike.indexer.batch import BatchIndexer, IndexOptions
+from lookalike.indexer.store.library import Library
 from tests.unit.test_batch import FakeEmbedder, _img
 
 

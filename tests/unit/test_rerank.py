@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from indexer.errors import UnreadableImage
-from search.rerank import (
+from lookalike.indexer.errors import UnreadableImage
+from lookalike.search.rerank import (
     EMPTY,
     Reranker,
     RerankOptions,
@@ -17,7 +17,7 @@ from search.rerank import (
     small_query,
     thumb_correlation,
 )
-from search.searcher import SearchResult, merge_results, same_picture_first
+from lookalike.search.searcher import SearchResult, merge_results, same_picture_first
 
 
 def scene(seed: int, size=(360, 260)) -> Image.Image:
@@ -213,13 +213,13 @@ def test_the_same_picture_comes_before_verified_copies():
 
 # -- the copy descriptors' nearest images keep places in the first k -------------------
 def _results(*ids: int):
-    from search.searcher import SearchResult
+    from lookalike.search.searcher import SearchResult
 
     return [SearchResult(i, f"/p/{i}.jpg", 1 - i / 100) for i in ids]
 
 
 def test_the_copy_descriptors_nearest_take_the_last_places_of_the_page():
-    from search.searcher import keep_nearest
+    from lookalike.search.searcher import keep_nearest
 
     results = _results(*range(1, 21))
     out = keep_nearest(results, [15, 3], k=10, fixed=0)  # 3 is on the page already
@@ -231,7 +231,7 @@ def test_the_copy_descriptors_nearest_take_the_last_places_of_the_page():
 
 
 def test_nearest_places_are_few_and_never_displace_verified_copies():
-    from search.searcher import keep_nearest
+    from lookalike.search.searcher import keep_nearest
 
     results = _results(*range(1, 21))
     assert keep_nearest(results, [15, 16], k=4, fixed=0) == results  # k // 5 = 0 places

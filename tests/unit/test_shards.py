@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.batch import NewImage, _Job, _Loaded
-from indexer.embedder import ModelInfo
-from indexer.scan import FileEntry
-from indexer.shards import (
+from lookalike.indexer.batch import NewImage, _Job, _Loaded
+from lookalike.indexer.models.embedder import ModelInfo
+from lookalike.indexer.scan import FileEntry
+from lookalike.indexer.store.shards import (
     Shard,
     complete_shards,
     recoverable_rows,
@@ -92,7 +92,7 @@ def test_a_leftover_row_counts_only_while_its_file_is_unchanged(tmp_path):
 
 
 def test_known_content_lookup():
-    from indexer.ray_stages import KnownContent, known_content
+    from lookalike.indexer.ray.stages import KnownContent, known_content
 
     by_hash = {f"{i * 7919:032x}": [i + 1, 99] for i in range(50)}
     lookup = KnownContent(*known_content(by_hash))
@@ -102,8 +102,8 @@ def test_known_content_lookup():
 
 
 def test_actor_plan_follows_the_cluster():
-    from indexer.errors import LookalikeError
-    from indexer.ray_engine import RayOptions, _actor_plan, _decode_tasks
+    from lookalike.indexer.errors import LookalikeError
+    from lookalike.indexer.ray.engine import RayOptions, _actor_plan, _decode_tasks
 
     assert _actor_plan({"CPU": 16.0, "GPU": 4.0}, RayOptions()) == (4, 1, 1.0)
     assert _actor_plan({"CPU": 16.0, "GPU": 4.0}, RayOptions(gpus=False))[:2] == (16, 0)

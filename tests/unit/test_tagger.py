@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifier.calibration import (
+from lookalike.classifier.tagging.calibration import (
     Calibrator,
     Scores,
     SimulationSettings,
@@ -14,8 +14,8 @@ from classifier.calibration import (
     reliability,
     simulate,
 )
-from classifier.heads import make_inductive_head
-from classifier.tagger import (
+from lookalike.classifier.tagging.heads import make_inductive_head
+from lookalike.classifier.tagging.tagger import (
     Graph,
     KnnHead,
     NotEnoughLabels,
@@ -210,9 +210,9 @@ class _FakeClip:
 
 
 def test_zero_shot_suggestions_over_label_names(tmp_path, monkeypatch):
-    from classifier import suggestions
-    from indexer.catalog import Catalog, NewImage
-    from indexer.embedder import ModelInfo
+    from lookalike.classifier.tagging import suggestions
+    from lookalike.indexer.models.embedder import ModelInfo
+    from lookalike.indexer.store.catalog import Catalog, NewImage
 
     directions = {"cat": np.eye(4)[0], "dog": np.eye(4)[1], "owl": np.eye(4)[2]}
     cat = Catalog(tmp_path / "catalog.sqlite")
@@ -231,7 +231,9 @@ def test_zero_shot_suggestions_over_label_names(tmp_path, monkeypatch):
         def model_info(self):
             return ModelInfo("openclip:ViT-B-32:fake", 4, "clip", "")
 
-    monkeypatch.setattr("indexer.embedder.load_embedder", lambda name: _FakeClip(directions.copy()))
+    monkeypatch.setattr(
+        "lookalike.indexer.models.embedder.load_embedder", lambda name: _FakeClip(directions.copy())
+    )
     found = suggestions.suggest(Lib(), top=2)
     assert found.source == "clip-zero-shot:labels"
     assert set(found.suggestions) == set(ids) - {ids[0], ids[2]}
@@ -242,9 +244,9 @@ def test_zero_shot_suggestions_over_label_names(tmp_path, monkeypatch):
 
 
 def test_imagenet_suggestions_need_stored_predictions(tmp_path):
-    from classifier.suggestions import imagenet
-    from indexer.catalog import Catalog, NewImage
-    from indexer.errors import LookalikeError
+    from lookalike.classifier.tagging.suggestions import imagenet
+    from lookalike.indexer.errors import LookalikeError
+    from lookalike.indexer.store.catalog import Catalog, NewImage
 
     cat = Catalog(tmp_path / "catalog.sqlite")
     top = [("tabby", 0.6), ("tiger cat", 0.2), ("lynx", 0.1), ("fox", 0.05), ("dog", 0.01)]

@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from classifier.report import render_html
-from classifier.validation import (
+from lookalike.classifier.tagging.report import render_html
+from lookalike.classifier.tagging.validation import (
     assign_folds,
     auroc,
     classification_metrics,
@@ -55,7 +55,7 @@ def test_classification_metrics_by_hand():
 
 
 def test_evaluate_needs_something_to_hold_out():
-    from indexer.errors import LookalikeError
+    from lookalike.indexer.errors import LookalikeError
 
     x, _ = clusters(3, 4)
     with pytest.raises(LookalikeError, match="single label"):

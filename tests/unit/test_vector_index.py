@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer import vector_index as vi
-from indexer.library import Library
-from indexer.vector_index import FLAT, IVF, IvfParams, VectorIndex, choose_kind
+from lookalike.indexer.store import vector_index as vi
+from lookalike.indexer.store.library import Library
+from lookalike.indexer.store.vector_index import FLAT, IVF, IvfParams, VectorIndex, choose_kind
 from tests.unit.vector_support import fake_model, write_vectors
 
 DIM = 64
@@ -118,7 +118,7 @@ def test_ivf_recall_ids_and_changes(tmp_path, small_limits):
 def test_one_query_and_many_agree_for_each_quantizer(tmp_path, quantizer):
     from dataclasses import replace
 
-    from indexer.ivf_index import IvfIndex, KeptVectors
+    from lookalike.indexer.store.ivf_index import IvfIndex, KeptVectors
 
     x, queries = np.split(clustered(3030, seed=2), [3000])
     ids = np.arange(3000, dtype=np.int64) + 1

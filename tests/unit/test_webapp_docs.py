@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from lookalike.webapp.settings import SETTINGS
 from tests.conftest import REPO
 from tests.unit.webapp_support import build_library, make_app
-from webapp.settings import SETTINGS
 
 DOC = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
 

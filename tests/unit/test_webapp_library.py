@@ -10,9 +10,9 @@ import sqlite3
 import pytest
 from PIL import Image
 
+from lookalike.webapp.browse import browse_query
 from tests.conftest import dev_images
 from tests.unit.webapp_support import CSRF, build_library, copy_library, make_app, upload
-from webapp.browse import browse_query
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +313,7 @@ def test_index_job_adds_images_that_searches_then_find(client, app, tmp_path):
 def test_an_index_run_of_another_process_shows_its_progress(client, app, other_process):
     import time
 
-    from indexer import progress
+    from lookalike.indexer import progress
 
     root = app.extensions["lookalike"].root
     now = time.time()

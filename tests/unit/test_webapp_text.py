@@ -15,10 +15,10 @@ def app(tmp_path_factory):
     import open_clip
     import torch
 
-    from indexer.batch import IndexOptions, index_paths
-    from indexer.embedder import load_embedder
-    from indexer.library import Library
-    from webapp import create_app
+    from lookalike.indexer.batch import IndexOptions, index_paths
+    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.store.library import Library
+    from lookalike.webapp import create_app
 
     base = tmp_path_factory.mktemp("clip")
     torch.manual_seed(0)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.catalog import NewImage
-from indexer.embedder import ModelInfo
-from indexer.library import Library
+from lookalike.indexer.models.embedder import ModelInfo
+from lookalike.indexer.store.catalog import NewImage
+from lookalike.indexer.store.library import Library
 
 
 def fake_model(dim: int) -> ModelInfo:

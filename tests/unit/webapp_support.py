@@ -23,7 +23,7 @@ _built: dict[str, object] = {}
 
 def embedder():
     if "embedder" not in _built:
-        from indexer.embedder import load_embedder
+        from lookalike.indexer.models.embedder import load_embedder
 
         _built["embedder"] = load_embedder()
     return _built["embedder"]
@@ -33,8 +33,8 @@ def build_library(base: Path) -> Path:
     """The session's library (built once); returns its directory."""
     if "library" in _built:
         return _built["library"]  # type: ignore[return-value]
-    from indexer.batch import IndexOptions, index_paths
-    from indexer.library import Library
+    from lookalike.indexer.batch import IndexOptions, index_paths
+    from lookalike.indexer.store.library import Library
 
     photos = base / "photos"
     for path in dev_images(CLASSES, PER_CLASS):
@@ -69,8 +69,8 @@ def build_library(base: Path) -> Path:
 def build_cluster_library(base: Path, classes: int = 10, per_class: int = 8) -> Path:
     """A library where clustering has something to find: the first class (Faces) and
     the seventh lose their labels; the other classes keep theirs."""
-    from indexer.batch import IndexOptions, index_paths
-    from indexer.library import Library
+    from lookalike.indexer.batch import IndexOptions, index_paths
+    from lookalike.indexer.store.library import Library
 
     photos = base / "photos"
     for path in dev_images(classes, per_class):
@@ -99,7 +99,7 @@ def copy_library(source: Path, target: Path) -> Path:
 
 
 def make_app(library: Path, **config):
-    from webapp import create_app
+    from lookalike.webapp import create_app
 
     settings = {"EMBEDDER": embedder(), "TESTING": True}
     settings.update(config)

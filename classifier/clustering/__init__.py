@@ -1,0 +1,1 @@
+"""Discovering new categories: clustering, proposals in the catalog, and their review."""

@@ -1,0 +1,83 @@
+"""The errors of cluster review (:mod:`classifier.clustering.review`): each carries its data.
+
+Every one is a :class:`ReviewError`, raised before anything is changed; the CLI prints
+its message on one line, the web app answers it as JSON with a 4xx status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lookalike.indexer.errors import LookalikeError
+
+
+class ReviewError(LookalikeError):
+    """A review action that cannot be done as asked; nothing was changed."""
+
+
+class NothingToCluster(ReviewError):
+    def __init__(self, images: int) -> None:
+        self.images = images
+        super().__init__(
+            "the library has no images; index a folder first (lookalike index FOLDER)"
+            if images == 0
+            else f"all {images} images of the library have a human label; nothing to cluster "
+            "(index more images to discover new categories)"
+        )
+
+
+class ClusterNotFound(ReviewError):
+    def __init__(self, cluster_id: int, status: str | None = None) -> None:
+        self.cluster_id = cluster_id
+        self.status = status
+        if status == "gone":
+            msg = (
+                f"cluster {cluster_id} is gone: the library changed and re-clustering "
+                "replaced it; run `lookalike clusters` for the current ids"
+            )
+        else:
+            msg = f"no cluster {cluster_id}; run `lookalike clusters` to list them"
+        super().__init__(msg)
+
+
+class ClusterReviewed(ReviewError):
+    def __init__(self, cluster_id: int, status: str, name: str | None) -> None:
+        self.cluster_id = cluster_id
+        self.status = status
+        self.name = name
+        done = f"{status} as {name!r}" if name else status
+        super().__init__(f"cluster {cluster_id} was already reviewed ({done})")
+
+
+class BadName(ReviewError):
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"cannot name a class {name!r}: {reason}")
+
+
+class UnknownLabel(ReviewError):
+    def __init__(self, label: str, known: Sequence[str]) -> None:
+        self.label = label
+        self.known = list(known)
+        close = [k for k in known if k.casefold() == label.casefold()]
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "to create it use `lookalike clusters accept ID --as NAME`"
+        )
+        super().__init__(f"no label {label!r} in the library; {hint}")
+
+
+class NotAMember(ReviewError):
+    def __init__(self, path: str, cluster_id: int) -> None:
+        self.path = path
+        self.cluster_id = cluster_id
+        super().__init__(f"--exclude {path}: not a member of cluster {cluster_id}")
+
+
+class CannotSplit(ReviewError):
+    def __init__(self, cluster_id: int, size: int) -> None:
+        self.cluster_id = cluster_id
+        self.size = size
+        super().__init__(f"cluster {cluster_id} cannot be split: its {size} images look alike")

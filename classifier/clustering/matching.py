@@ -1,0 +1,84 @@
+"""Keeping cluster ids and review decisions across re-clustering.
+
+Helpers of :mod:`classifier.clustering.review`: :func:`match_ids` gives a new cluster the id
+of the old one it overlaps, :func:`partition_like` re-applies a reviewer's split to a
+re-clustered group, and :func:`two_parts` splits a cluster in two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.classifier.clustering.linkage import _normalised
+
+Vectors = npt.NDArray[np.float32]
+Indices = npt.NDArray[np.int64]
+
+
+def match_ids(
+    old: dict[int, set[int]], new: list[set[int]], min_jaccard: float = 0.5
+) -> list[int | None]:
+    """For each new member set, the old id whose set it overlaps by >= min_jaccard, or None.
+
+    Greedy on the best overlaps first; an old id is given to one new set at most.
+    """
+    owner: dict[int, list[int]] = {}
+    for old_id, members in old.items():
+        for m in members:
+            owner.setdefault(m, []).append(old_id)
+    pairs = []
+    for k, members in enumerate(new):
+        shared: dict[int, int] = {}
+        for m in members:
+            for old_id in owner.get(m, ()):
+                shared[old_id] = shared.get(old_id, 0) + 1
+        for old_id, inter in shared.items():
+            jaccard = inter / (len(members) + len(old[old_id]) - inter)
+            if jaccard >= min_jaccard:
+                pairs.append((-jaccard, k, old_id))
+    result: list[int | None] = [None] * len(new)
+    used = set()
+    for _j, k, old_id in sorted(pairs):
+        if result[k] is None and old_id not in used:
+            result[k] = old_id
+            used.add(old_id)
+    return result
+
+
+def partition_like(
+    members: Indices, vectors: Vectors, parts: list[set[int]], part_vectors: list[Vectors]
+) -> list[Indices]:
+    """Divide ``members`` (ids) as ``parts`` did: by membership, else by nearest centroid.
+
+    Re-applies a reviewer's split to a re-clustered group; ``vectors`` are the members'.
+    """
+    centres = _normalised(np.stack([v.sum(0) for v in part_vectors]))
+    choice = np.empty(len(members), dtype=np.int64)
+    for i, m in enumerate(members):
+        inside = [k for k, part in enumerate(parts) if int(m) in part]
+        choice[i] = inside[0] if inside else int(np.argmax(centres @ vectors[i]))
+    return [members[choice == k] for k in range(len(parts)) if (choice == k).any()]
+
+
+def two_parts(vectors: Vectors, seed: int = 0) -> list[Indices] | None:
+    """Split a cluster finer: spherical 2-means; None when it cannot be divided."""
+    if len(vectors) < 2:
+        return None
+    z = _normalised(vectors)
+    # Start from the member least like the centroid and the member least like it.
+    a = int(np.argmin(z @ z.sum(0)))
+    b = int(np.argmin(z @ z[a]))
+    centres = z[[a, b]]
+    choice = np.zeros(len(z), dtype=np.int64)
+    for _ in range(50):
+        new = np.argmax(z @ centres.T, axis=1)
+        if (new == choice).all() and _ > 0:
+            break
+        choice = new
+        if choice.min() == choice.max():
+            return None
+        centres = _normalised(np.stack([z[choice == k].sum(0) for k in (0, 1)]))
+    if choice.min() == choice.max():
+        return None
+    return [np.flatnonzero(choice == 0), np.flatnonzero(choice == 1)]

@@ -1,0 +1,1 @@
+"""Auto-tagging: heads, calibration, validation, the report, and tag suggestions."""

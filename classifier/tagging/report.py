@@ -1,0 +1,253 @@
+"""A self-contained HTML validation report: plots and thumbnails embedded, no network.
+
+Plots are drawn with matplotlib's object API (no pyplot, so no global backend
+state) and embedded as base64 PNG; thumbnails of the most confused pairs are
+embedded as base64 JPEG.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable
+
+import numpy as np
+
+HEAD_TITLES = {
+    "knn": "kNN (label propagation)",
+    "linear": "Logistic regression",
+    "svm": "Linear SVM",
+    "mlp": "MLP",
+}
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom:1px solid #eee;
+text-align:right}th{background:#f6f6f6}td.l,th.l{text-align:left}
+img.plot{max-width:100%}.pair{display:flex;gap:8px;align-items:center;margin:8px 0}
+.pair img{height:96px;border-radius:4px}.muted{color:#777}.best{font-weight:bold}
+"""
+
+
+def render_html(result: dict, thumbnail: Callable[[str], str | None] | None = None) -> str:
+    """The report for ``lookalike.classifier.tagging.validation.evaluate_library``'s result.
+
+    Args:
+        result: the evaluation dict (with "paths": id -> path for the examples).
+        thumbnail: path -> data URI of a small image (default: read the file);
+            return None to leave an image out.
+    """
+    thumbnail = thumbnail or thumbnail_data_uri
+    classes = result["classes"]
+    heads = result["heads"]
+    best = result.get("best_head")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<title>Lookalike validation report</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Lookalike validation report</h1>",
+        f"<p>{result.get('library', '')}: {result['labels']} labelled images in "
+        f"{len(classes)} classes, {result['images']} images in all; "
+        f"{result['folds']}-fold stratified cross-validation.</p>",
+        _summary_table(heads, best),
+        "<h2>Which head?</h2>",
+        _img(_plot_summary(heads)),
+        "<h2>Learning curve</h2>",
+        "<p>Accuracy with this many labels per class (held-out folds).</p>",
+        _img(_plot_learning_curve(heads)),
+    ]
+    if result.get("notes"):
+        parts.append("<h2>Small classes</h2><ul>")
+        parts.extend(
+            f"<li>{html.escape(n['class'])}: {html.escape(n['note'])}</li>" for n in result["notes"]
+        )
+        parts.append("</ul>")
+    for name in sorted(heads, key=lambda h: (h != best, h)):
+        parts.append(_head_section(name, heads[name], classes, result.get("paths", {}), thumbnail))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _summary_table(heads: dict, best: str | None) -> str:
+    rows = [
+        "<table><tr><th class='l'>head</th><th>accuracy</th><th>macro-F1</th>"
+        "<th>open-set AUROC</th><th>known tagged right</th><th>novel left unknown</th>"
+        "<th>calibration error</th><th>seconds</th></tr>"
+    ]
+    for name, r in heads.items():
+        o = r.get("open_set", {})
+        cls = " class='best'" if name == best else ""
+        rows.append(
+            f"<tr{cls}><td class='l'>{HEAD_TITLES.get(name, name)}</td>"
+            f"<td>{_pct(r['accuracy'])}</td><td>{r['macro_f1']:.3f}</td>"
+            f"<td>{_num(o.get('auroc'))}</td><td>{_pct(o.get('known_accuracy'))}</td>"
+            f"<td>{_pct(o.get('novel_unknown'))}</td><td>{_num(o.get('calibration_error'))}</td>"
+            f"<td>{r.get('seconds', 0):.1f}</td></tr>"
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _head_section(name, r, classes, paths, thumbnail) -> str:
+    parts = [f"<h2>{HEAD_TITLES.get(name, name)}</h2>"]
+    parts.append(_img(_plot_confusion(np.array(r["confusion"]), classes)))
+    if r.get("open_set", {}).get("reliability"):
+        parts.append(_img(_plot_reliability(r["open_set"]["reliability"], name)))
+    if r["confused_pairs"]:
+        parts.append("<h3>Most confused pairs</h3>")
+        for pair in r["confused_pairs"]:
+            imgs = "".join(
+                f"<img src='{uri}' title='{html.escape(paths.get(str(i), ''))}'>"
+                for i in pair["examples"]
+                if (uri := thumbnail(paths.get(str(i), ""))) is not None
+            )
+            parts.append(
+                f"<div class='pair'><div><b>{html.escape(classes[pair['true']])}</b> taken for "
+                f"<b>{html.escape(classes[pair['predicted']])}</b> "
+                f"<span class='muted'>({pair['count']}x)</span></div>{imgs}</div>"
+            )
+    parts.append("<h3>Per class (worst first)</h3><table><tr><th class='l'>class</th>")
+    parts.append("<th>precision</th><th>recall</th><th>F1</th><th>labels tested</th></tr>")
+    for c in sorted(r["per_class"], key=lambda c: (c["f1"], classes[c["class"]])):
+        if c["support"] == 0:
+            continue
+        parts.append(
+            f"<tr><td class='l'>{html.escape(classes[c['class']])}</td>"
+            f"<td>{c['precision']:.2f}</td><td>{c['recall']:.2f}</td><td>{c['f1']:.2f}</td>"
+            f"<td>{c['support']}</td></tr>"
+        )
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img(uri: str) -> str:
+    return f"<img class='plot' src='{uri}'>"
+
+
+def _plot_summary(heads: dict) -> str:
+    fig = _figure(8, 3.2)
+    ax = fig.add_subplot()
+    metrics = [
+        ("accuracy", lambda r: r["accuracy"]),
+        ("macro-F1", lambda r: r["macro_f1"]),
+        ("open-set AUROC", lambda r: r.get("open_set", {}).get("auroc")),
+        ("known tagged right", lambda r: r.get("open_set", {}).get("known_accuracy")),
+        ("novel unknown", lambda r: r.get("open_set", {}).get("novel_unknown")),
+    ]
+    width = 0.8 / max(len(heads), 1)
+    for i, (name, r) in enumerate(heads.items()):
+        values = [get(r) or 0.0 for _, get in metrics]
+        xs = np.arange(len(metrics)) + i * width
+        ax.bar(xs, values, width, label=HEAD_TITLES.get(name, name))
+    ax.set_xticks(np.arange(len(metrics)) + width * (len(heads) - 1) / 2)
+    ax.set_xticklabels([m for m, _ in metrics])
+    ax.set_ylim(0.5, 1.0)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def _plot_learning_curve(heads: dict) -> str:
+    fig = _figure(6, 3.5)
+    ax = fig.add_subplot()
+    for name, r in heads.items():
+        pts = r.get("learning_curve") or []
+        if pts:
+            ax.plot(
+                [p["labels_per_class"] for p in pts],
+                [p["accuracy"] for p in pts],
+                marker="o",
+                label=HEAD_TITLES.get(name, name),
+            )
+    ax.set_xscale("log")
+    ns = sorted(
+        {p["labels_per_class"] for r in heads.values() for p in r.get("learning_curve") or []}
+    )
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
+    ax.set_xlabel("labels per class")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _plot_confusion(confusion: np.ndarray, classes: list[str]) -> str:
+    n = len(classes)
+    side = min(12, 2.5 + 0.18 * n)
+    fig = _figure(side, side)
+    ax = fig.add_subplot()
+    rows = confusion.sum(axis=1, keepdims=True)
+    share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    size = 8 if n <= 30 else 5
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(classes, rotation=90, fontsize=size)
+    ax.set_yticklabels(classes, fontsize=size)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 15:
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.6, label="share of the true class")
+    return _png(fig)
+
+
+def _plot_reliability(bins: list[dict], name: str) -> str:
+    fig = _figure(4, 3.2)
+    ax = fig.add_subplot()
+    xs = [b["confidence"] for b in bins if b["count"]]
+    ys = [b["right"] for b in bins if b["count"]]
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
+    ax.plot(xs, ys, marker="o")
+    for b in bins:
+        if b["count"]:
+            ax.annotate(str(b["count"]), (b["confidence"], b["right"]), fontsize=7)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("share right")
+    ax.set_title(f"Is the confidence honest? ({name}, held-out classes)", fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    return _png(fig)
+
+
+def thumbnail_data_uri(path: str, size: int = 128) -> str | None:
+    """A small JPEG of the image as a data URI, or None when it cannot be read."""
+    if not path:
+        return None
+    from lookalike.indexer.errors import UnreadableImage
+    from lookalike.indexer.images import load_image
+
+    try:
+        image = load_image(path, min_side=size).image
+    except (UnreadableImage, OSError):
+        return None
+    image.thumbnail((size, size))
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3f}"

@@ -1,0 +1,376 @@
+"""A library on disk: a directory holding the catalog, the FAISS index and the model.
+
+Layout::
+
+    LIBRARY/
+      catalog.sqlite        images, vectors, labels, tags, errors, model description, and
+                            copy-detection descriptors where on (indexer/store/copy_vectors.py)
+      index-<gen>.faiss     the vector index (its generation is recorded in the catalog):
+                            a FAISS file (exact "flat" kind), or for large libraries a
+                            small container around an IVF-SQ8 index whose candidates
+                            are re-scored with the exact vectors in catalog.sqlite
+                            (see indexer/store/vector_index.py)
+      vectors.f16           (IVF kind only) the exact vectors as float16 rows, which the
+                            IVF re-scores its candidates with (indexer/store/exact_vectors.py)
+      .lock                 held by the one process writing at a time
+      thumbnails/           (web app) cached thumbnails
+
+The index file is replaced by writing a new generation aside, renaming it into
+place and then recording it in the catalog, so readers always find a complete file.
+The index kind follows the library size (lookalike.indexer.store.vector_index.choose_kind): when a
+sync finds the library past a threshold (flat -> IVF, IVF grown or shrunk 4x since
+it was trained, IVF -> flat), the new generation is rebuilt from the catalog's
+vectors, streamed in chunks; ids stay the catalog ids throughout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from lookalike.indexer.errors import LibraryBusy, LibraryNotFound, ModelMismatch
+from lookalike.indexer.models.embedder import ModelInfo
+from lookalike.indexer.store.catalog import Catalog
+from lookalike.indexer.store.exact_vectors import FILE_NAME as EXACT_NAME
+from lookalike.indexer.store.exact_vectors import ExactVectors, Writer, write_rows
+from lookalike.indexer.store.vector_index import (
+    FLAT,
+    IvfParams,
+    VectorIndex,
+    VectorSource,
+    choose_kind,
+)
+
+log = logging.getLogger(__name__)
+
+CATALOG_NAME = "catalog.sqlite"
+LOCK_NAME = ".lock"
+EXACT_META = "exact_vectors"  # "float16:<dim>" while vectors.f16 matches the catalog
+BUILD_CHUNK = 20_000  # vectors read from the catalog at a time when (re)building
+UPDATE_CHUNK = 50_000  # changed vectors read at a time by an update (244 MiB at d=1280)
+
+
+def default_library_dir() -> Path:
+    """$LOOKALIKE_LIBRARY, else a per-user data directory."""
+    env = os.environ.get("LOOKALIKE_LIBRARY")
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(data) / "lookalike" / "library"
+
+
+class Library:
+    """A library directory and its catalog; see the module docstring for the layout."""
+
+    def __init__(self, root: Path, catalog: Catalog) -> None:
+        self.root = root
+        self.catalog = catalog
+        self._lock_file: TextIO | None = None
+
+    @classmethod
+    def open(cls, root: str | Path | None = None, *, readonly: bool = True) -> Library:
+        """Open an existing library (read-only unless asked)."""
+        root = Path(root or default_library_dir()).expanduser().absolute()
+        path = root / CATALOG_NAME
+        if not path.exists():
+            raise LibraryNotFound(root)
+        return cls(root, Catalog(path, readonly=readonly))
+
+    @classmethod
+    def create(cls, root: str | Path | None, model: ModelInfo) -> Library:
+        """Open a library for writing, creating it for ``model`` if it does not exist.
+
+        Raises:
+            ModelMismatch: the library was built with another model.
+        """
+        root = Path(root or default_library_dir()).expanduser().absolute()
+        root.mkdir(parents=True, exist_ok=True)
+        lib = cls(root, Catalog(root / CATALOG_NAME))
+        stored = lib.model_info()
+        if stored is None:
+            with lib.catalog.transaction() as conn:
+                lib.catalog.set_meta("model", model.to_json(), conn)
+                lib.catalog.set_meta("created", str(time.time()), conn)
+        elif stored.key() != model.key():
+            lib.close()
+            raise ModelMismatch(root, stored.name, model.name, model_difference(stored, model))
+        return lib
+
+    def close(self) -> None:
+        self.unlock()
+        self.catalog.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- model ---------------------------------------------------------------
+    def model_info(self) -> ModelInfo | None:
+        text = self.catalog.get_meta("model")
+        return ModelInfo.from_json(text) if text else None
+
+    def check_model(self, model: ModelInfo) -> None:
+        stored = self.model_info()
+        if stored is not None and stored.key() != model.key():
+            raise ModelMismatch(self.root, stored.name, model.name, model_difference(stored, model))
+
+    # -- writer lock ---------------------------------------------------------
+    def lock(self) -> None:
+        """Become the one writer; LibraryBusy if another process is indexing."""
+        if self._lock_file is not None:
+            return
+        f = open(self.root / LOCK_NAME, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            f.close()
+            raise LibraryBusy(
+                f"another process is writing to {self.root}; wait for it to finish"
+            ) from e
+        self._lock_file = f
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    @contextmanager
+    def locked(self) -> Iterator[Library]:
+        self.lock()
+        try:
+            yield self
+        finally:
+            self.unlock()
+
+    # -- index file ------------------------------------------------------------
+    def index_generation(self) -> int:
+        return int(self.catalog.get_meta("index_generation", "0") or 0)
+
+    def index_path(self, generation: int | None = None) -> Path:
+        gen = self.index_generation() if generation is None else generation
+        return self.root / f"index-{gen}.faiss"
+
+    def load_index(self, stale: Iterable[int] = ()) -> VectorIndex:
+        """The current index; an empty one when none was written yet.
+
+        ``stale``: ids changed since the index was written (an IVF index re-scores them
+        from the catalog, not from the float16 file).
+        """
+        for _attempt in range(5):
+            path = self.index_path()
+            if self.index_generation() == 0:
+                break
+            try:
+                # An IVF index re-scores its candidates with the catalog's exact vectors.
+                return VectorIndex.load(path, source=self.exact_source(stale))
+            except (RuntimeError, OSError):
+                # A writer replaced the generation between our read of the catalog and
+                # the open; read the catalog again.
+                time.sleep(0.05)
+        info = self.model_info()
+        return VectorIndex.empty(info.dim if info else 0)
+
+    def live_index(self) -> VectorIndex:
+        """The index file plus, in memory, what was committed since it was written.
+
+        Readers use this: a search during (or after an interrupted) indexing run sees
+        every committed image, without writing anything.
+        """
+        pending = self.catalog.pending_index()  # before the index: a superset is harmless
+        index = self.load_index(stale=pending)
+        return self._updated(index, pending) if pending else index
+
+    def state(self) -> tuple[int, int]:
+        """Changes whenever the indexed content changes (cheap; for reload checks)."""
+        return (self.index_generation(), self.catalog.content_version())
+
+    def sync_index(self) -> VectorIndex:
+        """Apply the vectors changed since the last index write; write a new generation.
+
+        When the library has crossed a size threshold for its index kind, the new
+        generation is rebuilt (and retrained) from the catalog instead.
+        """
+        pending = self.catalog.pending_index()
+        current = self.load_index(stale=pending)
+        if not pending and self.index_generation() > 0:
+            return current
+        # After this sync the index holds exactly the catalog's vectors.
+        n = self.catalog.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        if current.needs_rebuild(n):
+            log.info("library reached %d images: rebuilding its index", n)
+            return self.rebuild_index(current_kind=current.kind)
+        # The changed rows of vectors.f16 are written as _updated reads them: one read.
+        rows = self._write_exact_rows if self._exact_file_current(current) else None
+        index = self._updated(current, pending, rows)
+        self._write_generation(index, pending)
+        return index
+
+    def rebuild_index(self, current_kind: str | None = None) -> VectorIndex:
+        """Build the index from every vector in the catalog (repairs a lost file).
+
+        The kind follows the library size; ``current_kind`` only adds hysteresis.
+        """
+        with self.catalog.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO pending_index SELECT id FROM images")
+        index = self._build_from_catalog(current_kind)
+        self._write_generation(index, None)
+        return index
+
+    def _write_generation(self, index: VectorIndex, pending: list[int] | None) -> None:
+        """Save ``index`` as the next generation; clear ``pending`` (None: all of it)."""
+        gen = self.index_generation() + 1
+        exact = self._update_exact_file(index, pending)
+        index.save(self.index_path(gen))
+        with self.catalog.transaction() as conn:
+            self.catalog.set_meta(EXACT_META, exact, conn)
+            self.catalog.set_meta("index_generation", str(gen), conn)
+            self.catalog.set_meta("index_kind", index.kind, conn)
+            self.catalog.set_meta("index_structure", index.describe(), conn)
+            if pending is None:
+                conn.execute("DELETE FROM pending_index")
+            else:
+                self.catalog.clear_pending(conn, pending)
+        self._remove_stale_index_files(keep=gen)
+
+    def _build_from_catalog(self, current_kind: str | None) -> VectorIndex:
+        """An index of the kind for the catalog's size; vectors read in chunks."""
+        ids = self._vector_ids()
+        info = self.model_info()
+        dim = info.dim if info else 0
+        kind = choose_kind(len(ids), current_kind)
+        if kind == FLAT or len(ids) == 0:
+            index = VectorIndex.empty(dim)
+        else:
+            params = IvfParams.for_size(len(ids), dim)
+            rng = np.random.default_rng(len(ids))
+            sample_ids = np.sort(rng.choice(ids, params.train_size(len(ids)), replace=False))
+            _ids, sample = self.catalog.vectors(sample_ids, dim=dim)
+            index = VectorIndex.train(sample, len(ids), kind)
+            index.attach(self.catalog)
+        if index.kind == FLAT:
+            for chunk_ids, vectors in self._catalog_chunks(ids, dim):
+                index.add(chunk_ids, vectors)
+            return index
+        with Writer(self.root / EXACT_NAME, dim) as writer:
+            for chunk_ids, vectors in self._catalog_chunks(ids, dim):
+                index.add(chunk_ids, vectors)
+                writer.add(chunk_ids, vectors)
+        index.attach(ExactVectors(self.root / EXACT_NAME, dim, fallback=self.catalog))
+        return index
+
+    # -- exact vectors for re-scoring (IVF kind) -----------------------------------
+    def exact_source(self, stale: Iterable[int] = ()) -> VectorSource:
+        """Where an IVF index reads exact vectors: the float16 file when it is up to
+        date (ids in ``stale`` and rows it lacks still come from the catalog)."""
+        info = self.model_info()
+        path = self.root / EXACT_NAME
+        if info and self.catalog.get_meta(EXACT_META) == _exact_tag(info.dim) and path.exists():
+            try:
+                return ExactVectors(path, info.dim, fallback=self.catalog, stale=stale)
+            except OSError:
+                pass
+        return self.catalog
+
+    def _exact_file_current(self, index: VectorIndex) -> bool:
+        """True when ``index`` re-scores from vectors.f16 and the file is up to date
+        except for the pending ids (so writing their rows brings it in line)."""
+        return (
+            index.kind != FLAT
+            and self.catalog.get_meta(EXACT_META) == _exact_tag(index.dim)
+            and (self.root / EXACT_NAME).exists()
+        )
+
+    def _write_exact_rows(self, ids: list[int], present: np.ndarray, vectors) -> None:
+        """The rows of changed ``ids`` in vectors.f16: their vectors, zeros if removed."""
+        path, dim = self.root / EXACT_NAME, vectors.shape[1]
+        write_rows(path, dim, present, vectors)
+        write_rows(path, dim, np.setdiff1d(ids, present), None)
+
+    def _update_exact_file(self, index: VectorIndex, pending: list[int] | None) -> str:
+        """Bring the float16 file in line with the catalog before a generation is
+        recorded; returns its meta tag ("" when the index kind needs none).
+
+        A rebuild (``pending`` None) wrote a whole new file; a sync wrote the pending
+        rows while it read them (sync_index), unless the file was not up to date.
+        """
+        path = self.root / EXACT_NAME
+        if index.kind == FLAT:
+            path.unlink(missing_ok=True)
+            return ""
+        if pending is not None and not self._exact_file_current(index):
+            with Writer(path, index.dim) as writer:  # first IVF sync of an older library
+                for chunk_ids, vectors in self._catalog_chunks(self._vector_ids(), index.dim):
+                    writer.add(chunk_ids, vectors)
+        return _exact_tag(index.dim)
+
+    def _vector_ids(self) -> np.ndarray:
+        rows = self.catalog.conn.execute("SELECT image_id FROM vectors ORDER BY image_id")
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def _catalog_chunks(self, ids: np.ndarray, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of ``ids`` from the catalog, BUILD_CHUNK at a time."""
+        for start in range(0, len(ids), BUILD_CHUNK):
+            yield self.catalog.vectors(ids[start : start + BUILD_CHUNK], dim=dim)
+
+    def _updated(
+        self,
+        index: VectorIndex,
+        pending: list[int],
+        also: Callable[[list[int], np.ndarray, np.ndarray], None] | None = None,
+    ) -> VectorIndex:
+        """``index`` without the ``pending`` ids, plus their current catalog vectors.
+
+        The vectors are read and added UPDATE_CHUNK at a time, so a reader catching up
+        on millions of new images never holds them all (``pending`` is id-ordered, so
+        the chunks add them in the order one read would). ``also`` gets each chunk
+        (its ids, those with a vector, the vectors) as it is read.
+        """
+        index.remove(np.array(pending, dtype=np.int64))
+        for start in range(0, len(pending), UPDATE_CHUNK):
+            chunk = pending[start : start + UPDATE_CHUNK]
+            present, vectors = self.catalog.vectors(chunk, dim=index.dim)
+            if index.dim == 0 and len(vectors):
+                index = VectorIndex.empty(vectors.shape[1])
+            index.add(present, vectors)
+            if also is not None:
+                also(chunk, present, vectors)
+        return index
+
+    def _remove_stale_index_files(self, keep: int) -> None:
+        for path in self.root.glob("index-*.faiss"):
+            if path.name != f"index-{keep}.faiss":
+                path.unlink(missing_ok=True)
+        for pattern in (".index-*.faiss.*.tmp", f".{EXACT_NAME}.*.tmp"):
+            for path in self.root.glob(pattern):
+                path.unlink(missing_ok=True)
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def _exact_tag(dim: int) -> str:
+    return f"float16:{dim}"
+
+
+def model_difference(stored: ModelInfo, model: ModelInfo) -> str:
+    """Why two model descriptions with the same name differ ("" when the names differ)."""
+    if stored.name != model.name:
+        return ""
+    if stored.weights_hash != model.weights_hash:
+        where = stored.extra.get("weights") or "its pretrained weights"
+        return f"weights sha256 {stored.weights_hash} ({where}), not {model.weights_hash}"
+    return (
+        f"settings {stored.dim}/{stored.preprocessing}/{stored.descriptor}, "
+        f"not {model.dim}/{model.preprocessing}/{model.descriptor}"
+    )
