@@ -22,7 +22,7 @@ import numpy as np
 
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
-from lookalike.indexer.models.embedder import Embedder
+from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress
 from lookalike.indexer.scan import FileEntry, Skipped, file_hash, scan
 from lookalike.indexer.store.catalog import NewImage

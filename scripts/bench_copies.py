@@ -147,7 +147,7 @@ def make_copy(img: Image.Image, edits: tuple[str, ...], rng: np.random.Generator
 # -- the library ---------------------------------------------------------------------
 def build_library(root: Path, data: Path) -> None:
     from lookalike.indexer.batch import IndexOptions, index_paths
-    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.models.registry import load_embedder
     from lookalike.indexer.store.library import Library
 
     embedder = load_embedder()
@@ -166,7 +166,7 @@ def add_extra(
     """n synthetic distractor vectors (see module docstring), written to the catalog.
     Their copy descriptors draw from ``copy_rng``, so that the copies made after this
     are the same with copy detection on or off."""
-    from lookalike.indexer.models.embedder import l2_normalize
+    from lookalike.indexer.numerics import l2_normalize
     from lookalike.indexer.store.catalog import NewImage
     from lookalike.indexer.store.library import Library
 

@@ -112,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from lookalike.indexer.images import load_image
-    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.models.registry import load_embedder
     from lookalike.search.duplicates import DEFAULT_THRESHOLD
 
     data = np.load(args.embeddings)

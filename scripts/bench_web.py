@@ -37,7 +37,7 @@ BUILD_VERSION = 1
 REFERENCE_SERVER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from lookalike.indexer.models.embedder import load_embedder
+from lookalike.indexer.models.registry import load_embedder
 from lookalike.webapp import create_app
 config = {"EMBEDDER": load_embedder("efficientnet-lite0:torch"), "WARM_UP": True}
 config.update(json.loads(sys.argv[3]))
@@ -69,7 +69,7 @@ def build_library(root: Path, n: int, real: int, index_kind: str, seed: int = 0)
     import numpy as np
 
     from lookalike.indexer.batch import IndexOptions, index_paths
-    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.models.registry import load_embedder
     from lookalike.indexer.store.catalog import NewImage
     from lookalike.indexer.store.library import Library
 

@@ -73,7 +73,7 @@ def main() -> None:
     bench_copies.R.update(bench_copies.STRENGTHS[args.strength])
 
     from lookalike.indexer.images import load_image
-    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.models.registry import load_embedder
     from lookalike.indexer.store.library import Library
 
     library = Library.open(args.library)

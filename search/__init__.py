@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lookalike.indexer.errors import BadQuery, LibraryNotFound, LookalikeError, UnreadableImage
-from lookalike.indexer.models.embedder import Embedder
+from lookalike.indexer.models.protocol import Embedder
 from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, DuplicateMember
 from lookalike.search.searcher import ObjectSearch, Searcher, SearchResult
 

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.indexer.errors import BadQuery
-from lookalike.indexer.models.embedder import Embedder
+from lookalike.indexer.models.protocol import Embedder
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13

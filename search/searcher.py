@@ -39,7 +39,8 @@ from PIL import Image
 
 from lookalike.indexer.errors import BadQuery, LookalikeError
 from lookalike.indexer.images import load_image
-from lookalike.indexer.models.embedder import Embedder, FeatureVector, load_embedder_for
+from lookalike.indexer.models.protocol import Embedder, FeatureVector
+from lookalike.indexer.models.registry import load_embedder_for
 from lookalike.indexer.store.library import Library
 from lookalike.indexer.store.vector_index import VectorIndex
 

@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lookalike.indexer.errors import BadQuery, LookalikeError
-from lookalike.indexer.models.embedder import FeatureVector
+from lookalike.indexer.models.protocol import FeatureVector
+from lookalike.indexer.models.registry import EXAMPLE_CLIP_MODEL
 
 if TYPE_CHECKING:
     from lookalike.indexer.store.library import Library
     from lookalike.search.searcher import Searcher, SearchResult
 
-CLIP_PREFIX = "openclip:"
-EXAMPLE_MODEL = "openclip:ViT-B-32:laion2b_s34b_b79k"
 MAX_TEXT_CHARS = 1000  # CLIP reads 77 tokens at most; longer text is a mistake, not a query
 
 
@@ -33,11 +32,11 @@ def require_text_model(library: Library) -> None:
     info = library.model_info()
     if info is None:
         raise LookalikeError(f"library {library.root} is empty; index some images first")
-    if not info.name.startswith(CLIP_PREFIX):
+    if not info.text_encoder:
         raise BadQuery(
             f"text search needs a CLIP library, and {library.root} was built with "
             f"{info.name}, which has no text encoder; build a CLIP library with "
-            f"lookalike index FOLDER --library NEW_DIR --model {EXAMPLE_MODEL} "
+            f"lookalike index FOLDER --library NEW_DIR --model {EXAMPLE_CLIP_MODEL} "
             f"(weights from the Hugging Face cache, or add --weights FILE)"
         )
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
-from lookalike.indexer.models.embedder import Embedder
+from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.store.catalog import Catalog, connect
 from lookalike.indexer.store.library import CATALOG_NAME, Library
 from lookalike.webapp.suggest import SuggestionSource
@@ -116,17 +116,15 @@ class LibraryService:
         return info.name if info else None
 
     def text_search(self) -> bool:
-        """True for libraries built with a CLIP model (and a Searcher that can use it)."""
-        name = self.model_name() or ""
-        return name.startswith("openclip:") and hasattr(self.searcher, "search_text")
+        """True for libraries built with a model that embeds text (CLIP)."""
+        info = self.library.model_info()
+        return info is not None and info.text_encoder
 
     def object_search(self) -> bool:
-        """True when the main object of a query can be localised (the default CNN's
-        class-activation map; CLIP models have no classifier head)."""
-        from lookalike.indexer.models.embedder import DEFAULT_MODEL
-
-        name = (self.model_name() or "").split(":")[0]
-        return name == DEFAULT_MODEL and hasattr(self.searcher, "search_object")
+        """True when the main object of a query can be localised (a model with a
+        classifier head: the default CNN's class-activation map)."""
+        info = self.library.model_info()
+        return info is not None and info.class_head
 
     def health(self) -> dict[str, Any]:
         db = self.db
@@ -352,10 +350,10 @@ def _server_embedder(library: Library, threads: int | None) -> Embedder | None:
     for each of several running at once: a lone query is answered sooner, and
     concurrent ones keep the cores busy without threads fighting over them.
     """
-    from lookalike.indexer.models.embedder import DEFAULT_MODEL, load_embedder
+    from lookalike.indexer.models.registry import is_default_model, load_embedder
 
     info = library.model_info()
-    if info is None or info.name.split(":")[0] != DEFAULT_MODEL:
+    if info is None or not is_default_model(info.name):
         return None
     if threads:
         return load_embedder(info.name, threads=threads)

@@ -29,9 +29,9 @@ class SuggestionSource:
         self._text: tuple[tuple[str, ...], np.ndarray] | None = None
 
     def for_image(self, image_id: int, top: int = 3) -> list[dict[str, Any]]:
-        name = self.service.model_name() or ""
+        info = self.service.library.model_info()
         try:
-            if name.startswith("openclip:"):
+            if info is not None and info.text_encoder:
                 return self._zero_shot(image_id, top)
             return self._imagenet(image_id, top)
         except LookalikeError as e:  # suggestions decorate the page; they never break it
@@ -52,7 +52,7 @@ class SuggestionSource:
         ]
 
     def _zero_shot(self, image_id: int, top: int) -> list[dict[str, Any]]:
-        from lookalike.indexer.models.embedder import softmax
+        from lookalike.indexer.numerics import softmax
 
         row = self.service.db.execute(
             "SELECT vector FROM vectors WHERE image_id = ?", (image_id,)

@@ -46,7 +46,7 @@ def suggest(library, image_ids: Sequence[int] | None = None, top: int = 3) -> Su
             )
         ]
     info = library.model_info()
-    if info is not None and info.name.startswith("openclip:"):
+    if info is not None and info.text_encoder:
         return zero_shot(library, image_ids, top)
     return imagenet(cat, image_ids, top)
 
@@ -80,7 +80,8 @@ def zero_shot(library, image_ids: Sequence[int], top: int = 3) -> Suggestions:
             f"zero-shot suggestions need the open_clip backend "
             f"(lookalike.indexer.models.openclip): {e}"
         ) from e
-    from lookalike.indexer.models.embedder import has_text_encoder, load_embedder
+    from lookalike.indexer.models.protocol import has_text_encoder
+    from lookalike.indexer.models.registry import load_embedder
 
     names = [
         r[0] for r in library.catalog.conn.execute("SELECT DISTINCT label FROM labels ORDER BY 1")

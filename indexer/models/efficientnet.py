@@ -34,14 +34,10 @@ from PIL import Image
 
 from lookalike.indexer.errors import LookalikeError, ModelUnavailable
 from lookalike.indexer.images import center_crop_resize
-from lookalike.indexer.models.embedder import (
-    EmbedOutput,
-    ModelInfo,
-    l2_normalize,
-    resolve_device,
-    softmax,
-)
+from lookalike.indexer.models.device import resolve_device
 from lookalike.indexer.models.onnx_export import export_onnx, head_path
+from lookalike.indexer.models.protocol import EmbedOutput, ModelInfo
+from lookalike.indexer.numerics import l2_normalize, softmax
 
 if TYPE_CHECKING:
     import torch
@@ -142,7 +138,7 @@ class EfficientNetLite0:
             None picks by device: onnx on the CPU, torch on CUDA.
         threads: ONNX Runtime intra-op threads (default: all cores).
         device: "cpu", "cuda", "cuda:N" or "auto" (see
-            lookalike.indexer.models.embedder.resolve_device).
+            lookalike.indexer.models.device.resolve_device).
         busy_threads: threads of a call that starts while another is running (a server
             answering queries at once): each concurrent query on its own core gives
             the most queries a second, and a query alone gets them all (measured on 2
@@ -180,6 +176,7 @@ class EfficientNetLite0:
             dim=DIM,
             preprocessing=f"resize{RESIZE}-crop{CROP}-mean{MEAN}-std{STD}-bilinear",
             weights_hash=file_sha256(self._weights)[:16],
+            class_head=True,
         )
         self._lock = threading.Lock()
         self._sessions: dict[int, Any] = {}  # intra-op threads -> ONNX Runtime session

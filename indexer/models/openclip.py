@@ -15,7 +15,7 @@ and never from the network:
 The library records the checkpoint's sha256 in ``ModelInfo.weights_hash``, so a
 library built with one checkpoint and opened with another is a ModelMismatch, and
 the path of a ``weights=`` file in ``ModelInfo.extra["weights"]`` so a searcher can
-load it again (see ``lookalike.indexer.models.embedder.load_embedder_for``).
+load it again (see ``lookalike.indexer.models.registry.load_embedder_for``).
 """
 
 from __future__ import annotations
@@ -34,15 +34,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from lookalike.indexer.errors import LookalikeError, ModelUnavailable
-from lookalike.indexer.models.embedder import (
-    EmbedOutput,
-    FeatureVector,
-    ModelInfo,
-    TextEmbedder,
-    l2_normalize,
-    resolve_device,
-    softmax,
-)
+from lookalike.indexer.models.device import resolve_device
+from lookalike.indexer.models.protocol import EmbedOutput, FeatureVector, ModelInfo, TextEmbedder
+from lookalike.indexer.numerics import l2_normalize, softmax
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +286,7 @@ class OpenClipEmbedder:
             weights_hash=weights_sha256(path)[:16],
             descriptor=DESCRIPTOR,
             extra={"weights": str(path)} if weights is not None else {},
+            text_encoder=True,
         )
         return cls(model, tokenizer, info, device=device)
 

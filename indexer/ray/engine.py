@@ -36,7 +36,7 @@ from lookalike.indexer.batch import (
     _progress_bar,
 )
 from lookalike.indexer.errors import LookalikeError
-from lookalike.indexer.models.embedder import Embedder
+from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress
 from lookalike.indexer.ray.listing import list_files
 from lookalike.indexer.ray.stages import ShardEmbedder, decode_batch, known_content

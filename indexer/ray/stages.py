@@ -18,7 +18,9 @@ import numpy as np
 
 from lookalike.indexer.batch import _Job, _Loaded, embed_loaded, load_job
 from lookalike.indexer.errors import ModelMismatch
-from lookalike.indexer.models.embedder import Embedder, ModelInfo, load_embedder, resolve_device
+from lookalike.indexer.models.device import resolve_device
+from lookalike.indexer.models.protocol import Embedder, ModelInfo
+from lookalike.indexer.models.registry import load_embedder
 from lookalike.indexer.scan import FileEntry
 from lookalike.indexer.store.shards import write_shard
 

@@ -19,7 +19,7 @@ from typing import NamedTuple, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.indexer.models.embedder import FeatureVector
+from lookalike.indexer.models.protocol import FeatureVector
 
 # Each entry upgrades the schema by one version; append, never edit.
 MIGRATIONS: list[str] = [

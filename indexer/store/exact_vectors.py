@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.indexer.models.embedder import FeatureVector
+from lookalike.indexer.models.protocol import FeatureVector
 from lookalike.indexer.store.vector_index import VectorSource
 
 FILE_NAME = "vectors.f16"

@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from lookalike.indexer.models.embedder import FeatureVector
+from lookalike.indexer.models.protocol import FeatureVector
 from lookalike.indexer.store.vector_index import (
     IVF,
     IVF_MAGIC,

@@ -37,7 +37,8 @@ from typing import TextIO
 import numpy as np
 
 from lookalike.indexer.errors import LibraryBusy, LibraryNotFound, ModelMismatch
-from lookalike.indexer.models.embedder import ModelInfo
+from lookalike.indexer.models.protocol import ModelInfo
+from lookalike.indexer.models.registry import with_capabilities
 from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.exact_vectors import FILE_NAME as EXACT_NAME
 from lookalike.indexer.store.exact_vectors import ExactVectors, Writer, write_rows
@@ -117,7 +118,10 @@ class Library:
     # -- model ---------------------------------------------------------------
     def model_info(self) -> ModelInfo | None:
         text = self.catalog.get_meta("model")
-        return ModelInfo.from_json(text) if text else None
+        if not text:
+            return None
+        info = ModelInfo.from_json(text)
+        return info if "text_encoder" in text else with_capabilities(info)
 
     def check_model(self, model: ModelInfo) -> None:
         stored = self.model_info()

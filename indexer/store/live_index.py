@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.indexer.models.embedder import FeatureVector
+from lookalike.indexer.models.protocol import FeatureVector
 from lookalike.indexer.store.ivf_index import IvfIndex
 from lookalike.indexer.store.vector_index import VectorIndex, top_k
 

@@ -45,7 +45,7 @@ from typing import Protocol
 
 import numpy as np
 
-from lookalike.indexer.models.embedder import FeatureVector
+from lookalike.indexer.models.protocol import FeatureVector
 
 FLAT = "flat"
 IVF = "ivf"

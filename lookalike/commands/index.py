@@ -130,7 +130,7 @@ def index(
     a rerun finishes the work.
     """
     from lookalike.indexer.batch import IndexOptions, IndexSummary, index_paths
-    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.models.registry import load_embedder
     from lookalike.indexer.store.library import Library
 
     _check_engine_options(engine)

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from lookalike.indexer.models.embedder import load_embedder
+from lookalike.indexer.models.registry import load_embedder
 from lookalike.indexer.store.library import Library
 from tests.conftest import dev_images, run_cli
 

@@ -10,7 +10,8 @@ from PIL import Image
 
 from lookalike.indexer.batch import IndexOptions, index_paths
 from lookalike.indexer.errors import ModelMismatch
-from lookalike.indexer.models.embedder import EmbedOutput, ModelInfo, l2_normalize
+from lookalike.indexer.models.protocol import EmbedOutput, ModelInfo
+from lookalike.indexer.numerics import l2_normalize
 from lookalike.indexer.store.library import Library
 from lookalike.search.searcher import Searcher
 

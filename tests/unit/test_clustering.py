@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 from lookalike.classifier.clustering import review as review
 from lookalike.classifier.clustering.discovery import ClusterParams, cluster_vectors, merge_groups
 from lookalike.classifier.clustering.matching import match_ids, partition_like, two_parts
-from lookalike.indexer.models.embedder import ModelInfo
+from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
 

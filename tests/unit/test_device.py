@@ -16,12 +16,9 @@ import pytest
 
 from lookalike.indexer.errors import LookalikeError, ModelUnavailable
 from lookalike.indexer.images import load_image
-from lookalike.indexer.models.embedder import (
-    DeviceUnavailable,
-    ModelInfo,
-    load_embedder,
-    resolve_device,
-)
+from lookalike.indexer.models.device import DeviceUnavailable, resolve_device
+from lookalike.indexer.models.protocol import ModelInfo
+from lookalike.indexer.models.registry import load_embedder
 from lookalike.indexer.ray import stages as ray_stages
 from tests.conftest import dev_images
 
@@ -61,7 +58,7 @@ def test_cpu_is_the_default_and_stays_on_onnx(onnx_model):
 
 def test_resolving_cpu_never_imports_torch():
     code = (
-        "import sys; from lookalike.indexer.models.embedder import resolve_device; "
+        "import sys; from lookalike.indexer.models.device import resolve_device; "
         "assert resolve_device('cpu') == 'cpu' and resolve_device(None) == 'cpu'; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )

@@ -8,7 +8,8 @@ from PIL import Image
 
 from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.images import load_image
-from lookalike.indexer.models.embedder import ModelInfo, load_embedder
+from lookalike.indexer.models.protocol import ModelInfo
+from lookalike.indexer.models.registry import load_embedder
 from lookalike.search.localize import LocalizeOptions, box_from_activation, localize
 from tests.conftest import dev_images
 

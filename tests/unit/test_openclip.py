@@ -11,7 +11,6 @@ from PIL import Image
 
 from lookalike.indexer.errors import BadQuery, LookalikeError, ModelUnavailable
 from lookalike.indexer.images import load_image
-from lookalike.indexer.models.embedder import ModelInfo, load_embedder, load_embedder_for
 from lookalike.indexer.models.openclip import (
     ClipSpec,
     OpenClipEmbedder,
@@ -21,6 +20,8 @@ from lookalike.indexer.models.openclip import (
     weights_sha256,
     zero_shot_scores,
 )
+from lookalike.indexer.models.protocol import ModelInfo
+from lookalike.indexer.models.registry import load_embedder, load_embedder_for
 from lookalike.indexer.store.library import Library
 from lookalike.search.searcher import Searcher
 from tests.conftest import dev_images

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.indexer.batch import NewImage, _Job, _Loaded
-from lookalike.indexer.models.embedder import ModelInfo
+from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.scan import FileEntry
 from lookalike.indexer.store.shards import (
     Shard,

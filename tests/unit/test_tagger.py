@@ -203,7 +203,10 @@ class _FakeClip:
     logit_scale = 100.0
 
     def __init__(self, vocabulary: dict[str, np.ndarray]) -> None:
+        from lookalike.indexer.models.protocol import ModelInfo
+
         self.vocabulary = vocabulary
+        self.info = ModelInfo("openclip:ViT-B-32:fake", 4, "clip", "", text_encoder=True)
 
     def embed_text(self, texts):
         return np.stack([self.vocabulary[t.split()[-1].rstrip(".")] for t in texts])
@@ -211,7 +214,7 @@ class _FakeClip:
 
 def test_zero_shot_suggestions_over_label_names(tmp_path, monkeypatch):
     from lookalike.classifier.tagging import suggestions
-    from lookalike.indexer.models.embedder import ModelInfo
+    from lookalike.indexer.models.protocol import ModelInfo
     from lookalike.indexer.store.catalog import Catalog, NewImage
 
     directions = {"cat": np.eye(4)[0], "dog": np.eye(4)[1], "owl": np.eye(4)[2]}
@@ -229,10 +232,10 @@ def test_zero_shot_suggestions_over_label_names(tmp_path, monkeypatch):
         catalog = cat
 
         def model_info(self):
-            return ModelInfo("openclip:ViT-B-32:fake", 4, "clip", "")
+            return ModelInfo("openclip:ViT-B-32:fake", 4, "clip", "", text_encoder=True)
 
     monkeypatch.setattr(
-        "lookalike.indexer.models.embedder.load_embedder", lambda name: _FakeClip(directions.copy())
+        "lookalike.indexer.models.registry.load_embedder", lambda name: _FakeClip(directions.copy())
     )
     found = suggestions.suggest(Lib(), top=2)
     assert found.source == "clip-zero-shot:labels"

@@ -16,7 +16,7 @@ def app(tmp_path_factory):
     import torch
 
     from lookalike.indexer.batch import IndexOptions, index_paths
-    from lookalike.indexer.models.embedder import load_embedder
+    from lookalike.indexer.models.registry import load_embedder
     from lookalike.indexer.store.library import Library
     from lookalike.webapp import create_app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.indexer.models.embedder import ModelInfo
+from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
 

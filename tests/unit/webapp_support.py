@@ -23,7 +23,7 @@ _built: dict[str, object] = {}
 
 def embedder():
     if "embedder" not in _built:
-        from lookalike.indexer.models.embedder import load_embedder
+        from lookalike.indexer.models.registry import load_embedder
 
         _built["embedder"] = load_embedder()
     return _built["embedder"]
