@@ -12,7 +12,12 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
+from lookalike.indexer.store.library import default_library_dir
+from lookalike.webapp import api, errors, media, pages, review, security
+from lookalike.webapp.jobs import IndexJobs
+from lookalike.webapp.services import LibraryService
 from lookalike.webapp.settings import DEFAULTS
+from lookalike.webapp.thumbnails import ThumbnailCache
 
 
 def create_app(
@@ -31,12 +36,6 @@ def create_app(
     Raises:
         LibraryNotFound: no library at that directory.
     """
-    from lookalike.indexer.store.library import default_library_dir
-    from lookalike.webapp import api, errors, media, pages, review, security
-    from lookalike.webapp.jobs import IndexJobs
-    from lookalike.webapp.services import LibraryService
-    from lookalike.webapp.thumbnails import ThumbnailCache
-
     app = Flask(__name__)
     app.config.update(DEFAULTS)
     app.config["JSON_SORT_KEYS"] = False
@@ -50,10 +49,8 @@ def create_app(
         root,
         embedder=app.config["EMBEDDER"],
         embed_threads=app.config["EMBED_THREADS"],
-        search_options={
-            "rerank": app.config["SEARCH_RERANK"],
-            "multiview": app.config["SEARCH_MULTIVIEW"],
-        },
+        rerank=app.config["SEARCH_RERANK"],
+        multiview=app.config["SEARCH_MULTIVIEW"],
     )
     thumbs = Path(app.config["THUMBNAIL_DIR"] or svc.root / "thumbnails")
     app.extensions["lookalike"] = svc

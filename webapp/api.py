@@ -141,8 +141,6 @@ def search():
 def _text_search(svc: LibraryService, text: Any, k: int):
     if not isinstance(text, str) or not text.strip():
         raise BadQuery('send {"text": "..."} with a non-empty text, or an image')
-    if not hasattr(svc.searcher, "search_text"):
-        raise BadQuery("text search is not available in this version of Lookalike")
     return svc.searcher.search_text(text, k)  # BadQuery, saying why, for a CNN library
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest, Forbidden
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -36,8 +36,6 @@ def host_name(host: str) -> str:
 
 def check_request() -> None:
     """Refuse requests from other sites and for hosts this server does not serve."""
-    from flask import current_app
-
     allowed = current_app.config.get("ALLOWED_HOSTS")
     if allowed is not None and host_name(request.host) not in allowed:
         raise BadRequest(f"unknown host {request.host!r}")

@@ -2,9 +2,10 @@
 
 One ``LibraryService`` per app holds the Searcher (model and index loaded once per
 process; the Searcher reloads the index when an indexing run commits), a read-only
-SQLite connection per thread, and one writable catalog behind a lock. Routes call
-these methods and turn the dicts they return into JSON or pages; nothing here
-imports Flask.
+catalog per thread, and one writable catalog behind a lock. Reads are catalog
+methods (lookalike.indexer.store.catalog), label changes go through
+lookalike.classifier.labels (as the CLI's do); routes call these methods and turn the
+dicts they return into JSON or pages; nothing here imports Flask.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from lookalike.classifier import labels
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
 from lookalike.indexer.models.protocol import Embedder
-from lookalike.indexer.store.catalog import Catalog, connect
+from lookalike.indexer.models.registry import is_default_model, load_embedder_for
+from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.library import CATALOG_NAME, Library
+from lookalike.search.searcher import Searcher, SearchResult
 from lookalike.webapp.suggest import SuggestionSource
 
 log = logging.getLogger(__name__)
@@ -44,13 +50,18 @@ class LibraryService:
         root: str | Path,
         embedder: Embedder | None = None,
         embed_threads: int | None = None,
-        search_options: dict[str, Any] | None = None,
+        rerank: bool | None = None,
+        multiview: bool | None = None,
     ) -> None:
+        """``rerank``, ``multiview``: the Searcher's settings (None: its defaults)."""
         self.library = Library.open(root, readonly=True)
         self.root = self.library.root
         if embedder is None:
             embedder = _server_embedder(self.library, embed_threads)
-        self.searcher = _searcher(self.library, embedder, search_options or {})
+        chosen = {"rerank": rerank, "multiview": multiview}
+        self.searcher = Searcher(
+            self.library, embedder, **{k: v for k, v in chosen.items() if v is not None}
+        )
         self._suggestions = SuggestionSource(self)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -66,22 +77,24 @@ class LibraryService:
     def warm_up(self) -> None:
         """Load the model and the index now rather than on the first query (and the
         copy descriptors, in a library with copy detection: robust searches use them)."""
-        from PIL import Image
-
         self.searcher.embed_image(Image.new("RGB", (320, 320), (128, 128, 128)))
         _ = self.searcher.index
-        if hasattr(self.searcher, "copy_search"):
-            self.searcher.copy_search()
+        self.searcher.copy_search()
 
     # -- connections ------------------------------------------------------------
     @property
+    def catalog(self) -> Catalog:
+        """This thread's read-only catalog (SQLite connections are not shared)."""
+        catalog: Catalog | None = getattr(self._local, "catalog", None)
+        if catalog is None:
+            catalog = Catalog(self.root / CATALOG_NAME, readonly=True)
+            self._local.catalog = catalog
+        return catalog
+
+    @property
     def db(self) -> sqlite3.Connection:
-        """This thread's read-only connection to the catalog."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.root / CATALOG_NAME, readonly=True)
-            self._local.conn = conn
-        return conn
+        """This thread's read-only connection (webapp/suggest.py reads it directly)."""
+        return self.catalog.conn
 
     @contextmanager
     def writer(self) -> Iterator[Catalog]:
@@ -110,9 +123,7 @@ class LibraryService:
 
     def copy_model_name(self) -> str | None:
         """The library's copy-detection model (robust searches use it), or None."""
-        from lookalike.indexer.store.copy_vectors import recorded_model
-
-        info = recorded_model(self.library.catalog)
+        info = self.library.copy_model_info()
         return info.name if info else None
 
     def text_search(self) -> bool:
@@ -127,47 +138,37 @@ class LibraryService:
         return info is not None and info.class_head
 
     def health(self) -> dict[str, Any]:
-        db = self.db
-        images = db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
-        version = db.execute("SELECT value FROM meta WHERE key = 'content_version'").fetchone()
+        catalog = self.catalog
         return {
             "status": "ok",
             "library": str(self.root),
-            "images": images,
+            "images": catalog.count(),
             "model": self.model_name(),
             "text_search": self.text_search(),
             "object_search": self.object_search(),
             "copy_detection": self.copy_model_name(),
-            "content_version": int(version[0]) if version else 0,
+            "content_version": catalog.content_version(),
         }
 
     def info(self) -> dict[str, Any]:
-        from lookalike.commands.info import library_info
-
-        doc = library_info(self.library)
-        doc["errors"] = len(doc["errors"])  # the list can be long; /api/errors pages it
-        return doc
+        """What ``lookalike info --json`` prints, with the errors as a count (the list
+        can be long; /api/errors pages it)."""
+        facts = self.library.describe()
+        return {**facts, "errors": len(facts["errors"])}
 
     # -- images -----------------------------------------------------------------
     def image(self, image_id: int) -> dict[str, Any]:
-        row = self.db.execute(
-            "SELECT id, path, size, width, height, hash FROM images WHERE id = ?", (image_id,)
-        ).fetchone()
+        catalog = self.catalog
+        row = catalog.image(image_id)
         if row is None:
             raise NotFound("image", image_id)
-        label = self.db.execute(
-            "SELECT label, origin, at FROM labels WHERE image_id = ?", (image_id,)
-        ).fetchone()
-        tag = self.db.execute(
-            "SELECT label, confidence, head, at FROM tags WHERE image_id = ?", (image_id,)
-        ).fetchone()
         doc = _card(row["id"], row["path"], row["hash"])
         doc.update(
             width=row["width"],
             height=row["height"],
             size=row["size"],
-            label=dict(label) if label else None,
-            tag=dict(tag) if tag else None,
+            label=catalog.label_row(image_id),
+            tag=catalog.tag_row(image_id),
             suggestions=self.suggestions(image_id),
             preview_url=f"/api/images/{image_id}/preview?v={row['hash'][:16]}",
             file_url=f"/api/images/{image_id}/file",
@@ -176,10 +177,10 @@ class LibraryService:
 
     def file_of(self, image_id: int) -> tuple[str, str]:
         """(path, content hash) of an indexed image; NotFound otherwise."""
-        row = self.db.execute("SELECT path, hash FROM images WHERE id = ?", (image_id,)).fetchone()
+        row = self.catalog.image(image_id)
         if row is None:
             raise NotFound("image", image_id)
-        return row[0], row[1]
+        return row["path"], row["hash"]
 
     def media_file(self, image_id: int) -> tuple[str, str]:
         """(path, content hash) of an image whose file is still the one indexed.
@@ -187,18 +188,16 @@ class LibraryService:
         Only the size is compared (a stat, no read): a file replaced or truncated
         since indexing is not served until it is indexed again.
         """
-        row = self.db.execute(
-            "SELECT path, hash, size FROM images WHERE id = ?", (image_id,)
-        ).fetchone()
+        row = self.catalog.image(image_id)
         if row is None:
             raise NotFound("image", image_id)
         try:
-            size = os.stat(row[0]).st_size
+            size = os.stat(row["path"]).st_size
         except OSError:
             size = None
-        if size != row[2]:
+        if size != row["size"]:
             raise NotFound("image file as indexed (it is gone or changed; index again)", image_id)
-        return row[0], row[1]
+        return row["path"], row["hash"]
 
     def suggestions(self, image_id: int, n: int = 3) -> list[dict[str, Any]]:
         """Zero-config tag suggestions (see lookalike.webapp.suggest)."""
@@ -207,62 +206,36 @@ class LibraryService:
     def cards(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Grid cards (path, thumbnail, human label, predicted tag) for the given ids."""
         out: dict[int, dict[str, Any]] = {}
-        ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                "SELECT i.id, i.path, i.hash, l.label, t.label AS tag, t.confidence, "
-                "t.image_id IS NOT NULL AS has_tag FROM images i "
-                "LEFT JOIN labels l ON l.image_id = i.id "
-                f"LEFT JOIN tags t ON t.image_id = i.id WHERE i.id IN ({marks})",
-                chunk,
+        for r in self.catalog.cards(ids):
+            card = _card(r.id, r.path, r.hash)
+            card["label"] = r.label
+            card["tag"] = (
+                {"label": r.tag, "confidence": round(r.confidence or 0.0, 4)} if r.tagged else None
             )
-            for r in rows:
-                card = _card(r["id"], r["path"], r["hash"])
-                card["label"] = r["label"]
-                card["tag"] = (
-                    {"label": r["tag"], "confidence": round(r["confidence"], 4)}
-                    if r["has_tag"]
-                    else None
-                )
-                out[r["id"]] = card
+            out[r.id] = card
         return out
 
     def ids_of_paths(self, paths: Iterable[str]) -> dict[str, int]:
         """path -> id for the given paths that are indexed."""
-        paths = list(paths)
-        out: dict[str, int] = {}
-        for start in range(0, len(paths), 500):
-            chunk = paths[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"SELECT path, id FROM images WHERE path IN ({marks})", chunk)
-            out.update((r[0], r[1]) for r in rows)
-        return out
+        return self.catalog.ids_of_paths(paths)
 
     def paths_of_ids(self, ids: Sequence[int]) -> list[str]:
         """The paths of indexed images, in order; NotFound for an unknown id."""
         return [self.file_of(int(i))[0] for i in ids]
 
-    def scored(self, results: Sequence[Any]) -> list[dict[str, Any]]:
-        """Search results (objects with id, path, score and maybe match) as JSON-able
-        cards, in order."""
+    def scored(self, results: Sequence[SearchResult]) -> list[dict[str, Any]]:
+        """Search results as JSON-able cards, in order."""
         cards = self.cards([r.id for r in results])
         out = []
         for r in results:
             card = cards.get(r.id)
             if card is None:  # removed between the search and this read
                 continue
-            out.append(
-                {**card, "score": round(float(r.score), 6), "match": getattr(r, "match", None)}
-            )
+            out.append({**card, "score": round(float(r.score), 6), "match": r.match})
         return out
 
     def label_counts(self) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT label, COUNT(*) AS n FROM labels GROUP BY label ORDER BY n DESC, label"
-        )
-        return [{"label": r[0], "count": r[1]} for r in rows]
+        return [{"label": label, "count": n} for label, n in self.catalog.label_counts()]
 
     # -- human labels (through lookalike.classifier.labels, as the CLI) ---------------------
     def set_label(self, image_id: int, label: Any, origin: str = "manual") -> dict[str, Any]:
@@ -272,8 +245,6 @@ class LibraryService:
 
     def set_labels(self, ids: Sequence[int], label: Any, origin: str = "manual") -> int:
         """One human label for many images, all or nothing; returns how many."""
-        from lookalike.classifier import labels
-
         if not isinstance(label, str):
             raise BadQuery("a label must be a non-empty string")
         ids = sorted({int(i) for i in ids})
@@ -286,39 +257,31 @@ class LibraryService:
         return len(ids)
 
     def remove_label(self, image_id: int) -> dict[str, Any]:
-        from lookalike.classifier import labels
-
         self.file_of(image_id)
         with self.writer() as catalog:
             labels.remove_labels(catalog, [image_id])
         return self.image(image_id)
 
     def ids_known(self, ids: Sequence[int]) -> set[int]:
-        known: set[int] = set()
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"SELECT id FROM images WHERE id IN ({marks})", chunk)
-            known.update(r[0] for r in rows)
-        return known
+        return self.catalog.existing_ids(ids)
 
     def accept_tag(self, image_id: int) -> dict[str, Any]:
         """The predicted tag becomes the image's human label."""
         self.file_of(image_id)
-        row = self.db.execute("SELECT label FROM tags WHERE image_id = ?", (image_id,)).fetchone()
-        if row is None:
+        tag = self.catalog.tag_row(image_id)
+        if tag is None:
             raise BadQuery(f"image {image_id} has no predicted tag to accept")
-        if row[0] is None:
+        if tag["label"] is None:
             raise BadQuery(
                 f"image {image_id} is tagged 'unknown'; give it a label instead of accepting"
             )
-        return self.set_label(image_id, row[0], origin="manual")
+        return self.set_label(image_id, tag["label"], origin="manual")
 
     def dismiss_tag(self, image_id: int) -> dict[str, Any]:
         """Forget the predicted tag (the next tagging run may predict it again)."""
         self.file_of(image_id)
-        with self.writing() as (_catalog, conn):
-            conn.execute("DELETE FROM tags WHERE image_id = ?", (image_id,))
+        with self.writing() as (catalog, conn):
+            catalog.remove_tags(conn, [image_id])
         return self.image(image_id)
 
 
@@ -331,17 +294,6 @@ class Unavailable(LookalikeError):
         super().__init__(f"{feature} is not available in this version of Lookalike (needs {needs})")
 
 
-def _searcher(library: Library, embedder: Embedder | None, options: dict[str, Any]):
-    """The Searcher, with the search stages the settings choose where it has them."""
-    import inspect
-
-    from lookalike.search.searcher import Searcher
-
-    accepted = inspect.signature(Searcher).parameters
-    chosen = {k: v for k, v in options.items() if v is not None and k in accepted}
-    return Searcher(library, embedder, **chosen)
-
-
 def _server_embedder(library: Library, threads: int | None) -> Embedder | None:
     """The default model as a server runs it (other models: None, the Searcher's choice).
 
@@ -350,14 +302,12 @@ def _server_embedder(library: Library, threads: int | None) -> Embedder | None:
     for each of several running at once: a lone query is answered sooner, and
     concurrent ones keep the cores busy without threads fighting over them.
     """
-    from lookalike.indexer.models.registry import is_default_model, load_embedder
-
     info = library.model_info()
     if info is None or not is_default_model(info.name):
         return None
     if threads:
-        return load_embedder(info.name, threads=threads)
-    return load_embedder(info.name, busy_threads=1)
+        return load_embedder_for(info, threads=threads)
+    return load_embedder_for(info, busy_threads=1)
 
 
 def _card(image_id: int, path: str, digest: str) -> dict[str, Any]:

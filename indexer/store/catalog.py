@@ -3,7 +3,8 @@
 SQLite in WAL mode: one writer (the indexer, or a review action) and any number of
 readers (searches, the web app) at once. Every change is a transaction, so a crash
 leaves the last committed state; vectors live here too, which makes the FAISS file
-a cache that can always be rebuilt.
+a cache that can always be rebuilt. The indexer, the searcher and the web app's
+services ask ``Catalog`` methods (typed rows) rather than writing SQL of their own.
 """
 
 from __future__ import annotations
@@ -109,6 +110,65 @@ class ErrorRow(NamedTuple):
     error: str
 
 
+class ErrorRecord(NamedTuple):
+    """A file that could not be indexed, and when that was recorded."""
+
+    path: str
+    error: str
+    at: float  # time.time()
+
+
+class LabelRow(TypedDict):
+    """An image's human label."""
+
+    label: str
+    origin: str  # folder, csv, manual or review
+    at: float
+
+
+class TagRow(TypedDict):
+    """An image's predicted tag; ``label`` None: the tagger said "unknown"."""
+
+    label: str | None
+    confidence: float
+    head: str
+    at: float
+
+
+class CardRow(NamedTuple):
+    """What a grid card shows of an image: its file, human label and predicted tag."""
+
+    id: int
+    path: str
+    hash: str
+    label: str | None  # the human label
+    tagged: bool  # has a predicted tag (whose label may be None: "unknown")
+    tag: str | None
+    confidence: float | None
+
+
+class StoredEmbedding(NamedTuple):
+    """What an indexed image's content gave: reused for a copy of the same bytes."""
+
+    width: int
+    height: int
+    vector: FeatureVector
+    top: list[tuple[str, float]] | None  # the model's class guesses, best first
+
+
+class ImageCounts(NamedTuple):
+    """How many images each browse filter holds (the web's library page)."""
+
+    images: int
+    labelled: int  # with a human label
+    tagged: int  # with a predicted tag and no human label, "unknown" ones included
+    unknown: int  # of those, the ones the tagger abstained on
+    errors: int  # files that could not be indexed
+
+
+BROWSE_FILTERS = ("all", "labelled", "unlabelled", "tagged", "unknown")
+
+
 class NewImage(NamedTuple):
     """An image to add or update, with its vector."""
 
@@ -192,6 +252,101 @@ class Catalog:
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
 
+    def existing_ids(self, ids: Iterable[int]) -> set[int]:
+        """The ids among ``ids`` that are indexed images."""
+        rows = self._rows_in("SELECT id FROM images WHERE id IN ({marks})", _ints(ids))
+        return {r[0] for r in rows}
+
+    def ids_of_paths(self, paths: Iterable[str]) -> dict[str, int]:
+        """path -> id for the given paths that are indexed."""
+        rows = self._rows_in("SELECT path, id FROM images WHERE path IN ({marks})", list(paths))
+        return {r[0]: r[1] for r in rows}
+
+    def cards(self, ids: Iterable[int]) -> list[CardRow]:
+        """The card rows of the indexed images among ``ids``, in no particular order."""
+        rows = self._rows_in(
+            "SELECT i.id, i.path, i.hash, l.label, t.image_id IS NOT NULL, t.label, "
+            "t.confidence FROM images i LEFT JOIN labels l ON l.image_id = i.id "
+            "LEFT JOIN tags t ON t.image_id = i.id WHERE i.id IN ({marks})",
+            _ints(ids),
+        )
+        return [CardRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
+
+    def stored_embedding(self, image_id: int) -> StoredEmbedding | None:
+        """The size, vector and class guesses of an indexed image; None if it has none."""
+        row = self.conn.execute(
+            "SELECT i.width, i.height, v.vector, p.top FROM images i JOIN vectors v "
+            "ON v.image_id = i.id LEFT JOIN predictions p ON p.image_id = i.id WHERE i.id = ?",
+            (image_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        top = [(n, s) for n, s in json.loads(row[3])] if row[3] else None
+        return StoredEmbedding(row[0], row[1], np.frombuffer(row[2], dtype=np.float32), top)
+
+    def browse_ids(self, filter: str, label: str | None, after: int, limit: int) -> list[int]:
+        """One page of image ids in id order after ``after`` (see browse_query)."""
+        sql, args = browse_query(filter, label, after, limit)
+        return [r[0] for r in self.conn.execute(sql, args)]
+
+    def image_counts(self) -> ImageCounts:
+        total = self.count()
+        labelled = self.conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+        tagged, unknown = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(t.label IS NULL), 0) FROM tags t "
+            "WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.image_id = t.image_id)"
+        ).fetchone()
+        errors = self.conn.execute("SELECT COUNT(*) FROM errors").fetchone()[0]
+        return ImageCounts(total, labelled, tagged, unknown, errors)
+
+    def label_row(self, image_id: int) -> LabelRow | None:
+        row = self.conn.execute(
+            "SELECT label, origin, at FROM labels WHERE image_id = ?", (image_id,)
+        ).fetchone()
+        return LabelRow(label=row[0], origin=row[1], at=row[2]) if row else None
+
+    def label_counts(self) -> list[tuple[str, int]]:
+        """(label, images) of every human label, the largest first."""
+        rows = self.conn.execute(
+            "SELECT label, COUNT(*) AS n FROM labels GROUP BY label ORDER BY n DESC, label"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def label_origins(self) -> dict[int, str]:
+        """image id -> where its human label came from, for every labelled image."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT image_id, origin FROM labels")}
+
+    def tag_row(self, image_id: int) -> TagRow | None:
+        row = self.conn.execute(
+            "SELECT label, confidence, head, at FROM tags WHERE image_id = ?", (image_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return TagRow(label=row[0], confidence=row[1], head=row[2], at=row[3])
+
+    def tag_counts(self) -> tuple[int, int]:
+        """(images with a predicted tag, of which "unknown")."""
+        row = self.conn.execute("SELECT COUNT(*), SUM(label IS NULL) FROM tags").fetchone()
+        return row[0] or 0, int(row[1] or 0)
+
+    def remove_tags(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+        """Forget the images' predicted tags (a later tagging run may predict them again)."""
+        conn.executemany("DELETE FROM tags WHERE image_id = ?", [(int(i),) for i in ids])
+
+    def errors_after(self, after: str, limit: int) -> list[ErrorRecord]:
+        """Up to ``limit`` unreadable files whose path sorts after ``after``, in path order."""
+        rows = self.conn.execute(
+            "SELECT path, error, at FROM errors WHERE path > ? ORDER BY path LIMIT ?",
+            (after, limit),
+        )
+        return [ErrorRecord(r[0], r[1], r[2]) for r in rows]
+
+    def _rows_in(self, sql: str, items: Sequence) -> Iterator[sqlite3.Row]:
+        """The rows of ``sql``, whose ``{marks}`` is an ``IN (...)`` list, for ``items``
+        (IN_CHUNK of them a query)."""
+        for chunk in _chunks(list(items), IN_CHUNK):
+            yield from self.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
     def known_files(self) -> dict[str, tuple[int, int, int, str]]:
         """path -> (id, size, mtime_ns, hash) of every image."""
         rows = self.conn.execute("SELECT path, id, size, mtime_ns, hash FROM images")
@@ -220,13 +375,8 @@ class Catalog:
         return _image_row(row) if row else None
 
     def paths(self, ids: Iterable[int]) -> dict[int, str]:
-        ids = [int(i) for i in ids]
-        out: dict[int, str] = {}
-        for chunk in _chunks(ids, 900):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(f"SELECT id, path FROM images WHERE id IN ({marks})", chunk)
-            out.update({r[0]: r[1] for r in rows})
-        return out
+        rows = self._rows_in("SELECT id, path FROM images WHERE id IN ({marks})", _ints(ids))
+        return {r[0]: r[1] for r in rows}
 
     def write_images(self, conn: sqlite3.Connection, items: Sequence[NewImage]) -> list[int]:
         """Insert or update images (by path) with their vectors; returns their ids."""
@@ -281,7 +431,7 @@ class Catalog:
         )
 
     def remove_images(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
-        for chunk in _chunks([int(i) for i in ids], 900):
+        for chunk in _chunks(_ints(ids), IN_CHUNK):
             marks = ",".join("?" * len(chunk))
             conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
             conn.executemany(
@@ -325,13 +475,8 @@ class Catalog:
             rows = self.conn.execute("SELECT image_id, vector FROM vectors ORDER BY image_id")
             pairs = [(r[0], r[1]) for r in rows]
         else:
-            pairs = []
-            for chunk in _chunks([int(i) for i in ids], 900):
-                marks = ",".join("?" * len(chunk))
-                rows = self.conn.execute(
-                    f"SELECT image_id, vector FROM vectors WHERE image_id IN ({marks})", chunk
-                )
-                pairs.extend((r[0], r[1]) for r in rows)
+            sql = "SELECT image_id, vector FROM vectors WHERE image_id IN ({marks})"
+            pairs = [(r[0], r[1]) for r in self._rows_in(sql, _ints(ids))]
         out_ids = np.array([p[0] for p in pairs], dtype=np.int64)
         if not pairs:
             return out_ids, np.zeros((0, dim or 0), dtype=np.float32)
@@ -413,6 +558,51 @@ class Catalog:
             "SELECT label FROM labels WHERE image_id = ?", (image_id,)
         ).fetchone()
         return row[0] if row else None
+
+
+def browse_query(
+    filter: str, label: str | None, after: int, limit: int
+) -> tuple[str, tuple[int | str, ...]]:
+    """The id query of one browse page: always a range scan on an integer key.
+
+    Filters (BROWSE_FILTERS): all, labelled, unlabelled, tagged (predicted, not human),
+    unknown (the tagger abstained); ``label`` narrows to one human label. Keyset
+    paging, no OFFSET: the last page of 100,000 images costs what the first does.
+    """
+    no_label = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.image_id = {col})"
+    if label is not None:
+        return (
+            "SELECT image_id FROM labels WHERE label = ? AND image_id > ? "
+            "ORDER BY image_id LIMIT ?",
+            (label, after, limit),
+        )
+    if filter == "labelled":
+        return (
+            "SELECT image_id FROM labels WHERE image_id > ? ORDER BY image_id LIMIT ?",
+            (after, limit),
+        )
+    if filter == "unlabelled":
+        return (
+            f"SELECT i.id FROM images i WHERE i.id > ? AND {no_label.format(col='i.id')} "
+            "ORDER BY i.id LIMIT ?",
+            (after, limit),
+        )
+    if filter in ("tagged", "unknown"):
+        test = "t.label IS NULL" if filter == "unknown" else "t.label IS NOT NULL"
+        return (
+            f"SELECT t.image_id FROM tags t WHERE t.image_id > ? AND {test} "
+            f"AND {no_label.format(col='t.image_id')} ORDER BY t.image_id LIMIT ?",
+            (after, limit),
+        )
+    return "SELECT id FROM images WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+
+
+# Ids (or paths) per IN (...) list: under the 999 variables that older SQLite builds allow.
+IN_CHUNK = 900
+
+
+def _ints(ids: Iterable[int]) -> list[int]:
+    return [int(i) for i in ids]  # numpy integers are not SQLite parameters
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -1,11 +1,12 @@
 """Copy-detection descriptors of a library: computing them, and searching them.
 
 A library with copy detection on (``lookalike index --copy-detection``) records its
-copy model in the catalog's meta (``copy_model``) and keeps one descriptor per image
-in the ``copy_vectors`` table (float16, 1 KB at 512 dimensions). ``build`` computes
-the missing ones after each indexing run: images added or changed since (a content
-change deletes the old descriptor; a move keeps it). It commits every ``COMMIT_EVERY``
-images, so an interrupted run keeps what it finished and the next run does the rest.
+copy model in the catalog's meta (``copy_model``, read by ``Library.copy_model_info``)
+and keeps one descriptor per image in the ``copy_vectors`` table (float16, 1 KB at 512
+dimensions). ``build`` computes the missing ones after each indexing run: images added
+or changed since (a content change deletes the old descriptor; a move keeps it). It
+commits every ``COMMIT_EVERY`` images, so an interrupted run keeps what it finished and
+the next run does the rest.
 
 ``CopyIndex`` is a reader's exact in-memory index of those descriptors (float16,
 FAISS ``SQfp16``: 1 GB at 1M images). It catches up with what writers committed by
@@ -23,29 +24,22 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.indexer.batch import read_ahead
 from lookalike.indexer.errors import LookalikeError, UnreadableImage
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
+from lookalike.indexer.loading import read_ahead
 from lookalike.indexer.models.copy_model import (
     SHORT_SIDE,
     CopyModel,
     CopyModelInfo,
-    load_copy_model,
 )
 from lookalike.indexer.store.catalog import Catalog
-from lookalike.indexer.store.library import Library
+from lookalike.indexer.store.faiss_loader import load_faiss
+from lookalike.indexer.store.library import COPY_MODEL_META, Library
 
 log = logging.getLogger(__name__)
 
-META_KEY = "copy_model"
 COMMIT_EVERY = 64  # descriptors per transaction
 READ_CHUNK = 50_000  # rows a reader loads at a time while catching up
-
-
-def recorded_model(catalog: Catalog) -> CopyModelInfo | None:
-    """The copy model the library's descriptors come from; None when copy detection is off."""
-    text = catalog.get_meta(META_KEY)
-    return CopyModelInfo.from_json(text) if text else None
 
 
 @dataclass
@@ -59,11 +53,11 @@ def enable(library: Library, model: CopyModel) -> None:
     """Record ``model`` as the library's copy model (the writer's lock held). Descriptors
     of another model are dropped: they cannot be compared with the new model's."""
     cat = library.catalog
-    stored = recorded_model(cat)
+    stored = library.copy_model_info()
     with cat.transaction() as conn:
         if stored is not None and stored.sha256 != model.info.sha256:
             cat.clear_copy_vectors(conn)
-        cat.set_meta(META_KEY, model.info.to_json(), conn)
+        cat.set_meta(COPY_MODEL_META, model.info.to_json(), conn)
 
 
 def disable(library: Library) -> None:
@@ -71,7 +65,7 @@ def disable(library: Library) -> None:
     cat = library.catalog
     with cat.transaction() as conn:
         cat.clear_copy_vectors(conn)
-        conn.execute("DELETE FROM meta WHERE key = ?", (META_KEY,))
+        conn.execute("DELETE FROM meta WHERE key = ?", (COPY_MODEL_META,))
 
 
 def build(
@@ -140,11 +134,9 @@ class CopyIndex:
     """Exact search over a library's copy descriptors, kept up to date with the catalog."""
 
     def __init__(self, catalog: Catalog, info: CopyModelInfo) -> None:
-        import faiss
-
         self.catalog = catalog
         self.info = info
-        self._faiss = faiss
+        self._faiss = load_faiss()
         self._index: Any = new_faiss_index(info.dim)
         self._seq = 0
         self._lock = threading.Lock()
@@ -188,15 +180,6 @@ class CopyIndex:
 def new_faiss_index(dim: int) -> Any:
     """The exact index of copy descriptors: float16 codes, inner product, catalog ids
     (typed Any: faiss's stubs lack the numpy overloads)."""
-    import faiss
-
+    faiss = load_faiss()
     sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     return faiss.IndexIDMap2(sq)
-
-
-def open_copy_search(catalog: Catalog) -> tuple[CopyModel, CopyIndex] | None:
-    """The copy model and index of a library with copy detection on; None when it is off."""
-    info = recorded_model(catalog)
-    if info is None:
-        return None
-    return load_copy_model(info), CopyIndex(catalog, info)

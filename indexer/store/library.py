@@ -12,7 +12,8 @@ Layout::
                             (see indexer/store/vector_index.py)
       vectors.f16           (IVF kind only) the exact vectors as float16 rows, which the
                             IVF re-scores its candidates with (indexer/store/exact_vectors.py)
-      .lock                 held by the one process writing at a time
+      .lock                 held by the one process writing at a time (Library.locked,
+                            which nests: an update holds it through its engine's own)
       thumbnails/           (web app) cached thumbnails
 
 The index file is replaced by writing a new generation aside, renaming it into
@@ -21,27 +22,32 @@ The index kind follows the library size (lookalike.indexer.store.vector_index.ch
 sync finds the library past a threshold (flat -> IVF, IVF grown or shrunk 4x since
 it was trained, IVF -> flat), the new generation is rebuilt from the catalog's
 vectors, streamed in chunks; ids stay the catalog ids throughout.
+
+``Library.describe`` says what a library holds (``lookalike info``, ``/api/library``).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypedDict
 
 import numpy as np
 
 from lookalike.indexer.errors import LibraryBusy, LibraryNotFound, ModelMismatch
+from lookalike.indexer.models.copy_model import CopyModelInfo
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.models.registry import with_capabilities
 from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.exact_vectors import FILE_NAME as EXACT_NAME
 from lookalike.indexer.store.exact_vectors import ExactVectors, Writer, write_rows
+from lookalike.indexer.store.index_kinds import read_index, train_index
 from lookalike.indexer.store.vector_index import (
     FLAT,
     IvfParams,
@@ -55,6 +61,8 @@ log = logging.getLogger(__name__)
 CATALOG_NAME = "catalog.sqlite"
 LOCK_NAME = ".lock"
 EXACT_META = "exact_vectors"  # "float16:<dim>" while vectors.f16 matches the catalog
+COPY_MODEL_META = "copy_model"  # the copy-detection model (indexer/store/copy_vectors.py)
+TAGGING_META = "tagging"  # the last `lookalike tag` run (classifier/tagging/tagger.py)
 BUILD_CHUNK = 20_000  # vectors read from the catalog at a time when (re)building
 UPDATE_CHUNK = 50_000  # changed vectors read at a time by an update (244 MiB at d=1280)
 
@@ -68,6 +76,22 @@ def default_library_dir() -> Path:
     return Path(data) / "lookalike" / "library"
 
 
+class LibraryFacts(TypedDict):
+    """What a library holds: ``lookalike info --json`` and the web's ``/api/library``."""
+
+    library: str
+    images: int
+    errors: list[dict[str, str]]  # {"path", "error"} of the files that could not be indexed
+    model: str | None
+    model_info: dict[str, Any] | None  # dim, preprocessing, weights_hash, descriptor
+    index: dict[str, Any]  # file, kind, structure, generation, pending
+    copy_detection: dict[str, Any] | None  # model, descriptors; None: copy detection off
+    labels: dict[str, Any]  # images, classes (label -> images)
+    tags: dict[str, int]  # images, unknown
+    tagging: Any  # what the last tagging run recorded, or None
+    bytes: int  # on disk, every file of the library directory
+
+
 class Library:
     """A library directory and its catalog; see the module docstring for the layout."""
 
@@ -75,6 +99,7 @@ class Library:
         self.root = root
         self.catalog = catalog
         self._lock_file: TextIO | None = None
+        self._holds = 0  # nested lock() calls of this object: the lock goes with the last
 
     @classmethod
     def open(cls, root: str | Path | None = None, *, readonly: bool = True) -> Library:
@@ -95,18 +120,15 @@ class Library:
         root = Path(root or default_library_dir()).expanduser().absolute()
         root.mkdir(parents=True, exist_ok=True)
         lib = cls(root, Catalog(root / CATALOG_NAME))
-        stored = lib.model_info()
-        if stored is None:
-            with lib.catalog.transaction() as conn:
-                lib.catalog.set_meta("model", model.to_json(), conn)
-                lib.catalog.set_meta("created", str(time.time()), conn)
-        elif stored.key() != model.key():
+        try:
+            lib.use_model(model)
+        except ModelMismatch:
             lib.close()
-            raise ModelMismatch(root, stored.name, model.name, model_difference(stored, model))
+            raise
         return lib
 
     def close(self) -> None:
-        self.unlock()
+        self._release()
         self.catalog.close()
 
     def __enter__(self) -> Library:
@@ -128,29 +150,93 @@ class Library:
         if stored is not None and stored.key() != model.key():
             raise ModelMismatch(self.root, stored.name, model.name, model_difference(stored, model))
 
+    def use_model(self, model: ModelInfo) -> None:
+        """Record ``model`` as the library's (a new library); ModelMismatch if another
+        built it."""
+        self.check_model(model)
+        if self.model_info() is None:
+            with self.catalog.transaction() as conn:
+                self.catalog.set_meta("model", model.to_json(), conn)
+                self.catalog.set_meta("created", str(time.time()), conn)
+
+    def copy_model_info(self) -> CopyModelInfo | None:
+        """The copy model of the library's copy descriptors; None: copy detection is off."""
+        text = self.catalog.get_meta(COPY_MODEL_META)
+        return CopyModelInfo.from_json(text) if text else None
+
+    # -- facts ---------------------------------------------------------------------
+    def describe(self) -> LibraryFacts:
+        """What the library holds: images, errors, models, index, labels, tags, size."""
+        cat = self.catalog
+        model, copies = self.model_info(), self.copy_model_info()
+        labels = cat.label_counts()
+        tagged, unknown = cat.tag_counts()
+        kind = cat.get_meta("index_kind", "flat")
+        return LibraryFacts(
+            library=str(self.root),
+            images=cat.count(),
+            errors=[{"path": e.path, "error": e.error} for e in cat.errors()],
+            model=model.name if model else None,
+            model_info={
+                "dim": model.dim,
+                "preprocessing": model.preprocessing,
+                "weights_hash": model.weights_hash,
+                "descriptor": model.descriptor,
+            }
+            if model
+            else None,
+            index={
+                "file": self.index_path().name if self.index_generation() else None,
+                "kind": kind,
+                "structure": cat.get_meta("index_structure", kind),
+                "generation": self.index_generation(),
+                "pending": len(cat.pending_index()),
+            },
+            copy_detection={"model": copies.name, "descriptors": cat.count_copy_vectors()}
+            if copies
+            else None,
+            labels={"images": sum(n for _label, n in labels), "classes": dict(labels)},
+            tags={"images": tagged, "unknown": unknown},
+            tagging=json.loads(cat.get_meta(TAGGING_META) or "null"),
+            bytes=self.disk_bytes(),
+        )
+
     # -- writer lock ---------------------------------------------------------
     def lock(self) -> None:
-        """Become the one writer; LibraryBusy if another process is indexing."""
-        if self._lock_file is not None:
-            return
-        f = open(self.root / LOCK_NAME, "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            f.close()
-            raise LibraryBusy(
-                f"another process is writing to {self.root}; wait for it to finish"
-            ) from e
-        self._lock_file = f
+        """Become the one writer; LibraryBusy if another process is indexing.
+
+        Calls nest: a holder that locks again (the pipeline around an engine that
+        locks too) keeps the lock until its last ``unlock``.
+        """
+        if self._lock_file is None:
+            f = open(self.root / LOCK_NAME, "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                f.close()
+                raise LibraryBusy(
+                    f"another process is writing to {self.root}; wait for it to finish"
+                ) from e
+            self._lock_file = f
+        self._holds += 1
 
     def unlock(self) -> None:
+        """Undo one ``lock``; the lock is released with the outermost."""
+        if self._holds > 1:
+            self._holds -= 1
+            return
+        self._release()
+
+    def _release(self) -> None:
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
+        self._holds = 0
 
     @contextmanager
     def locked(self) -> Iterator[Library]:
+        """The writer lock for the block (safe to nest)."""
         self.lock()
         try:
             yield self
@@ -177,7 +263,7 @@ class Library:
                 break
             try:
                 # An IVF index re-scores its candidates with the catalog's exact vectors.
-                return VectorIndex.load(path, source=self.exact_source(stale))
+                return read_index(path, source=self.exact_source(stale))
             except (RuntimeError, OSError):
                 # A writer replaced the generation between our read of the catalog and
                 # the open; read the catalog again.
@@ -260,7 +346,7 @@ class Library:
             rng = np.random.default_rng(len(ids))
             sample_ids = np.sort(rng.choice(ids, params.train_size(len(ids)), replace=False))
             _ids, sample = self.catalog.vectors(sample_ids, dim=dim)
-            index = VectorIndex.train(sample, len(ids), kind)
+            index = train_index(sample, len(ids), kind)
             index.attach(self.catalog)
         if index.kind == FLAT:
             for chunk_ids, vectors in self._catalog_chunks(ids, dim):

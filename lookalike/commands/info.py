@@ -7,47 +7,7 @@ import json
 import click
 
 from lookalike.commands.options import json_option, library_option
-
-
-def library_info(lib) -> dict:
-    """The facts ``info`` prints, as a JSON-able dict."""
-    from lookalike.indexer.store.copy_vectors import recorded_model
-
-    cat = lib.catalog
-    model = lib.model_info()
-    labels = cat.conn.execute(
-        "SELECT label, COUNT(*) FROM labels GROUP BY label ORDER BY COUNT(*) DESC, label"
-    ).fetchall()
-    tags = cat.conn.execute("SELECT COUNT(*), SUM(label IS NULL) FROM tags").fetchone()
-    copy_model = recorded_model(cat)
-    return {
-        "library": str(lib.root),
-        "images": cat.count(),
-        "errors": [{"path": e.path, "error": e.error} for e in cat.errors()],
-        "model": model.name if model else None,
-        "model_info": {
-            "dim": model.dim,
-            "preprocessing": model.preprocessing,
-            "weights_hash": model.weights_hash,
-            "descriptor": model.descriptor,
-        }
-        if model
-        else None,
-        "index": {
-            "file": lib.index_path().name if lib.index_generation() else None,
-            "kind": cat.get_meta("index_kind", "flat"),
-            "structure": cat.get_meta("index_structure", cat.get_meta("index_kind", "flat")),
-            "generation": lib.index_generation(),
-            "pending": len(cat.pending_index()),
-        },
-        "copy_detection": {"model": copy_model.name, "descriptors": cat.count_copy_vectors()}
-        if copy_model
-        else None,
-        "labels": {"images": sum(n for _l, n in labels), "classes": dict(labels)},
-        "tags": {"images": tags[0] or 0, "unknown": int(tags[1] or 0)},
-        "tagging": json.loads(cat.get_meta("tagging") or "null"),  # last `lookalike tag` run
-        "bytes": lib.disk_bytes(),
-    }
+from lookalike.indexer.store.library import Library
 
 
 @click.command()
@@ -55,10 +15,8 @@ def library_info(lib) -> dict:
 @json_option
 def info(library, as_json):
     """Show what the library holds: images, errors, model, index, labels, size."""
-    from lookalike.indexer.store.library import Library
-
     with Library.open(library) as lib:
-        doc = library_info(lib)
+        doc = lib.describe()
     if as_json:
         click.echo(json.dumps(doc))
         return

@@ -130,9 +130,9 @@ def test_another_copy_model_drops_the_old_descriptors_and_disable_removes_all(li
     other.info = CopyModelInfo("other", "1" * 16, DIM)
     copy_vectors.enable(lib, other)
     assert lib.catalog.count_copy_vectors() == 0
-    assert copy_vectors.recorded_model(lib.catalog) == other.info
+    assert lib.copy_model_info() == other.info
     copy_vectors.disable(lib)
-    assert copy_vectors.recorded_model(lib.catalog) is None
+    assert lib.copy_model_info() is None
 
 
 def test_a_reader_index_catches_up_with_additions_changes_and_removals(lib, tmp_path):

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from PIL import Image
 
-from lookalike.webapp.browse import browse_query
+from lookalike.indexer.store.catalog import browse_query
 from tests.conftest import dev_images
 from tests.unit.webapp_support import CSRF, build_library, copy_library, make_app, upload
 
