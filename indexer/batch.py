@@ -2,38 +2,30 @@
 
 Only new or changed files are embedded; files whose content is already in the
 catalog (moved, renamed or copied) reuse the stored vector. Loader threads read,
-hash, decode and preprocess ahead of the model. Results are committed in small
-transactions, so an interrupted run keeps what it finished and a rerun does the rest.
+hash, decode and preprocess ahead of the model (lookalike.indexer.loading). Results
+are committed in small transactions, so an interrupted run keeps what it finished and
+a rerun does the rest. ``lookalike index`` and the web's index jobs run this engine
+through lookalike.indexer.pipeline.update_library.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeVar
 
-import numpy as np
-
-from lookalike.indexer.errors import UnreadableImage
-from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
+from lookalike.indexer.images import DEFAULT_MAX_PIXELS
+from lookalike.indexer.loading import FileJob, LoadedFile, embed_loaded, load_job, read_ahead
 from lookalike.indexer.models.protocol import Embedder
-from lookalike.indexer.progress import RunProgress
-from lookalike.indexer.scan import FileEntry, Skipped, file_hash, scan
+from lookalike.indexer.progress import RunProgress, progress_bar
+from lookalike.indexer.scan import FileEntry, Skipped, scan
 from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-TOP_CLASSES = 5  # the model's own class guesses kept per image (tag suggestions)
 COMMIT_EVERY_S = 2.0
 
 
@@ -78,22 +70,6 @@ class IndexSummary:
             "images_per_s": round(self.images_per_s, 1),
             "embedded": self.embedded,
         }
-
-
-class _Job(NamedTuple):
-    entry: FileEntry
-    old_id: int | None  # the catalog id when the path is known but changed
-    old_hash: str | None
-
-
-class _Loaded(NamedTuple):
-    job: _Job
-    digest: str
-    pixels: np.ndarray | None  # preprocessed model input; None when the vector is reused
-    width: int
-    height: int
-    reuse_id: int | None  # an image with the same content already in the catalog
-    error: str | None
 
 
 class BatchIndexer:
@@ -146,7 +122,7 @@ class BatchIndexer:
             self.on_progress(done, total)
 
     # -- planning --------------------------------------------------------------
-    def _plan(self, entries, known, roots, summary) -> tuple[list[_Job], list[str]]:
+    def _plan(self, entries, known, roots, summary) -> tuple[list[FileJob], list[str]]:
         errors = {} if self.options.retry_errors else self.catalog.known_errors()
         seen = set()
         jobs = []
@@ -157,13 +133,13 @@ class BatchIndexer:
                 if old[1] == e.size and old[2] == e.mtime_ns:
                     summary.unchanged += 1
                 else:
-                    jobs.append(_Job(e, old[0], old[3]))
+                    jobs.append(FileJob(e, old[0], old[3]))
                 continue
             err = errors.get(e.path)
             if err is not None and err[0] == e.size and err[1] == e.mtime_ns:
                 summary.skipped.append(Skipped(e.path, err[2]))
                 continue
-            jobs.append(_Job(e, None, None))
+            jobs.append(FileJob(e, None, None))
         prefixes = [_root_prefix(r) for r in roots]
 
         def gone(p: str) -> bool:
@@ -176,9 +152,9 @@ class BatchIndexer:
         return jobs, [p for p in known if gone(p)]
 
     # -- the pipeline -----------------------------------------------------------
-    def _process(self, jobs: list[_Job], by_hash, missing_ids: set[int], summary) -> None:
-        bar = _progress_bar(len(jobs), self.options.progress)
-        batch: list[_Loaded] = []
+    def _process(self, jobs: list[FileJob], by_hash, missing_ids: set[int], summary) -> None:
+        bar = progress_bar(len(jobs), self.options.progress)
+        batch: list[LoadedFile] = []
         writes: list[tuple[str, object]] = []
         last_commit = time.monotonic()
         try:
@@ -206,17 +182,17 @@ class BatchIndexer:
         finally:
             bar.close()
 
-    def _load_all(self, jobs: list[_Job], by_hash) -> Iterator[_Loaded]:
+    def _load_all(self, jobs: list[FileJob], by_hash) -> Iterator[LoadedFile]:
         """Loaded jobs in order, with a bounded number in flight in the loader threads."""
         window = max(4 * self.options.batch_size, 4 * self.options.workers)
         yield from read_ahead(
             lambda job: self._load(job, by_hash), jobs, self.options.workers, window
         )
 
-    def _load(self, job: _Job, by_hash) -> _Loaded:
+    def _load(self, job: FileJob, by_hash) -> LoadedFile:
         return load_job(job, self.embedder, self.options.max_pixels, by_hash)
 
-    def _embed(self, batch: list[_Loaded]) -> list[tuple[_Loaded, NewImage]]:
+    def _embed(self, batch: list[LoadedFile]) -> list[tuple[LoadedFile, NewImage]]:
         return embed_loaded(self.embedder, batch)
 
     # -- writing ----------------------------------------------------------------
@@ -240,7 +216,7 @@ class BatchIndexer:
                 elif kind == "reuse":
                     self._reuse(conn, item, missing_ids, summary)
 
-    def _reuse(self, conn, item: _Loaded, missing_ids: set[int], summary: IndexSummary) -> None:
+    def _reuse(self, conn, item: LoadedFile, missing_ids: set[int], summary: IndexSummary) -> None:
         """Content already indexed: a touched file, a moved file, or a copy."""
         e = item.job.entry
         cat = self.catalog
@@ -250,33 +226,35 @@ class BatchIndexer:
             return
         source = item.reuse_id
         assert source is not None, "a reused file names the image it reuses"
-        if item.job.old_id is None and (source in missing_ids or self._vanished(conn, source)):
+        if item.job.old_id is None and (source in missing_ids or self._vanished(source)):
             missing_ids.discard(source)
             cat.move_image(conn, source, e.path, e.size, e.mtime_ns)
             summary.moved += 1
             return
-        row = conn.execute(
-            "SELECT i.width, i.height, v.vector, p.top FROM images i JOIN vectors v "
-            "ON v.image_id = i.id LEFT JOIN predictions p ON p.image_id = i.id WHERE i.id = ?",
-            (source,),
-        ).fetchone()
-        if row is None:  # the source vanished (removed this run): embed it next run
+        stored = cat.stored_embedding(source)
+        if stored is None:  # the source vanished (removed this run): embed it next run
             cat.record_error(conn, e.path, None, None, "content changed during indexing; rerun")
             return
-        top = json.loads(row[3]) if row[3] else None
-        vector = np.frombuffer(row[2], dtype=np.float32)
-        new = NewImage(e.path, e.size, e.mtime_ns, item.digest, row[0], row[1], vector, top)
+        new = NewImage(
+            e.path,
+            e.size,
+            e.mtime_ns,
+            item.digest,
+            stored.width,
+            stored.height,
+            stored.vector,
+            stored.top,
+        )
         cat.write_images(conn, [new])
         if item.job.old_id is None:
             summary.copied += 1
         else:
             summary.updated += 1
 
-    @staticmethod
-    def _vanished(conn, image_id: int) -> bool:
+    def _vanished(self, image_id: int) -> bool:
         """An image outside this run's folders whose file is gone (moved from elsewhere)."""
-        row = conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
-        return row is not None and not os.path.exists(row[0])
+        row = self.catalog.image(image_id)
+        return row is not None and not os.path.exists(row["path"])
 
     def _remove(self, missing_ids: set[int], summary: IndexSummary) -> None:
         if not missing_ids:
@@ -304,90 +282,15 @@ class BatchIndexer:
             row = self.catalog.image_by_path(path)
             if row is not None:
                 ids[row["id"]] = label
-        existing = dict(self.catalog.conn.execute("SELECT image_id, origin FROM labels").fetchall())
+        existing = self.catalog.label_origins()
         items = [(i, lab) for i, lab in ids.items() if existing.get(i, "folder") == "folder"]
         with self.catalog.transaction() as conn:
             self.catalog.set_labels(conn, items, origin="folder")
         return len(items)
 
 
-def read_ahead(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int) -> Iterator[R]:
-    """fn over items in loader threads, the results in order, at most ``window`` in flight."""
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="load") as pool:
-        inflight: deque[Future[R]] = deque()
-        for item in items:
-            inflight.append(pool.submit(fn, item))
-            if len(inflight) >= window:
-                yield inflight.popleft().result()
-        while inflight:
-            yield inflight.popleft().result()
-
-
-def load_job(job: _Job, embedder: Embedder, max_pixels: int, by_hash) -> _Loaded:
-    """Read, hash, decode and preprocess one file (also run by the Ray engine's decode tasks).
-
-    ``by_hash`` maps a content hash to the catalog ids holding it (anything with
-    ``.get``); known content is not decoded, its stored vector is reused.
-    """
-    path = job.entry.path
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        return _Loaded(job, "", None, 0, 0, None, e.strerror or str(e))
-    digest = file_hash(data)
-    if job.old_hash == digest:  # same bytes, new mtime: nothing to embed
-        return _Loaded(job, digest, None, 0, 0, job.old_id, None)
-    same = by_hash.get(digest)
-    if same:
-        return _Loaded(job, digest, None, 0, 0, same[0], None)
-    try:
-        loaded = load_image(data, min_side=embedder.min_side, max_pixels=max_pixels, name=path)
-        pixels = embedder.preprocess(loaded.image)
-    except UnreadableImage as e:
-        return _Loaded(job, digest, None, 0, 0, None, e.reason)
-    return _Loaded(job, digest, pixels, loaded.width, loaded.height, None, None)
-
-
-def embed_loaded(embedder: Embedder, batch: list[_Loaded]) -> list[tuple[_Loaded, NewImage]]:
-    """Embed a batch of decoded files into catalog rows (vector and top class guesses)."""
-    pixels = [b.pixels for b in batch if b.pixels is not None]
-    assert len(pixels) == len(batch), "only decoded files are embedded"
-    out = embedder.embed(np.stack(pixels))
-    probs = out.class_probs
-    names = embedder.class_names() if probs is not None else None
-    results = []
-    for i, b in enumerate(batch):
-        top = None
-        if probs is not None and names is not None:
-            order = np.argsort(-probs[i])[:TOP_CLASSES]
-            top = [(names[j], float(probs[i, j])) for j in order]
-        e = b.job.entry
-        new = NewImage(e.path, e.size, e.mtime_ns, b.digest, b.width, b.height, out.vectors[i], top)
-        results.append((b, new))
-    return results
-
-
 def _root_prefix(root: str) -> str:
     return os.path.abspath(os.path.expanduser(str(root))).rstrip(os.sep) or os.sep
-
-
-class _NullBar:
-    n = 0
-
-    def update(self, k: int) -> None:
-        self.n += k
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled or total == 0:
-        return _NullBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="img", desc="indexing", smoothing=0.1, dynamic_ncols=True)
 
 
 def index_paths(

@@ -1,4 +1,5 @@
-"""The progress of an indexing run, for other processes to show (the web app).
+"""The progress of an indexing run: for other processes to show (the web app), and on
+the terminal (``progress_bar``).
 
 A run writes ``LIBRARY/index-progress.json`` when it starts and after each commit
 (about every two seconds), and removes it when it ends, whichever way. A reader
@@ -69,3 +70,23 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # alive, someone else's
         return True
     return True
+
+
+class _NullBar:
+    n = 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, enabled: bool, desc: str = "indexing"):
+    """A terminal progress bar of ``total`` files (``.update(k)``, ``.n``, ``.close()``);
+    a silent counter when not ``enabled`` or there is nothing to do."""
+    if not enabled or total == 0:
+        return _NullBar()
+    from tqdm import tqdm  # only when a bar is shown: keeps `lookalike --help` quick
+
+    return tqdm(total=total, unit="img", desc=desc, smoothing=0.1, dynamic_ncols=True)

@@ -37,24 +37,24 @@ def scan(roots: Iterable[str | Path]) -> tuple[list[FileEntry], list[Skipped]]:
         try:
             st = os.stat(path)
         except OSError as e:
-            skipped.append(Skipped(path, _why(e, path)))
+            skipped.append(Skipped(path, skip_reason(e, path)))
             continue
         if os.path.isdir(path):
-            for entry in _walk(path, seen_dirs, skipped):
+            for entry in walk(path, seen_dirs, skipped):
                 found[entry.path] = entry
         else:
             found[path] = FileEntry(path, st.st_size, st.st_mtime_ns)
     return sorted(found.values()), skipped
 
 
-def _walk(top: str, seen: set[tuple[int, int]], skipped: list[Skipped]) -> Iterator[FileEntry]:
+def walk(top: str, seen: set[tuple[int, int]], skipped: list[Skipped]) -> Iterator[FileEntry]:
     stack = [top]
     while stack:
         folder = stack.pop()
         try:
             st = os.stat(folder)
         except OSError as e:
-            skipped.append(Skipped(folder, _why(e, folder)))
+            skipped.append(Skipped(folder, skip_reason(e, folder)))
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen:  # a symlink loop, or the same folder reached twice
@@ -63,7 +63,7 @@ def _walk(top: str, seen: set[tuple[int, int]], skipped: list[Skipped]) -> Itera
         try:
             entries = list(os.scandir(folder))
         except OSError as e:
-            skipped.append(Skipped(folder, _why(e, folder)))
+            skipped.append(Skipped(folder, skip_reason(e, folder)))
             continue
         for entry in entries:
             try:
@@ -75,13 +75,13 @@ def _walk(top: str, seen: set[tuple[int, int]], skipped: list[Skipped]) -> Itera
                 est = entry.stat(follow_symlinks=True)
             except OSError as e:
                 if is_image_name(entry.name) or entry.is_symlink():
-                    skipped.append(Skipped(entry.path, _why(e, entry.path)))
+                    skipped.append(Skipped(entry.path, skip_reason(e, entry.path)))
                 continue
             if entry.is_file(follow_symlinks=True):
                 yield FileEntry(entry.path, est.st_size, est.st_mtime_ns)
 
 
-def _why(error: OSError, path: str) -> str:
+def skip_reason(error: OSError, path: str) -> str:
     if os.path.islink(path) and not os.path.exists(path):
         return "dangling symbolic link"
     if error.errno == 40:  # ELOOP

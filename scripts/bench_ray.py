@@ -160,6 +160,7 @@ def memory() -> None:
     """Index bytes per vector of the library's kinds, measured, projected to 10M and 100M."""
     import faiss
 
+    from lookalike.indexer.store.index_kinds import train_index
     from lookalike.indexer.store.library import BUILD_CHUNK
     from lookalike.indexer.store.vector_index import FLAT, IVF, TRAIN_MAX, IvfParams, VectorIndex
 
@@ -171,12 +172,12 @@ def memory() -> None:
     data /= np.linalg.norm(data, axis=1, keepdims=True)
     dim, n1, n2 = data.shape[1], 4_000, 12_000
     sample = data[:3000]  # the size of a code does not depend on how well it is trained
-    ivf = VectorIndex.train(sample, 8000, IVF)
+    ivf = train_index(sample, 8000, IVF)
     pq = faiss.index_factory(dim, f"IVF64,PQ{dim // 20}", faiss.METRIC_INNER_PRODUCT)
     pq.train(sample)
     measured = {
         FLAT: _slope(lambda: VectorIndex.empty(dim), data, n1, n2),
-        IVF: _slope(lambda: VectorIndex.train(sample, 8000, IVF), data, n1, n2),
+        IVF: _slope(lambda: train_index(sample, 8000, IVF), data, n1, n2),
         "ivf-pq (not used)": _slope(lambda: _PqOnly(pq), data, n1, n2),
     }
     print(f"index memory (d={dim}; file bytes a vector, slope from {n1} to {n2} vectors):")

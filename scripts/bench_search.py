@@ -127,12 +127,12 @@ def rss_mb() -> float:
 LOAD_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[2])
-from lookalike.indexer.store.vector_index import VectorIndex
+from lookalike.indexer.store.index_kinds import read_index
 def rss():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 before = rss()
-index = VectorIndex.load(sys.argv[1])
+index = read_index(sys.argv[1])
 print(rss() - before)
 """
 
@@ -205,6 +205,7 @@ def main() -> None:
 
     import faiss
 
+    from lookalike.indexer.store.index_kinds import read_index, train_index
     from lookalike.indexer.store.vector_index import IVF, IvfParams, VectorIndex, choose_kind
 
     faiss.omp_set_num_threads(args.threads)
@@ -217,7 +218,7 @@ def main() -> None:
     t0 = time.perf_counter()
     if kind == IVF:
         sample = mixtures(real, IvfParams.for_size(args.n, dim).train_size(args.n), seed=-1 % 2**32)
-        index = VectorIndex.train(sample, args.n)
+        index = train_index(sample, args.n)
         del sample
     else:
         index = VectorIndex.empty(dim)
@@ -251,7 +252,7 @@ def main() -> None:
     memory_mb = loaded_rss_mb(path)
     del index
     gc.collect()
-    index = VectorIndex.load(path, source=catalog.source() if catalog else None)
+    index = read_index(path, source=catalog.source() if catalog else None)
     path.unlink()
 
     # The share of the exact re-scoring, measured query by query in turn with the

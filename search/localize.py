@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.models.efficientnet import CROP
 from lookalike.indexer.models.protocol import Embedder
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def box_from_activation(
     activation: np.ndarray, size: tuple[int, int], options: LocalizeOptions | None = None
 ) -> PixelBox | None:
     """The object box for a map covering a whole image of ``size`` (w, h); None: no object."""
-    import cv2
+    import cv2  # heavy (OpenCV): only when a box is found or a copy verified
 
     options = options or LocalizeOptions()
     w, h = size
@@ -144,6 +145,4 @@ def _at_least(box: list[float], min_w: float, min_h: float, w: int, h: int) -> l
 
 
 def _input_side(embedder: Embedder) -> int:
-    from lookalike.indexer.models.efficientnet import CROP
-
     return int(getattr(embedder, "input_side", CROP))

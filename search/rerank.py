@@ -42,10 +42,11 @@ from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
+from lookalike.indexer.store.faiss_loader import load_faiss
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def gray_at_side(image: Image.Image, side: int) -> np.ndarray:
 
 def extract(gray: np.ndarray, features: int) -> LocalFeatures:
     """ORB keypoints and descriptors of a gray image."""
-    import cv2
+    import cv2  # heavy (OpenCV): only when a box is found or a copy verified
 
     orb = cv2.ORB.create(nfeatures=features, fastThreshold=10)
     keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
@@ -127,9 +128,7 @@ def hamming_two_nearest(queries: np.ndarray, base: np.ndarray) -> tuple[np.ndarr
     """For each binary descriptor of ``queries``, its two nearest in ``base`` (Hamming):
     distances (n, 2) and indices (n, 2). FAISS's binary search, several times faster
     than OpenCV's brute-force matcher on ORB's 256-bit descriptors."""
-    import faiss
-
-    index = faiss.IndexBinaryFlat(base.shape[1] * 8)
+    index = load_faiss().IndexBinaryFlat(base.shape[1] * 8)
     index.add(np.ascontiguousarray(base))
     distances, nearest = index.search(np.ascontiguousarray(queries), 2)
     return distances, nearest
@@ -148,7 +147,7 @@ def count_inliers(
     Returns:
         The number of RANSAC inliers; 0 when fewer than 4 matches survive the ratio test.
     """
-    import cv2
+    import cv2  # heavy (OpenCV): only when a box is found or a copy verified
 
     if query.size < 4 or candidate.size < 4:
         return 0
@@ -204,8 +203,6 @@ def thumb_correlation(query: SmallQuery, thumb: Image.Image, aspect: float) -> f
 
 
 def _zero_mean_unit(gray: Image.Image) -> np.ndarray:
-    from PIL import ImageFilter
-
     a = np.asarray(gray.filter(ImageFilter.GaussianBlur(0.7)), dtype=np.float32)
     a = a - a.mean()
     return a / max(float(np.linalg.norm(a)), 1e-6)
@@ -385,6 +382,4 @@ def _load_for_features(path: str, min_side: int) -> Image.Image:
 
 def _one_faiss_thread() -> None:
     """The verification threads already share the cores: no OpenMP team inside each."""
-    import faiss
-
-    faiss.omp_set_num_threads(1)
+    load_faiss().omp_set_num_threads(1)

@@ -32,24 +32,24 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from itertools import zip_longest
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
-from lookalike.indexer.errors import BadQuery, LookalikeError
+from lookalike.indexer.errors import BadQuery, LookalikeError, ModelUnavailable
 from lookalike.indexer.images import load_image
+from lookalike.indexer.models.copy_model import CopyModel, load_copy_model
 from lookalike.indexer.models.protocol import Embedder, FeatureVector
 from lookalike.indexer.models.registry import load_embedder_for
+from lookalike.indexer.store.copy_vectors import CopyIndex
 from lookalike.indexer.store.library import Library
+from lookalike.indexer.store.live_index import LiveIndex, live_view
 from lookalike.indexer.store.vector_index import VectorIndex
-
-if TYPE_CHECKING:
-    from lookalike.indexer.models.copy_model import CopyModel
-    from lookalike.indexer.store.copy_vectors import CopyIndex
-    from lookalike.indexer.store.live_index import LiveIndex
-    from lookalike.search.duplicates import DuplicateGroup
-    from lookalike.search.rerank import Reranker
+from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, find_duplicates
+from lookalike.search.localize import localize
+from lookalike.search.rerank import Reranker
+from lookalike.search.text import check_text, require_text_model, text_vectors
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,6 @@ class Searcher:
             return self._index
 
     def _current(self, generation: int) -> VectorIndex | LiveIndex:
-        from lookalike.indexer.store.live_index import live_view
-
         if self._base is None or self._base[0] != generation:
             base = self.library.load_index()
             self._base = (generation, base, np.sort(base.ids()))
@@ -161,22 +159,17 @@ class Searcher:
     def copy_search(self) -> tuple[CopyModel, CopyIndex] | None:
         """The copy model and its index, up to date; None when the library has copy
         detection off (or its copy model cannot be loaded here: logged once)."""
-        from lookalike.indexer.errors import ModelUnavailable
-        from lookalike.indexer.store.copy_vectors import CopyIndex, recorded_model
-
         state = self.library.state()
         with self._lock:
             if state == self._copies_state:
                 return self._copies
-            info = recorded_model(self.library.catalog)
+            info = self.library.copy_model_info()
             if info is None:
                 self._copies = None
             elif self._copies is None or self._copies[1].info != info:
                 self._copies = None
                 if info.to_json() != self._copies_failed:
                     try:
-                        from lookalike.indexer.models.copy_model import load_copy_model
-
                         self._copies = (
                             load_copy_model(info),
                             CopyIndex(self.library.catalog, info),
@@ -201,8 +194,6 @@ class Searcher:
     def reranker(self) -> Reranker:
         with self._lock:
             if self._reranker is None:
-                from lookalike.search.rerank import Reranker
-
                 self._reranker = Reranker()
         return self._reranker
 
@@ -240,8 +231,6 @@ class Searcher:
         Raises:
             BadQuery: the library's model cannot localise (it has no classifier head).
         """
-        from lookalike.search.localize import localize
-
         with self._in_flight():
             image = self._as_image(query, need_full=True)
             found = localize(self.embedder, image)
@@ -255,10 +244,21 @@ class Searcher:
         return mark() if mark is not None else nullcontext()
 
     def search_text(self, text: str, k: int = 10) -> list[SearchResult]:
-        """The k library images that best match a text (CLIP libraries only; see search.text)."""
-        from lookalike.search.text import search_text
+        """The k library images that best match ``text``, best first (score: cosine).
 
-        return search_text(self, text, k)
+        Raises:
+            BadQuery: empty text, or a library whose model has no text encoder (CLIP
+                libraries only; see lookalike.search.text).
+        """
+        return self.search_texts([text], k)[0]
+
+    def search_texts(self, texts: list[str], k: int = 10) -> list[list[SearchResult]]:
+        """``search_text`` for several texts, embedding them in one batch."""
+        if not texts:
+            return []
+        require_text_model(self.library)  # before the model loads
+        texts = [check_text(t) for t in texts]
+        return self.search_vectors(text_vectors(self.embedder, texts), k)
 
     def search_many(
         self, queries: list[QueryImage], k: int = 10, *, rerank: bool | None = None
@@ -391,8 +391,6 @@ class Searcher:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> list[DuplicateGroup]:
         """Groups of near-duplicate images, largest first (see lookalike.search.duplicates)."""
-        from lookalike.search.duplicates import DEFAULT_THRESHOLD, find_duplicates
-
         t = DEFAULT_THRESHOLD if threshold is None else threshold
         index = self.index
         if not isinstance(index, VectorIndex):  # a file plus an overlay: one index of both

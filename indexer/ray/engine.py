@@ -28,16 +28,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lookalike.indexer.batch import (
-    BatchIndexer,
-    IndexOptions,
-    IndexSummary,
-    _Job,
-    _progress_bar,
-)
+from lookalike.indexer.batch import BatchIndexer, IndexOptions, IndexSummary
 from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.loading import FileJob
 from lookalike.indexer.models.protocol import Embedder
-from lookalike.indexer.progress import RunProgress
+from lookalike.indexer.progress import RunProgress, progress_bar
 from lookalike.indexer.ray.listing import list_files
 from lookalike.indexer.ray.stages import ShardEmbedder, decode_batch, known_content
 from lookalike.indexer.scan import FileEntry
@@ -101,7 +96,7 @@ class RaySummary(IndexSummary):
 
 def _import_ray():
     try:
-        import ray
+        import ray  # the ray extra, optional: only --engine ray needs it
         import ray.data  # noqa: F401
     except ImportError as e:
         raise LookalikeError(
@@ -219,7 +214,7 @@ class RayIndexer(BatchIndexer):
             log.info("recovered %d embedded files from earlier shards", summary.recovered)
 
     # -- the Ray Data job ------------------------------------------------------
-    def _run_pipeline(self, ray, jobs: list[_Job], by_hash, missing_ids, summary) -> None:
+    def _run_pipeline(self, ray, jobs: list[FileJob], by_hash, missing_ids, summary) -> None:
         opts = self.ray_options
         actors, gpus, actor_cpus = _actor_plan(ray.cluster_resources(), opts)
         summary.actors, summary.gpus = actors, gpus
@@ -253,7 +248,7 @@ class RayIndexer(BatchIndexer):
             num_gpus=1 if gpus else 0,
         )
         kill_after = int(os.environ.get(KILL_AFTER_SHARDS_ENV, "0") or 0)
-        bar = _progress_bar(len(jobs), self.options.progress)
+        bar = progress_bar(len(jobs), self.options.progress)
         stage = summary.stage_seconds
         try:
             for out in _domain_errors(ds.iter_rows()):
@@ -281,9 +276,9 @@ class RayIndexer(BatchIndexer):
         log.info("model actors embedded on %s", ", ".join(sorted(summary.devices)) or "-")
 
 
-def _job_blocks(jobs: list[_Job], rows: int) -> list:
+def _job_blocks(jobs: list[FileJob], rows: int) -> list:
     """The jobs as Arrow tables of ``rows`` rows (compact, one decode task each)."""
-    import pyarrow as pa
+    import pyarrow as pa  # the ray extra, as ray itself
 
     table = pa.table(
         {

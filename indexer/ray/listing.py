@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from lookalike.indexer.scan import FileEntry, Skipped, _walk, _why, scan
+from lookalike.indexer.scan import FileEntry, Skipped, scan, skip_reason, walk
 
 
 def list_files(ray, roots: list[str]) -> tuple[list[FileEntry], list[Skipped]]:
@@ -41,10 +41,10 @@ def list_files(ray, roots: list[str]) -> tuple[list[FileEntry], list[Skipped]]:
                         seen.add(sub_key)
                         subdirs.append(entry.path)
         except OSError as e:
-            skipped.append(Skipped(path, _why(e, path)))
+            skipped.append(Skipped(path, skip_reason(e, path)))
             continue
         # The root's own files: walk it with its sub-folders marked as seen.
-        found.update((e.path, e) for e in _walk(path, set(seen), skipped))
+        found.update((e.path, e) for e in walk(path, set(seen), skipped))
         seen.add(key)
         folders.extend(subdirs)
     if folders:
@@ -79,7 +79,7 @@ def list_folder(row: dict, seen: list) -> list[dict]:
     skipped: list[Skipped] = []
     out = [
         {"path": e.path, "size": e.size, "mtime_ns": e.mtime_ns, "reason": ""}
-        for e in _walk(folder, marks, skipped)
+        for e in walk(folder, marks, skipped)
     ]
     out.extend({"path": s.path, "size": 0, "mtime_ns": 0, "reason": s.reason} for s in skipped)
     return out

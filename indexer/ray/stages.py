@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.indexer.batch import _Job, _Loaded, embed_loaded, load_job
 from lookalike.indexer.errors import ModelMismatch
+from lookalike.indexer.loading import FileJob, LoadedFile, embed_loaded, load_job
 from lookalike.indexer.models.device import resolve_device
 from lookalike.indexer.models.protocol import Embedder, ModelInfo
-from lookalike.indexer.models.registry import load_embedder
+from lookalike.indexer.models.registry import load_embedder_for
 from lookalike.indexer.scan import FileEntry
 from lookalike.indexer.store.shards import write_shard
 
@@ -67,10 +67,7 @@ def _embedder_in_worker(model: str, **options) -> Embedder:
     cached = _EMBEDDERS.get(str(key))
     if cached is not None:
         return cached
-    weights = info.extra.get("weights")
-    if weights:
-        options["weights"] = weights
-    embedder = load_embedder(info.name, **options)
+    embedder = load_embedder_for(info, **options)  # with the library's --weights file
     if embedder.info.key() != info.key():
         raise ModelMismatch(f"Ray worker on {os.uname().nodename}", info.name, embedder.info.name)
     _EMBEDDERS[str(key)] = embedder
@@ -81,7 +78,7 @@ def decode_batch(batch: dict, known, *, model: str, max_pixels: int) -> dict:
     """Decode task: read, hash, decode and preprocess; known content is not decoded."""
     start, cpu = time.perf_counter(), time.thread_time()
     if not isinstance(known, tuple):  # an ObjectRef when Ray passes it unresolved
-        import ray
+        import ray  # the ray extra; loaded already in a Ray worker
 
         known = ray.get(known)
     embedder = _embedder_in_worker(model, threads=1)
@@ -90,7 +87,7 @@ def decode_batch(batch: dict, known, *, model: str, max_pixels: int) -> dict:
     for i in range(len(batch["path"])):
         old_id = int(batch["old_id"][i])
         entry = FileEntry(str(batch["path"][i]), int(batch["size"][i]), int(batch["mtime_ns"][i]))
-        job = _Job(entry, None if old_id < 0 else old_id, str(batch["old_hash"][i]) or None)
+        job = FileJob(entry, None if old_id < 0 else old_id, str(batch["old_hash"][i]) or None)
         loaded = load_job(job, embedder, max_pixels, lookup)
         pixels = loaded.pixels
         out["path"].append(entry.path)
@@ -117,12 +114,12 @@ _DECODED = (
 ).split()
 
 
-def _loaded_from(batch: dict) -> list[_Loaded]:
+def _loaded_from(batch: dict) -> list[LoadedFile]:
     items = []
     for i in range(len(batch["path"])):
         old_id = int(batch["old_id"][i])
         entry = FileEntry(str(batch["path"][i]), int(batch["size"][i]), int(batch["mtime_ns"][i]))
-        job = _Job(entry, None if old_id < 0 else old_id, str(batch["old_hash"][i]) or None)
+        job = FileJob(entry, None if old_id < 0 else old_id, str(batch["old_hash"][i]) or None)
         raw, shape = batch["pixels"][i], str(batch["shape"][i])
         pixels = None
         if shape:
@@ -131,7 +128,7 @@ def _loaded_from(batch: dict) -> list[_Loaded]:
         reuse = int(batch["reuse_id"][i])
         error = str(batch["error"][i]) if bool(batch["failed"][i]) else None
         items.append(
-            _Loaded(
+            LoadedFile(
                 job,
                 str(batch["digest"][i]),
                 pixels,

@@ -16,6 +16,7 @@ from dataclasses import asdict
 import numpy as np
 
 from lookalike.indexer.models.protocol import FeatureVector
+from lookalike.indexer.store.faiss_loader import load_faiss
 from lookalike.indexer.store.vector_index import (
     IVF,
     IVF_MAGIC,
@@ -26,7 +27,6 @@ from lookalike.indexer.store.vector_index import (
     IvfParams,
     VectorIndex,
     VectorSource,
-    _faiss,
     choose_kind,
     top_k,
 )
@@ -63,7 +63,7 @@ class IvfIndex(VectorIndex):
         super().__init__(ivf, IVF)
         self.params = params
         self.source = source
-        _faiss().extract_index_ivf(ivf).nprobe = params.nprobe
+        load_faiss().extract_index_ivf(ivf).nprobe = params.nprobe
         self._search_params: dict[int, object] = {}
 
     def attach(self, source: VectorSource | None) -> None:
@@ -72,7 +72,7 @@ class IvfIndex(VectorIndex):
 
     @classmethod
     def train_new(cls, sample: FeatureVector, params: IvfParams) -> IvfIndex:
-        faiss = _faiss()
+        faiss = load_faiss()
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         dim = sample.shape[1]
         if params.quantizer == SQ8:
@@ -93,14 +93,14 @@ class IvfIndex(VectorIndex):
     @classmethod
     def read(cls, f) -> IvfIndex:
         """Read the container after its magic: header length, JSON params, FAISS index."""
-        faiss = _faiss()
+        faiss = load_faiss()
         (size,) = struct.unpack("<Q", f.read(8))
         params = IvfParams.from_json(f.read(size))
         ivf = faiss.read_index(faiss.PyCallbackIOReader(f.read))
         return cls(ivf, params)
 
     def _write(self, f) -> None:
-        faiss = _faiss()
+        faiss = load_faiss()
         header = json.dumps(asdict(self.params)).encode()
         f.write(IVF_MAGIC + struct.pack("<Q", len(header)) + header)
         faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write))
@@ -137,7 +137,7 @@ class IvfIndex(VectorIndex):
             return 0
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         # A full pass over the lists (~50 ms at 1M): fine once per sync.
-        removed = int(self.index.remove_ids(_faiss().IDSelectorBatch(ids)))
+        removed = int(self.index.remove_ids(load_faiss().IDSelectorBatch(ids)))
         if isinstance(self.source, KeptVectors):
             self.source.remove(ids)
         return removed
@@ -147,7 +147,7 @@ class IvfIndex(VectorIndex):
         return np.concatenate([np.zeros(0, np.int64), *self._list_ids()])
 
     def _list_ids(self) -> Iterator[np.ndarray]:
-        faiss = _faiss()
+        faiss = load_faiss()
         invlists = faiss.extract_index_ivf(self.index).invlists
         for list_no in range(invlists.nlist):
             size = invlists.list_size(list_no)
@@ -203,7 +203,7 @@ class IvfIndex(VectorIndex):
         nprobe = nprobe or self.params.nprobe
         params = self._search_params.get(nprobe)
         if params is None:
-            params = self._search_params[nprobe] = _faiss().SearchParametersIVF(nprobe=nprobe)
+            params = self._search_params[nprobe] = load_faiss().SearchParametersIVF(nprobe=nprobe)
         rerank = self.params.rerank if rerank is None else rerank
         source = self.source
         if source is None or rerank == 0:

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.indexer.batch import NewImage, _Job, _Loaded
+from lookalike.indexer.loading import FileJob, LoadedFile
 from lookalike.indexer.scan import FileEntry
+from lookalike.indexer.store.catalog import NewImage
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def shard_dir_for(library_root: str | Path, base: str | Path | None = None) -> P
     return Path(base).expanduser().absolute() / f"{root.name}-{tag}"
 
 
-def _row(loaded: _Loaded, kind: str, vector_row: int, top) -> dict:
+def _row(loaded: LoadedFile, kind: str, vector_row: int, top) -> dict:
     e = loaded.job.entry
     return {
         "path": e.path,
@@ -78,8 +79,8 @@ def write_shard(
     directory: Path,
     model_key: str,
     dim: int,
-    loaded: Sequence[_Loaded],
-    embedded: Sequence[tuple[_Loaded, NewImage]],
+    loaded: Sequence[LoadedFile],
+    embedded: Sequence[tuple[LoadedFile, NewImage]],
     stats: dict | None = None,
 ) -> Path:
     """Write one shard (vectors first, manifest last); returns the manifest's path.
@@ -174,10 +175,12 @@ class Shard:
         vectors = self.vectors()
         out: list[tuple[str, object]] = []
         for r in self.rows if rows is None else rows:
-            job = _Job(FileEntry(r["path"], r["size"], r["mtime_ns"]), r["old_id"], r["old_hash"])
+            job = FileJob(
+                FileEntry(r["path"], r["size"], r["mtime_ns"]), r["old_id"], r["old_hash"]
+            )
             if r["kind"] == NEW:
                 top = [(n, s) for n, s in r["top"]] if r["top"] is not None else None
-                item = _Loaded(job, r["hash"], None, r["width"], r["height"], None, None)
+                item = LoadedFile(job, r["hash"], None, r["width"], r["height"], None, None)
                 vector = np.array(vectors[r["vector"]], dtype=np.float32)
                 new = NewImage(
                     r["path"],
@@ -191,9 +194,9 @@ class Shard:
                 )
                 out.append((NEW, (item, new)))
             elif r["kind"] == ERROR:
-                out.append((ERROR, _Loaded(job, r["hash"], None, 0, 0, None, r["error"])))
+                out.append((ERROR, LoadedFile(job, r["hash"], None, 0, 0, None, r["error"])))
             else:
-                out.append((REUSE, _Loaded(job, r["hash"], None, 0, 0, r["reuse_id"], None)))
+                out.append((REUSE, LoadedFile(job, r["hash"], None, 0, 0, r["reuse_id"], None)))
         return out
 
     def remove(self) -> None:

@@ -4,7 +4,8 @@ The index is a derived artefact: every vector also lives in the catalog, so the
 index can always be rebuilt. It is written aside and renamed into place, so a
 reader never sees half a file.
 
-Two kinds, chosen by library size (:func:`choose_kind`):
+Two kinds, chosen by library size (:func:`choose_kind`; indexer/store/index_kinds.py
+makes and reads an index of either kind):
 
 - ``flat``: exact inner-product search (``IndexIDMap2(IndexFlatIP)``), a plain FAISS
   file. Up to FLAT_MAX vectors.
@@ -46,6 +47,7 @@ from typing import Protocol
 import numpy as np
 
 from lookalike.indexer.models.protocol import FeatureVector
+from lookalike.indexer.store.faiss_loader import load_faiss
 
 FLAT = "flat"
 IVF = "ivf"
@@ -84,12 +86,6 @@ SQ8 = "sq8"
 SQ8_UNIFORM = "sq8u"
 
 IVF_MAGIC = b"LOOKALIKE-IVF\x00"
-
-
-def _faiss():
-    import faiss
-
-    return faiss
 
 
 class VectorSource(Protocol):
@@ -149,63 +145,11 @@ class VectorIndex:
     # -- construction --------------------------------------------------------------
     @classmethod
     def empty(cls, dim: int, kind: str = FLAT) -> VectorIndex:
-        """An empty exact index (an IVF index needs training: see :meth:`train`)."""
+        """An empty exact index (an IVF index needs training: see index_kinds.train_index)."""
         if kind != FLAT:
             raise ValueError(f"an empty {kind!r} index needs training data; use train()")
-        faiss = _faiss()
+        faiss = load_faiss()
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), FLAT)
-
-    @classmethod
-    def train(cls, sample: FeatureVector, n: int, kind: str | None = None) -> VectorIndex:
-        """An empty index of the kind for ``n`` vectors, trained on ``sample`` if needed.
-
-        An IVF index returned here has no exact-vector source yet: attach the catalog
-        with :meth:`IvfIndex.attach` (the library does) to search with exact scores.
-        """
-        kind = kind or choose_kind(n)
-        if kind == FLAT:
-            return cls.empty(sample.shape[1])
-        if kind == IVF:
-            from lookalike.indexer.store.ivf_index import IvfIndex
-
-            return IvfIndex.train_new(sample, IvfParams.for_size(n, sample.shape[1]))
-        raise ValueError(f"unknown index kind {kind!r}")
-
-    @classmethod
-    def build(cls, ids: np.ndarray, vectors: FeatureVector, kind: str | None = None) -> VectorIndex:
-        """An index over ``vectors`` (the kind follows their number unless given).
-
-        An IVF index built here keeps its exact vectors in memory (:class:`KeptVectors`).
-        """
-        kind = kind or choose_kind(len(vectors))
-        if kind == FLAT:
-            index = cls.empty(vectors.shape[1] if len(vectors) else 0)
-        else:
-            from lookalike.indexer.store.ivf_index import IvfIndex, KeptVectors
-
-            sample = vectors
-            params = IvfParams.for_size(len(vectors), vectors.shape[1])
-            if params.train_size(len(vectors)) < len(vectors):
-                rng = np.random.default_rng(0)
-                take = rng.choice(len(vectors), params.train_size(len(vectors)), replace=False)
-                sample = vectors[np.sort(take)]
-            index = IvfIndex.train_new(sample, params)
-            index.attach(KeptVectors())
-        index.add(ids, vectors)
-        return index
-
-    @classmethod
-    def load(cls, path: str | Path, source: VectorSource | None = None) -> VectorIndex:
-        """Read an index file; an IVF index re-scores with ``source`` (the catalog)."""
-        with open(path, "rb") as f:
-            if f.read(len(IVF_MAGIC)) == IVF_MAGIC:
-                from lookalike.indexer.store.ivf_index import IvfIndex
-
-                index = IvfIndex.read(f)
-                if source is not None:
-                    index.attach(source)
-                return index
-        return cls(_faiss().read_index(str(path)), FLAT)
 
     def save(self, path: str | Path) -> None:
         """Write the index atomically: a reader sees the old file or the new one."""
@@ -221,7 +165,7 @@ class VectorIndex:
             tmp.unlink(missing_ok=True)
 
     def _write(self, f) -> None:
-        faiss = _faiss()
+        faiss = load_faiss()
         faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write))
 
     def attach(self, source: VectorSource | None) -> None:
@@ -263,7 +207,7 @@ class VectorIndex:
     # -- reading -----------------------------------------------------------------
     def ids(self) -> np.ndarray:
         """All ids in the index (for consistency checks)."""
-        return _faiss().vector_to_array(self.index.id_map).astype(np.int64)
+        return load_faiss().vector_to_array(self.index.id_map).astype(np.int64)
 
     def reconstruct(self, ids: np.ndarray) -> FeatureVector:
         """The exact vectors of ``ids`` (all must be in the index)."""

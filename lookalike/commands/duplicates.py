@@ -8,6 +8,8 @@ import sys
 import click
 
 from lookalike.commands.options import json_option, library_option
+from lookalike.search.duplicates import DEFAULT_THRESHOLD, check_threshold
+from lookalike.search.searcher import Searcher
 
 
 @click.command()
@@ -28,9 +30,6 @@ def duplicates(library, threshold, as_json):
     "members": [{"id", "path", "score"}, ...]}, ...]}. Runs in memory proportional to
     the library, never to its square, so it works on a million images (it takes minutes).
     """
-    from lookalike.search.duplicates import DEFAULT_THRESHOLD, check_threshold
-    from lookalike.search.searcher import Searcher
-
     threshold = check_threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
     searcher = Searcher.open(library)
     try:
@@ -67,7 +66,7 @@ class _progress:
     def __init__(self, total: int) -> None:
         self.bar = None
         if sys.stderr.isatty() and total > 20_000:
-            from tqdm import tqdm
+            from tqdm import tqdm  # only when a bar is shown: keeps `lookalike --help` quick
 
             self.bar = tqdm(total=total, unit="img", desc="duplicates", file=sys.stderr)
 

@@ -7,14 +7,14 @@ import json
 import click
 
 from lookalike.commands.options import json_option, library_option
+from lookalike.indexer.errors import BadQuery
+from lookalike.search.searcher import Box, Searcher
+from lookalike.search.searcher import parse_box as parse
 
 
-def parse_box(value: str | None):
+def parse_box(value: str | None) -> Box | None:
     if value is None:
         return None
-    from lookalike.indexer.errors import BadQuery
-    from lookalike.search.searcher import parse_box as parse
-
     try:
         return parse(value)
     except BadQuery:
@@ -53,9 +53,6 @@ def search(images, library, k, box, text, find_object, rerank, as_json):
     (or the same picture), "probable" for the copy descriptors' clear nearest (libraries
     with copy detection), null for a look-alike (and with --no-rerank).
     """
-    from lookalike.indexer.errors import BadQuery
-    from lookalike.search.searcher import Searcher
-
     if text is not None and (images or box):
         raise BadQuery("give query IMAGES or --text TEXT, not both (--box needs an image)")
     if text is None and not images:

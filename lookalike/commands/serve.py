@@ -6,8 +6,12 @@ import ipaddress
 import logging
 
 import click
+from waitress import create_server
 
 from lookalike.commands.options import library_option
+from lookalike.indexer.store.faiss_loader import load_faiss
+from lookalike.webapp import create_app
+from lookalike.webapp.api import SEARCH_MODES
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
@@ -25,9 +29,7 @@ def _one_thread_per_search() -> None:
     """Requests already run in parallel on waitress's threads; FAISS's own OpenMP
     threads on top of them only fight over the cores (measured here: a 100k exact
     search took 3x longer with 2 OpenMP threads than with 1 under load)."""
-    import faiss
-
-    faiss.omp_set_num_threads(1)
+    load_faiss().omp_set_num_threads(1)
 
 
 @click.command()
@@ -68,11 +70,6 @@ def serve(library, host, port, threads, max_upload_mb, no_index_jobs, search_mod
     The model and the index load once, before the first request; an indexing run
     in another terminal is picked up without a restart.
     """
-    from waitress import create_server
-
-    from lookalike.webapp import create_app
-    from lookalike.webapp.api import SEARCH_MODES
-
     mode = SEARCH_MODES[search_mode]
     config = {
         "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024,
@@ -90,8 +87,7 @@ def serve(library, host, port, threads, max_upload_mb, no_index_jobs, search_mod
             err=True,
         )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("webapp", "indexer", "search", "classifier"):
-        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("lookalike").setLevel(logging.INFO)  # the packages' own loggers
     app = create_app(library, test_config=config)
     _one_thread_per_search()
     server = create_server(

@@ -7,7 +7,8 @@ import pytest
 
 from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.store import vector_index as vi
-from lookalike.indexer.store.vector_index import IVF, VectorIndex
+from lookalike.indexer.store.index_kinds import build_index
+from lookalike.indexer.store.vector_index import IVF
 from lookalike.search.duplicates import (
     DEFAULT_THRESHOLD,
     NEIGHBOURS,
@@ -54,14 +55,14 @@ def test_union_find_components_largest_first():
 def test_threshold_outside_zero_one_is_refused(bad):
     with pytest.raises(BadQuery, match=r"\(0, 1\]"):
         check_threshold(bad)
-    index = VectorIndex.build(np.arange(3), unit(np.eye(3, DIM)))
+    index = build_index(np.arange(3), unit(np.eye(3, DIM)))
     with pytest.raises(BadQuery):
         duplicate_groups(index, bad)
 
 
 def test_groups_found_exactly_with_the_flat_index():
     ids, vectors, truth = library_vectors()
-    index = VectorIndex.build(ids, vectors)
+    index = build_index(ids, vectors)
     groups = duplicate_groups(index, 0.85)
     # the 41-image group is larger than NEIGHBOURS and still comes out whole
     assert 40 + 1 > NEIGHBOURS
@@ -72,7 +73,7 @@ def test_groups_found_exactly_with_the_flat_index():
 def test_groups_found_with_the_ivf_index(monkeypatch):
     monkeypatch.setattr(vi, "FLAT_MAX", 1000)
     ids, vectors, truth = library_vectors(seed=1)
-    index = VectorIndex.build(ids, vectors)
+    index = build_index(ids, vectors)
     assert index.kind == IVF
     assert duplicate_groups(index, 0.85) == sorted(truth, key=lambda g: (-len(g), g[0]))
 
@@ -80,7 +81,7 @@ def test_groups_found_with_the_ivf_index(monkeypatch):
 def test_pairs_per_batch_are_bounded_not_quadratic():
     # 600 copies of one image: a range search would return 360,000 pairs at once
     same = unit(np.ones((600, DIM)) + 1e-4 * np.random.default_rng(2).standard_normal((600, DIM)))
-    index = VectorIndex.build(np.arange(600), same)
+    index = build_index(np.arange(600), same)
     sizes = [len(a) for a, _b in duplicate_pairs(index, 0.9, neighbours=8, batch=100)]
     assert max(sizes) <= 100 * (8 + 1)  # k + 1 looked up, itself dropped when found
     assert duplicate_groups(index, 0.9, neighbours=8) == [list(range(600))]
@@ -88,7 +89,7 @@ def test_pairs_per_batch_are_bounded_not_quadratic():
 
 def test_described_groups_carry_paths_and_scores():
     ids, vectors, truth = library_vectors()
-    index = VectorIndex.build(ids, vectors)
+    index = build_index(ids, vectors)
     paths = {int(i): f"/photos/{i}.jpg" for i in ids if i != truth[-1][1]}  # one was deleted
     groups = describe_groups(index, duplicate_groups(index, 0.85), paths)
     assert [g.size for g in groups] == [40, 6, 3, 2]  # largest first, deleted one left out

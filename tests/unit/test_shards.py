@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.indexer.batch import NewImage, _Job, _Loaded
+from lookalike.indexer.loading import FileJob, LoadedFile
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.scan import FileEntry
+from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.shards import (
     Shard,
     complete_shards,
@@ -20,16 +21,18 @@ DIM = 32
 INFO = ModelInfo(name="fake", dim=DIM, preprocessing="none", weights_hash="0")
 
 
-def _loaded(i: int, kind: str) -> _Loaded:
-    job = _Job(FileEntry(f"/p/{i}.jpg", 100 + i, 1000 + i), None, None)
+def _loaded(i: int, kind: str) -> LoadedFile:
+    job = FileJob(FileEntry(f"/p/{i}.jpg", 100 + i, 1000 + i), None, None)
     if kind == "new":
-        return _Loaded(job, f"{i:032x}", np.zeros((2, 2, 3), np.uint8), 20 + i, 10 + i, None, None)
+        return LoadedFile(
+            job, f"{i:032x}", np.zeros((2, 2, 3), np.uint8), 20 + i, 10 + i, None, None
+        )
     if kind == "reuse":
-        return _Loaded(job, f"{i:032x}", None, 0, 0, 7, None)
-    return _Loaded(job, f"{i:032x}", None, 0, 0, None, "not a readable image")
+        return LoadedFile(job, f"{i:032x}", None, 0, 0, 7, None)
+    return LoadedFile(job, f"{i:032x}", None, 0, 0, None, "not a readable image")
 
 
-def _new(item: _Loaded, rng) -> NewImage:
+def _new(item: LoadedFile, rng) -> NewImage:
     e = item.job.entry
     v = rng.standard_normal(DIM).astype(np.float32)
     top = [("cat", 0.5), ("dog", 0.25)]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from lookalike.indexer.store import vector_index as vi
+from lookalike.indexer.store.index_kinds import build_index, read_index
 from lookalike.indexer.store.library import Library
-from lookalike.indexer.store.vector_index import FLAT, IVF, IvfParams, VectorIndex, choose_kind
+from lookalike.indexer.store.vector_index import FLAT, IVF, IvfParams, choose_kind
 from tests.unit.vector_support import fake_model, write_vectors
 
 DIM = 64
@@ -63,14 +64,14 @@ def test_ivf_params_grow_with_size():
 def test_flat_index_round_trip_and_remove(tmp_path):
     x = clustered(300)
     ids = np.arange(300, dtype=np.int64) * 7 + 3
-    index = VectorIndex.build(ids, x)
+    index = build_index(ids, x)
     assert index.kind == FLAT
     scores, found = index.search(x[:5], 3)
     assert list(found[:, 0]) == list(ids[:5]) and np.allclose(scores[:, 0], 1.0, atol=1e-5)
     assert index.remove(ids[:5]) == 5 and index.ntotal == 295
     assert not set(ids[:5]) & set(index.search(x[:5], 10)[1].ravel())
     index.save(tmp_path / "i.faiss")
-    again = VectorIndex.load(tmp_path / "i.faiss")
+    again = read_index(tmp_path / "i.faiss")
     assert again.kind == FLAT and sorted(again.ids()) == sorted(ids[5:])
     assert np.allclose(again.reconstruct(ids[[10, 20]]), x[[10, 20]])
 
@@ -78,7 +79,7 @@ def test_flat_index_round_trip_and_remove(tmp_path):
 def test_ivf_recall_ids_and_changes(tmp_path, small_limits):
     x, queries = np.split(clustered(4200, seed=1), [4000])  # queries near the same centres
     ids = np.arange(4000, dtype=np.int64) * 3 + 11  # catalog ids, not positions
-    index = VectorIndex.build(ids, x)
+    index = build_index(ids, x)
     assert index.kind == IVF and index.ntotal == 4000
     _s, found = index.search(queries, 10)
     assert recall(found, exact_top(ids, x, queries, 10)) >= 0.9
@@ -102,12 +103,12 @@ def test_ivf_recall_ids_and_changes(tmp_path, small_limits):
     assert list(found[:, 0]) == list(changed)
 
     index.save(tmp_path / "i.faiss")
-    sq8_only = VectorIndex.load(tmp_path / "i.faiss")  # no exact vectors: SQ8 scores
+    sq8_only = read_index(tmp_path / "i.faiss")  # no exact vectors: SQ8 scores
     assert sq8_only.kind == IVF and sq8_only.params == index.params
     s8, f8 = sq8_only.search(queries, 10)
     exact8 = np.einsum("qd,qkd->qk", queries, index.reconstruct(f8.ravel()).reshape(200, 10, -1))
     assert np.abs(s8 - exact8).max() < 0.02 and not np.allclose(s8, exact8, atol=1e-6)
-    again = VectorIndex.load(tmp_path / "i.faiss", source=index.source)
+    again = read_index(tmp_path / "i.faiss", source=index.source)
     assert np.array_equal(again.search(queries, 10)[1], index.search(queries, 10)[1])
     seen = np.concatenate([i for i, _v in again.iter_vectors(batch=999)])
     assert sorted(seen) == sorted(ids)
@@ -133,14 +134,14 @@ def test_one_query_and_many_agree_for_each_quantizer(tmp_path, quantizer):
         np.testing.assert_allclose(one_scores[0], scores, atol=1e-6)
     assert recall(batch_ids, exact_top(ids, x, queries, 10)) >= 0.9
     index.save(tmp_path / "i.faiss")
-    assert VectorIndex.load(tmp_path / "i.faiss").params.quantizer == quantizer
+    assert read_index(tmp_path / "i.faiss").params.quantizer == quantizer
     # A header written before the quantizer was recorded means the per-dimension SQ8.
     old = IvfParams.from_json('{"nlist": 64, "nprobe": 2, "rerank": 20, "trained_n": 9}')
     assert old.quantizer == vi.SQ8
 
 
 def test_ivf_asks_for_retraining_when_grown_or_shrunk(small_limits):
-    index = VectorIndex.build(np.arange(2000), clustered(2000))
+    index = build_index(np.arange(2000), clustered(2000))
     assert index.params.trained_n == 2000
     assert not index.needs_rebuild(2000 * 3)
     assert index.needs_rebuild(2000 * 5)
