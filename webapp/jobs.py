@@ -1,13 +1,15 @@
 """Indexing a folder from the web page, in a background thread, with visible progress.
 
-One job at a time per server. The job is the same incremental indexer as
-``lookalike index`` (it takes the library's writer lock, so it refuses to run
-while a CLI run is writing, and the other way round), using the model the server
-already loaded. Progress is what the indexer reports after each commit (about
+One job at a time per server. The job is the same update as ``lookalike index``
+(lookalike.indexer.pipeline.update_library: it takes the library's writer lock, so
+it refuses to run while a CLI run is writing, and the other way round), using the
+models the server already loaded. Progress is what the indexer reports after each commit (about
 every two seconds). Searches see new images as soon as they are committed. If the
 server stops, the job stops with it; what was committed is kept and indexing the
 same folder again finishes the rest. In a library with copy detection on, the job
-then computes the new images' copy descriptors (``"phase": "copy descriptors"``).
+then computes the new images' copy descriptors (``"phase": "copy descriptors"``), with
+the copy model of the server's searches (none when it could not load). The summary is
+``lookalike index --json``'s document, its lists of skipped files cut to 50.
 
 A ``lookalike index`` run in another process is not a job of this server, but it
 writes its progress beside the catalog (lookalike.indexer.progress): while it runs, the status
@@ -23,23 +25,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lookalike.indexer.batch import IndexOptions
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
+from lookalike.indexer.pipeline import update_library
+from lookalike.indexer.progress import running_elsewhere
+from lookalike.webapp.services import LibraryService
 
 log = logging.getLogger(__name__)
+
+SHOW_SKIPPED = 50  # skipped files listed in a job's summary (the page shows a few)
 
 
 class IndexJobs:
     """Runs at most one indexing job at a time (see module docstring)."""
 
-    def __init__(self, service) -> None:
+    def __init__(self, service: LibraryService) -> None:
         self.service = service
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._status: dict[str, Any] = {"state": "idle"}
 
     def status(self) -> dict[str, Any]:
-        from lookalike.indexer.progress import running_elsewhere
-
         with self._lock:
             doc = dict(self._status)
         if doc["state"] not in ("scanning", "running"):
@@ -85,16 +91,25 @@ class IndexJobs:
         with self._lock:
             self._status.update(state="running", done=done, total=total)
 
-    def _run(self, folder: str, labels_from_folders: bool) -> None:
-        from lookalike.indexer.batch import BatchIndexer, IndexOptions
-        from lookalike.indexer.store.library import Library
+    def _copy_progress(self, done: int, total: int) -> None:
+        with self._lock:
+            self._status.update(phase="copy descriptors")
+        self._progress(done, total)
 
+    def _run(self, folder: str, labels_from_folders: bool) -> None:
+        searcher = self.service.searcher
         try:
-            embedder = self.service.searcher.embedder
-            options = IndexOptions(progress=False, labels_from_folders=labels_from_folders)
-            with Library.create(self.service.root, embedder.info) as lib, lib.locked():
-                summary = BatchIndexer(lib, embedder, options, self._progress).run([folder])
-                copies = self._copy_descriptors(lib)
+            found = searcher.copy_search()
+            summary = update_library(
+                self.service.root,
+                [folder],
+                embedder=searcher.embedder,
+                copies=found[0] if found is not None else None,
+                copies_optional=True,
+                options=IndexOptions(progress=False, labels_from_folders=labels_from_folders),
+                on_progress=self._progress,
+                on_copy_progress=self._copy_progress,
+            )
         except LookalikeError as e:
             self._finish("failed", error=str(e))
         except Exception as e:  # reported on the page and in the log, never lost
@@ -102,24 +117,11 @@ class IndexJobs:
             self._finish("failed", error=f"internal error: {e}")
         else:
             doc = summary.as_dict()
-            doc["skipped"] = doc["skipped"][:50]
-            if copies is not None:
-                doc["copy_descriptors"] = {"computed": copies.computed, "total": copies.total}
+            doc["skipped"] = doc["skipped"][:SHOW_SKIPPED]
+            if "copy_descriptors" in doc:
+                copies = doc["copy_descriptors"]
+                copies["skipped"] = copies["skipped"][:SHOW_SKIPPED]
             self._finish("done", summary=doc)
-
-    def _copy_descriptors(self, lib):
-        """In a library with copy detection on, the descriptors of what the job added
-        (with the copy model the server's searches use; none when it cannot load)."""
-        from lookalike.indexer.store import copy_vectors
-
-        if copy_vectors.recorded_model(lib.catalog) is None:
-            return None
-        found = self.service.searcher.copy_search()
-        if found is None:
-            return None
-        with self._lock:
-            self._status.update(phase="copy descriptors")
-        return copy_vectors.build(lib, found[0], on_progress=self._progress)
 
     def _finish(self, state: str, **extra: Any) -> None:
         with self._lock:

@@ -8,6 +8,10 @@ from typing import Any
 import click
 
 from lookalike.commands.options import json_option, library_option
+from lookalike.indexer.batch import IndexOptions
+from lookalike.indexer.pipeline import ModelChoice, UpdateSummary, update_library
+from lookalike.indexer.progress import progress_bar
+from lookalike.indexer.ray.engine import RayOptions
 
 SHOW_SKIPPED = 20
 
@@ -129,15 +133,16 @@ def index(
     data; files gone from the given folders are removed. Safe to interrupt:
     a rerun finishes the work.
     """
-    from lookalike.indexer.batch import IndexOptions, IndexSummary, index_paths
-    from lookalike.indexer.models.registry import load_embedder
-    from lookalike.indexer.store.library import Library
-
     _check_engine_options(engine)
-    # With Ray the driver only describes the model; each actor picks its own device.
-    driver_device = "cpu" if engine == "ray" else (device or "cpu")
-    embedder = _embedder_for(library, model, weights, load_embedder, driver_device)
-    copies = _copy_model_for(library, copy_detection, copy_model)  # fails before any work
+    if copy_detection is False and copy_model:
+        raise click.UsageError("--copy-model goes with copy detection, not --no-copy-detection")
+    choice = ModelChoice(
+        model=model,
+        weights=weights,
+        device=device or "cpu",
+        copy_detection=copy_detection,
+        copy_model=copy_model,
+    )
     options = IndexOptions(
         batch_size=batch_size,
         workers=workers,
@@ -146,111 +151,53 @@ def index(
         progress=not quiet and not as_json,
         retry_errors=retry_errors,
     )
-    summary: IndexSummary
-    with Library.create(library, embedder.info) as lib:
-        if engine == "ray":
-            from lookalike.indexer.ray.engine import RayOptions, index_paths_ray
-
-            ray_options = RayOptions(
-                address=ray_address,
-                local_cpus=ray_cpus,
-                shard_dir=shard_dir,
-                shard_size=shard_size,
-                actors=ray_actors,
-                gpus=ray_gpus,
-                device=device or "auto",
-            )
-            summary = index_paths_ray(lib, embedder, list(paths), options, ray_options)
-            devices = sorted(summary.devices)
-        else:
-            summary = index_paths(lib, embedder, paths, options)
-            devices = [getattr(embedder, "device", "cpu")]
-        copy_summary = _update_copy_descriptors(lib, copies, copy_detection, options)
+    ray = None
+    if engine == "ray":
+        ray = RayOptions(
+            address=ray_address,
+            local_cpus=ray_cpus,
+            shard_dir=shard_dir,
+            shard_size=shard_size,
+            actors=ray_actors,
+            gpus=ray_gpus,
+            device=device or "auto",
+        )
+    bar = _CopyBar(options.progress)
+    try:
+        summary = update_library(
+            library, paths, choice, options=options, ray=ray, on_copy_progress=bar.update
+        )
+    finally:
+        bar.close()
     if as_json:
-        doc = {**summary.as_dict(), "devices": devices}
-        if copy_summary is not None:
-            doc["copy_descriptors"] = {
-                "computed": copy_summary.computed,
-                "total": copy_summary.total,
-                "skipped": [{"path": p, "reason": r} for p, r in copy_summary.skipped],
-            }
-        click.echo(json.dumps(doc))
+        click.echo(json.dumps(summary.as_dict()))
         return
-    for s in summary.skipped[:SHOW_SKIPPED]:
+    _print(summary, labels_from_folders)
+
+
+def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
+    done = summary.index
+    for s in done.skipped[:SHOW_SKIPPED]:
         click.echo(f"skipping {s.path}: {s.reason}", err=True)
-    if len(summary.skipped) > SHOW_SKIPPED:
-        more = len(summary.skipped) - SHOW_SKIPPED
+    if len(done.skipped) > SHOW_SKIPPED:
+        more = len(done.skipped) - SHOW_SKIPPED
         click.echo(f"... and {more} more skipped (lookalike info lists them)", err=True)
     click.echo(
-        f"indexed in {summary.seconds:.1f}s ({summary.images_per_s:.0f} images/s): "
-        f"{summary.added} added, {summary.updated} updated, {summary.moved} moved, "
-        f"{summary.copied} copies, {summary.removed} removed, {summary.unchanged} unchanged, "
-        f"{len(summary.skipped)} skipped"
-        + (f", {summary.labelled} labelled from folders" if labels_from_folders else "")
-        + (f"; embedded on {', '.join(devices)}" if summary.embedded else "")
+        f"indexed in {done.seconds:.1f}s ({done.images_per_s:.0f} images/s): "
+        f"{done.added} added, {done.updated} updated, {done.moved} moved, "
+        f"{done.copied} copies, {done.removed} removed, {done.unchanged} unchanged, "
+        f"{len(done.skipped)} skipped"
+        + (f", {done.labelled} labelled from folders" if labels_from_folders else "")
+        + (f"; embedded on {', '.join(summary.devices)}" if done.embedded else "")
     )
-    if copy_summary is not None:
-        for path, reason in copy_summary.skipped[:SHOW_SKIPPED]:
+    copies = summary.copies
+    if copies is not None:
+        for path, reason in copies.skipped[:SHOW_SKIPPED]:
             click.echo(f"no copy descriptor for {path}: {reason}", err=True)
         click.echo(
-            f"copy descriptors: {copy_summary.computed} computed, "
-            f"{len(copy_summary.skipped)} skipped, {copy_summary.total} in the library"
+            f"copy descriptors: {copies.computed} computed, "
+            f"{len(copies.skipped)} skipped, {copies.total} in the library"
         )
-
-
-def _copy_model_for(library, copy_detection, copy_model):
-    """The copy model this run keeps descriptors with, or None (copy detection off)."""
-    from lookalike.indexer.errors import LibraryNotFound, ModelUnavailable
-    from lookalike.indexer.models.copy_model import load_copy_model
-    from lookalike.indexer.store.copy_vectors import recorded_model
-    from lookalike.indexer.store.library import Library
-
-    if copy_detection is False:
-        if copy_model:
-            raise click.UsageError("--copy-model goes with copy detection, not --no-copy-detection")
-        return None
-    try:
-        with Library.open(library) as lib:
-            stored = recorded_model(lib.catalog)
-    except LibraryNotFound:
-        stored = None
-    if copy_model:
-        return load_copy_model(copy_model)
-    if copy_detection:
-        return load_copy_model(stored.name if stored else None)
-    if stored is None:
-        return None
-    try:
-        return load_copy_model(stored)
-    except ModelUnavailable as e:
-        raise ModelUnavailable(
-            f"{e}. This library keeps copy descriptors; to index without them, "
-            f"turn copy detection off: --no-copy-detection"
-        ) from None
-
-
-def _update_copy_descriptors(lib, copies, copy_detection, options):
-    """Turn copy detection on or off as asked, and compute the missing descriptors."""
-    from lookalike.indexer.store import copy_vectors
-
-    with lib.locked():
-        if copy_detection is False:
-            copy_vectors.disable(lib)
-            return None
-        if copies is None:
-            return None
-        copy_vectors.enable(lib, copies)
-        bar = _CopyBar(options.progress)
-        try:
-            return copy_vectors.build(
-                lib,
-                copies,
-                workers=options.workers,
-                max_pixels=options.max_pixels,
-                on_progress=bar.update,
-            )
-        finally:
-            bar.close()
 
 
 class _CopyBar:
@@ -264,9 +211,7 @@ class _CopyBar:
         if not self.enabled or total == 0:
             return
         if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="img", desc="copy descriptors", dynamic_ncols=True)
+            self._bar = progress_bar(total, True, desc="copy descriptors")
         self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
@@ -286,25 +231,3 @@ def _check_engine_options(engine: str) -> None:
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
             flag = "--" + name.replace("_", "-")
             raise click.UsageError(f"{flag} applies to --engine ray only")
-
-
-def _embedder_for(library, model, weights, load_embedder, device="cpu"):
-    """The model the library was built with, or --model (default) for a new library.
-
-    An open_clip library built from a --weights file reloads that file unless
-    --weights names another (whose hash must then match).
-    """
-    from lookalike.indexer.errors import LibraryNotFound, ModelMismatch
-    from lookalike.indexer.store.library import Library
-
-    try:
-        with Library.open(library) as lib:
-            stored = lib.model_info()
-    except LibraryNotFound:
-        stored = None
-    if stored is not None and model and model != stored.name:
-        raise ModelMismatch(library or "the library", stored.name, model)
-    spec = model or (stored.name if stored else None)
-    if weights is None and stored is not None:
-        weights = stored.extra.get("weights")
-    return load_embedder(spec, device=device, **({"weights": weights} if weights else {}))
