@@ -1,10 +1,14 @@
 """The ``lookalike`` command: a thin layer over the library packages.
 
-Heavy imports (torch, onnxruntime, faiss) happen inside the commands, so
-``lookalike --help`` answers at once. Domain errors become one line and exit 1.
+Each command's module is imported when it runs (see lookalike/commands/__init__.py),
+and the packages import their heavy dependencies (torch, onnxruntime, faiss, OpenCV)
+where they use them, so ``lookalike --help`` answers at once. Domain errors become one
+line and exit 1.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
@@ -14,7 +18,22 @@ from lookalike.indexer.errors import LookalikeError
 
 
 class LookalikeGroup(click.Group):
-    """Turns domain errors into one actionable line instead of a traceback."""
+    """Turns domain errors into one actionable line instead of a traceback; loads a
+    command's module when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"lookalike.commands.{cmd_name}")
+        return getattr(module, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from COMMANDS' one-line helps, importing no command."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx: click.Context):
         try:
@@ -34,7 +53,3 @@ def main() -> None:
     Every command works on a library directory: --library DIR, or the
     LOOKALIKE_LIBRARY environment variable, or ~/.local/share/lookalike/library.
     """
-
-
-for command in COMMANDS:
-    main.add_command(command)

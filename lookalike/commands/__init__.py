@@ -1,13 +1,20 @@
-"""CLI commands, one module per verb; each module exports one click command."""
+"""CLI commands, one module per verb: ``lookalike.commands.NAME`` exports the click
+command ``NAME``.
 
-from lookalike.commands.clusters import clusters
-from lookalike.commands.duplicates import duplicates
-from lookalike.commands.evaluate import evaluate
-from lookalike.commands.index import index
-from lookalike.commands.info import info
-from lookalike.commands.labels import labels
-from lookalike.commands.search import search
-from lookalike.commands.serve import serve
-from lookalike.commands.tag import tag
+The group (lookalike/cli.py) imports a command's module only when that command runs
+(or shows its help), so ``lookalike --help`` answers at once and each command loads
+only the packages it uses. The listing's one-line helps are here (a test checks them
+against the commands' own).
+"""
 
-COMMANDS = [index, search, info, serve, duplicates, clusters, labels, tag, evaluate]
+COMMANDS: dict[str, str] = {  # name -> the first sentence of its help
+    "index": "Index the images under PATHS (folders or files) into the library.",
+    "search": "Find the library images most similar to each of IMAGES, or to --text TEXT.",
+    "info": "Show what the library holds: images, errors, model, index, labels, size.",
+    "serve": "Serve the web app and the JSON API over a library.",
+    "duplicates": "Group near-duplicate images (resized, recompressed, slightly cropped copies).",
+    "clusters": "Group the images without a human label into clusters, most promising first.",
+    "labels": "Human labels: import/export CSV, set and remove per image, list with counts.",
+    "tag": "Tag every image that has no human label, from the labelled ones.",
+    "evaluate": "Which head tags this library best? Stratified K-fold CV over the human labels.",
+}
