@@ -13,8 +13,10 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
 from lookalike.classifier.clustering import review as review
-from lookalike.classifier.clustering.discovery import ClusterParams, cluster_vectors, merge_groups
+from lookalike.classifier.clustering.discovery import cluster_vectors
+from lookalike.classifier.clustering.linkage import merge_groups
 from lookalike.classifier.clustering.matching import match_ids, partition_like, two_parts
+from lookalike.classifier.clustering.params import ClusterParams
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
