@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lookalike.classifier import labels
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.store.catalog import Catalog, connect
@@ -102,6 +103,12 @@ class LibraryService:
         """One write transaction on the shared writable catalog."""
         with self.writer() as catalog, catalog.transaction() as conn:
             yield catalog, conn
+
+    @contextmanager
+    def writable(self) -> Iterator[Library]:
+        """The shared writable catalog as a Library, for the classifier's writes."""
+        with self.writer() as catalog:
+            yield Library(self.root, catalog)
 
     # -- facts ------------------------------------------------------------------
     def model_name(self) -> str | None:
@@ -272,8 +279,6 @@ class LibraryService:
 
     def set_labels(self, ids: Sequence[int], label: Any, origin: str = "manual") -> int:
         """One human label for many images, all or nothing; returns how many."""
-        from lookalike.classifier import labels
-
         if not isinstance(label, str):
             raise BadQuery("a label must be a non-empty string")
         ids = sorted({int(i) for i in ids})
@@ -281,16 +286,14 @@ class LibraryService:
         missing = [i for i in ids if i not in known]
         if missing:  # checked here for a 404; nothing is written
             raise NotFound("image", missing[0])
-        with self.writer() as catalog:
-            labels.set_labels(catalog, ids, label, origin)
+        with self.writable() as library:
+            labels.set_labels(library, ids, label, origin)
         return len(ids)
 
     def remove_label(self, image_id: int) -> dict[str, Any]:
-        from lookalike.classifier import labels
-
         self.file_of(image_id)
-        with self.writer() as catalog:
-            labels.remove_labels(catalog, [image_id])
+        with self.writable() as library:
+            labels.remove_labels(library, [image_id])
         return self.image(image_id)
 
     def ids_known(self, ids: Sequence[int]) -> set[int]:
@@ -320,15 +323,6 @@ class LibraryService:
         with self.writing() as (_catalog, conn):
             conn.execute("DELETE FROM tags WHERE image_id = ?", (image_id,))
         return self.image(image_id)
-
-
-class Unavailable(LookalikeError):
-    """A feature whose module is missing from this version of Lookalike."""
-
-    def __init__(self, feature: str, needs: str) -> None:
-        self.feature = feature
-        self.needs = needs
-        super().__init__(f"{feature} is not available in this version of Lookalike (needs {needs})")
 
 
 def _searcher(library: Library, embedder: Embedder | None, options: dict[str, Any]):
