@@ -116,8 +116,15 @@ class ClusterDetail(ClusterView):
     children: list[int]  # the clusters it was split into
 
     def to_json(self) -> dict[str, Any]:
-        keys = ("status", "name", "label", "parent", "created", "reviewed", "children")
-        return super().to_json() | {k: getattr(self, k) for k in keys}
+        return super().to_json() | {
+            "status": self.status,
+            "name": self.name,
+            "label": self.label,
+            "parent": self.parent,
+            "created": self.created,
+            "reviewed": self.reviewed,
+            "children": self.children,
+        }
 
 
 class Listing(NamedTuple):

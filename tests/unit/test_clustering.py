@@ -295,3 +295,31 @@ def test_gone_clusters_and_nothing_to_cluster(tmp_path):
     with Library.open(empty, readonly=False) as lib:
         with pytest.raises(review.NothingToCluster, match="no images"):
             review.list_clusters(lib)
+
+
+def test_a_library_clustered_before_the_migration_keeps_its_decisions(tmp_path):
+    """Before the cluster tables were a catalog migration, the first write created them;
+    such a library reads as it was, and read-only before any migration it has no clusters."""
+    import sqlite3
+
+    from lookalike.indexer.store.catalog import MIGRATIONS
+
+    x, _blob = blobs([10, 10], seed=2)
+    root = make_library(tmp_path / "lib", x, [None] * 20)
+    with sqlite3.connect(root / "catalog.sqlite") as conn:  # back to schema 2
+        for table in ("cluster_state", "cluster_noise", "cluster_members", "clusters"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 2")
+    with Library.open(root) as reader:  # read-only: no migration, no tables
+        assert review.current_listing(reader) is None
+        with pytest.raises(review.ClusterNotFound):
+            review.show(reader, 1)
+    with sqlite3.connect(root / "catalog.sqlite") as conn:  # the tables as code made them
+        conn.executescript(MIGRATIONS[2])
+        conn.execute(
+            "INSERT INTO clusters (id, status, name, cohesion, promise, created) "
+            "VALUES (7, 'rejected', NULL, 0.5, 1.0, 0)"
+        )
+    with Library.open(root, readonly=False) as lib:  # migrates to 3
+        assert lib.catalog.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert review.show(lib, 7).status == "rejected"
