@@ -17,6 +17,7 @@ import csv
 import io
 import os
 import re
+import sqlite3
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from lookalike.indexer.errors import LookalikeError
-from lookalike.indexer.store.catalog import Catalog
+from lookalike.indexer.store.catalog import LabelExport, TagExport
+from lookalike.indexer.store.library import Library
 
 ORIGINS = ("folder", "csv", "manual", "review")
 MAX_LABEL_LENGTH = 100
@@ -151,13 +153,14 @@ def read_csv(path: str | Path) -> list[Row | RejectedRow]:
     return out
 
 
-def plan_import(catalog: Catalog, path: str | Path) -> tuple[ImportReport, list[tuple[int, str]]]:
+def plan_import(library: Library, path: str | Path) -> tuple[ImportReport, list[tuple[int, str]]]:
     """Check every row; returns the report and the (image id, label) pairs to write.
 
     A path listed twice with the same label: the first row is taken, the others
     are duplicates. A path listed with different labels is ambiguous: none of its
     rows is taken.
     """
+    catalog = library.catalog
     report = ImportReport(file=str(path))
     candidates: dict[str, list[tuple[Row, int]]] = {}
     for row in read_csv(path):
@@ -175,7 +178,7 @@ def plan_import(catalog: Catalog, path: str | Path) -> tuple[ImportReport, list[
             report.rejected.append(RejectedRow(row.line, row.path, row.label, reason))
             continue
         candidates.setdefault(row.path, []).append((Row(row.line, row.path, label), image["id"]))
-    current = dict(catalog.conn.execute("SELECT image_id, label FROM labels").fetchall())
+    current = catalog.labels()
     items: list[tuple[int, str]] = []
     for rows in candidates.values():
         first, image_id = rows[0]
@@ -202,72 +205,65 @@ def plan_import(catalog: Catalog, path: str | Path) -> tuple[ImportReport, list[
     return report, items
 
 
-def import_csv(catalog: Catalog, path: str | Path, strict: bool = False) -> ImportReport:
+def import_csv(library: Library, path: str | Path, strict: bool = False) -> ImportReport:
     """Validate every row, then write the valid ones in one transaction.
 
     With ``strict``, a file with any bad row changes nothing.
     """
-    report, items = plan_import(catalog, path)
+    report, items = plan_import(library, path)
     if items and not (strict and report.rejected):
-        with catalog.transaction() as conn:
-            _write(catalog, conn, items, "csv")
+        with library.catalog.transaction() as conn:
+            _write(library, conn, items, "csv")
         report.applied = True
     return report
 
 
 def set_labels(
-    catalog: Catalog, image_ids: Sequence[int], label: str, origin: str = "manual"
+    library: Library, image_ids: Sequence[int], label: str, origin: str = "manual"
 ) -> int:
     """Give the images one human label (replacing theirs); returns how many changed."""
     if origin not in ORIGINS:
         raise LookalikeError(f"unknown label origin {origin!r}; use one of {', '.join(ORIGINS)}")
     label = check_label(label)
     ids = sorted({int(i) for i in image_ids})
-    _check_ids(catalog, ids)
-    with catalog.transaction() as conn:
-        before = dict(_labels_of(conn, ids))
-        _write(catalog, conn, [(i, label) for i in ids], origin)
+    _check_ids(library, ids)
+    with library.catalog.transaction() as conn:
+        before = library.catalog.labels_of(ids)  # read inside the write transaction
+        _write(library, conn, [(i, label) for i in ids], origin)
     return sum(1 for i in ids if before.get(i) != label)
 
 
-def remove_labels(catalog: Catalog, image_ids: Sequence[int]) -> int:
+def remove_labels(library: Library, image_ids: Sequence[int]) -> int:
     """Remove the images' human labels; returns how many had one."""
     ids = sorted({int(i) for i in image_ids})
-    _check_ids(catalog, ids)
+    _check_ids(library, ids)
+    catalog = library.catalog
     with catalog.transaction() as conn:
-        n = len(_labels_of(conn, ids))
-        conn.executemany("DELETE FROM labels WHERE image_id = ?", [(i,) for i in ids])
-        _bump_labels_version(catalog, conn)
+        n = len(catalog.labels_of(ids))
+        catalog.remove_labels(conn, ids)
+        catalog.bump_labels_version(conn)
     return n
 
 
-def resolve_paths(catalog: Catalog, paths: Iterable[str]) -> list[int]:
+def resolve_paths(library: Library, paths: Iterable[str]) -> list[int]:
     """Catalog ids of image paths (relative to the working directory) or of every image
     under folder paths; UnknownImages (nothing changed) when any is not in the library."""
     ids: list[int] = []
     unknown: list[str] = []
     for p in paths:
         full = os.path.abspath(os.path.expanduser(p))
-        row = catalog.image_by_path(full)
+        row = library.catalog.image_by_path(full)
         if row is not None:
             ids.append(row["id"])
             continue
-        prefix = full.rstrip(os.sep) + os.sep
-        under = catalog.conn.execute(
-            "SELECT id FROM images WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
-        ).fetchall()
+        under = library.catalog.ids_under(full)
         if under:
-            ids.extend(r[0] for r in under)
+            ids.extend(under)
         else:
             unknown.append(p)
     if unknown:
         raise UnknownImages(unknown)
     return ids
-
-
-def human_labels(catalog: Catalog) -> tuple[list[int], list[str]]:
-    rows = catalog.conn.execute("SELECT image_id, label FROM labels ORDER BY image_id").fetchall()
-    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 class LabelCount(NamedTuple):
@@ -276,85 +272,58 @@ class LabelCount(NamedTuple):
     predicted: int  # images tagged so by the last tag run
 
 
-def label_counts(catalog: Catalog) -> tuple[list[LabelCount], int]:
+class LabelCounts(NamedTuple):
+    counts: list[LabelCount]  # most human labels first, then by name
+    unknown: int  # images the last tag run left unknown
+
+
+def label_counts(library: Library) -> LabelCounts:
     """Per label: human and predicted counts; and the number of images tagged unknown."""
-    human = dict(catalog.conn.execute("SELECT label, COUNT(*) FROM labels GROUP BY label"))
-    tags = catalog.conn.execute("SELECT label, COUNT(*) FROM tags GROUP BY label").fetchall()
-    predicted = {k: n for k, n in tags if k is not None}
-    unknown = sum(n for k, n in tags if k is None)
+    human = dict(library.catalog.label_counts())
+    tags = library.catalog.images_per_tag()
+    predicted = {k: n for k, n in tags.items() if k is not None}
+    unknown = tags.get(None, 0)
     names = sorted(set(human) | set(predicted), key=lambda k: (-human.get(k, 0), k))
-    counts = [LabelCount(k, human.get(k, 0), predicted.get(k, 0)) for k in names]
-    return counts, unknown
+    return LabelCounts(
+        [LabelCount(k, human.get(k, 0), predicted.get(k, 0)) for k in names], unknown
+    )
 
 
-EXPORT_COLUMNS = ("path", "label", "origin", "at")
-TAG_COLUMNS = ("path", "label", "confidence", "head", "at")
+EXPORT_COLUMNS = LabelExport._fields
+TAG_COLUMNS = TagExport._fields
 
 
-def export_rows(catalog: Catalog, tags: bool = False) -> list[dict]:
+def export_rows(library: Library, tags: bool = False) -> list[LabelExport] | list[TagExport]:
     """Human labels (path, label, origin, at), or with ``tags`` the predicted tags."""
-    columns: tuple[str, ...]
-    if tags:
-        sql = (
-            "SELECT i.path, t.label, t.confidence, t.head, t.at FROM tags t "
-            "JOIN images i ON i.id = t.image_id ORDER BY i.path"
-        )
-        columns = TAG_COLUMNS
-    else:
-        sql = (
-            "SELECT i.path, l.label, l.origin, l.at FROM labels l "
-            "JOIN images i ON i.id = l.image_id ORDER BY i.path"
-        )
-        columns = EXPORT_COLUMNS
-    return [dict(zip(columns, r, strict=True)) for r in catalog.conn.execute(sql)]
+    return library.catalog.tag_rows() if tags else library.catalog.label_rows()
 
 
-def write_csv(rows: list[dict], out: TextIO, tags: bool = False) -> None:
+def write_csv(rows: Sequence[LabelExport | TagExport], out: TextIO, tags: bool = False) -> None:
     """CSV that ``import_csv`` reads back (it ignores the extra columns)."""
     columns = TAG_COLUMNS if tags else EXPORT_COLUMNS
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        row = dict(row)
-        row["at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(row["at"]))
-        if tags:
-            row["label"] = row["label"] or ""
-            row["confidence"] = f"{row['confidence']:.4f}"
-        writer.writerow(row)
+        doc = row._asdict()
+        doc["at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(row.at))
+        if isinstance(row, TagExport):
+            doc["label"] = row.label or ""
+            doc["confidence"] = f"{row.confidence:.4f}"
+        writer.writerow(doc)
 
 
-def labels_version(catalog: Catalog) -> int:
-    """Grows with every change of the human labels (tag runs record it)."""
-    return int(catalog.get_meta("labels_version", "0") or 0)
-
-
-def _write(catalog: Catalog, conn, items: list[tuple[int, str]], origin: str) -> None:
+def _write(
+    library: Library, conn: sqlite3.Connection, items: list[tuple[int, str]], origin: str
+) -> None:
+    catalog = library.catalog
     catalog.set_labels(conn, items, origin)
     # A human label replaces any predicted tag of the image.
-    conn.executemany("DELETE FROM tags WHERE image_id = ?", [(i,) for i, _ in items])
-    _bump_labels_version(catalog, conn)
+    catalog.remove_tags(conn, [i for i, _ in items])
+    catalog.bump_labels_version(conn)
 
 
-def _bump_labels_version(catalog: Catalog, conn) -> None:
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('labels_version', '1') ON CONFLICT (key) "
-        "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-    )
-
-
-def _labels_of(conn, ids: list[int]) -> list[tuple[int, str]]:
-    out = []
-    for start in range(0, len(ids), 900):
-        chunk = ids[start : start + 900]
-        marks = ",".join("?" * len(chunk))
-        out.extend(
-            conn.execute(f"SELECT image_id, label FROM labels WHERE image_id IN ({marks})", chunk)
-        )
-    return [(r[0], r[1]) for r in out]
-
-
-def _check_ids(catalog: Catalog, ids: list[int]) -> None:
-    known = catalog.paths(ids)
+def _check_ids(library: Library, ids: list[int]) -> None:
+    known = library.catalog.paths(ids)
     missing = [str(i) for i in ids if i not in known]
     if missing:
         raise UnknownImages([f"image id {i}" for i in missing])

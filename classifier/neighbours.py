@@ -25,7 +25,7 @@ def knn(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """(similarities, row numbers) of each row's ``k`` nearest rows, itself included
     (usually first); -1 where fewer were found."""
-    import faiss
+    import faiss  # a native library: loaded when a graph is built, not on import
 
     exact_max = EXACT_MAX if exact_max is None else exact_max
     x = np.ascontiguousarray(x, dtype=np.float32)

@@ -21,13 +21,12 @@ from lookalike.indexer.errors import (
     ModelUnavailable,
     UnreadableImage,
 )
-from lookalike.webapp.services import NotFound, Unavailable
+from lookalike.webapp.services import NotFound
 
 log = logging.getLogger(__name__)
 
 STATUS_OF: list[tuple[type[Exception], int]] = [
     (NotFound, 404),
-    (Unavailable, 501),
     (BadQuery, 400),
     (UnreadableImage, 400),
     (LibraryBusy, 409),

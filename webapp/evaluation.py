@@ -1,33 +1,32 @@
 """The evaluation page's data: cross-validation of every tagging head, run in the background.
 
-``lookalike.classifier.tagging.validation.evaluate_library`` (what `lookalike evaluate` runs) takes
-from seconds to minutes, so a request starts it in a thread and the page polls.
-The last result stays in memory with its HTML report (``lookalike.classifier.tagging.report``);
-after a restart the figures come from the summary the evaluation stored in the
-catalog, without the report.
+``lookalike.classifier.tagging.validation.evaluate_library`` (what `lookalike evaluate`
+runs) takes from seconds to minutes, so a request starts it in a thread and the page
+polls. It reads through the server's read-only library; only its summary goes through
+the writer, so labelling goes on meanwhile. The last result stays in memory with its
+HTML report (``lookalike.classifier.tagging.report``); after a restart the figures
+come from the summary the evaluation stored in the catalog, without the report.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from typing import Any
 
+from lookalike.classifier.tagging.report import render_html
+from lookalike.classifier.tagging.tagger import HEADS
+from lookalike.classifier.tagging.validation import (
+    StoredEvaluation,
+    evaluate_library,
+    store_summary,
+    stored_summary,
+)
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
-from lookalike.webapp.services import LibraryService, Unavailable
+from lookalike.webapp.services import LibraryService
 
 log = logging.getLogger(__name__)
-
-HEADS = ("knn", "linear", "svm", "mlp")
-
-
-def _module(name: str):
-    try:
-        return __import__(f"lookalike.classifier.tagging.{name}", fromlist=["_"])
-    except ImportError:
-        return None
 
 
 class EvaluationRunner:
@@ -40,16 +39,7 @@ class EvaluationRunner:
         self._status: dict[str, Any] = {"state": "none"}
         self.report_html: str | None = None
 
-    @staticmethod
-    def available() -> bool:
-        module = _module("validation")
-        return module is not None and hasattr(module, "evaluate_library")
-
     def start(self, folds: Any = 5, heads: Any = None) -> dict[str, Any]:
-        if not self.available():
-            raise Unavailable(
-                "the evaluation", "classifier/tagging/validation.py evaluate_library()"
-            )
         if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= 50:
             raise BadQuery("folds must be a whole number from 2 to 50")
         heads = list(HEADS) if heads is None else heads
@@ -71,9 +61,9 @@ class EvaluationRunner:
         with self._lock:
             doc = dict(self._status)
         if doc["state"] == "none":
-            stored = self.service.library.catalog.get_meta("evaluation")
-            if stored:
-                doc = {"state": "done", "stored": True} | _figures(json.loads(stored))
+            stored = stored_summary(self.service.library)
+            if stored is not None:
+                doc = {"state": "done", "stored": True} | _figures(stored, at=stored.at)
         doc["report_url"] = "/evaluation/report" if self.report_html else None
         return doc
 
@@ -82,13 +72,13 @@ class EvaluationRunner:
             self._status["progress"] = f"evaluating {head}"
 
     def _run(self, folds: int, heads: list[str]) -> None:
-        from lookalike.classifier.tagging.validation import evaluate_library
-
         try:
             result = evaluate_library(
-                str(self.service.root), heads=heads, folds=folds, progress=self._progress
+                self.service.library, heads=heads, folds=folds, progress=self._progress
             )
-            html = self._report(result)
+            with self.service.writable() as library:
+                summary = store_summary(library, result)
+            html = render_html(result)
         except LookalikeError as e:
             self._finish({"state": "failed", "error": str(e)})
             return
@@ -97,42 +87,41 @@ class EvaluationRunner:
             self._finish({"state": "failed", "error": f"internal error: {e}"})
             return
         self.report_html = html
-        self._finish({"state": "done"} | _figures(result))
-
-    def _report(self, result: dict) -> str | None:
-        report = _module("report")
-        if report is None or not hasattr(report, "render_html"):
-            return None
-        return report.render_html(result)
+        figures = _figures(summary, labelled=result.labels, classes=len(result.classes))
+        self._finish({"state": "done"} | figures)
 
     def _finish(self, doc: dict[str, Any]) -> None:
         with self._lock:
             self._status = doc | {"finished": time.time()}
 
 
-def _figures(result: dict) -> dict[str, Any]:
-    """The headline figures per head, from a full result or the stored summary."""
+def _figures(
+    summary: StoredEvaluation,
+    labelled: int | None = None,
+    classes: int | None = None,
+    at: float | None = None,
+) -> dict[str, Any]:
+    """The headline figures per head (labelled images and classes: a fresh run's only)."""
     heads = []
-    for name, r in result.get("heads", {}).items():
-        open_set = r.get("open_set", {})
+    for name, r in summary.heads.items():
         heads.append(
             {
                 "head": name,
                 "figures": {
-                    "accuracy": r.get("accuracy"),
-                    "macro-F1": r.get("macro_f1"),
-                    "AUROC known vs new": open_set.get("auroc"),
-                    "known images tagged right": open_set.get("known_accuracy"),
-                    "new-class images left unknown": open_set.get("novel_unknown"),
-                    "calibration error": open_set.get("calibration_error"),
+                    "accuracy": r.accuracy,
+                    "macro-F1": r.macro_f1,
+                    "AUROC known vs new": r.open_set.auroc,
+                    "known images tagged right": r.open_set.known_accuracy,
+                    "new-class images left unknown": r.open_set.novel_unknown,
+                    "calibration error": r.open_set.calibration_error,
                 },
             }
         )
     return {
         "heads": heads,
-        "best_head": result.get("best_head"),
-        "labelled": result.get("labels"),
-        "classes": len(result["classes"]) if "classes" in result else None,
-        "folds": result.get("folds"),
-        "evaluated_at": result.get("at"),
+        "best_head": summary.best_head,
+        "labelled": labelled,
+        "classes": classes,
+        "folds": summary.folds,
+        "evaluated_at": at,
     }

@@ -38,30 +38,19 @@ def image_page(image_id: int):
 
 @bp.get("/library")
 def browse_page():
-    review = current_app.extensions["lookalike.review"]
     return render_template(
-        "browse.html",
-        page="browse",
-        allow_jobs=current_app.config["ALLOW_INDEX_JOBS"],
-        tagging=review.has_tagging(),
+        "browse.html", page="browse", allow_jobs=current_app.config["ALLOW_INDEX_JOBS"]
     )
 
 
 @bp.get("/clusters")
 def clusters_page():
-    review = current_app.extensions["lookalike.review"]
-    return render_template("clusters.html", page="clusters", available=review.has_clusters())
+    return render_template("clusters.html", page="clusters")
 
 
 @bp.get("/evaluation")
 def evaluation_page():
-    review = current_app.extensions["lookalike.review"]
-    return render_template(
-        "evaluation.html",
-        page="evaluation",
-        available=review.has_tagging(),
-        cross_validation=review.has_cross_validation(),
-    )
+    return render_template("evaluation.html", page="evaluation")
 
 
 REPORT_POLICY = (

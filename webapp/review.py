@@ -1,39 +1,28 @@
-"""Routes for cluster review, tagging runs and the evaluation, over classifier/*.
+"""Routes for cluster review, tagging runs and the evaluation, over lookalike.classifier.
 
 ``ReviewService`` is the thin layer between these routes and the classifier package:
 clusters come from ``webapp.clusters`` (over ``classifier.clustering.review``); tagging
-runs from ``lookalike.classifier.tagging.tagger.tag_library`` (as `lookalike tag`); the evaluation
+runs from ``lookalike.classifier.tagging.tagger`` (as `lookalike tag`); the evaluation
 from ``webapp.evaluation`` (over ``classifier.tagging.validation``, as `lookalike evaluate`).
-When this version of Lookalike lacks a module the route answers 501 with what it
-needs, and the page says so.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from lookalike.classifier.tagging.tagger import TagRunInfo, compute_tags, last_run, save_tags
 from lookalike.indexer.errors import BadQuery
 from lookalike.webapp.clusters import ClusterReview
 from lookalike.webapp.evaluation import EvaluationRunner
-from lookalike.webapp.services import LibraryService, Unavailable
+from lookalike.webapp.services import LibraryService
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("review", __name__, url_prefix="/api")
-
-
-def find(module: str, name: str):
-    """classifier.<module>.<name>, or None when this version does not have it."""
-    try:
-        mod = importlib.import_module(f"lookalike.classifier.tagging.{module}")
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
 
 
 class ReviewService:
@@ -45,33 +34,23 @@ class ReviewService:
         self.evaluations = EvaluationRunner(service)
         self._tag_lock = threading.Lock()
 
-    def has_clusters(self) -> bool:
-        return self.clusters.available()
-
-    def has_tagging(self) -> bool:
-        return find("tagger", "tag_library") is not None
-
-    def has_cross_validation(self) -> bool:
-        return self.evaluations.available()
-
     # -- tagging --------------------------------------------------------------------
     def tag(self, head: Any, min_confidence: Any) -> dict[str, Any]:
         """Tag every image without a human label (as `lookalike tag`); a summary."""
-        tag_library = find("tagger", "tag_library")
-        if tag_library is None:
-            raise Unavailable("tagging", "classifier/tagging/tagger.py tag_library()")
         if not isinstance(head, str):
             raise BadQuery('head must be a name such as "knn"')
         if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
             raise BadQuery("min_confidence must be a number between 0 and 1")
         with self._tag_lock:  # one run at a time; each replaces the previous run's tags
-            run = tag_library(str(self.service.root), head=head, min_confidence=min_confidence)
-        return _summary(run.meta)
+            # Computed on the read-only library: the writer is held only to store it.
+            run = compute_tags(self.service.library, head=head, min_confidence=min_confidence)
+            with self.service.writable() as library:
+                save_tags(library, run)
+        return _summary(run.info)
 
     def last_tagging(self) -> dict[str, Any] | None:
-        last_run = find("tagger", "last_run")
-        meta = last_run(self.service.library.catalog) if last_run else None
-        return _summary(meta) if meta else None
+        info = last_run(self.service.library)
+        return _summary(info) if info else None
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluation(self) -> dict[str, Any]:
@@ -83,29 +62,36 @@ class ReviewService:
 
     def tag_run_figures(self) -> dict[str, Any] | None:
         """The last tagging run, measured on labels (and classes) it hid from itself."""
-        last_run = find("tagger", "last_run")
-        meta = last_run(self.service.library.catalog) if last_run else None
-        if meta is None:
+        info = last_run(self.service.library)
+        if info is None:
             return None
-        held_out = meta.get("validation") or {}
+        held_out = info.validation
         return {
-            "head": meta.get("head"),
-            "finished": meta.get("at"),
-            "labelled": meta.get("labelled"),
-            "classes": meta.get("classes"),
+            "head": info.head,
+            "finished": info.at,
+            "labelled": info.labelled,
+            "classes": info.classes,
             "figures": {
-                "known images tagged right": held_out.get("known_accuracy"),
-                "new-class images left unknown": held_out.get("novel_unknown"),
-                "calibration error": held_out.get("calibration_error"),
-                "images tagged": meta.get("tagged"),
-                "images unknown": meta.get("unknown"),
+                "known images tagged right": held_out.known_accuracy if held_out else None,
+                "new-class images left unknown": held_out.novel_unknown if held_out else None,
+                "calibration error": held_out.calibration_error if held_out else None,
+                "images tagged": info.tagged,
+                "images unknown": info.unknown,
             },
         }
 
 
-def _summary(meta: dict[str, Any]) -> dict[str, Any]:
-    keys = ("head", "tagged", "unknown", "labelled", "classes", "seconds", "min_confidence", "at")
-    return {k: meta.get(k) for k in keys}
+def _summary(info: TagRunInfo) -> dict[str, Any]:
+    return {
+        "head": info.head,
+        "tagged": info.tagged,
+        "unknown": info.unknown,
+        "labelled": info.labelled,
+        "classes": info.classes,
+        "seconds": info.seconds,
+        "min_confidence": info.min_confidence,
+        "at": info.at,
+    }
 
 
 def _review() -> ReviewService:

@@ -116,6 +116,12 @@ class LibraryService:
         with self.writer() as catalog, catalog.transaction() as conn:
             yield catalog, conn
 
+    @contextmanager
+    def writable(self) -> Iterator[Library]:
+        """The shared writable catalog as a Library, for the classifier's writes."""
+        with self.writer() as catalog:
+            yield Library(self.root, catalog)
+
     # -- facts ------------------------------------------------------------------
     def model_name(self) -> str | None:
         info = self.library.model_info()
@@ -252,14 +258,14 @@ class LibraryService:
         missing = [i for i in ids if i not in known]
         if missing:  # checked here for a 404; nothing is written
             raise NotFound("image", missing[0])
-        with self.writer() as catalog:
-            labels.set_labels(catalog, ids, label, origin)
+        with self.writable() as library:
+            labels.set_labels(library, ids, label, origin)
         return len(ids)
 
     def remove_label(self, image_id: int) -> dict[str, Any]:
         self.file_of(image_id)
-        with self.writer() as catalog:
-            labels.remove_labels(catalog, [image_id])
+        with self.writable() as library:
+            labels.remove_labels(library, [image_id])
         return self.image(image_id)
 
     def ids_known(self, ids: Sequence[int]) -> set[int]:
@@ -285,13 +291,6 @@ class LibraryService:
         return self.image(image_id)
 
 
-class Unavailable(LookalikeError):
-    """A feature whose module is missing from this version of Lookalike."""
-
-    def __init__(self, feature: str, needs: str) -> None:
-        self.feature = feature
-        self.needs = needs
-        super().__init__(f"{feature} is not available in this version of Lookalike (needs {needs})")
 
 
 def _server_embedder(library: Library, threads: int | None) -> Embedder | None:

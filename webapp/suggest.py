@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.classifier.tagging.suggestions import imagenet, zero_shot_names
 from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.models.openclip import label_vectors
+from lookalike.indexer.numerics import softmax
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ class SuggestionSource:
     """Suggestions for single images of one library (see module docstring)."""
 
     def __init__(self, service) -> None:
-        self.service = service
+        self.service = service  # the LibraryService: its read-only library and its model
         self._lock = threading.Lock()
         self._text: tuple[tuple[str, ...], np.ndarray] | None = None
 
@@ -39,46 +42,30 @@ class SuggestionSource:
             return []
 
     def _imagenet(self, image_id: int, top: int) -> list[dict[str, Any]]:
-        from lookalike.classifier.tagging.suggestions import imagenet
-
-        if not self.service.db.execute(
-            "SELECT 1 FROM predictions WHERE image_id = ?", (image_id,)
-        ).fetchone():
+        library = self.service.library
+        if not library.catalog.predictions(image_id):
             return []
-        found = imagenet(self.service.library.catalog, [image_id], top)
+        found = imagenet(library, [image_id], top)
         return [
             {"label": s.label, "score": round(s.score, 4), "source": found.source}
             for s in found.suggestions.get(image_id, [])
         ]
 
     def _zero_shot(self, image_id: int, top: int) -> list[dict[str, Any]]:
-        from lookalike.indexer.numerics import softmax
-
-        row = self.service.db.execute(
-            "SELECT vector FROM vectors WHERE image_id = ?", (image_id,)
-        ).fetchone()
-        if row is None:
+        vector = self.service.library.catalog.vector(image_id)
+        if vector is None:
             return []
         names, text, source = self._label_vectors()
         embedder = self.service.searcher.embedder
-        scores = embedder.logit_scale * (text @ np.frombuffer(row[0], dtype=np.float32))
-        probs = softmax(scores[None])[0]
+        probs = softmax((embedder.logit_scale * (text @ vector))[None])[0]
         best = np.argsort(-probs)[:top]
         return [
             {"label": names[j], "score": round(float(probs[j]), 4), "source": source} for j in best
         ]
 
     def _label_vectors(self) -> tuple[tuple[str, ...], np.ndarray, str]:
-        from lookalike.indexer.models.openclip import label_vectors
-
-        names = tuple(
-            r[0] for r in self.service.db.execute("SELECT DISTINCT label FROM labels ORDER BY 1")
-        )
-        source = "clip-zero-shot:labels"
-        if len(names) < 2:
-            from lookalike.indexer.models.efficientnet import imagenet_names
-
-            names, source = tuple(imagenet_names()), "clip-zero-shot:imagenet"
+        found, source = zero_shot_names(self.service.library)
+        names = tuple(found)
         with self._lock:
             if self._text is None or self._text[0] != names:
                 self._text = (names, label_vectors(self.service.searcher.embedder, names))

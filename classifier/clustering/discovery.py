@@ -67,21 +67,14 @@ of a labelled class (``label`` set), and noise.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.classifier.clustering.linkage import (
-    _floor,
-    _normalised,
-    _pooled,
-    _spread,
-    _spreads,
-    knn_edges,
-    merge_groups,
-)
+from lookalike.classifier.clustering.groups import pooled_spread, spread, spreads
+from lookalike.classifier.clustering.linkage import knn_edges, merge_groups
 from lookalike.classifier.clustering.metric import (
     attach_within_reach,
     midpoint_threshold,
@@ -89,39 +82,13 @@ from lookalike.classifier.clustering.metric import (
     separation_ratio,
     whiten_within,
 )
+from lookalike.classifier.clustering.params import ClusterParams
+from lookalike.indexer.numerics import l2_normalize
 
 log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 Indices = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class ClusterParams:
-    """Settings of :func:`cluster_vectors`; the defaults are the measured ones."""
-
-    min_size: int = 5  # smallest group proposed as a new category
-    dim: int = 64  # principal components kept (cosine geometry after projection)
-    neighbours: int = 10  # degree of the kNN graph merges run along
-    whiten: bool = True  # within-class covariance normalisation from the labels
-    threshold: float | None = None  # mean cosine distance cut; None: from the labels
-    default_threshold: float = 0.6  # used when there are too few labels to calibrate
-    threshold_scale: float = 1.6  # cut / median spread assumed by the floor below
-    rho_join: float = 1.2  # unlabelled group joins a labelled one within this x spread
-    rho_class: float = 1.2  # left-over group is "more of" a class within this x spread
-    # Two unnamed groups of settled_factor * min_size+ images stay apart when farther, for
-    # their spreads, than rho_apart; None: the apart_quantile of the labelled classes'
-    # nearest-class separation (default_rho_apart with too few labels).
-    settled_factor: int = 3
-    rho_apart: float | None = None
-    apart_quantile: float = 0.1
-    default_rho_apart: float = 1.5
-    spread_floor: float = 0.5  # spreads below this x a typical class's count as that
-    attach_quantile: float = 0.9  # noise joins a class scoring above this quantile
-    refine_passes: int = 3  # nearest-centroid passes over the clustered images
-    pca_sample: int = 10_000  # vectors the projection is fitted on
-    exact_graph_max: int = 20_000  # above this many vectors the kNN graph uses an IVF
-    seed: int = 0
 
 
 class Cluster(NamedTuple):
@@ -200,13 +167,13 @@ def project(vectors: Vectors, p: ClusterParams) -> Vectors:
     n, d = vectors.shape
     dim = min(p.dim, d, max(n - 1, 1))
     if dim >= d or n < 3:
-        return _normalised(vectors.astype(np.float32))
+        return l2_normalize(vectors.astype(np.float32))
     rng = np.random.default_rng(p.seed)
     sample = vectors if n <= p.pca_sample else vectors[rng.choice(n, p.pca_sample, False)]
     mean = sample.mean(0)
     basis = _top_components(sample - mean, dim, p.seed).T
     # (x - mean) @ basis without the n x d temporary.
-    return _normalised(vectors @ basis - mean @ basis)
+    return l2_normalize(vectors @ basis - mean @ basis)
 
 
 def _top_components(x: npt.NDArray, k: int, seed: int, iters: int = 4) -> Vectors:
@@ -240,7 +207,7 @@ def _assign(
     zu, zl, label_ids, n_classes, group_u, group_label, threshold, p
 ) -> npt.NDArray[np.int64]:
     """Per unlabelled point: class id (< n_classes), new cluster id (>= n_classes) or -1."""
-    floor = _floor(threshold, p)
+    floor = p.spread_floor_at(threshold)
     out = np.full(len(zu), -1, dtype=np.int64)
     joined = group_label[group_u]
     out[joined >= 0] = joined[joined >= 0]
@@ -273,16 +240,17 @@ def _class_stats(zu, zl, label_ids, out, n_classes):
     size = np.bincount(label_ids, minlength=n_classes) + np.bincount(
         out[known], minlength=n_classes
     )
-    return sums, size.astype(float), _spreads(sums, size.astype(float))
+    return sums, size.astype(float), spreads(sums, size.astype(float))
 
 
 def _closest_class(members: Vectors, class_stats, rho: float, floor: float) -> int | None:
     if class_stats is None:
         return None
-    sums, size, spread = class_stats
+    sums, size, class_spread = class_stats
     s, n = members.sum(0), len(members)
     dist = 1.0 - (sums @ s) / (size * n)
-    ratio = dist / np.maximum(_pooled(_spread(s, n), spread, n, size), max(floor, 1e-6))
+    ref = pooled_spread(spread(s, n), class_spread, n, size)
+    ratio = dist / np.maximum(ref, max(floor, 1e-6))
     best = int(ratio.argmin())
     return best if ratio[best] <= rho else None
 
@@ -317,7 +285,7 @@ def attach_to_classes(points, zl, label_ids, quantile, k: int = 10, top: int = 3
 def _knn_scores(points, zl, label_ids, k, top, own=None, want_own=False):
     """Best class score per point; with ``own`` (leave-one-out calibration rows), the
     score for the row's own class (``want_own``) or for the best other class."""
-    import faiss
+    import faiss  # a native library: loaded when clustering runs, not on import
 
     index = faiss.IndexFlatIP(zl.shape[1])
     index.add(np.ascontiguousarray(zl, dtype=np.float32))
@@ -386,13 +354,13 @@ def describe(
         index = {c: i for i, c in enumerate(classes)}
         sums = np.zeros((len(classes), unlabelled.shape[1]))
         np.add.at(sums, np.array([index[x] for x in labels]), labelled)
-        protos = _normalised(sums)
+        protos = l2_normalize(sums)
     out = []
     for members, label in groups:
         members = np.asarray(members, dtype=np.int64)
         vecs = unlabelled[members].astype(np.float64)
         s = vecs.sum(0)
-        cohesion = 1.0 - _spread(s, len(members)) if len(members) > 1 else 1.0
+        cohesion = 1.0 - spread(s, len(members)) if len(members) > 1 else 1.0
         centre = s / max(np.linalg.norm(s), 1e-12)
         reps = members[np.argsort(-(vecs @ centre), kind="stable")[:6]]
         near, sim = None, None

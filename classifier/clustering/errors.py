@@ -1,7 +1,8 @@
-"""The errors of cluster review (:mod:`classifier.clustering.review`): each carries its data.
+"""The errors of cluster review (:mod:`lookalike.classifier.clustering.review`).
 
-Every one is a :class:`ReviewError`, raised before anything is changed; the CLI prints
-its message on one line, the web app answers it as JSON with a 4xx status.
+Each carries its data. Every one is a :class:`ReviewError`, raised before anything is
+changed; the CLI prints its message on one line, the web app answers it as JSON with a
+4xx status.
 """
 
 from __future__ import annotations

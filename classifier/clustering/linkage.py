@@ -13,21 +13,19 @@ as labelled classes are from their nearest other class (``rho_apart``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from lookalike.classifier.clustering.discovery import ClusterParams
+from lookalike.classifier.clustering.groups import pooled_spread, spreads
+from lookalike.classifier.clustering.params import ClusterParams
+from lookalike.classifier.neighbours import knn
+from lookalike.indexer.numerics import l2_normalize
 
 Vectors = npt.NDArray[np.float32]
 
 
 def knn_edges(z: Vectors, p: ClusterParams) -> npt.NDArray[np.int64]:
     """Undirected edges (i < j) of the k-nearest-neighbour graph, each once."""
-    from lookalike.classifier.neighbours import knn
-
     n = len(z)
     k = min(p.neighbours, n - 1)
     _sims, nbrs = knn(z, k + 1, exact_max=p.exact_graph_max, seed=p.seed)
@@ -62,7 +60,7 @@ def merge_groups(
         group = renumber[group]
         if len(sums) == before or len(sums) < 2:
             return group, lab
-        edges = knn_edges(_normalised(sums), p)
+        edges = knn_edges(l2_normalize(sums), p)
 
 
 def _merge_pass(e, sums, size, lab, threshold, p):
@@ -129,8 +127,9 @@ def _allowed(dist, a, b, sums, size, lab, threshold, p) -> npt.NDArray[np.bool_]
     # rhino) lie within the cut, but farther apart than their spreads.
     both = (la < 0) & (lb < 0) & (np.minimum(size[a], size[b]) >= settled)
     if mixed.any() or both.any():
-        spread = _spreads(sums, size)
-        ref = np.maximum(_pooled(spread[a], spread[b], size[a], size[b]), _floor(threshold, p))
+        spread = spreads(sums, size)
+        pooled = pooled_spread(spread[a], spread[b], size[a], size[b])
+        ref = np.maximum(pooled, p.spread_floor_at(threshold))
         unlabelled_size = np.where(la >= 0, size[b], size[a])
         ok &= ~(mixed & (unlabelled_size >= p.min_size) & (dist > p.rho_join * ref))
         if p.rho_apart is not None:
@@ -148,31 +147,3 @@ def _nearest_neighbour(e: npt.NDArray, dist: npt.NDArray, count: int) -> npt.NDA
     best = np.full(count, -1, dtype=np.int64)
     best[src[order]] = dst[order]
     return best
-
-
-# -- small helpers ------------------------------------------------------------------------
-def _normalised(a: npt.NDArray) -> Vectors:
-    norms = np.linalg.norm(a, axis=1, keepdims=True)
-    return (a / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def _spread(s: npt.NDArray, n: float) -> float:
-    """Mean pairwise cosine distance of n unit vectors whose sum is s (0 for one)."""
-    return float(1.0 - (s @ s - n) / (n * (n - 1))) if n > 1 else 0.0
-
-
-def _spreads(sums: npt.NDArray, size: npt.NDArray) -> npt.NDArray:
-    sq = np.einsum("ij,ij->i", sums, sums)
-    pairs = np.maximum(size * (size - 1), 1)
-    return np.where(size > 1, 1.0 - (sq - size) / pairs, 0.0)
-
-
-def _floor(threshold: float, p: ClusterParams) -> float:
-    """The least spread a group is taken to have (bursts of near-duplicates are tight)."""
-    return p.spread_floor * threshold / p.threshold_scale
-
-
-def _pooled(wa, wb, na, nb):
-    """Spread of two groups pooled over their pairs (how spread-out they are inside)."""
-    pa, pb = na * (na - 1) / 2, nb * (nb - 1) / 2
-    return (wa * pa + wb * pb) / np.maximum(pa + pb, 1)

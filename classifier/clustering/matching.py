@@ -1,8 +1,9 @@
 """Keeping cluster ids and review decisions across re-clustering.
 
-Helpers of :mod:`classifier.clustering.review`: :func:`match_ids` gives a new cluster the id
-of the old one it overlaps, :func:`partition_like` re-applies a reviewer's split to a
-re-clustered group, and :func:`two_parts` splits a cluster in two.
+Helpers of :mod:`lookalike.classifier.clustering.proposals` and ``.review``:
+:func:`match_ids` gives a new cluster the id of the old one it overlaps,
+:func:`partition_like` re-applies a reviewer's split to a re-clustered group, and
+:func:`two_parts` splits a cluster in two.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.classifier.clustering.linkage import _normalised
+from lookalike.indexer.numerics import l2_normalize
 
 Vectors = npt.NDArray[np.float32]
 Indices = npt.NDArray[np.int64]
@@ -53,7 +54,7 @@ def partition_like(
 
     Re-applies a reviewer's split to a re-clustered group; ``vectors`` are the members'.
     """
-    centres = _normalised(np.stack([v.sum(0) for v in part_vectors]))
+    centres = l2_normalize(np.stack([v.sum(0) for v in part_vectors]))
     choice = np.empty(len(members), dtype=np.int64)
     for i, m in enumerate(members):
         inside = [k for k, part in enumerate(parts) if int(m) in part]
@@ -65,7 +66,7 @@ def two_parts(vectors: Vectors, seed: int = 0) -> list[Indices] | None:
     """Split a cluster finer: spherical 2-means; None when it cannot be divided."""
     if len(vectors) < 2:
         return None
-    z = _normalised(vectors)
+    z = l2_normalize(vectors)
     # Start from the member least like the centroid and the member least like it.
     a = int(np.argmin(z @ z.sum(0)))
     b = int(np.argmin(z @ z[a]))
@@ -78,7 +79,7 @@ def two_parts(vectors: Vectors, seed: int = 0) -> list[Indices] | None:
         choice = new
         if choice.min() == choice.max():
             return None
-        centres = _normalised(np.stack([z[choice == k].sum(0) for k in (0, 1)]))
+        centres = l2_normalize(np.stack([z[choice == k].sum(0) for k in (0, 1)]))
     if choice.min() == choice.max():
         return None
     return [np.flatnonzero(choice == 0), np.flatnonzero(choice == 1)]

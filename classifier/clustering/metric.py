@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.indexer.numerics import l2_normalize
+
 Vectors = npt.NDArray[np.float32]
 
 
@@ -57,8 +59,7 @@ def whiten_within(
     scatter += alpha * np.trace(scatter) / d * np.eye(d)
     w, v = np.linalg.eigh(scatter)
     transform = (v * w**-0.5) @ v.T
-    out = (z @ transform.astype(np.float32)).astype(np.float32)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return l2_normalize((z @ transform.astype(np.float32)).astype(np.float32))
 
 
 def _class_geometry(zl: Vectors, label_ids: npt.NDArray):
@@ -116,8 +117,7 @@ def _centres(zu, zl, label_ids, assign, n_classes):
     if len(label_ids):
         np.add.at(sums, label_ids, zl)
     np.add.at(sums, assign[held], zu[held])
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return (sums / np.maximum(norms, 1e-12)).astype(np.float32), norms[:, 0] > 0
+    return l2_normalize(sums), np.linalg.norm(sums, axis=1) > 0
 
 
 def attach_within_reach(
@@ -131,7 +131,7 @@ def attach_within_reach(
     its farthest member (labelled images included): inside what the cluster already
     spans, so no scale constant. Nothing N x N: a FAISS search of the centroids.
     """
-    import faiss
+    import faiss  # a native library: loaded when clustering runs, not on import
 
     out = assign.copy()
     noise = np.flatnonzero(out < 0)
@@ -169,7 +169,7 @@ def refine(
     that fall under ``min_size`` become noise. Nothing N x N: a FAISS search of the
     centroids.
     """
-    import faiss
+    import faiss  # a native library: loaded when clustering runs, not on import
 
     out = assign.copy()
     held = out >= 0

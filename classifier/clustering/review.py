@@ -1,21 +1,23 @@
-"""Cluster review: proposals kept in the catalog, and the actions that turn them into labels.
+"""Cluster review: the proposals as a reviewer sees them, and the actions that turn them
+into labels.
 
 The functions here are what the CLI (``lookalike clusters``) and the web app call:
-:func:`list_clusters`, :func:`show`, :func:`accept`, :func:`merge`, :func:`split`,
-:func:`reject`. Each takes the library directory (or an open ``Library``) and returns
-JSON-able dicts; bad input raises a :class:`ReviewError` and changes nothing.
+:func:`current_listing` and :func:`list_clusters`, :func:`show`, :func:`accept`,
+:func:`merge`, :func:`split`, :func:`reject`. Each takes an open ``Library`` (writable
+for the actions and for re-clustering) and returns typed results whose ``to_json()``
+is the CLI's JSON; bad input raises a :class:`ReviewError` and changes nothing.
 
-The proposals' tables and re-clustering are :mod:`lookalike.classifier.clustering.store`; the
-errors, :mod:`lookalike.classifier.clustering.errors` (importable from here too).
+Re-clustering and the proposals' bookkeeping are
+:mod:`lookalike.classifier.clustering.proposals`; the errors,
+:mod:`lookalike.classifier.clustering.errors` (importable from here too).
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from lookalike.classifier.clustering.errors import (
     BadName,
@@ -27,137 +29,268 @@ from lookalike.classifier.clustering.errors import (
     ReviewError,
     UnknownLabel,
 )
-from lookalike.classifier.clustering.store import (
-    SCHEMA,
-    _described,
-    _doc,
-    _is_fresh,
-    _labels,
-    _listing,
-    _members,
-    _row,
-    _store,
-    _stored,
+from lookalike.classifier.clustering.matching import two_parts
+from lookalike.classifier.clustering.proposals import (
+    describe_groups,
+    is_fresh,
     recluster,
+    store_proposals,
+    stored_min_size,
 )
+from lookalike.indexer.store.clusters import ClusterRow, ClusterStore, MemberRow
+from lookalike.indexer.store.library import Library
 
 __all__ = [
     "DEFAULT_MIN_SIZE",
     "BadName",
     "CannotSplit",
+    "ClusterDetail",
     "ClusterNotFound",
     "ClusterReviewed",
+    "ClusterView",
+    "Decision",
+    "Listing",
+    "Member",
     "NotAMember",
     "NothingToCluster",
     "ReviewError",
     "UnknownLabel",
     "accept",
+    "current_listing",
     "list_clusters",
+    "members_at",
     "merge",
-    "recluster",
     "reject",
     "show",
     "split",
 ]
 
 DEFAULT_MIN_SIZE = 5
-REVIEWED = ("accepted", "merged", "rejected", "split")
 
 
-# -- the functions the CLI and the web app call ----------------------------------------
+class Member(NamedTuple):
+    id: int
+    path: str
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """A proposal as a reviewer sees it (figures rounded to 4 decimals)."""
+
+    id: int
+    label: str | None  # the human label the group is more of; None: a new category
+    members: list[Member]  # by path
+    representatives: list[Member]  # up to 6 members nearest the centroid, best first
+    cohesion: float  # mean pairwise cosine similarity of the members
+    suggested_name: str | None  # the members' most likely ImageNet class
+    nearest_label: str | None
+    nearest_label_similarity: float | None
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``lookalike clusters --json`` lists it (paths, not ids)."""
+        return {
+            "id": self.id,
+            "size": self.size,
+            "members": [m.path for m in self.members],
+            "representatives": [m.path for m in self.representatives],
+            "cohesion": self.cohesion,
+            "suggested_name": self.suggested_name,
+            "nearest_label": self.nearest_label,
+            "nearest_label_similarity": self.nearest_label_similarity,
+        }
+
+
+@dataclass(frozen=True)
+class ClusterDetail(ClusterView):
+    """A cluster with its review state, whatever its status."""
+
+    status: str  # proposed, accepted, merged, rejected or split
+    name: str | None  # the label it was accepted or merged as
+    parent: int | None  # the cluster it was split from
+    created: float
+    reviewed: float | None
+    children: list[int]  # the clusters it was split into
+
+    def to_json(self) -> dict[str, Any]:
+        return super().to_json() | {
+            "status": self.status,
+            "name": self.name,
+            "label": self.label,
+            "parent": self.parent,
+            "created": self.created,
+            "reviewed": self.reviewed,
+            "children": self.children,
+        }
+
+
+class Listing(NamedTuple):
+    clusters: list[ClusterView]  # new categories first, most promising first
+    noise: list[Member]  # images the clustering left alone, by path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clusters": [c.to_json() for c in self.clusters],
+            "noise": [m.path for m in self.noise],
+        }
+
+
+class Decision(NamedTuple):
+    """The outcome of accept or merge."""
+
+    cluster: ClusterDetail
+    labelled: int  # images that got the label
+
+    def to_json(self) -> dict[str, Any]:
+        return self.cluster.to_json() | {"labelled": self.labelled}
+
+
+# -- reading ------------------------------------------------------------------------------
+def current_listing(library: Library, min_size: int | None = None) -> Listing | None:
+    """The stored proposals when they are up to date (any open library), else None:
+    then :func:`list_clusters` re-clusters."""
+    _check_min_size(min_size)
+    return _listing(library) if is_fresh(library, min_size) else None
+
+
 def list_clusters(
-    library: Any = None, min_size: int | None = None, *, refresh: bool = False
-) -> dict[str, Any]:
-    """The proposals, most promising first: ``{"clusters": [...], "noise": [paths]}``.
+    library: Library, min_size: int | None = None, *, refresh: bool = False
+) -> Listing:
+    """The proposals, most promising first (a writable library).
 
     Re-clusters first when the library's images or labels (or ``min_size``) changed
     since the last clustering, or when ``refresh``.
     """
+    _check_min_size(min_size)
+    if refresh or not is_fresh(library, min_size):
+        recluster(library, min_size or stored_min_size(library) or DEFAULT_MIN_SIZE)
+    return _listing(library)
+
+
+def show(library: Library, cluster_id: int) -> ClusterDetail:
+    """One cluster in full, whatever its status (gone clusters raise ClusterNotFound)."""
+    store = ClusterStore(library.catalog)
+    row = _row(store, cluster_id, need_proposed=False)
+    view = _view(row, store.members(cluster_id))
+    return ClusterDetail(
+        **vars(view),
+        status=row.status,
+        name=row.name,
+        parent=row.parent,
+        created=row.created,
+        reviewed=row.reviewed,
+        children=store.children(cluster_id),
+    )
+
+
+def members_at(library: Library, cluster_id: int, paths: Iterable[str]) -> list[int]:
+    """The ids of the cluster's members at ``paths`` (as given, or made absolute);
+    NotAMember for a path that is not one."""
+    store = ClusterStore(library.catalog)
+    _row(store, cluster_id, need_proposed=False)  # a gone cluster says so
+    by_path = {m.path: m.image_id for m in store.members(cluster_id)}
+    out = []
+    for given in paths:
+        image_id = by_path.get(given, by_path.get(os.path.abspath(given)))
+        if image_id is None:
+            raise NotAMember(given, cluster_id)
+        out.append(image_id)
+    return out
+
+
+def _listing(library: Library) -> Listing:
+    store = ClusterStore(library.catalog)
+    views = [_view(row, store.members(row.id)) for row in store.proposed()]
+    noise = [Member(*m) for m in store.noise()]
+    return Listing([v for v in views if v.size > 0], noise)
+
+
+def _view(row: ClusterRow, members: list[MemberRow]) -> ClusterView:
+    reps = sorted((m.rep, m.path, m.image_id) for m in members if m.rep is not None)
+    sim = row.nearest_label_similarity
+    return ClusterView(
+        id=row.id,
+        label=row.label,
+        members=[Member(m.image_id, m.path) for m in members],
+        representatives=[Member(i, p) for _rank, p, i in reps],
+        cohesion=round(row.cohesion, 4),
+        suggested_name=row.suggested_name,
+        nearest_label=row.nearest_label,
+        nearest_label_similarity=None if sim is None else round(sim, 4),
+    )
+
+
+def _row(store: ClusterStore, cluster_id: int, need_proposed: bool = True) -> ClusterRow:
+    row = store.cluster(cluster_id)
+    if row is None or row.status == "gone":
+        raise ClusterNotFound(cluster_id, row.status if row else None)
+    if need_proposed and row.status != "proposed":
+        raise ClusterReviewed(cluster_id, row.status, row.name)
+    return row
+
+
+def _check_min_size(min_size: int | None) -> None:
     if min_size is not None and min_size < 2:
         raise ReviewError(f"--min-size must be at least 2, not {min_size}")
-    root = _root(library)
-    with _open(root) as lib:
-        if not refresh and _is_fresh(lib.catalog, min_size):
-            return _listing(lib.catalog)
-    with _open(root, write=True) as lib:
-        recluster(lib.catalog, min_size or _stored(lib.catalog).get("min_size", DEFAULT_MIN_SIZE))
-        return _listing(lib.catalog)
 
 
-def show(library: Any, cluster_id: int) -> dict[str, Any]:
-    """One cluster in full, whatever its status (gone clusters raise ClusterNotFound)."""
-    with _open(_root(library)) as lib:
-        row = _row(lib.catalog, cluster_id, need_proposed=False)
-        doc = _doc(lib.catalog, row)
-        children = lib.catalog.conn.execute(
-            "SELECT id FROM clusters WHERE parent = ? ORDER BY id", (cluster_id,)
-        ).fetchall()
-    keys = ("status", "name", "label", "parent", "created", "reviewed")
-    return doc | {k: row[k] for k in keys} | {"children": [c[0] for c in children]}
-
-
-def accept(library: Any, cluster_id: int, name: str, exclude: Sequence[str] = ()) -> dict[str, Any]:
-    """Label the cluster's members ``name`` (a new class), except ``exclude`` (paths)."""
+# -- the review actions (a writable library) ----------------------------------------------
+def accept(library: Library, cluster_id: int, name: str, exclude: Sequence[int] = ()) -> Decision:
+    """Label the cluster's members ``name`` (a new class), except the ``exclude`` ids."""
     name = _check_name(name)
-    with _open(_root(library), write=True) as lib:
-        cat = lib.catalog
-        _row(cat, cluster_id)
-        clash = [k for k in _labels(cat) if k.casefold() == name.casefold()]
-        if clash:
-            raise BadName(
-                name,
-                f"the label {clash[0]!r} already exists; to add these images to it use "
-                f"`lookalike clusters merge {cluster_id} --into {clash[0]}`",
-            )
-        members = _members(cat, cluster_id)
-        dropped = _excluded(members, exclude, cluster_id)
-        labelled = _label(cat, cluster_id, "accepted", name, members, dropped)
-        return show(lib, cluster_id) | {"labelled": labelled}
+    store = ClusterStore(library.catalog)
+    _row(store, cluster_id)
+    clash = [k for k in library.catalog.label_names() if k.casefold() == name.casefold()]
+    if clash:
+        raise BadName(
+            name,
+            f"the label {clash[0]!r} already exists; to add these images to it use "
+            f"`lookalike clusters merge {cluster_id} --into {clash[0]}`",
+        )
+    members = {m.image_id: m.path for m in store.members(cluster_id)}
+    dropped = _excluded(library, members, exclude, cluster_id)
+    labelled = _label(library, cluster_id, "accepted", name, list(members), dropped)
+    return Decision(show(library, cluster_id), labelled)
 
 
-def merge(library: Any, cluster_id: int, label: str) -> dict[str, Any]:
+def merge(library: Library, cluster_id: int, label: str) -> Decision:
     """Label the cluster's members with an existing label ``label``."""
-    with _open(_root(library), write=True) as lib:
-        cat = lib.catalog
-        row = _row(cat, cluster_id)
-        known = _labels(cat)
-        if label not in known:
-            raise UnknownLabel(label, known)
-        members = _members(cat, cluster_id)
-        labelled = _label(cat, row["id"], "merged", label, members, set())
-        return show(lib, cluster_id) | {"labelled": labelled}
+    store = ClusterStore(library.catalog)
+    _row(store, cluster_id)
+    known = library.catalog.label_names()
+    if label not in known:
+        raise UnknownLabel(label, known)
+    members = [m.image_id for m in store.members(cluster_id)]
+    labelled = _label(library, cluster_id, "merged", label, members, set())
+    return Decision(show(library, cluster_id), labelled)
 
 
-def reject(library: Any, cluster_id: int) -> dict[str, Any]:
+def reject(library: Library, cluster_id: int) -> ClusterDetail:
     """Not a class: the members are never proposed together again."""
-    with _open(_root(library), write=True) as lib:
-        cat = lib.catalog
-        _row(cat, cluster_id)
-        with cat.transaction() as conn:
-            conn.execute(
-                "UPDATE clusters SET status = 'rejected', reviewed = ? WHERE id = ?",
-                (time.time(), cluster_id),
-            )
-        return show(lib, cluster_id)
+    store = ClusterStore(library.catalog)
+    _row(store, cluster_id)
+    with library.catalog.transaction() as conn:
+        store.decide(conn, cluster_id, "rejected")
+    return show(library, cluster_id)
 
 
-def split(library: Any, cluster_id: int) -> list[dict[str, Any]]:
+def split(library: Library, cluster_id: int) -> list[ClusterDetail]:
     """Re-cluster one cluster finer (two parts); returns the new clusters."""
-    from lookalike.classifier.clustering.matching import two_parts
-
-    with _open(_root(library), write=True) as lib:
-        cat = lib.catalog
-        row = _row(cat, cluster_id)
-        ids, vectors = cat.vectors(sorted(_members(cat, cluster_id)))
-        parts = two_parts(vectors)
-        if parts is None:
-            raise CannotSplit(cluster_id, len(ids))
-        groups = [(set(ids[p].tolist()), row["label"]) for p in parts]
-        children = _store(cat, _described(cat, groups), {}, parent=cluster_id)
-        return [show(lib, c) for c in children]
+    store = ClusterStore(library.catalog)
+    row = _row(store, cluster_id)
+    member_ids = sorted(m.image_id for m in store.members(cluster_id))
+    ids, vectors = library.catalog.vectors(member_ids)
+    parts = two_parts(vectors)
+    if parts is None:
+        raise CannotSplit(cluster_id, len(ids))
+    groups = [(set(ids[p].tolist()), row.label) for p in parts]
+    children = store_proposals(library, describe_groups(library, groups), {}, parent=cluster_id)
+    return [show(library, c) for c in children]
 
 
-# -- writing ------------------------------------------------------------------------------
 def _check_name(name: str) -> str:
     clean = (name or "").strip()
     if not clean:
@@ -167,59 +300,36 @@ def _check_name(name: str) -> str:
     return clean
 
 
-def _excluded(members: dict[int, str], exclude: Sequence[str], cluster_id: int) -> set[int]:
-    by_path = {p: i for i, p in members.items()}
-    dropped = set()
-    for given in exclude:
-        image_id = by_path.get(given, by_path.get(os.path.abspath(given)))
-        if image_id is None:
-            raise NotAMember(given, cluster_id)
-        dropped.add(image_id)
+def _excluded(
+    library: Library, members: dict[int, str], exclude: Sequence[int], cluster_id: int
+) -> set[int]:
+    dropped = {int(i) for i in exclude}
+    strangers = sorted(dropped - set(members))
+    if strangers:
+        path = library.catalog.paths(strangers[:1]).get(strangers[0])
+        raise NotAMember(path or f"image id {strangers[0]}", cluster_id)
     if members and len(dropped) == len(members):
         raise ReviewError(f"--exclude leaves no image of cluster {cluster_id} to label")
     return dropped
 
 
-def _label(cat, cluster_id, status, name, members, dropped) -> int:
+def _label(
+    library: Library,
+    cluster_id: int,
+    status: str,
+    name: str,
+    members: list[int],
+    dropped: set[int],
+) -> int:
     """Write human labels (origin 'review') for members without one; returns how many."""
+    cat = library.catalog
     wanted = [i for i in members if i not in dropped]
     with cat.transaction() as conn:  # read and write under one lock: no label overwritten
-        have = {r[0] for r in conn.execute("SELECT image_id FROM labels")}
+        have = cat.labels_of(wanted)
         todo = [i for i in wanted if i not in have]
         if not todo:
             raise ReviewError(f"every image of cluster {cluster_id} already has a human label")
         cat.set_labels(conn, [(i, name) for i in todo], origin="review")
-        conn.executemany(
-            "DELETE FROM cluster_members WHERE cluster_id = ? AND image_id = ?",
-            [(cluster_id, i) for i in dropped],
-        )
-        conn.execute(
-            "UPDATE clusters SET status = ?, name = ?, reviewed = ? WHERE id = ?",
-            (status, name, time.time(), cluster_id),
-        )
+        ClusterStore(cat).remove_members(conn, cluster_id, sorted(dropped))
+        ClusterStore(cat).decide(conn, cluster_id, status, name)
     return len(todo)
-
-
-# -- opening --------------------------------------------------------------------------------
-def _root(library: Any) -> Path | None:
-    """A directory (str or Path), an open Library (its root), or None (the default)."""
-    if library is None or isinstance(library, (str, os.PathLike)):
-        return Path(library) if library is not None else None
-    return Path(library.root)
-
-
-class _open:
-    """Open the library (read-only unless ``write``); writing creates the tables."""
-
-    def __init__(self, root: Path | None, write: bool = False) -> None:
-        from lookalike.indexer.store.library import Library
-
-        self.lib = Library.open(root, readonly=not write)
-        if write:
-            self.lib.catalog.conn.executescript(SCHEMA)
-
-    def __enter__(self):
-        return self.lib
-
-    def __exit__(self, *exc) -> None:
-        self.lib.close()

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -43,6 +43,23 @@ class Scores(NamedTuple):
     pred: np.ndarray  # (n,) int: index of the predicted class
     novelty: np.ndarray  # (n,) float: higher = closer to the labelled classes
     agreement: np.ndarray  # (n,) float in [0, 1]: the head's own probability of pred
+
+
+class Head(Protocol):
+    """A classifier head over the prepared vectors ``x`` of every library image:
+    kNN (lookalike.classifier.tagging.knn_head) or an inductive one (.heads)."""
+
+    name: str
+    x: np.ndarray
+
+    def prepare_seeds(self, seeds: np.ndarray) -> None:
+        """Precompute what fits on subsets of ``seeds`` (the calibration rounds) share."""
+
+    def fit(self, seeds: np.ndarray, y: np.ndarray) -> None:
+        """Fit on the rows ``seeds`` of ``x`` with class indices ``y``."""
+
+    def score(self, rows: np.ndarray) -> Scores:
+        """Class, novelty and agreement for the rows ``rows`` of ``x``."""
 
 
 class SimulationRows(NamedTuple):

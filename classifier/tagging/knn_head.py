@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lookalike.classifier.neighbours import knn
 from lookalike.classifier.tagging.calibration import Calibrator, Scores
+from lookalike.indexer.numerics import softmax
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,7 @@ class Graph:
     def build(cls, x: np.ndarray, settings: KnnSettings = KnnSettings()) -> Graph:
         """The graph of ``x``'s rows (exact neighbours up to 20k rows, then an IVF:
         lookalike.classifier.neighbours)."""
-        import scipy.sparse as sp
-
-        from lookalike.classifier.neighbours import knn
+        import scipy.sparse as sp  # scipy: seconds to import, only once a graph is built
 
         n = len(x)
         k = min(settings.k, n - 1)
@@ -82,6 +82,8 @@ class KnnHead:
         self.settings = settings
         self._graph = graph
         self._classes = np.zeros(0, dtype=int)
+        # (seed ids, their Gram matrix) from prepare_seeds; None until then.
+        self._gram: tuple[set[int], np.ndarray] | None = None
 
     @property
     def graph(self) -> Graph:
@@ -108,7 +110,7 @@ class KnnHead:
 
     def _fit_ridge(self, seeds: np.ndarray, onehot: np.ndarray) -> np.ndarray:
         """Ridge weights; with many labels, from the cached Gram minus the left-out rows."""
-        cached = getattr(self, "_gram", None)
+        cached = self._gram
         if (
             cached is None
             or len(seeds) < self.x.shape[1]
@@ -126,7 +128,7 @@ class KnnHead:
         # (measured: 0.916 -> 0.940 accuracy with 2-20 labels a class).
         mass = self._mass[rows] / self._counts
         share = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-300)
-        votes = _softmax((self.x[rows] @ self._ridge) / self.settings.temperature)
+        votes = softmax((self.x[rows] @ self._ridge) / self.settings.temperature, np.float64)
         probs = 0.5 * (share + votes)
         best = probs.argmax(axis=1)
         # Mass per labelled image of the class: removing labels (as the calibration's
@@ -142,12 +144,6 @@ class KnnHead:
 KNN_DEFAULT_CALIBRATION = Calibrator(known=(8.6, 1.55), right=(0.6, 0.4, 7.2))
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _ridge(x: np.ndarray, onehot: np.ndarray, lam: float) -> np.ndarray:
     """Weights (dim, classes) of a ridge regression onto centred one-hot targets."""
     target = onehot - 1.0 / onehot.shape[1]
@@ -160,6 +156,6 @@ def _ridge(x: np.ndarray, onehot: np.ndarray, lam: float) -> np.ndarray:
 
 def _solve_psd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve a x = b for a symmetric positive definite a (Cholesky)."""
-    from scipy.linalg import cho_factor, cho_solve
+    from scipy.linalg import cho_factor, cho_solve  # scipy: slow to import, needed here only
 
     return cho_solve(cho_factor(a, lower=True, check_finite=False), b, check_finite=False)

@@ -14,6 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lookalike.classifier.tagging.validation import Evaluation, HeadFigures
+from lookalike.indexer.errors import UnreadableImage
+from lookalike.indexer.images import load_image
+
 HEAD_TITLES = {
     "knn": "kNN (label propagation)",
     "linear": "Logistic regression",
@@ -31,26 +35,26 @@ img.plot{max-width:100%}.pair{display:flex;gap:8px;align-items:center;margin:8px
 """
 
 
-def render_html(result: dict, thumbnail: Callable[[str], str | None] | None = None) -> str:
+def render_html(result: Evaluation, thumbnail: Callable[[str], str | None] | None = None) -> str:
     """The report for ``lookalike.classifier.tagging.validation.evaluate_library``'s result.
 
     Args:
-        result: the evaluation dict (with "paths": id -> path for the examples).
+        result: the evaluation (its ``paths``: id -> path for the examples).
         thumbnail: path -> data URI of a small image (default: read the file);
             return None to leave an image out.
     """
     thumbnail = thumbnail or thumbnail_data_uri
-    classes = result["classes"]
-    heads = result["heads"]
-    best = result.get("best_head")
+    classes = result.classes
+    heads = result.heads
+    best = result.best_head
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         "<title>Lookalike validation report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Lookalike validation report</h1>",
-        f"<p>{result.get('library', '')}: {result['labels']} labelled images in "
-        f"{len(classes)} classes, {result['images']} images in all; "
-        f"{result['folds']}-fold stratified cross-validation.</p>",
+        f"<p>{result.library or ''}: {result.labels} labelled images in "
+        f"{len(classes)} classes, {result.images} images in all; "
+        f"{result.folds}-fold stratified cross-validation.</p>",
         _summary_table(heads, best),
         "<h2>Which head?</h2>",
         _img(_plot_summary(heads)),
@@ -58,71 +62,78 @@ def render_html(result: dict, thumbnail: Callable[[str], str | None] | None = No
         "<p>Accuracy with this many labels per class (held-out folds).</p>",
         _img(_plot_learning_curve(heads)),
     ]
-    if result.get("notes"):
+    if result.notes:
         parts.append("<h2>Small classes</h2><ul>")
         parts.extend(
-            f"<li>{html.escape(n['class'])}: {html.escape(n['note'])}</li>" for n in result["notes"]
+            f"<li>{html.escape(classes[n.cls])}: {html.escape(n.note)}</li>" for n in result.notes
         )
         parts.append("</ul>")
     for name in sorted(heads, key=lambda h: (h != best, h)):
-        parts.append(_head_section(name, heads[name], classes, result.get("paths", {}), thumbnail))
+        parts.append(_head_section(name, heads[name], classes, result.paths, thumbnail))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def _summary_table(heads: dict, best: str | None) -> str:
+def _summary_table(heads: dict[str, HeadFigures], best: str | None) -> str:
     rows = [
         "<table><tr><th class='l'>head</th><th>accuracy</th><th>macro-F1</th>"
         "<th>open-set AUROC</th><th>known tagged right</th><th>novel left unknown</th>"
         "<th>calibration error</th><th>seconds</th></tr>"
     ]
     for name, r in heads.items():
-        o = r.get("open_set", {})
+        o = r.open_set
         cls = " class='best'" if name == best else ""
         rows.append(
             f"<tr{cls}><td class='l'>{HEAD_TITLES.get(name, name)}</td>"
-            f"<td>{_pct(r['accuracy'])}</td><td>{r['macro_f1']:.3f}</td>"
-            f"<td>{_num(o.get('auroc'))}</td><td>{_pct(o.get('known_accuracy'))}</td>"
-            f"<td>{_pct(o.get('novel_unknown'))}</td><td>{_num(o.get('calibration_error'))}</td>"
-            f"<td>{r.get('seconds', 0):.1f}</td></tr>"
+            f"<td>{_pct(r.accuracy)}</td><td>{r.macro_f1:.3f}</td>"
+            f"<td>{_num(o.auroc)}</td><td>{_pct(o.known_accuracy)}</td>"
+            f"<td>{_pct(o.novel_unknown)}</td><td>{_num(o.calibration_error)}</td>"
+            f"<td>{r.seconds:.1f}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)
 
 
-def _head_section(name, r, classes, paths, thumbnail) -> str:
+def _head_section(
+    name: str,
+    r: HeadFigures,
+    classes: list[str],
+    paths: dict[int, str],
+    thumbnail: Callable[[str], str | None],
+) -> str:
     parts = [f"<h2>{HEAD_TITLES.get(name, name)}</h2>"]
-    parts.append(_img(_plot_confusion(np.array(r["confusion"]), classes)))
-    if r.get("open_set", {}).get("reliability"):
-        parts.append(_img(_plot_reliability(r["open_set"]["reliability"], name)))
-    if r["confused_pairs"]:
+    parts.append(_img(_plot_confusion(np.array(r.confusion), classes)))
+    if r.open_set.reliability:
+        parts.append(_img(_plot_reliability(r.open_set.reliability, name)))
+    if r.confused_pairs:
         parts.append("<h3>Most confused pairs</h3>")
-        for pair in r["confused_pairs"]:
+        for pair in r.confused_pairs:
             imgs = "".join(
-                f"<img src='{uri}' title='{html.escape(paths.get(str(i), ''))}'>"
-                for i in pair["examples"]
-                if (uri := thumbnail(paths.get(str(i), ""))) is not None
+                f"<img src='{uri}' title='{html.escape(paths.get(i, ''))}'>"
+                for i in pair.examples
+                if (uri := thumbnail(paths.get(i, ""))) is not None
             )
             parts.append(
-                f"<div class='pair'><div><b>{html.escape(classes[pair['true']])}</b> taken for "
-                f"<b>{html.escape(classes[pair['predicted']])}</b> "
-                f"<span class='muted'>({pair['count']}x)</span></div>{imgs}</div>"
+                f"<div class='pair'><div><b>{html.escape(classes[pair.true])}</b> taken for "
+                f"<b>{html.escape(classes[pair.predicted])}</b> "
+                f"<span class='muted'>({pair.count}x)</span></div>{imgs}</div>"
             )
     parts.append("<h3>Per class (worst first)</h3><table><tr><th class='l'>class</th>")
     parts.append("<th>precision</th><th>recall</th><th>F1</th><th>labels tested</th></tr>")
-    for c in sorted(r["per_class"], key=lambda c: (c["f1"], classes[c["class"]])):
-        if c["support"] == 0:
+    for c in sorted(r.per_class, key=lambda c: (c.f1, classes[c.cls])):
+        if c.support == 0:
             continue
         parts.append(
-            f"<tr><td class='l'>{html.escape(classes[c['class']])}</td>"
-            f"<td>{c['precision']:.2f}</td><td>{c['recall']:.2f}</td><td>{c['f1']:.2f}</td>"
-            f"<td>{c['support']}</td></tr>"
+            f"<tr><td class='l'>{html.escape(classes[c.cls])}</td>"
+            f"<td>{c.precision:.2f}</td><td>{c.recall:.2f}</td><td>{c.f1:.2f}</td>"
+            f"<td>{c.support}</td></tr>"
         )
     parts.append("</table>")
     return "\n".join(parts)
 
 
 def _figure(width: float, height: float):
+    # matplotlib takes over a second to import: only a report needs it.
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
@@ -138,15 +149,15 @@ def _img(uri: str) -> str:
     return f"<img class='plot' src='{uri}'>"
 
 
-def _plot_summary(heads: dict) -> str:
+def _plot_summary(heads: dict[str, HeadFigures]) -> str:
     fig = _figure(8, 3.2)
     ax = fig.add_subplot()
-    metrics = [
-        ("accuracy", lambda r: r["accuracy"]),
-        ("macro-F1", lambda r: r["macro_f1"]),
-        ("open-set AUROC", lambda r: r.get("open_set", {}).get("auroc")),
-        ("known tagged right", lambda r: r.get("open_set", {}).get("known_accuracy")),
-        ("novel unknown", lambda r: r.get("open_set", {}).get("novel_unknown")),
+    metrics: list[tuple[str, Callable[[HeadFigures], float | None]]] = [
+        ("accuracy", lambda r: r.accuracy),
+        ("macro-F1", lambda r: r.macro_f1),
+        ("open-set AUROC", lambda r: r.open_set.auroc),
+        ("known tagged right", lambda r: r.open_set.known_accuracy),
+        ("novel unknown", lambda r: r.open_set.novel_unknown),
     ]
     width = 0.8 / max(len(heads), 1)
     for i, (name, r) in enumerate(heads.items()):
@@ -161,22 +172,19 @@ def _plot_summary(heads: dict) -> str:
     return _png(fig)
 
 
-def _plot_learning_curve(heads: dict) -> str:
+def _plot_learning_curve(heads: dict[str, HeadFigures]) -> str:
     fig = _figure(6, 3.5)
     ax = fig.add_subplot()
     for name, r in heads.items():
-        pts = r.get("learning_curve") or []
-        if pts:
+        if r.learning_curve:
             ax.plot(
-                [p["labels_per_class"] for p in pts],
-                [p["accuracy"] for p in pts],
+                [p.labels_per_class for p in r.learning_curve],
+                [p.accuracy for p in r.learning_curve],
                 marker="o",
                 label=HEAD_TITLES.get(name, name),
             )
     ax.set_xscale("log")
-    ns = sorted(
-        {p["labels_per_class"] for r in heads.values() for p in r.get("learning_curve") or []}
-    )
+    ns = sorted({p.labels_per_class for r in heads.values() for p in r.learning_curve})
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
     ax.set_xlabel("labels per class")
@@ -232,9 +240,6 @@ def thumbnail_data_uri(path: str, size: int = 128) -> str | None:
     """A small JPEG of the image as a data URI, or None when it cannot be read."""
     if not path:
         return None
-    from lookalike.indexer.errors import UnreadableImage
-    from lookalike.indexer.images import load_image
-
     try:
         image = load_image(path, min_side=size).image
     except (UnreadableImage, OSError):

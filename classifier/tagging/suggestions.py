@@ -12,13 +12,17 @@ Suggestions are never written as tags or labels; a person accepts them with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.models.efficientnet import imagenet_names
+from lookalike.indexer.models.openclip import zero_shot_scores
+from lookalike.indexer.models.protocol import has_text_encoder
+from lookalike.indexer.models.registry import load_embedder_for
+from lookalike.indexer.store.library import Library
 
 
 class Suggestion(NamedTuple):
@@ -31,69 +35,55 @@ class Suggestions(NamedTuple):
     suggestions: dict[int, list[Suggestion]]  # image id -> best first
 
 
-def suggest(library, image_ids: Sequence[int] | None = None, top: int = 3) -> Suggestions:
+def suggest(library: Library, image_ids: Sequence[int] | None = None, top: int = 3) -> Suggestions:
     """Suggested labels for ``image_ids`` (default: every image without a human label).
 
     Raises:
         LookalikeError: the library's model offers neither class scores nor text.
+        MissingExtra: a CLIP library without the clip extra installed.
     """
-    cat = library.catalog
     if image_ids is None:
-        image_ids = [
-            r[0]
-            for r in cat.conn.execute(
-                "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM labels) ORDER BY id"
-            )
-        ]
+        image_ids = library.catalog.unlabelled_ids()
     info = library.model_info()
     if info is not None and info.text_encoder:
         return zero_shot(library, image_ids, top)
-    return imagenet(cat, image_ids, top)
+    return imagenet(library, image_ids, top)
 
 
-def imagenet(catalog, image_ids: Sequence[int], top: int = 3) -> Suggestions:
+def imagenet(library: Library, image_ids: Sequence[int], top: int = 3) -> Suggestions:
     """The CNN's stored ImageNet guesses (top ``top``, at most 5) for each image."""
-    out: dict[int, list[Suggestion]] = {}
     ids = [int(i) for i in image_ids]
-    for start in range(0, len(ids), 900):
-        chunk = ids[start : start + 900]
-        marks = ",".join("?" * len(chunk))
-        rows = catalog.conn.execute(
-            f"SELECT image_id, top FROM predictions WHERE image_id IN ({marks})", chunk
-        )
-        for image_id, text in rows:
-            out[image_id] = [Suggestion(n, float(s)) for n, s in json.loads(text)[:top]]
-    if ids and not out:
+    stored = library.catalog.predictions_of(ids)
+    if ids and not stored:
         raise LookalikeError(
             "no class scores stored for these images: the library's model has no "
             "classifier head (only the default CNN stores ImageNet guesses)"
         )
-    return Suggestions("imagenet", {i: out[i] for i in ids if i in out})
+    return Suggestions(
+        "imagenet",
+        {i: [Suggestion(n, s) for n, s in stored[i][:top]] for i in ids if i in stored},
+    )
 
 
-def zero_shot(library, image_ids: Sequence[int], top: int = 3) -> Suggestions:
-    """CLIP zero-shot over the user's label names (ImageNet names with fewer than two)."""
-    try:
-        from lookalike.indexer.models.openclip import zero_shot_scores
-    except ImportError as e:
-        raise LookalikeError(
-            f"zero-shot suggestions need the open_clip backend "
-            f"(lookalike.indexer.models.openclip): {e}"
-        ) from e
-    from lookalike.indexer.models.protocol import has_text_encoder
-    from lookalike.indexer.models.registry import load_embedder
-
-    names = [
-        r[0] for r in library.catalog.conn.execute("SELECT DISTINCT label FROM labels ORDER BY 1")
-    ]
-    source = "clip-zero-shot:labels"
+def zero_shot_names(library: Library) -> tuple[list[str], str]:
+    """(class names, source) for zero-shot suggestions: the user's label names, or the
+    ImageNet names while there are fewer than two."""
+    names = library.catalog.label_names()
     if len(names) < 2:
-        from lookalike.indexer.models.efficientnet import imagenet_names
+        return imagenet_names(), "clip-zero-shot:imagenet"
+    return names, "clip-zero-shot:labels"
 
-        names, source = imagenet_names(), "clip-zero-shot:imagenet"
-    embedder = load_embedder(library.model_info().name)
+
+def zero_shot(library: Library, image_ids: Sequence[int], top: int = 3) -> Suggestions:
+    """CLIP zero-shot over the user's label names (ImageNet names with fewer than two),
+    with the library's own model (its spec and recorded weights file)."""
+    info = library.model_info()
+    if info is None:
+        raise LookalikeError(f"library {library.root} has no model yet")
+    names, source = zero_shot_names(library)
+    embedder = load_embedder_for(info)
     if not has_text_encoder(embedder):
-        raise LookalikeError(f"model {library.model_info().name} has no text encoder")
+        raise LookalikeError(f"model {info.name} has no text encoder")
     ids, vectors = library.catalog.vectors([int(i) for i in image_ids])
     out: dict[int, list[Suggestion]] = {}
     for start in range(0, len(ids), 1024):

@@ -30,20 +30,26 @@ labels for each of 41 classes, 10 classes never labelled, plus distractors):
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
-from typing import NamedTuple
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from lookalike.classifier.tagging.calibration import (
     Calibrator,
+    Head,
     Scores,
     SimulationRows,
     SimulationSettings,
+    expected_calibration_error,
     fit_calibrator,
     simulate,
 )
+from lookalike.classifier.tagging.heads import DEFAULT_CALIBRATION as INDUCTIVE_CALIBRATION
+from lookalike.classifier.tagging.heads import make_inductive_head
 from lookalike.classifier.tagging.knn_head import (
     KNN_DEFAULT_CALIBRATION,
     Graph,
@@ -51,6 +57,8 @@ from lookalike.classifier.tagging.knn_head import (
     KnnSettings,
 )
 from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.numerics import l2_normalize
+from lookalike.indexer.store.library import Library
 
 log = logging.getLogger(__name__)
 
@@ -85,33 +93,28 @@ def prepare(vectors: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(vectors, dtype=np.float32)
     x = np.sign(x) * np.sqrt(np.abs(x))
-    x = _l2(x)
+    x = l2_normalize(x)
     if len(x):
         x = x - x.mean(axis=0, keepdims=True)
-    return _l2(x)
+    return l2_normalize(x)
 
 
-def make_head(name: str, x: np.ndarray, graph: Graph | None = None, seed: int = 0):
+def make_head(name: str, x: np.ndarray, graph: Graph | None = None, seed: int = 0) -> Head:
     """A head by name over the prepared vectors ``x`` of every library image."""
     if name == "knn":
         return KnnHead(x, graph=graph)
-    from lookalike.classifier.tagging.heads import make_inductive_head
-
     return make_inductive_head(name, x, seed=seed)
 
 
 def default_calibration(name: str) -> Calibrator:
-    if name == "knn":
-        return KNN_DEFAULT_CALIBRATION
-    from lookalike.classifier.tagging.heads import DEFAULT_CALIBRATION
-
-    return DEFAULT_CALIBRATION
+    return KNN_DEFAULT_CALIBRATION if name == "knn" else INDUCTIVE_CALIBRATION
 
 
 def single_threaded_blas():
     """The tagger's matrices are small (labels x dim): BLAS threads only spin, and on a
     shared machine they cost several times the work itself (measured: 13.5 s of CPU
     for a fit that takes 2.1 s single-threaded)."""
+    # Imported here, not on import of this module: scipy takes seconds to load.
     import scipy.linalg  # noqa: F401 -- loads scipy's BLAS so that the limit covers it
     import scipy.sparse  # noqa: F401
     from threadpoolctl import threadpool_limits
@@ -129,7 +132,7 @@ def simulation_for(head: str, seed: int = 0) -> SimulationSettings:
 class Tagger:
     """A head plus its calibrator: fit on labelled rows, then tag any rows."""
 
-    def __init__(self, head, simulation: SimulationSettings | None = None) -> None:
+    def __init__(self, head: Head, simulation: SimulationSettings | None = None) -> None:
         self.head = head
         self.simulation = simulation or simulation_for(head.name)
         self.calibrator: Calibrator | None = None
@@ -144,8 +147,7 @@ class Tagger:
             return self.head.score(hidden)
 
         with single_threaded_blas():
-            if hasattr(self.head, "prepare_seeds"):
-                self.head.prepare_seeds(seeds)
+            self.head.prepare_seeds(seeds)
             self.rows = simulate(fit_score, seeds, y, self.simulation)
             self.calibrator = fit_calibrator(
                 self.rows,
@@ -208,10 +210,6 @@ def tag_vectors(
     return rows, [str(names[p]) for p in prediction.pred], prediction, tagger
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 # -- a library -----------------------------------------------------------------
 
 
@@ -222,12 +220,60 @@ class TagResult(NamedTuple):
     confidence: float  # probability that the answer (label, or unknown) is right
 
 
+@dataclass(frozen=True)
+class HeldOutFigures:
+    """A tag run measured on the calibration's own rounds (hidden classes and images)."""
+
+    rounds_rows: int  # simulated rows the figures come from
+    known_accuracy: float | None  # known-class images tagged right
+    novel_unknown: float | None  # images of hidden classes left unknown
+    calibration_error: float  # expected calibration error of the answers' confidence
+    fallback: bool  # too few labels to calibrate: default confidences
+
+
+@dataclass(frozen=True)
+class TagRunInfo:
+    """What a tag run stores in the catalog's meta table (under "tagging")."""
+
+    head: str
+    min_confidence: float
+    at: float  # when it finished (seconds since the epoch)
+    seconds: float
+    images: int
+    labelled: int
+    classes: int
+    tagged: int
+    unknown: int
+    labels_version: int  # the catalog's labels_version the run saw
+    calibration: Calibrator
+    validation: HeldOutFigures | None  # None: too few rows to measure
+    settings: dict[str, Any]  # the kNN head's settings ({} for the other heads)
+    # The last evaluation's stored figures for this head, when there was one.
+    evaluation: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["calibration"] = self.calibration.to_dict()
+        doc["validation"] = asdict(self.validation) if self.validation else {}
+        if self.evaluation is None:
+            del doc["evaluation"]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> TagRunInfo:
+        fields = {k: doc[k] for k in cls.__dataclass_fields__ if k in doc}
+        fields["calibration"] = Calibrator.from_dict(doc["calibration"])
+        held_out = doc.get("validation")
+        fields["validation"] = HeldOutFigures(**held_out) if held_out else None
+        return cls(**fields)
+
+
 @dataclass
 class TagRun:
     """The outcome of tagging a library: one result per image without a human label."""
 
     results: list[TagResult]
-    meta: dict  # what was stored in the catalog's meta table under "tagging"
+    info: TagRunInfo  # also stored in the catalog's meta table under "tagging"
 
     def as_json(self) -> list[dict]:
         return [
@@ -237,10 +283,11 @@ class TagRun:
 
 
 META_KEY = "tagging"
+EVALUATION_KEY = "evaluation"  # lookalike.classifier.tagging.validation.META_KEY
 
 
 def tag_library(
-    library=None,
+    library: Library,
     head: str = DEFAULT_HEAD,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     seed: int = 0,
@@ -248,7 +295,7 @@ def tag_library(
     """Tag every image of the library that has no human label; store the tags.
 
     Args:
-        library: an open ``lookalike.indexer.store.library.Library`` (writable) or its directory.
+        library: an open library, writable.
         head: knn (default), linear, svm or mlp.
         min_confidence: tags less likely right than this are stored as unknown.
         seed: for the calibration's random rounds (results are reproducible).
@@ -260,35 +307,35 @@ def tag_library(
     Raises:
         NotEnoughLabels: an empty library, or labels of fewer than two classes.
     """
-    from lookalike.indexer.store.library import Library
+    run = compute_tags(library, head, min_confidence, seed)
+    save_tags(library, run)
+    return run
 
+
+def compute_tags(
+    library: Library,
+    head: str = DEFAULT_HEAD,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    seed: int = 0,
+) -> TagRun:
+    """:func:`tag_library` without the writing (any open library; see there).
+
+    The web app computes on its read-only library and stores the run with
+    :func:`save_tags` through its writer, which it holds only for that.
+    """
     if not 0.0 <= min_confidence <= 1.0:
         raise LookalikeError(f"min-confidence must be between 0 and 1, not {min_confidence}")
     if head not in HEADS:
         raise LookalikeError(f"unknown head {head!r}; use one of {', '.join(HEADS)}")
-    own = not isinstance(library, Library)
-    lib = Library.open(library, readonly=False) if own else library
-    try:
-        return _tag_open_library(lib, head, min_confidence, seed)
-    finally:
-        if own:
-            lib.close()
-
-
-def _tag_open_library(lib, head: str, min_confidence: float, seed: int) -> TagRun:
-    import json
-    import time
-
-    from lookalike.classifier.labels import human_labels, labels_version
-
     started = time.perf_counter()
-    cat = lib.catalog
+    cat = library.catalog
     ids, vectors = cat.vectors()
-    labelled_ids, labels = human_labels(cat)
+    labels = cat.labels()
     row_of = {int(i): r for r, i in enumerate(ids)}
-    pairs = [(row_of[i], lab) for i, lab in zip(labelled_ids, labels, strict=True) if i in row_of]
-    if len(ids) == 0 or len({lab for _, lab in pairs}) < 2:
-        raise NotEnoughLabels(len(ids), len({lab for _, lab in pairs}))
+    pairs = [(row_of[i], lab) for i, lab in labels.items() if i in row_of]
+    classes = len({lab for _, lab in pairs})
+    if len(ids) == 0 or classes < 2:
+        raise NotEnoughLabels(len(ids), classes)
     seeds = np.array([r for r, _ in pairs], dtype=np.int64)
     rows, guesses, prediction, tagger = tag_vectors(
         vectors, seeds, [lab for _, lab in pairs], head=head, seed=seed
@@ -300,66 +347,67 @@ def _tag_open_library(lib, head: str, min_confidence: float, seed: int) -> TagRu
         TagResult(int(ids[r]), paths[int(ids[r])], g if t else None, float(c))
         for r, g, t, c in zip(rows, guesses, tagged, confidence, strict=True)
     ]
-    meta = {
-        "head": head,
-        "min_confidence": min_confidence,
-        "at": time.time(),
-        "seconds": round(time.perf_counter() - started, 3),
-        "images": int(len(ids)),
-        "labelled": int(len(seeds)),
-        "classes": int(len({lab for _, lab in pairs})),
-        "tagged": int(tagged.sum()),
-        "unknown": int((~tagged).sum()),
-        "labels_version": labels_version(cat),
-        "calibration": tagger.calibrator.to_dict(),
-        "validation": simulated_figures(tagger),
-        "settings": KnnSettings().__dict__ if head == "knn" else {},
-    }
-    evaluation = cat.get_meta("evaluation")
-    if evaluation:
-        meta["evaluation"] = json.loads(evaluation).get("heads", {}).get(head)
-    now = meta["at"]
+    info = TagRunInfo(
+        head=head,
+        min_confidence=min_confidence,
+        at=time.time(),
+        seconds=round(time.perf_counter() - started, 3),
+        images=int(len(ids)),
+        labelled=int(len(seeds)),
+        classes=classes,
+        tagged=int(tagged.sum()),
+        unknown=int((~tagged).sum()),
+        labels_version=cat.labels_version(),
+        calibration=replace(tagger.calibrator),
+        validation=simulated_figures(tagger),
+        settings=asdict(KnnSettings()) if head == "knn" else {},
+        evaluation=_evaluation_of(library, head),
+    )
+    return TagRun(results, info)
+
+
+def save_tags(library: Library, run: TagRun) -> None:
+    """Store a run's tags (replacing the previous run's) and its description."""
+    cat = library.catalog
     with cat.transaction() as conn:
-        conn.execute("DELETE FROM tags")
-        conn.executemany(
-            "INSERT INTO tags (image_id, label, confidence, head, at) VALUES (?, ?, ?, ?, ?)",
-            [(r.id, r.label, r.confidence, head, now) for r in results],
-        )
-        cat.set_meta(META_KEY, json.dumps(meta), conn)
-    return TagRun(results, meta)
+        tags = [(r.id, r.label, r.confidence) for r in run.results]
+        cat.replace_tags(conn, tags, run.info.head, run.info.at)
+        cat.set_meta(META_KEY, json.dumps(run.info.to_json()), conn)
 
 
-def simulated_figures(tagger: Tagger) -> dict:
+def _evaluation_of(library: Library, head: str) -> dict[str, Any] | None:
+    """The last evaluation's stored figures for ``head``, if there was an evaluation."""
+    text = library.catalog.get_meta(EVALUATION_KEY)
+    return json.loads(text).get("heads", {}).get(head) if text else None
+
+
+def simulated_figures(tagger: Tagger) -> HeldOutFigures | None:
     """Held-out figures from the calibration's own rounds (hidden classes and images)."""
-    from lookalike.classifier.tagging.calibration import expected_calibration_error
-
     rows, cal = tagger.rows, tagger.calibrator
     if rows is None or cal is None or len(rows.novel) == 0:
-        return {}
+        return None
     scores = Scores(np.zeros(len(rows.novel), dtype=int), rows.novelty, rows.agreement)
     p_known = cal.p_known(scores, prior=0.5)
     confidence = p_known * cal.p_right_if_known(scores)
     tagged = confidence > 1 - p_known
     known = ~rows.novel
     right = np.where(known, tagged & rows.right, ~tagged)
-    return {
-        "rounds_rows": int(len(rows.novel)),
-        "known_accuracy": _mean(tagged[known] & rows.right[known]),
-        "novel_unknown": _mean(~tagged[rows.novel]),
-        "calibration_error": expected_calibration_error(
+    return HeldOutFigures(
+        rounds_rows=int(len(rows.novel)),
+        known_accuracy=_mean(tagged[known] & rows.right[known]),
+        novel_unknown=_mean(~tagged[rows.novel]),
+        calibration_error=expected_calibration_error(
             np.where(tagged, confidence, 1 - p_known), right
         ),
-        "fallback": cal.fallback,
-    }
+        fallback=cal.fallback,
+    )
 
 
 def _mean(x: np.ndarray) -> float | None:
     return float(np.mean(x)) if len(x) else None
 
 
-def last_run(catalog) -> dict | None:
+def last_run(library: Library) -> TagRunInfo | None:
     """The stored description of the last tag run, or None."""
-    import json
-
-    text = catalog.get_meta(META_KEY)
-    return json.loads(text) if text else None
+    text = library.catalog.get_meta(META_KEY)
+    return TagRunInfo.from_json(json.loads(text)) if text else None

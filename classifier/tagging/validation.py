@@ -19,9 +19,12 @@ labels; classes with one label are used for training only (and say so).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,9 +33,9 @@ from lookalike.classifier.tagging.calibration import (
     expected_calibration_error,
     reliability,
 )
+from lookalike.classifier.tagging.knn_head import Graph
 from lookalike.classifier.tagging.tagger import (
     HEADS,
-    Graph,
     NotEnoughLabels,
     Tagger,
     make_head,
@@ -40,6 +43,7 @@ from lookalike.classifier.tagging.tagger import (
     single_threaded_blas,
 )
 from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.store.library import Library
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,185 @@ EXAMPLES_PER_PAIR = 3
 EVAL_SIMULATION = SimulationSettings(min_rounds=4, max_rounds=6)
 
 
-def assign_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> tuple[np.ndarray, list]:
+# -- results -------------------------------------------------------------------------------
+class ClassNote(NamedTuple):
+    """A class with too few labels for every fold."""
+
+    cls: int  # index into the evaluation's classes
+    labels: int
+    note: str
+
+
+class ClassFigures(NamedTuple):
+    cls: int  # index into the evaluation's classes
+    precision: float
+    recall: float
+    f1: float
+    support: int  # held-out labels of the class
+
+    def to_json(self) -> dict[str, Any]:
+        doc = self._asdict()
+        return {"class": doc.pop("cls"), **doc}
+
+
+@dataclass(frozen=True)
+class ConfusedPair:
+    true: int  # class index
+    predicted: int  # class index
+    count: int
+    examples: list[int]  # row numbers of the labelled rows, image ids from evaluate_library
+
+
+class Metrics(NamedTuple):
+    """Classification figures of predictions against the truth."""
+
+    accuracy: float
+    macro_f1: float
+    per_class: list[ClassFigures]
+    confusion: list[list[int]]  # rows: true class, columns: predicted
+    confused_pairs: list[ConfusedPair]  # most confused first
+
+
+class CurvePoint(NamedTuple):
+    labels_per_class: int
+    accuracy: float
+    classes_with_fewer: int  # classes that have fewer labels than this to train on
+
+
+@dataclass(frozen=True)
+class OpenSetFigures:
+    """Rounds that hide whole classes too; ``skipped`` says why there were none."""
+
+    skipped: str | None = None
+    hidden_classes_per_round: int | None = None
+    auroc: float | None = None  # of the confidence, known- against hidden-class images
+    known_accuracy: float | None = None  # known-class images tagged right
+    novel_unknown: float | None = None  # hidden-class images left unknown
+    calibration_error: float | None = None
+    reliability: list[dict[str, Any]] = field(default_factory=list)  # calibration.reliability
+    known_images: int | None = None
+    novel_images: int | None = None
+
+    def to_json(self, with_reliability: bool = True) -> dict[str, Any]:
+        if self.skipped is not None:
+            return {"skipped": self.skipped}
+        doc = asdict(self)
+        del doc["skipped"]
+        if not with_reliability:
+            del doc["reliability"]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> OpenSetFigures:
+        return cls(**{f.name: doc[f.name] for f in fields(cls) if f.name in doc})
+
+
+@dataclass(frozen=True)
+class HeadFigures:
+    """One head's cross-validation, learning curve and open-set rounds."""
+
+    tested: int  # labelled images held out once
+    accuracy: float
+    macro_f1: float
+    per_class: list[ClassFigures]
+    confusion: list[list[int]]
+    confused_pairs: list[ConfusedPair]
+    learning_curve: list[CurvePoint]
+    open_set: OpenSetFigures
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tested": self.tested,
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "per_class": [c.to_json() for c in self.per_class],
+            "confusion": self.confusion,
+            "confused_pairs": [asdict(p) for p in self.confused_pairs],
+            "learning_curve": [p._asdict() for p in self.learning_curve],
+            "open_set": self.open_set.to_json(),
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True)
+class StoredHead:
+    accuracy: float
+    macro_f1: float
+    open_set: OpenSetFigures  # without the reliability bins
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    """The summary an evaluation keeps in the catalog's meta table (under "evaluation")."""
+
+    at: float
+    folds: int
+    heads: dict[str, StoredHead]
+    best_head: str
+
+    def to_json(self) -> dict[str, Any]:
+        heads = {
+            name: {"accuracy": h.accuracy, "macro_f1": h.macro_f1}
+            | {"open_set": h.open_set.to_json(with_reliability=False)}
+            for name, h in self.heads.items()
+        }
+        return {"at": self.at, "folds": self.folds, "heads": heads, "best_head": self.best_head}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> StoredEvaluation:
+        heads = {
+            name: StoredHead(h["accuracy"], h["macro_f1"], OpenSetFigures.from_json(h["open_set"]))
+            for name, h in doc["heads"].items()
+        }
+        return cls(doc["at"], doc["folds"], heads, doc["best_head"])
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every head validated on the human labels (module docstring)."""
+
+    classes: list[str]
+    labels: int  # labelled images
+    images: int  # images in all
+    folds: int
+    notes: list[ClassNote]
+    heads: dict[str, HeadFigures]
+    best_head: str  # the most accurate
+    # From evaluate_library: the library, and the paths of the example images.
+    library: str | None = None
+    paths: dict[int, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "classes": self.classes,
+            "labels": self.labels,
+            "images": self.images,
+            "folds": self.folds,
+            "notes": [
+                {"class": self.classes[n.cls], "labels": n.labels, "note": n.note}
+                for n in self.notes
+            ],
+            "heads": {name: h.to_json() for name, h in self.heads.items()},
+            "best_head": self.best_head,
+        }
+        if self.library is not None:
+            doc["paths"] = {str(i): p for i, p in self.paths.items()}
+            doc["library"] = self.library
+        return doc
+
+    def summary(self, at: float) -> StoredEvaluation:
+        heads = {
+            name: StoredHead(h.accuracy, h.macro_f1, replace(h.open_set, reliability=[]))
+            for name, h in self.heads.items()
+        }
+        return StoredEvaluation(at, self.folds, heads, self.best_head)
+
+
+# -- cross-validation --------------------------------------------------------------------
+def assign_folds(
+    y: np.ndarray, folds: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[ClassNote]]:
     """A fold number for each labelled image (-1: training only), and notes on small classes.
 
     Each class's images are shuffled and dealt round-robin, so every fold holds
@@ -64,16 +246,11 @@ def assign_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> tuple[n
     for c in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == c))
         if len(members) < 2:
-            notes.append({"class": int(c), "labels": 1, "note": "training only (one label)"})
+            notes.append(ClassNote(int(c), 1, "training only (one label)"))
             continue
         if len(members) < folds:
-            notes.append(
-                {
-                    "class": int(c),
-                    "labels": int(len(members)),
-                    "note": f"tested in {len(members)} of {folds} folds (fewer labels than folds)",
-                }
-            )
+            note = f"tested in {len(members)} of {folds} folds (fewer labels than folds)"
+            notes.append(ClassNote(int(c), int(len(members)), note))
         # Rotate the starting fold so small classes do not all land in fold 0.
         fold[members] = (np.arange(len(members)) + start) % folds
         start += len(members)
@@ -89,13 +266,12 @@ def evaluate_vectors(
     curve: Sequence[int] = DEFAULT_CURVE,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
-) -> dict:
+) -> Evaluation:
     """Validate ``heads`` on the labelled rows ``seeds`` of ``vectors`` (module docstring).
 
     Returns:
-        A JSON-able dict: {"classes": [...], "folds": K, "notes": [...],
-        "heads": {name: {accuracy, macro_f1, per_class, confusion, confused_pairs,
-        learning_curve, open_set}}}. Example image references are row numbers.
+        The evaluation; example images (``confused_pairs``) are row numbers of the
+        labelled rows.
     """
     names, y = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
     if len(names) < 2:
@@ -109,36 +285,35 @@ def evaluate_vectors(
             "every class has a single label, so there is nothing to hold out; "
             "label at least two images of some classes"
         )
-    for n in notes:
-        n["class"] = str(names[n["class"]])
     x = prepare(vectors)
     graph = Graph.build(x) if "knn" in heads else None
-    results: dict[str, dict] = {}
-    out = {
-        "classes": [str(n) for n in names],
-        "labels": int(len(seeds)),
-        "images": int(len(vectors)),
-        "folds": folds,
-        "notes": notes,
-        "heads": results,
-    }
+    results: dict[str, HeadFigures] = {}
     for name in heads:
         started = time.perf_counter()
         if progress:
             progress(name)
         head = make_head(name, x, graph=graph, seed=seed)
         with single_threaded_blas():
-            result = _cross_validate(head, seeds, y, fold, folds, len(names))
-            result["learning_curve"] = _learning_curve(head, seeds, y, fold, folds, curve, seed)
-            result["open_set"] = _open_set(head, seeds, y, fold, folds, seed)
-        result["seconds"] = round(time.perf_counter() - started, 2)
-        results[name] = result
-    best = max(results, key=lambda h: results[h]["accuracy"])
-    out["best_head"] = best
-    return out
+            tested, metrics = _cross_validate(head, seeds, y, fold, folds, len(names))
+            learning_curve = _learning_curve(head, seeds, y, fold, folds, curve, seed)
+            open_set = _open_set(head, seeds, y, fold, folds, seed)
+        seconds = round(time.perf_counter() - started, 2)
+        results[name] = HeadFigures(
+            tested, *metrics, learning_curve=learning_curve, open_set=open_set, seconds=seconds
+        )
+    best = max(results, key=lambda h: results[h].accuracy)
+    return Evaluation(
+        classes=[str(n) for n in names],
+        labels=int(len(seeds)),
+        images=int(len(vectors)),
+        folds=folds,
+        notes=notes,
+        heads=results,
+        best_head=best,
+    )
 
 
-def _cross_validate(head, seeds, y, fold, folds, n_classes) -> dict:
+def _cross_validate(head, seeds, y, fold, folds, n_classes) -> tuple[int, Metrics]:
     pred = np.full(len(y), -1)
     for f in range(folds):
         test = fold == f
@@ -147,13 +322,13 @@ def _cross_validate(head, seeds, y, fold, folds, n_classes) -> dict:
         head.fit(seeds[~test], y[~test])
         pred[test] = head.score(seeds[test]).pred
     tested = pred >= 0
-    return {
-        "tested": int(tested.sum()),
-        **classification_metrics(y[tested], pred[tested], n_classes, np.flatnonzero(tested)),
-    }
+    metrics = classification_metrics(y[tested], pred[tested], n_classes, np.flatnonzero(tested))
+    return int(tested.sum()), metrics
 
 
-def classification_metrics(truth, pred, n_classes: int, rows: np.ndarray | None = None) -> dict:
+def classification_metrics(
+    truth: np.ndarray, pred: np.ndarray, n_classes: int, rows: np.ndarray | None = None
+) -> Metrics:
     """Accuracy, macro-F1, per-class precision/recall/F1/support, confusion, confused pairs."""
     confusion = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(confusion, (truth, pred), 1)
@@ -169,6 +344,20 @@ def classification_metrics(truth, pred, n_classes: int, rows: np.ndarray | None 
         where=precision + recall > 0,
     )
     present = support > 0
+    per_class = [
+        ClassFigures(c, float(precision[c]), float(recall[c]), float(f1[c]), int(support[c]))
+        for c in range(n_classes)
+    ]
+    return Metrics(
+        accuracy=float(tp.sum() / max(len(truth), 1)),
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        per_class=per_class,
+        confusion=confusion.tolist(),
+        confused_pairs=_confused_pairs(confusion, truth, pred, rows),
+    )
+
+
+def _confused_pairs(confusion, truth, pred, rows) -> list[ConfusedPair]:
     pairs = []
     off = confusion.copy()
     np.fill_diagonal(off, 0)
@@ -179,28 +368,11 @@ def classification_metrics(truth, pred, n_classes: int, rows: np.ndarray | None 
         examples = []
         if rows is not None:
             examples = [int(r) for r in rows[(truth == a) & (pred == b)][:EXAMPLES_PER_PAIR]]
-        pairs.append(
-            {"true": int(a), "predicted": int(b), "count": int(off[a, b]), "examples": examples}
-        )
-    return {
-        "accuracy": float(tp.sum() / max(len(truth), 1)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "per_class": [
-            {
-                "class": int(c),
-                "precision": float(precision[c]),
-                "recall": float(recall[c]),
-                "f1": float(f1[c]),
-                "support": int(support[c]),
-            }
-            for c in range(n_classes)
-        ],
-        "confusion": confusion.tolist(),
-        "confused_pairs": pairs,
-    }
+        pairs.append(ConfusedPair(int(a), int(b), int(off[a, b]), examples))
+    return pairs
 
 
-def _learning_curve(head, seeds, y, fold, folds, curve, seed) -> list[dict]:
+def _learning_curve(head, seeds, y, fold, folds, curve, seed) -> list[CurvePoint]:
     rng = np.random.default_rng(seed + 1)
     train_sizes = [int((y[fold != f] == c).sum()) for f in range(folds) for c in np.unique(y)]
     out = []
@@ -225,17 +397,15 @@ def _learning_curve(head, seeds, y, fold, folds, curve, seed) -> list[dict]:
             total += int(test.sum())
         capped = sum(1 for c in np.unique(y) if (y == c).sum() - 1 < n)
         if total:
-            out.append(
-                {"labels_per_class": n, "accuracy": right / total, "classes_with_fewer": capped}
-            )
+            out.append(CurvePoint(n, right / total, capped))
     return out
 
 
-def _open_set(head, seeds, y, fold, folds, seed) -> dict:
+def _open_set(head, seeds, y, fold, folds, seed) -> OpenSetFigures:
     """Hide whole classes too; AUROC of the confidence, and the tag/unknown decisions."""
     classes = np.unique(y)
     if len(classes) < 3:
-        return {"skipped": "needs labels of at least three classes"}
+        return OpenSetFigures(skipped="needs labels of at least three classes")
     rng = np.random.default_rng(seed + 2)
     per_round = max(1, int(round(0.2 * len(classes))))
     order = rng.permutation(classes)
@@ -267,19 +437,19 @@ def _open_set(head, seeds, y, fold, folds, seed) -> dict:
         answer_right.append(np.concatenate([right, ~tagged[k:]]))
         p_known_novel.append(prediction.p_known[k:])
     if not conf_known:
-        return {"skipped": "no round had both known and hidden classes"}
+        return OpenSetFigures(skipped="no round had both known and hidden classes")
     ck, cn = np.concatenate(conf_known), np.concatenate(conf_novel)
     ac, ar = np.concatenate(answer_conf), np.concatenate(answer_right)
-    return {
-        "hidden_classes_per_round": per_round,
-        "auroc": auroc(ck, cn),
-        "known_accuracy": float(np.concatenate(right_known).mean()),
-        "novel_unknown": float(1 - np.concatenate(tagged_novel).mean()),
-        "calibration_error": expected_calibration_error(ac, ar),
-        "reliability": reliability(ac, ar),
-        "known_images": int(len(ck)),
-        "novel_images": int(len(cn)),
-    }
+    return OpenSetFigures(
+        hidden_classes_per_round=per_round,
+        auroc=auroc(ck, cn),
+        known_accuracy=float(np.concatenate(right_known).mean()),
+        novel_unknown=float(1 - np.concatenate(tagged_novel).mean()),
+        calibration_error=expected_calibration_error(ac, ar),
+        reliability=reliability(ac, ar),
+        known_images=int(len(ck)),
+        novel_images=int(len(cn)),
+    )
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float | None:
@@ -304,60 +474,53 @@ META_KEY = "evaluation"
 
 
 def evaluate_library(
-    library=None,
+    library: Library,
     heads: Sequence[str] = HEADS,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
-) -> dict:
-    """Validate the heads on a library's human labels; the summary goes to the meta table.
-
-    Args:
-        library: an open ``lookalike.indexer.store.library.Library`` or its directory.
+) -> Evaluation:
+    """Validate the heads on a library's human labels (any open library; nothing written).
 
     Returns:
-        ``evaluate_vectors``'s dict with image ids (``examples``) and paths
-        (``paths``: id -> path) in place of row numbers, plus "library".
+        ``evaluate_vectors``'s evaluation with image ids in place of row numbers for
+        the confused pairs' examples, their paths, and the library. Keep its summary
+        with :func:`store_summary`.
     """
-    import json
-
-    from lookalike.classifier.labels import human_labels
-    from lookalike.indexer.store.library import Library
-
-    own = not isinstance(library, Library)
-    lib = Library.open(library, readonly=False) if own else library
-    try:
-        ids, vectors = lib.catalog.vectors()
-        labelled, labels = human_labels(lib.catalog)
-        row_of = {int(i): r for r, i in enumerate(ids)}
-        pairs = [(row_of[i], lab) for i, lab in zip(labelled, labels, strict=True) if i in row_of]
-        if len({lab for _, lab in pairs}) < 2:
-            raise NotEnoughLabels(len(ids), len({lab for _, lab in pairs}))
-        seeds = np.array([r for r, _ in pairs], dtype=np.int64)
-        result = evaluate_vectors(
-            vectors, seeds, [lab for _, lab in pairs], heads, folds, seed=seed, progress=progress
+    ids, vectors = library.catalog.vectors()
+    row_of = {int(i): r for r, i in enumerate(ids)}
+    pairs = [(row_of[i], lab) for i, lab in library.catalog.labels().items() if i in row_of]
+    if len({lab for _, lab in pairs}) < 2:
+        raise NotEnoughLabels(len(ids), len({lab for _, lab in pairs}))
+    seeds = np.array([r for r, _ in pairs], dtype=np.int64)
+    result = evaluate_vectors(
+        vectors, seeds, [lab for _, lab in pairs], heads, folds, seed=seed, progress=progress
+    )
+    by_id = {
+        name: replace(
+            h,
+            confused_pairs=[
+                replace(p, examples=[int(ids[seeds[r]]) for r in p.examples])
+                for p in h.confused_pairs
+            ],
         )
-        example_ids = set()
-        for h in result["heads"].values():
-            for pair in h["confused_pairs"]:
-                pair["examples"] = [int(ids[seeds[r]]) for r in pair["examples"]]
-                example_ids.update(pair["examples"])
-        result["paths"] = {str(i): p for i, p in lib.catalog.paths(sorted(example_ids)).items()}
-        result["library"] = str(lib.root)
-        summary = {
-            "at": time.time(),
-            "folds": folds,
-            "heads": {
-                h: {k: r[k] for k in ("accuracy", "macro_f1")}
-                | {"open_set": {k: v for k, v in r["open_set"].items() if k != "reliability"}}
-                for h, r in result["heads"].items()
-            },
-            "best_head": result["best_head"],
-        }
-        if not lib.catalog.readonly:
-            with lib.catalog.transaction() as conn:
-                lib.catalog.set_meta(META_KEY, json.dumps(summary), conn)
-        return result
-    finally:
-        if own:
-            lib.close()
+        for name, h in result.heads.items()
+    }
+    example_ids = sorted({i for h in by_id.values() for p in h.confused_pairs for i in p.examples})
+    paths = library.catalog.paths(example_ids)
+    return replace(result, heads=by_id, paths=paths, library=str(library.root))
+
+
+def store_summary(library: Library, evaluation: Evaluation) -> StoredEvaluation:
+    """Keep the evaluation's headline figures in the catalog (a writable library), where
+    tag runs and the web app find them; returns what was stored."""
+    summary = evaluation.summary(at=time.time())
+    with library.catalog.transaction() as conn:
+        library.catalog.set_meta(META_KEY, json.dumps(summary.to_json()), conn)
+    return summary
+
+
+def stored_summary(library: Library) -> StoredEvaluation | None:
+    """The summary the last evaluation stored, or None."""
+    text = library.catalog.get_meta(META_KEY)
+    return StoredEvaluation.from_json(json.loads(text)) if text else None

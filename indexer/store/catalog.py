@@ -10,6 +10,7 @@ services ask ``Catalog`` methods (typed rows) rather than writing SQL of their o
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -79,6 +80,37 @@ MIGRATIONS: list[str] = [
         vector BLOB NOT NULL
     );
     """,
+    # Cluster proposals and review decisions (indexer/store/clusters.py). IF NOT EXISTS:
+    # libraries clustered before this migration created the same tables on first use.
+    """
+    CREATE TABLE IF NOT EXISTS clusters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        status TEXT NOT NULL,
+        name TEXT,
+        label TEXT,
+        suggested_name TEXT,
+        nearest_label TEXT,
+        nearest_label_similarity REAL,
+        cohesion REAL NOT NULL,
+        promise REAL NOT NULL,
+        rank INTEGER,
+        parent INTEGER REFERENCES clusters (id),
+        created REAL NOT NULL,
+        reviewed REAL
+    );
+    CREATE INDEX IF NOT EXISTS clusters_status ON clusters (status);
+    CREATE TABLE IF NOT EXISTS cluster_members (
+        cluster_id INTEGER NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+        image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        rep INTEGER,
+        PRIMARY KEY (cluster_id, image_id)
+    );
+    CREATE INDEX IF NOT EXISTS cluster_members_image ON cluster_members (image_id);
+    CREATE TABLE IF NOT EXISTS cluster_noise (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE
+    );
+    CREATE TABLE IF NOT EXISTS cluster_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 ]
 
 
@@ -130,6 +162,25 @@ class TagRow(TypedDict):
     """An image's predicted tag; ``label`` None: the tagger said "unknown"."""
 
     label: str | None
+    confidence: float
+    head: str
+    at: float
+
+
+class LabelExport(NamedTuple):
+    """A human label with its image's path (a row of the labels CSV)."""
+
+    path: str
+    label: str
+    origin: str  # folder, csv, manual or review
+    at: float  # when (seconds since the epoch)
+
+
+class TagExport(NamedTuple):
+    """A predicted tag with its image's path (a row of the tags CSV)."""
+
+    path: str
+    label: str | None  # None: the tagger said unknown
     confidence: float
     head: str
     at: float
@@ -558,6 +609,94 @@ class Catalog:
             "SELECT label FROM labels WHERE image_id = ?", (image_id,)
         ).fetchone()
         return row[0] if row else None
+
+    # -- labels, tags and predictions for the classifier (lookalike.classifier) ---------
+    def labels(self) -> dict[int, str]:
+        """image id -> human label, in id order."""
+        rows = self.conn.execute("SELECT image_id, label FROM labels ORDER BY image_id")
+        return {r[0]: r[1] for r in rows}
+
+    def labels_of(self, ids: Iterable[int]) -> dict[int, str]:
+        """image id -> human label of those of ``ids`` that have one."""
+        rows = self._rows_in(
+            "SELECT image_id, label FROM labels WHERE image_id IN ({marks})", _ints(ids)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def label_names(self) -> list[str]:
+        """The distinct human labels, sorted."""
+        rows = self.conn.execute("SELECT DISTINCT label FROM labels ORDER BY label")
+        return [r[0] for r in rows]
+
+    def remove_labels(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+        conn.executemany("DELETE FROM labels WHERE image_id = ?", [(int(i),) for i in ids])
+
+    def bump_labels_version(self, conn: sqlite3.Connection) -> None:
+        """Tag runs record this, to tell when the labels changed since."""
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('labels_version', '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
+
+    def labels_version(self) -> int:
+        return int(self.get_meta("labels_version", "0") or 0)
+
+    def unlabelled_ids(self) -> list[int]:
+        """Ids of the images without a human label, in id order."""
+        rows = self.conn.execute(
+            "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM labels) ORDER BY id"
+        )
+        return [r[0] for r in rows]
+
+    def ids_under(self, folder: str) -> list[int]:
+        """Ids of the images whose path lies under ``folder`` (an absolute path)."""
+        prefix = folder.rstrip(os.sep) + os.sep
+        rows = self.conn.execute(
+            "SELECT id FROM images WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return [r[0] for r in rows]
+
+    def images_per_tag(self) -> dict[str | None, int]:
+        """predicted label (None: unknown) -> number of images tagged so."""
+        rows = self.conn.execute("SELECT label, COUNT(*) FROM tags GROUP BY label")
+        return {r[0]: r[1] for r in rows}
+
+    def label_rows(self) -> list[LabelExport]:
+        """Every human label with its image's path, by path."""
+        rows = self.conn.execute(
+            "SELECT i.path, l.label, l.origin, l.at FROM labels l "
+            "JOIN images i ON i.id = l.image_id ORDER BY i.path"
+        )
+        return [LabelExport(*r) for r in rows]
+
+    def tag_rows(self) -> list[TagExport]:
+        """Every predicted tag with its image's path, by path."""
+        rows = self.conn.execute(
+            "SELECT i.path, t.label, t.confidence, t.head, t.at FROM tags t "
+            "JOIN images i ON i.id = t.image_id ORDER BY i.path"
+        )
+        return [TagExport(*r) for r in rows]
+
+    def replace_tags(
+        self,
+        conn: sqlite3.Connection,
+        tags: Iterable[tuple[int, str | None, float]],
+        head: str,
+        at: float,
+    ) -> None:
+        """The tags of a tag run, (image id, label or None, confidence), replacing all."""
+        conn.execute("DELETE FROM tags")
+        conn.executemany(
+            "INSERT INTO tags (image_id, label, confidence, head, at) VALUES (?, ?, ?, ?, ?)",
+            [(int(i), label, float(c), head, at) for i, label, c in tags],
+        )
+
+    def predictions_of(self, ids: Iterable[int]) -> dict[int, list[tuple[str, float]]]:
+        """image id -> the model's stored class guesses, best first, for ``ids`` with some."""
+        rows = self._rows_in(
+            "SELECT image_id, top FROM predictions WHERE image_id IN ({marks})", _ints(ids)
+        )
+        return {r[0]: [(n, float(s)) for n, s in json.loads(r[1])] for r in rows}
 
 
 def browse_query(

@@ -6,7 +6,9 @@ import json
 
 import click
 
+from lookalike.classifier.clustering import review
 from lookalike.commands.options import json_option, library_option
+from lookalike.indexer.store.library import Library
 
 
 def _library(ctx: click.Context, library: str | None) -> str | None:
@@ -14,16 +16,19 @@ def _library(ctx: click.Context, library: str | None) -> str | None:
     return library or (ctx.obj or {}).get("library")
 
 
-def _echo_cluster(doc: dict, members: bool = False) -> None:
-    sim = doc["nearest_label_similarity"]
-    near = f"{doc['nearest_label']} ({sim:.2f})" if doc["nearest_label"] else "-"
+def _writable(ctx: click.Context, library: str | None) -> Library:
+    return Library.open(_library(ctx, library), readonly=False)
+
+
+def _echo_cluster(cluster: review.ClusterView, members: bool = False) -> None:
+    sim = cluster.nearest_label_similarity
+    near = f"{cluster.nearest_label} ({sim:.2f})" if cluster.nearest_label else "-"
     click.echo(
-        f"cluster {doc['id']}: {doc['size']} images, cohesion {doc['cohesion']:.2f}, "
-        f"looks like {doc['suggested_name'] or '-'}, nearest label {near}"
+        f"cluster {cluster.id}: {cluster.size} images, cohesion {cluster.cohesion:.2f}, "
+        f"looks like {cluster.suggested_name or '-'}, nearest label {near}"
     )
-    shown = doc["members"] if members else doc["representatives"]
-    for path in shown:
-        click.echo(f"  {path}")
+    for member in cluster.members if members else cluster.representatives:
+        click.echo(f"  {member.path}")
 
 
 @click.group(invoke_without_command=True)
@@ -47,14 +52,17 @@ def clusters(ctx, library, min_size, as_json):
     ctx.obj = {"library": library}
     if ctx.invoked_subcommand is not None:
         return
-    from lookalike.classifier.clustering.review import list_clusters
-
-    doc = list_clusters(library, min_size)
+    # Read-only while the stored proposals are up to date; writable to re-cluster.
+    with Library.open(library) as lib:
+        listing = review.current_listing(lib, min_size)
+    if listing is None:
+        with Library.open(library, readonly=False) as lib:
+            listing = review.list_clusters(lib, min_size)
     if as_json:
-        click.echo(json.dumps(doc))
+        click.echo(json.dumps(listing.to_json()))
         return
-    click.echo(f"{len(doc['clusters'])} clusters, {len(doc['noise'])} images left as noise")
-    for c in doc["clusters"]:
+    click.echo(f"{len(listing.clusters)} clusters, {len(listing.noise)} images left as noise")
+    for c in listing.clusters:
         _echo_cluster(c)
     click.echo(
         "review: lookalike clusters accept ID --as NAME | merge ID --into LABEL | split ID | "
@@ -76,10 +84,11 @@ def clusters(ctx, library, min_size, as_json):
 @click.pass_context
 def accept(ctx, cluster_id, name, exclude, library, as_json):
     """Label the images of cluster CLUSTER_ID as NAME (a new class)."""
-    from lookalike.classifier.clustering.review import accept as do_accept
-
-    doc = do_accept(_library(ctx, library), cluster_id, name, exclude)
-    _report(doc, as_json, f"labelled {doc['labelled']} images {doc['name']!r} (origin review)")
+    with _writable(ctx, library) as lib:
+        dropped = review.members_at(lib, cluster_id, exclude)
+        done = review.accept(lib, cluster_id, name, dropped)
+    line = f"labelled {done.labelled} images {done.cluster.name!r} (origin review)"
+    click.echo(json.dumps(done.to_json()) if as_json else line)
 
 
 @clusters.command()
@@ -90,10 +99,10 @@ def accept(ctx, cluster_id, name, exclude, library, as_json):
 @click.pass_context
 def merge(ctx, cluster_id, label, library, as_json):
     """Add the images of cluster CLUSTER_ID to the existing LABEL."""
-    from lookalike.classifier.clustering.review import merge as do_merge
-
-    doc = do_merge(_library(ctx, library), cluster_id, label)
-    _report(doc, as_json, f"labelled {doc['labelled']} images {label!r} (origin review)")
+    with _writable(ctx, library) as lib:
+        done = review.merge(lib, cluster_id, label)
+    line = f"labelled {done.labelled} images {label!r} (origin review)"
+    click.echo(json.dumps(done.to_json()) if as_json else line)
 
 
 @clusters.command()
@@ -103,15 +112,14 @@ def merge(ctx, cluster_id, label, library, as_json):
 @click.pass_context
 def split(ctx, cluster_id, library, as_json):
     """Re-cluster cluster CLUSTER_ID finer, into two new clusters."""
-    from lookalike.classifier.clustering.review import split as do_split
-
-    docs = do_split(_library(ctx, library), cluster_id)
+    with _writable(ctx, library) as lib:
+        parts = review.split(lib, cluster_id)
     if as_json:
-        click.echo(json.dumps(docs))
+        click.echo(json.dumps([p.to_json() for p in parts]))
         return
-    click.echo(f"cluster {cluster_id} split into {', '.join(str(d['id']) for d in docs)}")
-    for d in docs:
-        _echo_cluster(d)
+    click.echo(f"cluster {cluster_id} split into {', '.join(str(p.id) for p in parts)}")
+    for p in parts:
+        _echo_cluster(p)
 
 
 @clusters.command()
@@ -121,10 +129,9 @@ def split(ctx, cluster_id, library, as_json):
 @click.pass_context
 def reject(ctx, cluster_id, library, as_json):
     """Mark cluster CLUSTER_ID as not a class; its images are not proposed together again."""
-    from lookalike.classifier.clustering.review import reject as do_reject
-
-    doc = do_reject(_library(ctx, library), cluster_id)
-    _report(doc, as_json, f"cluster {cluster_id} rejected")
+    with _writable(ctx, library) as lib:
+        cluster = review.reject(lib, cluster_id)
+    click.echo(json.dumps(cluster.to_json()) if as_json else f"cluster {cluster_id} rejected")
 
 
 @clusters.command()
@@ -134,16 +141,11 @@ def reject(ctx, cluster_id, library, as_json):
 @click.pass_context
 def show(ctx, cluster_id, library, as_json):
     """Show cluster CLUSTER_ID: status, names, and every member."""
-    from lookalike.classifier.clustering.review import show as do_show
-
-    doc = do_show(_library(ctx, library), cluster_id)
+    with Library.open(_library(ctx, library)) as lib:
+        cluster = review.show(lib, cluster_id)
     if as_json:
-        click.echo(json.dumps(doc))
+        click.echo(json.dumps(cluster.to_json()))
         return
-    status = doc["status"] + (f" as {doc['name']!r}" if doc["name"] else "")
+    status = cluster.status + (f" as {cluster.name!r}" if cluster.name else "")
     click.echo(f"status: {status}")
-    _echo_cluster(doc, members=True)
-
-
-def _report(doc: dict, as_json: bool, line: str) -> None:
-    click.echo(json.dumps(doc) if as_json else line)
+    _echo_cluster(cluster, members=True)

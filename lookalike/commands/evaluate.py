@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
+from lookalike.classifier.tagging.report import render_html
+from lookalike.classifier.tagging.tagger import HEADS
+from lookalike.classifier.tagging.validation import evaluate_library, store_summary
 from lookalike.commands.options import json_option, library_option
-
-HEAD_CHOICES = ("knn", "linear", "svm", "mlp")
+from lookalike.indexer.store.library import Library
 
 
 def _heads(value: str) -> tuple[str, ...]:
     heads = tuple(h.strip() for h in value.split(",") if h.strip())
-    bad = [h for h in heads if h not in HEAD_CHOICES]
+    bad = [h for h in heads if h not in HEADS]
     if bad or not heads:
         raise click.BadParameter(
-            f"unknown head {', '.join(bad) or value!r}; use a comma list of "
-            + ",".join(HEAD_CHOICES),
+            f"unknown head {', '.join(bad) or value!r}; use a comma list of " + ",".join(HEADS),
             param_hint="--heads",
         )
     return heads
@@ -29,7 +31,7 @@ def _heads(value: str) -> tuple[str, ...]:
 @click.option(
     "--heads",
     "heads_text",
-    default=",".join(HEAD_CHOICES),
+    default=",".join(HEADS),
     show_default=True,
     help="Heads to compare, comma-separated.",
 )
@@ -51,52 +53,48 @@ def evaluate(library, folds, heads_text, report_path, seed, as_json):
     tagged right, hidden-class images left unknown). Classes with fewer labels
     than folds are tested in fewer folds; one-label classes only train.
     """
-    from lookalike.classifier.tagging.validation import evaluate_library
-
     heads = _heads(heads_text)
 
     def progress(name: str) -> None:
         if not as_json:
             click.echo(f"evaluating {name} ...", err=True)
 
-    result = evaluate_library(library, heads=heads, folds=folds, seed=seed, progress=progress)
+    with Library.open(library, readonly=False) as lib:
+        result = evaluate_library(lib, heads=heads, folds=folds, seed=seed, progress=progress)
+        store_summary(lib, result)
     if report_path:
-        from lookalike.classifier.tagging.report import render_html
-
         _write(report_path, render_html(result))
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json.dumps(result.to_json()))
         return
-    for note in result["notes"]:
-        click.echo(f"class {note['class']!r}: {note['note']}")
+    for note in result.notes:
+        click.echo(f"class {result.classes[note.cls]!r}: {note.note}")
     click.echo(
-        f"{result['labels']} labels in {len(result['classes'])} classes, {folds} folds\n"
+        f"{result.labels} labels in {len(result.classes)} classes, {folds} folds\n"
         f"{'head':<8} {'accuracy':>8} {'macro-F1':>8} {'AUROC':>6} {'known':>6} "
         f"{'unknown':>7} {'ECE':>6} {'seconds':>7}"
     )
-    for name, r in result["heads"].items():
-        o = r["open_set"]
+    for name, r in result.heads.items():
+        o = r.open_set
         click.echo(
-            f"{name:<8} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} {_f(o.get('auroc')):>6} "
-            f"{_f(o.get('known_accuracy')):>6} {_f(o.get('novel_unknown')):>7} "
-            f"{_f(o.get('calibration_error')):>6} {r['seconds']:>7.1f}"
+            f"{name:<8} {r.accuracy:>8.3f} {r.macro_f1:>8.3f} {_f(o.auroc):>6} "
+            f"{_f(o.known_accuracy):>6} {_f(o.novel_unknown):>7} "
+            f"{_f(o.calibration_error):>6} {r.seconds:>7.1f}"
         )
     click.echo(
         "known: known-class images tagged right; unknown: images of hidden classes left "
         "unknown (open-set rounds)"
     )
-    click.echo(f"best accuracy: {result['best_head']}")
+    click.echo(f"best accuracy: {result.best_head}")
     if report_path:
         click.echo(f"report: {report_path}")
 
 
-def _f(v) -> str:
+def _f(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
 def _write(path: str, text: str) -> None:
-    import os
-
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as f:

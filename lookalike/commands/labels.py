@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 
 import click
 
+from lookalike.classifier.labels import (
+    check_label,
+    export_rows,
+    import_csv,
+    label_counts,
+    remove_labels,
+    resolve_paths,
+    set_labels,
+    write_csv,
+)
+from lookalike.classifier.tagging.tagger import last_run
 from lookalike.commands.options import json_option, library_option
+from lookalike.indexer.store.library import Library
 
 SHOW_REJECTED = 50
 
@@ -40,11 +54,8 @@ def import_(file, library, strict, as_json):
     nothing at all if any row is bad. Prints which rows were taken and which not,
     with the reason; exits 1 when any row was not taken.
     """
-    from lookalike.classifier.labels import import_csv
-    from lookalike.indexer.store.library import Library
-
     with Library.open(library, readonly=False) as lib:
-        report = import_csv(lib.catalog, file, strict=strict)
+        report = import_csv(lib, file, strict=strict)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -78,13 +89,8 @@ def export(file, library, tags):
 
     The file imports back with `lookalike labels import`.
     """
-    import io
-
-    from lookalike.classifier.labels import export_rows, write_csv
-    from lookalike.indexer.store.library import Library
-
     with Library.open(library) as lib:
-        rows = export_rows(lib.catalog, tags=tags)
+        rows = export_rows(lib, tags=tags)
     if file is None:
         write_csv(rows, sys.stdout, tags=tags)
         return
@@ -100,13 +106,10 @@ def export(file, library, tags):
 @library_option
 def set_(paths, label, library):
     """Label the images at PATHS (files, or folders: every image under them) as LABEL."""
-    from lookalike.classifier.labels import check_label, resolve_paths, set_labels
-    from lookalike.indexer.store.library import Library
-
     label = check_label(label)
     with Library.open(library, readonly=False) as lib:
-        ids = resolve_paths(lib.catalog, paths)
-        changed = set_labels(lib.catalog, ids, label, origin="manual")
+        ids = resolve_paths(lib, paths)
+        changed = set_labels(lib, ids, label, origin="manual")
     click.echo(f"labelled {len(ids)} images as {label!r} ({changed} changed)")
 
 
@@ -115,12 +118,9 @@ def set_(paths, label, library):
 @library_option
 def remove(paths, library):
     """Remove the human labels of the images at PATHS (files or folders)."""
-    from lookalike.classifier.labels import remove_labels, resolve_paths
-    from lookalike.indexer.store.library import Library
-
     with Library.open(library, readonly=False) as lib:
-        ids = resolve_paths(lib.catalog, paths)
-        removed = remove_labels(lib.catalog, ids)
+        ids = resolve_paths(lib, paths)
+        removed = remove_labels(lib, ids)
     click.echo(f"removed {removed} labels ({len(ids) - removed} of the images had none)")
 
 
@@ -129,18 +129,14 @@ def remove(paths, library):
 @json_option
 def list_(library, as_json):
     """Each label with its number of images: labelled by a person, and predicted."""
-    from lookalike.classifier.labels import label_counts
-    from lookalike.classifier.tagging.tagger import last_run
-    from lookalike.indexer.store.library import Library
-
     with Library.open(library) as lib:
-        counts, unknown = label_counts(lib.catalog)
-        run = last_run(lib.catalog)
+        counts, unknown = label_counts(lib)
+        run = last_run(lib)
     if as_json:
         doc = {
             "labels": [c._asdict() for c in counts],
             "unknown": unknown,
-            "head": run["head"] if run else None,
+            "head": run.head if run else None,
         }
         click.echo(json.dumps(doc))
         return
@@ -153,13 +149,11 @@ def list_(library, as_json):
         click.echo(f"{c.label:<{width}}  {c.human:>6}  {c.predicted:>9}")
     click.echo(
         f"{'(unknown)':<{width}}  {'':>6}  {unknown:>9}"
-        + (f"   [tags by the {run['head']} head]" if run else "")
+        + (f"   [tags by the {run.head} head]" if run else "")
     )
 
 
 def _write_atomically(path: str, text: str) -> None:
-    import os
-
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as f:

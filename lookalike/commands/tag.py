@@ -6,9 +6,10 @@ import json
 
 import click
 
+from lookalike.classifier.tagging.suggestions import suggest as suggest_labels
+from lookalike.classifier.tagging.tagger import HEADS, tag_library
 from lookalike.commands.options import json_option, library_option
-
-HEAD_CHOICES = ("knn", "linear", "svm", "mlp")
+from lookalike.indexer.store.library import Library
 
 
 @click.command()
@@ -24,7 +25,7 @@ HEAD_CHOICES = ("knn", "linear", "svm", "mlp")
     "--head",
     default="knn",
     show_default=True,
-    type=click.Choice(HEAD_CHOICES),
+    type=click.Choice(HEADS),
     help="knn: label propagation over the neighbour graph; linear/svm/mlp for comparison.",
 )
 @click.option(
@@ -54,35 +55,31 @@ def tag(library, min_confidence, head, suggest, top, seed, as_json):
     if suggest:
         _suggest(library, top, as_json)
         return
-    from lookalike.classifier.tagging.tagger import tag_library
-
-    run = tag_library(library, head=head, min_confidence=min_confidence, seed=seed)
+    with Library.open(library, readonly=False) as lib:
+        run = tag_library(lib, head=head, min_confidence=min_confidence, seed=seed)
     if as_json:
         click.echo(json.dumps(run.as_json()))
         return
-    meta = run.meta
+    info = run.info
     click.echo(
-        f"tagged {meta['tagged']} of {len(run.results)} unlabelled images "
-        f"({meta['unknown']} unknown) from {meta['labelled']} labels in {meta['classes']} "
-        f"classes with the {head} head in {meta['seconds']:.1f}s"
+        f"tagged {info.tagged} of {len(run.results)} unlabelled images "
+        f"({info.unknown} unknown) from {info.labelled} labels in {info.classes} "
+        f"classes with the {head} head in {info.seconds:.1f}s"
     )
-    val = meta.get("validation") or {}
-    if val.get("known_accuracy") is not None:
+    held_out = info.validation
+    if held_out is not None and held_out.known_accuracy is not None:
+        novel = "-" if held_out.novel_unknown is None else f"{held_out.novel_unknown:.0%}"
         click.echo(
-            f"held-out estimate from your labels: {val['known_accuracy']:.0%} of known-class "
-            f"images tagged right, {val['novel_unknown']:.0%} of unlabelled-class images "
-            f"left unknown"
+            f"held-out estimate from your labels: {held_out.known_accuracy:.0%} of known-class "
+            f"images tagged right, {novel} of unlabelled-class images left unknown"
         )
-    if val.get("fallback"):
+    if held_out is not None and held_out.fallback:
         click.echo("too few labels per class to calibrate: confidences are rough defaults")
 
 
 def _suggest(library, top, as_json):
-    from lookalike.classifier.tagging.suggestions import suggest
-    from lookalike.indexer.store.library import Library
-
     with Library.open(library) as lib:
-        found = suggest(lib, top=top)
+        found = suggest_labels(lib, top=top)
         paths = lib.catalog.paths(found.suggestions.keys())
     if as_json:
         doc = [

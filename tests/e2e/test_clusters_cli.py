@@ -144,9 +144,6 @@ def test_bad_input_is_one_line_and_changes_nothing(libraries, tmp_path):
 
 
 def test_tagger_uses_accepted_labels(libraries, tmp_path):
-    help_text = run_cli("--help").stdout
-    if "\n  tag " not in help_text:
-        pytest.skip("`lookalike tag` is not part of this version yet")
     lib = tmp_path / "lib"
     shutil.copytree(libraries[0], lib)
     doc = listing(lib)

@@ -8,6 +8,7 @@ not, and nothing touches the network or the Hugging Face cache.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -125,6 +126,32 @@ def test_search_text_json_ranks_by_text_image_cosine(clip_library, clip, images,
 
 def ids_of(lib: Library) -> list[int]:
     return [row[0] for row in lib.catalog.known_files().values()]
+
+
+def test_tag_suggest_runs_the_librarys_own_weights_file(clip_library, clip, images, tmp_path, env):
+    """Zero-shot suggestions load the model the library recorded: its spec plus its
+    --weights file (the Hugging Face cache here is empty, so nothing else could load)."""
+    from lookalike.indexer.models.openclip import zero_shot_scores
+
+    lib = tmp_path / "lib"
+    shutil.copytree(clip_library, lib)
+    for path, label in [(images[0], "leopard"), (images[2], "face")]:
+        run_cli("labels", "set", str(path), "--as", label, "--library", str(lib), env=env)
+    proc = run_cli("tag", "--suggest", "--json", "--top", "2", "--library", str(lib), env=env)
+    doc = json.loads(proc.stdout)
+    assert doc["source"] == "clip-zero-shot:labels"
+    got = {e["path"]: e["suggestions"] for e in doc["images"]}
+    assert set(got) == {str(images[1]), str(images[3])}
+    with Library.open(lib) as opened:
+        ids = {path: row[0] for path, row in opened.catalog.known_files().items()}
+        vectors = np.stack([opened.catalog.vector(ids[p]) for p in got])
+    probs = zero_shot_scores(clip, vectors, ["face", "leopard"])
+    for (path, suggestions), row in zip(got.items(), probs, strict=True):
+        expected = sorted(zip(row, ["face", "leopard"], strict=True), reverse=True)
+        assert [s["label"] for s in suggestions] == [n for _, n in expected], path
+        assert [s["score"] for s in suggestions] == pytest.approx(
+            [float(p) for p, _ in expected], abs=1e-3
+        )
 
 
 def test_text_search_refuses_a_cnn_library_with_one_clear_line(tmp_path, env):

@@ -13,8 +13,10 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
 from lookalike.classifier.clustering import review as review
-from lookalike.classifier.clustering.discovery import ClusterParams, cluster_vectors, merge_groups
+from lookalike.classifier.clustering.discovery import cluster_vectors
+from lookalike.classifier.clustering.linkage import merge_groups
 from lookalike.classifier.clustering.matching import match_ids, partition_like, two_parts
+from lookalike.classifier.clustering.params import ClusterParams
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
@@ -172,103 +174,152 @@ def make_library(root, x, labels):
 def library(tmp_path):
     x, blob = blobs([16, 16, 14, 12], seed=5)
     labels = ["ant" if b == 0 and k < 6 else None for k, b in enumerate(blob)]
-    return make_library(tmp_path / "lib", x, labels), x
+    with Library.open(make_library(tmp_path / "lib", x, labels), readonly=False) as lib:
+        yield lib
 
 
-def labels_of(root):
-    with Library.open(root) as lib:
-        return lib.catalog.conn.execute("SELECT image_id, label, origin FROM labels").fetchall()
+def labels_of(lib):
+    return lib.catalog.conn.execute("SELECT image_id, label, origin FROM labels").fetchall()
+
+
+def member_ids(cluster) -> set[int]:
+    return {m.id for m in cluster.members}
 
 
 def test_listing_shape_and_review_cycle(library):
-    root, x = library
-    doc = review.list_clusters(root)
+    listing = review.list_clusters(library)
+    doc = listing.to_json()
     assert set(doc) == {"clusters", "noise"}
     keys = {"id", "size", "members", "representatives", "cohesion", "suggested_name"}
     keys |= {"nearest_label", "nearest_label_similarity"}
     assert all(set(c) == keys for c in doc["clusters"])
-    assert [c["size"] for c in doc["clusters"]] == [16, 14, 12, 10]  # "more of ant" last
-    assert doc["clusters"][-1]["nearest_label"] == "ant"
-    assert doc["clusters"][0]["suggested_name"] == "thing"
-    first, second = doc["clusters"][0], doc["clusters"][1]
+    assert all(isinstance(p, str) for c in doc["clusters"] for p in c["members"])
+    assert [c.size for c in listing.clusters] == [16, 14, 12, 10]  # "more of ant" last
+    assert listing.clusters[-1].nearest_label == "ant"
+    assert listing.clusters[-1].label == "ant" and listing.clusters[0].label is None
+    assert listing.clusters[0].suggested_name == "thing"
+    first, second = listing.clusters[0], listing.clusters[1]
 
-    done = review.accept(root, first["id"], "bee", exclude=[first["members"][0]])
-    assert done["status"] == "accepted" and done["labelled"] == 15
-    rows = [r for r in labels_of(root) if r[2] == "review"]
+    done = review.accept(library, first.id, "bee", exclude=[first.members[0].id])
+    assert done.cluster.status == "accepted" and done.labelled == 15
+    assert done.to_json()["labelled"] == 15 and done.to_json()["name"] == "bee"
+    rows = [r for r in labels_of(library) if r[2] == "review"]
     assert len(rows) == 15 and {r[1] for r in rows} == {"bee"}
+    assert first.members[0].id not in {r[0] for r in rows}
 
-    again = review.list_clusters(root)  # labels changed: re-clustered, ids kept
-    ids = [c["id"] for c in again["clusters"]]
-    assert first["id"] not in ids and second["id"] in ids
+    again = review.list_clusters(library)  # labels changed: re-clustered, ids kept
+    ids = [c.id for c in again.clusters]
+    assert first.id not in ids and second.id in ids
     with pytest.raises(review.ClusterReviewed):
-        review.reject(root, first["id"])
+        review.reject(library, first.id)
 
-    review.merge(root, second["id"], "ant")
-    assert sum(r[1] == "ant" for r in labels_of(root)) == 6 + 14
-    shown = review.show(root, second["id"])
-    assert shown["status"] == "merged" and shown["name"] == "ant"
+    review.merge(library, second.id, "ant")
+    assert sum(r[1] == "ant" for r in labels_of(library)) == 6 + 14
+    shown = review.show(library, second.id)
+    assert shown.status == "merged" and shown.name == "ant"
+    assert shown.to_json()["status"] == "merged" and shown.to_json()["children"] == []
+
+
+def test_a_fresh_listing_reads_without_writing(library):
+    assert review.current_listing(library) is None  # never clustered
+    listing = review.list_clusters(library)
+    with Library.open(library.root) as reader:  # read-only
+        assert review.current_listing(reader) == listing
+        assert review.current_listing(reader, min_size=3) is None  # another min size
 
 
 def test_reject_then_recluster_keeps_members_apart(library):
-    root, x = library
-    doc = review.list_clusters(root)
-    victim = doc["clusters"][0]
-    review.reject(root, victim["id"])
-    assert victim["id"] not in [c["id"] for c in review.list_clusters(root)["clusters"]]
-    again = review.list_clusters(root, min_size=3)  # a new min size re-clusters
-    for c in again["clusters"]:
-        assert len(set(c["members"]) & set(victim["members"])) <= 1
+    victim = review.list_clusters(library).clusters[0]
+    review.reject(library, victim.id)
+    assert victim.id not in [c.id for c in review.list_clusters(library).clusters]
+    again = review.list_clusters(library, min_size=3)  # a new min size re-clusters
+    for c in again.clusters:
+        assert len(member_ids(c) & member_ids(victim)) <= 1
 
 
 def test_split_makes_two_children_and_survives_reclustering(library):
-    root, x = library
-    doc = review.list_clusters(root)
-    parent = doc["clusters"][0]
-    kids = review.split(root, parent["id"])
-    assert len(kids) == 2 and sum(k["size"] for k in kids) == parent["size"]
-    assert review.show(root, parent["id"])["children"] == [k["id"] for k in kids]
-    listed = {c["id"] for c in review.list_clusters(root)["clusters"]}
-    assert {k["id"] for k in kids} <= listed and parent["id"] not in listed
-    review.list_clusters(root, min_size=4)  # re-cluster: the split is re-applied
-    again = {c["id"]: set(c["members"]) for c in review.list_clusters(root)["clusters"]}
-    assert {k["id"]: set(k["members"]) for k in kids}.items() <= again.items()
+    parent = review.list_clusters(library).clusters[0]
+    kids = review.split(library, parent.id)
+    assert len(kids) == 2 and sum(k.size for k in kids) == parent.size
+    assert review.show(library, parent.id).children == [k.id for k in kids]
+    listed = {c.id for c in review.list_clusters(library).clusters}
+    assert {k.id for k in kids} <= listed and parent.id not in listed
+    review.list_clusters(library, min_size=4)  # re-cluster: the split is re-applied
+    again = {c.id: member_ids(c) for c in review.list_clusters(library).clusters}
+    assert {k.id: member_ids(k) for k in kids}.items() <= again.items()
 
 
 def test_bad_input_changes_nothing(library):
-    root, x = library
-    doc = review.list_clusters(root)
-    cid = doc["clusters"][0]["id"]
-    before = labels_of(root)
+    cluster = review.list_clusters(library).clusters[0]
+    cid = cluster.id
+    everyone = [m.id for m in cluster.members]
+    before = labels_of(library)
     bad = [
-        (review.BadName, lambda: review.accept(root, cid, "   ")),
-        (review.BadName, lambda: review.accept(root, cid, "ANT")),
-        (review.UnknownLabel, lambda: review.merge(root, cid, "wasp")),
-        (review.NotAMember, lambda: review.accept(root, cid, "bee", exclude=["/nope.jpg"])),
-        (review.ClusterNotFound, lambda: review.reject(root, 999)),
-        (review.ReviewError, lambda: review.list_clusters(root, min_size=1)),
+        (review.BadName, lambda: review.accept(library, cid, "   ")),
+        (review.BadName, lambda: review.accept(library, cid, "ANT")),
+        (review.UnknownLabel, lambda: review.merge(library, cid, "wasp")),
+        (review.NotAMember, lambda: review.members_at(library, cid, ["/nope.jpg"])),
+        (review.NotAMember, lambda: review.accept(library, cid, "bee", exclude=[99999])),
+        (review.ReviewError, lambda: review.accept(library, cid, "bee", exclude=everyone)),
+        (review.ClusterNotFound, lambda: review.reject(library, 999)),
+        (review.ReviewError, lambda: review.list_clusters(library, min_size=1)),
     ]
     for error, action in bad:
         with pytest.raises(error):
             action()
-    assert labels_of(root) == before
-    assert review.show(root, cid)["status"] == "proposed"
+    assert labels_of(library) == before
+    assert review.show(library, cid).status == "proposed"
+    path = cluster.members[1].path
+    assert review.members_at(library, cid, [path]) == [cluster.members[1].id]
 
 
 def test_gone_clusters_and_nothing_to_cluster(tmp_path):
     x, blob = blobs([10, 10], seed=2)
-    root = make_library(tmp_path / "a", x, [None] * 20)
-    first = review.list_clusters(root)["clusters"]
-    with Library.open(root, readonly=False) as lib, lib.catalog.transaction() as conn:
-        conn.execute("DELETE FROM images WHERE path LIKE '/img/00%'")  # ten images gone
-        lib.catalog.bump_content_version(conn)
-    survivors = {c["id"] for c in review.list_clusters(root)["clusters"]}
-    gone = [c["id"] for c in first if c["id"] not in survivors]
-    assert gone
-    with pytest.raises(review.ClusterNotFound, match="gone"):
-        review.accept(root, gone[0], "x")
+    with Library.open(make_library(tmp_path / "a", x, [None] * 20), readonly=False) as lib:
+        first = review.list_clusters(lib).clusters
+        with lib.catalog.transaction() as conn:
+            conn.execute("DELETE FROM images WHERE path LIKE '/img/00%'")  # ten images gone
+            lib.catalog.bump_content_version(conn)
+        survivors = {c.id for c in review.list_clusters(lib).clusters}
+        gone = [c.id for c in first if c.id not in survivors]
+        assert gone
+        with pytest.raises(review.ClusterNotFound, match="gone"):
+            review.accept(lib, gone[0], "x")
+        with pytest.raises(review.ClusterNotFound, match="gone"):
+            review.members_at(lib, gone[0], ["/img/001.jpg"])
     labelled = make_library(tmp_path / "b", x[:3], ["a", "b", "c"])
-    with pytest.raises(review.NothingToCluster, match="all 3 images"):
-        review.list_clusters(labelled)
+    with Library.open(labelled, readonly=False) as lib:
+        with pytest.raises(review.NothingToCluster, match="all 3 images"):
+            review.list_clusters(lib)
     empty = make_library(tmp_path / "c", x[:0], [])
-    with pytest.raises(review.NothingToCluster, match="no images"):
-        review.list_clusters(empty)
+    with Library.open(empty, readonly=False) as lib:
+        with pytest.raises(review.NothingToCluster, match="no images"):
+            review.list_clusters(lib)
+
+
+def test_a_library_clustered_before_the_migration_keeps_its_decisions(tmp_path):
+    """Before the cluster tables were a catalog migration, the first write created them;
+    such a library reads as it was, and read-only before any migration it has no clusters."""
+    import sqlite3
+
+    from lookalike.indexer.store.catalog import MIGRATIONS
+
+    x, _blob = blobs([10, 10], seed=2)
+    root = make_library(tmp_path / "lib", x, [None] * 20)
+    with sqlite3.connect(root / "catalog.sqlite") as conn:  # back to schema 2
+        for table in ("cluster_state", "cluster_noise", "cluster_members", "clusters"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 2")
+    with Library.open(root) as reader:  # read-only: no migration, no tables
+        assert review.current_listing(reader) is None
+        with pytest.raises(review.ClusterNotFound):
+            review.show(reader, 1)
+    with sqlite3.connect(root / "catalog.sqlite") as conn:  # the tables as code made them
+        conn.executescript(MIGRATIONS[2])
+        conn.execute(
+            "INSERT INTO clusters (id, status, name, cohesion, promise, created) "
+            "VALUES (7, 'rejected', NULL, 0.5, 1.0, 0)"
+        )
+    with Library.open(root, readonly=False) as lib:  # migrates to 3
+        assert lib.catalog.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert review.show(lib, 7).status == "rejected"

@@ -16,17 +16,17 @@ from lookalike.classifier.labels import (
     export_rows,
     import_csv,
     label_counts,
-    labels_version,
     remove_labels,
     resolve_paths,
     set_labels,
     write_csv,
 )
-from lookalike.indexer.store.catalog import Catalog, NewImage
+from lookalike.indexer.store.catalog import Catalog, NewImage, TagExport
+from lookalike.indexer.store.library import Library
 
 
 @pytest.fixture
-def catalog(tmp_path):
+def library(tmp_path):
     cat = Catalog(tmp_path / "catalog.sqlite")
     folder = tmp_path / "photos"
     items = [
@@ -36,8 +36,8 @@ def catalog(tmp_path):
     ]
     with cat.transaction() as conn:
         cat.write_images(conn, items)
-    yield cat
-    cat.close()
+    with Library(tmp_path, cat) as lib:
+        yield lib
 
 
 def labels_of(cat) -> dict[str, tuple[str, str]]:
@@ -68,7 +68,7 @@ def test_check_label():
             check_label(bad)
 
 
-def test_import_takes_good_rows_and_reports_the_others(catalog, tmp_path):
+def test_import_takes_good_rows_and_reports_the_others(library, tmp_path):
     photos = tmp_path / "photos"
     csv_file = write(
         tmp_path / "labels.csv",
@@ -84,7 +84,7 @@ def test_import_takes_good_rows_and_reports_the_others(catalog, tmp_path):
         ",dog\n"  # 10: missing path
         f"{photos}/cats/2.jpg\n",  # 11: no label column
     )
-    report = import_csv(catalog, csv_file)
+    report = import_csv(library, csv_file)
     assert report.applied
     assert [r.line for r in report.taken] == [2, 3]
     reasons = {r.line: r.reason for r in report.rejected}
@@ -95,21 +95,21 @@ def test_import_takes_good_rows_and_reports_the_others(catalog, tmp_path):
     assert "different labels on lines 8, 9" in reasons[8] and reasons[8] == reasons[9]
     assert reasons[10] == "missing path"
     assert reasons[11] == "missing label column"
-    assert labels_of(catalog) == {
+    assert labels_of(library.catalog) == {
         f"{photos}/cats/0.jpg": ("cat", "csv"),
         f"{photos}/cats/1.jpg": ("cat", "csv"),
     }
     assert (report.new, report.changed, report.unchanged) == (2, 0, 0)
 
 
-def test_strict_import_changes_nothing_when_a_row_is_bad(catalog, tmp_path):
+def test_strict_import_changes_nothing_when_a_row_is_bad(library, tmp_path):
     photos = tmp_path / "photos"
     csv_file = write(
         tmp_path / "l.csv", f"path,label\n{photos}/cats/0.jpg,cat\n{photos}/x.jpg,cat\n"
     )
-    report = import_csv(catalog, csv_file, strict=True)
+    report = import_csv(library, csv_file, strict=True)
     assert not report.applied and len(report.taken) == 1 and len(report.rejected) == 1
-    assert labels_of(catalog) == {}
+    assert labels_of(library.catalog) == {}
 
 
 @pytest.mark.parametrize(
@@ -120,74 +120,93 @@ def test_strict_import_changes_nothing_when_a_row_is_bad(catalog, tmp_path):
         ("", "empty file"),
     ],
 )
-def test_bad_files_import_nothing(catalog, tmp_path, content, reason):
+def test_bad_files_import_nothing(library, tmp_path, content, reason):
     with pytest.raises(BadLabelFile, match=reason):
-        import_csv(catalog, write(tmp_path / "l.csv", content))
-    assert labels_of(catalog) == {}
+        import_csv(library, write(tmp_path / "l.csv", content))
+    assert labels_of(library.catalog) == {}
 
 
-def test_not_utf8_and_missing_files(catalog, tmp_path):
+def test_not_utf8_and_missing_files(library, tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("path,label\na.jpg,for\xeat\n".encode("latin-1"))
     with pytest.raises(BadLabelFile, match="not UTF-8"):
-        import_csv(catalog, path)
+        import_csv(library, path)
     with pytest.raises(BadLabelFile, match="nothing was imported"):
-        import_csv(catalog, tmp_path / "absent.csv")
+        import_csv(library, tmp_path / "absent.csv")
 
 
-def test_bom_header_columns_in_any_order_and_relabel_counts(catalog, tmp_path):
+def test_bom_header_columns_in_any_order_and_relabel_counts(library, tmp_path):
     photos = tmp_path / "photos"
-    set_labels(catalog, resolve_paths(catalog, [str(photos / "cats")]), "kitten")
+    set_labels(library, resolve_paths(library, [str(photos / "cats")]), "kitten")
     path = tmp_path / "l.csv"
     path.write_bytes(
         "\ufeffLabel,Path,Note\ncat,photos/cats/0.jpg,x\nkitten,photos/cats/1.jpg,y\n".encode()
     )
-    report = import_csv(catalog, path)
+    report = import_csv(library, path)
     assert (report.new, report.changed, report.unchanged) == (0, 1, 1)
-    assert labels_of(catalog)[f"{photos}/cats/0.jpg"] == ("cat", "csv")
+    assert labels_of(library.catalog)[f"{photos}/cats/0.jpg"] == ("cat", "csv")
 
 
-def test_set_and_remove_keep_tags_apart(catalog, tmp_path):
+def test_set_and_remove_keep_tags_apart(library, tmp_path):
     photos = tmp_path / "photos"
-    ids = resolve_paths(catalog, [str(photos / "dogs")])
+    ids = resolve_paths(library, [str(photos / "dogs")])
     assert len(ids) == 3
-    with catalog.transaction() as conn:
+    with library.catalog.transaction() as conn:
         conn.executemany(
             "INSERT INTO tags (image_id, label, confidence, head, at) VALUES (?, 'dog', 0.9, "
             "'knn', ?)",
             [(i, time.time()) for i in ids],
         )
-    version = labels_version(catalog)
-    assert set_labels(catalog, ids[:1], "dog") == 1
-    assert labels_version(catalog) > version
-    counts, unknown = label_counts(catalog)
+    version = library.catalog.labels_version()
+    assert set_labels(library, ids[:1], "dog") == 1
+    assert library.catalog.labels_version() > version
+    counts, unknown = label_counts(library)
     assert counts[0]._asdict() == {"label": "dog", "human": 1, "predicted": 2}
     assert unknown == 0
-    assert labels_of(catalog)[f"{photos}/dogs/0.jpg"] == ("dog", "manual")
-    assert remove_labels(catalog, ids) == 1
-    assert labels_of(catalog) == {}
+    assert labels_of(library.catalog)[f"{photos}/dogs/0.jpg"] == ("dog", "manual")
+    assert remove_labels(library, ids) == 1
+    assert labels_of(library.catalog) == {}
 
 
-def test_unknown_paths_change_nothing(catalog, tmp_path):
+def test_unknown_paths_change_nothing(library, tmp_path):
     with pytest.raises(UnknownImages, match="nothing was changed"):
-        resolve_paths(catalog, [str(tmp_path / "photos/cats/0.jpg"), "/nowhere.jpg"])
+        resolve_paths(library, [str(tmp_path / "photos/cats/0.jpg"), "/nowhere.jpg"])
     with pytest.raises(UnknownImages):
-        set_labels(catalog, [1, 999], "cat")
-    assert labels_of(catalog) == {}
+        set_labels(library, [1, 999], "cat")
+    assert labels_of(library.catalog) == {}
     with pytest.raises(BadLabel):
-        set_labels(catalog, [1], "a|b")
+        set_labels(library, [1], "a|b")
 
 
-def test_export_imports_back(catalog, tmp_path):
+def test_export_imports_back(library, tmp_path):
     photos = tmp_path / "photos"
-    set_labels(catalog, resolve_paths(catalog, [str(photos / "cats")]), "cat", origin="review")
+    set_labels(library, resolve_paths(library, [str(photos / "cats")]), "cat", origin="review")
     buf = io.StringIO()
-    write_csv(export_rows(catalog), buf)
+    write_csv(export_rows(library), buf)
     lines = buf.getvalue().splitlines()
     assert lines[0] == "path,label,origin,at" and len(lines) == 4
     assert lines[1].startswith(f"{photos}/cats/0.jpg,cat,review,")
-    with catalog.transaction() as conn:
+    with library.catalog.transaction() as conn:
         conn.execute("DELETE FROM labels")
-    report = import_csv(catalog, write(tmp_path / "back.csv", buf.getvalue()))
+    report = import_csv(library, write(tmp_path / "back.csv", buf.getvalue()))
     assert len(report.taken) == 3 and not report.rejected
-    assert {v[0] for v in labels_of(catalog).values()} == {"cat"}
+    assert {v[0] for v in labels_of(library.catalog).values()} == {"cat"}
+
+
+def test_tag_export_writes_unknown_as_an_empty_label(library, tmp_path):
+    photos = tmp_path / "photos"
+    ids = resolve_paths(library, [str(photos / "dogs")])
+    with library.catalog.transaction() as conn:
+        tags = [(ids[0], "dog", 0.91234), (ids[1], None, 0.6)]
+        library.catalog.replace_tags(conn, tags, "knn", 0.0)
+    rows = export_rows(library, tags=True)
+    assert rows == [
+        TagExport(f"{photos}/dogs/0.jpg", "dog", 0.91234, "knn", 0.0),
+        TagExport(f"{photos}/dogs/1.jpg", None, 0.6, "knn", 0.0),
+    ]
+    buf = io.StringIO()
+    write_csv(rows, buf, tags=True)
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "path,label,confidence,head,at"
+    assert lines[1].startswith(f"{photos}/dogs/0.jpg,dog,0.9123,knn,")
+    assert lines[2].startswith(f"{photos}/dogs/1.jpg,,0.6000,knn,")

@@ -38,6 +38,7 @@ def test_past_the_exact_size_an_ivf_finds_nearly_the_same_neighbours(monkeypatch
 
 def test_the_tagging_graph_uses_it(monkeypatch):
     from lookalike.classifier import neighbours
+    from lookalike.classifier.tagging import knn_head
 
     x = _clustered(600, seed=1)
     monkeypatch.setattr(neighbours, "EXACT_MAX", 100)
@@ -48,7 +49,7 @@ def test_the_tagging_graph_uses_it(monkeypatch):
         calls.append(kwargs.get("exact_max") or neighbours.EXACT_MAX)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(neighbours, "knn", spy)
+    monkeypatch.setattr(knn_head, "knn", spy)  # the name knn_head calls
     graph = Graph.build(x)
     assert calls == [100] and graph.matrix.shape == (600, 600)
     assert np.allclose(graph.matrix.toarray(), graph.matrix.toarray().T)  # symmetric

@@ -212,12 +212,17 @@ class _FakeClip:
         return np.stack([self.vocabulary[t.split()[-1].rstrip(".")] for t in texts])
 
 
-def test_zero_shot_suggestions_over_label_names(tmp_path, monkeypatch):
+def test_zero_shot_suggestions_over_label_names_with_the_librarys_weights(tmp_path, monkeypatch):
     from lookalike.classifier.tagging import suggestions
     from lookalike.indexer.models.protocol import ModelInfo
     from lookalike.indexer.store.catalog import Catalog, NewImage
+    from lookalike.indexer.store.library import Library
 
     directions = {"cat": np.eye(4)[0], "dog": np.eye(4)[1], "owl": np.eye(4)[2]}
+    info = ModelInfo(
+        "openclip:ViT-B-32", 4, "clip", "abc", extra={"weights": "/models/tiny.pt"},
+        text_encoder=True,
+    )  # fmt: skip
     cat = Catalog(tmp_path / "catalog.sqlite")
     items = [
         NewImage(f"/p/{name}{i}.jpg", 1, 1, f"{name}{i}", 4, 4, v + 0.1 * i, None)
@@ -227,29 +232,30 @@ def test_zero_shot_suggestions_over_label_names(tmp_path, monkeypatch):
     with cat.transaction() as conn:
         ids = cat.write_images(conn, items)
         cat.set_labels(conn, [(ids[0], "cat"), (ids[2], "dog")], "manual")
+        cat.set_meta("model", info.to_json(), conn)
+    loaded = []
 
-    class Lib:
-        catalog = cat
+    def load_embedder(spec, **options):
+        loaded.append((spec, options))
+        return _FakeClip(directions.copy())
 
-        def model_info(self):
-            return ModelInfo("openclip:ViT-B-32:fake", 4, "clip", "", text_encoder=True)
-
-    monkeypatch.setattr(
-        "lookalike.indexer.models.registry.load_embedder", lambda name: _FakeClip(directions.copy())
-    )
-    found = suggestions.suggest(Lib(), top=2)
+    # The registry's loader, under load_embedder_for: the library's recorded model.
+    monkeypatch.setattr("lookalike.indexer.models.registry.load_embedder", load_embedder)
+    with Library(tmp_path, cat) as library:
+        found = suggestions.suggest(library, top=2)
+    assert loaded == [("openclip:ViT-B-32", {"device": "cpu", "weights": "/models/tiny.pt"})]
     assert found.source == "clip-zero-shot:labels"
     assert set(found.suggestions) == set(ids) - {ids[0], ids[2]}
     assert found.suggestions[ids[1]][0].label == "cat"
     assert found.suggestions[ids[3]][0].label == "dog"
     assert all(len(s) == 2 for s in found.suggestions.values())
-    cat.close()
 
 
 def test_imagenet_suggestions_need_stored_predictions(tmp_path):
     from lookalike.classifier.tagging.suggestions import imagenet
     from lookalike.indexer.errors import LookalikeError
     from lookalike.indexer.store.catalog import Catalog, NewImage
+    from lookalike.indexer.store.library import Library
 
     cat = Catalog(tmp_path / "catalog.sqlite")
     top = [("tabby", 0.6), ("tiger cat", 0.2), ("lynx", 0.1), ("fox", 0.05), ("dog", 0.01)]
@@ -261,8 +267,8 @@ def test_imagenet_suggestions_need_stored_predictions(tmp_path):
                 NewImage("/b.jpg", 1, 1, "b", 4, 4, np.ones(4), None),
             ],
         )
-    found = imagenet(cat, ids, top=3)
-    assert found.suggestions == {ids[0]: [("tabby", 0.6), ("tiger cat", 0.2), ("lynx", 0.1)]}
-    with pytest.raises(LookalikeError, match="no class scores"):
-        imagenet(cat, [ids[1]])
-    cat.close()
+    with Library(tmp_path, cat) as library:
+        found = imagenet(library, ids, top=3)
+        assert found.suggestions == {ids[0]: [("tabby", 0.6), ("tiger cat", 0.2), ("lynx", 0.1)]}
+        with pytest.raises(LookalikeError, match="no class scores"):
+            imagenet(library, [ids[1]])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from lookalike.classifier.tagging.report import render_html
 from lookalike.classifier.tagging.validation import (
+    ConfusedPair,
+    StoredEvaluation,
     assign_folds,
     auroc,
     classification_metrics,
@@ -24,9 +28,9 @@ def test_folds_are_stratified_and_small_classes_noted():
         assert (y[fold == f] == 0).sum() == 2
     assert sorted(fold[y == 1]) == sorted(set(fold[y == 1]))  # three different folds
     assert fold[y == 2].tolist() == [-1]
-    assert [n["class"] for n in notes] == [1, 2]
-    assert "tested in 3 of 5 folds" in notes[0]["note"]
-    assert "training only" in notes[1]["note"]
+    assert [n.cls for n in notes] == [1, 2]
+    assert "tested in 3 of 5 folds" in notes[0].note
+    assert "training only" in notes[1].note
 
 
 def test_auroc_matches_the_rank_definition():
@@ -42,16 +46,16 @@ def test_classification_metrics_by_hand():
     truth = np.array([0, 0, 0, 1, 1, 2])
     pred = np.array([0, 0, 1, 1, 1, 1])
     m = classification_metrics(truth, pred, 3, rows=np.arange(6))
-    assert m["accuracy"] == pytest.approx(4 / 6)
-    assert m["confusion"] == [[2, 1, 0], [0, 2, 0], [0, 1, 0]]
-    c0, c1, c2 = m["per_class"]
-    assert (c0["precision"], c0["recall"]) == (1.0, pytest.approx(2 / 3))
-    assert (c1["precision"], c1["recall"]) == (0.5, 1.0)
-    assert (c2["precision"], c2["recall"], c2["support"]) == (0.0, 0.0, 1)
+    assert m.accuracy == pytest.approx(4 / 6)
+    assert m.confusion == [[2, 1, 0], [0, 2, 0], [0, 1, 0]]
+    c0, c1, c2 = m.per_class
+    assert (c0.precision, c0.recall) == (1.0, pytest.approx(2 / 3))
+    assert (c1.precision, c1.recall) == (0.5, 1.0)
+    assert (c2.precision, c2.recall, c2.support) == (0.0, 0.0, 1)
     f1 = [0.8, 2 / 3, 0.0]
-    assert m["macro_f1"] == pytest.approx(np.mean(f1))
-    assert m["confused_pairs"][0] == {"true": 0, "predicted": 1, "count": 1, "examples": [2]}
-    assert len(m["confused_pairs"]) == 2
+    assert m.macro_f1 == pytest.approx(np.mean(f1))
+    assert m.confused_pairs[0] == ConfusedPair(true=0, predicted=1, count=1, examples=[2])
+    assert len(m.confused_pairs) == 2
 
 
 def test_evaluate_needs_something_to_hold_out():
@@ -74,28 +78,48 @@ def evaluation():
 
 
 def test_evaluate_reports_every_head(evaluation):
-    assert evaluation["classes"] == [f"class{c}" for c in range(5)]
-    assert [n["class"] for n in evaluation["notes"]] == ["class4"]
-    assert set(evaluation["heads"]) == {"knn", "linear"}
-    for r in evaluation["heads"].values():
-        assert r["tested"] == 51
-        assert 0.85 <= r["accuracy"] < 1.0  # some confusion, for the report
-        assert r["confused_pairs"]
-        assert 0 <= r["macro_f1"] <= 1
-        assert np.array(r["confusion"]).sum() == 51
-        curve = r["learning_curve"]
+    assert evaluation.classes == [f"class{c}" for c in range(5)]
+    assert [evaluation.classes[n.cls] for n in evaluation.notes] == ["class4"]
+    assert set(evaluation.heads) == {"knn", "linear"}
+    for r in evaluation.heads.values():
+        assert r.tested == 51
+        assert 0.85 <= r.accuracy < 1.0  # some confusion, for the report
+        assert r.confused_pairs
+        assert 0 <= r.macro_f1 <= 1
+        assert np.array(r.confusion).sum() == 51
+        curve = r.learning_curve
         # 20 per class is more than any class has in training: the curve stops at 5.
-        assert [p["labels_per_class"] for p in curve] == [1, 2, 5]
-        assert curve[-1]["accuracy"] > curve[0]["accuracy"]
-        o = r["open_set"]
-        assert o["auroc"] > 0.75
-        assert 0 <= o["known_accuracy"] <= 1 and 0 <= o["novel_unknown"] <= 1
-        assert sum(b["count"] for b in o["reliability"]) == o["known_images"] + o["novel_images"]
-    assert evaluation["best_head"] in evaluation["heads"]
+        assert [p.labels_per_class for p in curve] == [1, 2, 5]
+        assert curve[-1].accuracy > curve[0].accuracy
+        o = r.open_set
+        assert o.auroc is not None and o.auroc > 0.75
+        assert o.known_accuracy is not None and 0 <= o.known_accuracy <= 1
+        assert o.novel_unknown is not None and 0 <= o.novel_unknown <= 1
+        assert sum(b["count"] for b in o.reliability) == o.known_images + o.novel_images
+    assert evaluation.best_head in evaluation.heads
+
+
+def test_evaluation_json_and_stored_summary_round_trip(evaluation):
+    doc = json.loads(json.dumps(evaluation.to_json()))
+    assert list(doc) == ["classes", "labels", "images", "folds", "notes", "heads", "best_head"]
+    assert doc["notes"] == [{"class": "class4", "labels": 3, "note": evaluation.notes[0].note}]
+    knn = doc["heads"]["knn"]
+    assert list(knn) == [
+        "tested", "accuracy", "macro_f1", "per_class", "confusion", "confused_pairs",
+        "learning_curve", "open_set", "seconds",
+    ]  # fmt: skip
+    assert set(knn["per_class"][0]) == {"class", "precision", "recall", "f1", "support"}
+    assert set(knn["learning_curve"][0]) == {"labels_per_class", "accuracy", "classes_with_fewer"}
+    assert "reliability" in knn["open_set"] and "skipped" not in knn["open_set"]
+    summary = evaluation.summary(at=12.5)
+    stored = json.loads(json.dumps(summary.to_json()))
+    assert "reliability" not in stored["heads"]["knn"]["open_set"]
+    assert StoredEvaluation.from_json(stored) == summary
+    assert summary.heads["knn"].open_set.auroc == evaluation.heads["knn"].open_set.auroc
 
 
 def test_report_is_self_contained(evaluation):
-    evaluation = dict(evaluation, library="/lib", paths={})
+    evaluation = replace(evaluation, library="/lib", paths={})
     calls = []
 
     def thumb(path):
@@ -104,12 +128,12 @@ def test_report_is_self_contained(evaluation):
 
     page = render_html(evaluation, thumbnail=thumb)
     assert len(calls) == sum(
-        len(p["examples"]) for r in evaluation["heads"].values() for p in r["confused_pairs"]
+        len(p.examples) for r in evaluation.heads.values() for p in r.confused_pairs
     )
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     assert len(re.findall(r"src='data:image/png;base64,", page)) >= 4
     assert not re.search(r"(src|href)=['\"](http|/|\.)", page)
     assert "Logistic regression" in page and "kNN" in page
-    pairs = sum(len(r["confused_pairs"]) for r in evaluation["heads"].values())
+    pairs = sum(len(r.confused_pairs) for r in evaluation.heads.values())
     assert pairs and page.count("taken for") == pairs
     assert page.count("data:image/jpeg;base64,AAAA") == len(calls)

@@ -172,8 +172,6 @@ def test_tag_the_library_then_read_its_figures(client, app):
 
 def test_cross_validation_runs_in_the_background_and_serves_its_report(client, app):
     review = app.extensions["lookalike.review"]
-    if not review.has_cross_validation():
-        pytest.skip("no cross-validation in this version")
     response = client.post("/api/evaluation", json={"folds": 2, "heads": ["knn"]}, headers=CSRF)
     assert response.status_code == 202
     review.evaluations.wait(300)
@@ -185,14 +183,18 @@ def test_cross_validation_runs_in_the_background_and_serves_its_report(client, a
     report = client.get(cv["report_url"])
     assert report.status_code == 200 and b"<html" in report.data.lower()
     assert "script-src" not in report.headers["Content-Security-Policy"]
+    # A restarted server shows the summary the run stored in the catalog.
+    again = make_app(app.extensions["lookalike"].root).test_client()
+    stored = again.get("/api/evaluation").get_json()["cross_validation"]
+    assert stored["state"] == "done" and stored["stored"] is True
+    assert stored["heads"] == cv["heads"] and stored["report_url"] is None
+    assert stored["labelled"] is None and stored["evaluated_at"] > 0
 
 
 @pytest.mark.parametrize(
     "body", [{"folds": 1}, {"folds": "5"}, {"heads": ["bogus"]}, {"heads": "knn"}]
 )
-def test_bad_evaluation_requests_are_400(client, app, body):
-    if not app.extensions["lookalike.review"].has_cross_validation():
-        pytest.skip("no cross-validation in this version")
+def test_bad_evaluation_requests_are_400(client, body):
     response = client.post("/api/evaluation", json=body, headers=CSRF)
     assert response.status_code == 400
     assert client.post("/api/evaluation", json={}).status_code == 403
@@ -218,3 +220,32 @@ def labels_of_missing(app) -> list[int]:
     ).fetchall()
     conn.close()
     return [r[0] for r in rows]
+
+
+def test_pages_offer_every_review_feature(client):
+    for url, marker in [
+        ("/clusters", b'id="recluster"'),
+        ("/evaluation", b'id="run-eval"'),
+        ("/evaluation", b'id="tag-now"'),
+        ("/library", b'id="tag-now"'),
+    ]:
+        page = client.get(url)
+        assert page.status_code == 200 and marker in page.data
+        assert b"not available" not in page.data
+
+
+def test_more_of_a_labelled_class_carries_its_label(client, app):
+    """A cluster of unlabelled images of a labelled class names that class."""
+    conn = sqlite3.connect(app.extensions["lookalike"].root / "catalog.sqlite")
+    with conn:  # half of a labelled class loses its labels: more of that class
+        rows = conn.execute(
+            "SELECT image_id, label FROM labels WHERE label = "
+            "(SELECT label FROM labels ORDER BY label LIMIT 1)"
+        ).fetchall()
+        conn.executemany("DELETE FROM labels WHERE image_id = ?", [(r[0],) for r in rows[:5]])
+    conn.close()
+    doc = client.post("/api/clusters", headers=CSRF).get_json()
+    labelled = [c for c in doc["clusters"] if c["label"] is not None]
+    assert labelled, doc
+    assert all(c["label"] in doc["labels"] for c in labelled)
+    assert any(c["label"] == rows[0][1] for c in labelled)

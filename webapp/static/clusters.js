@@ -7,7 +7,6 @@
   const $ = (id) => document.getElementById(id);
   const list = $("clusters");
   const status = $("status");
-  if (list.dataset.available !== "1") return;
   let labels = [];
 
   function actions(cluster, node) {

@@ -6,7 +6,6 @@
 (() => {
   const { api, el, toast, plural } = LK;
   const $ = (id) => document.getElementById(id);
-  const page = $("evaluation");
   const status = $("status");
   let timer = null;
 
@@ -78,7 +77,7 @@
   async function load() {
     try {
       const doc = await api("GET", "/api/evaluation");
-      if (page.dataset.crossValidation === "1") showCrossValidation(doc.cross_validation);
+      showCrossValidation(doc.cross_validation);
       showTagRun(doc.tag_run);
     } catch (e) {
       toast(e.message, "error");

@@ -1,0 +1,38 @@
+"""The settings of category discovery (:func:`lookalike.classifier.clustering.discovery.
+cluster_vectors`), shared with the linkage that grows its groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """Settings of ``cluster_vectors``; the defaults are the measured ones."""
+
+    min_size: int = 5  # smallest group proposed as a new category
+    dim: int = 64  # principal components kept (cosine geometry after projection)
+    neighbours: int = 10  # degree of the kNN graph merges run along
+    whiten: bool = True  # within-class covariance normalisation from the labels
+    threshold: float | None = None  # mean cosine distance cut; None: from the labels
+    default_threshold: float = 0.6  # used when there are too few labels to calibrate
+    threshold_scale: float = 1.6  # cut / median spread assumed by the floor below
+    rho_join: float = 1.2  # unlabelled group joins a labelled one within this x spread
+    rho_class: float = 1.2  # left-over group is "more of" a class within this x spread
+    # Two unnamed groups of settled_factor * min_size+ images stay apart when farther, for
+    # their spreads, than rho_apart; None: the apart_quantile of the labelled classes'
+    # nearest-class separation (default_rho_apart with too few labels).
+    settled_factor: int = 3
+    rho_apart: float | None = None
+    apart_quantile: float = 0.1
+    default_rho_apart: float = 1.5
+    spread_floor: float = 0.5  # spreads below this x a typical class's count as that
+    attach_quantile: float = 0.9  # noise joins a class scoring above this quantile
+    refine_passes: int = 3  # nearest-centroid passes over the clustered images
+    pca_sample: int = 10_000  # vectors the projection is fitted on
+    exact_graph_max: int = 20_000  # above this many vectors the kNN graph uses an IVF
+    seed: int = 0
+
+    def spread_floor_at(self, threshold: float) -> float:
+        """The least spread a group is taken to have (bursts of near-duplicates are tight)."""
+        return self.spread_floor * threshold / self.threshold_scale
