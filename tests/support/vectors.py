@@ -1,4 +1,5 @@
-"""Libraries of made-up vectors for the index tests (a fake model, no images)."""
+"""Unit vectors, synthetic classes of them, and libraries of made-up vectors (a fake
+model, no images) for the index, tagging and clustering tests."""
 
 from __future__ import annotations
 
@@ -9,15 +10,28 @@ from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
 
 
+def unit(a: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (in the input's precision), as float32."""
+    return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
+    return unit(np.random.default_rng(seed).standard_normal((n, dim)))
+
+
+def clusters(n_classes: int, per_class: int, dim: int = 32, spread: float = 0.35, seed: int = 0):
+    """Non-negative vectors around random centres (like CNN features), with class ids."""
+    rng = np.random.default_rng(seed)
+    centres = rng.random((n_classes, dim)) ** 4
+    x = np.repeat(centres, per_class, axis=0) + spread * rng.random((n_classes * per_class, dim))
+    y = np.repeat(np.arange(n_classes), per_class)
+    return unit(x), y
+
+
 def fake_model(dim: int) -> ModelInfo:
     return ModelInfo(
         name="fake", dim=dim, preprocessing="none", weights_hash="0", descriptor="test"
     )
-
-
-def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, dim))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def write_vectors(lib: Library, vectors: np.ndarray, start: int = 0) -> list[int]:
