@@ -35,7 +35,8 @@ format: setup
 # (images/ and distractors/) into the bench cache, $LOOKALIKE_CACHE/bench or
 # ~/.cache/lookalike/bench (twice: plain and with copy detection), and bench_web builds
 # its 100k library there; later runs reuse them. Sizes are the scripts' defaults except
-# where noted, so that each benchmark takes a few minutes on the idle 2-core machine:
+# where noted, so that each benchmark takes a few minutes on the 2-core machine (all of
+# them: 29 minutes while other jobs ran, with the dev libraries already built):
 # bench_search and bench_copy_index at 100k vectors (the README's 1M rows need ~8 GB of
 # disk and ~5 GB of memory), bench_copies with 50 sources and 1,000 distractors (the
 # README's rows: 100 and 3,000). bench_ray needs the ray extra, and the references of
