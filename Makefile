@@ -31,10 +31,24 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Every benchmark in scripts/, one after another. The first run indexes the dev data
+# (images/ and distractors/) into the bench cache, $LOOKALIKE_CACHE/bench or
+# ~/.cache/lookalike/bench (twice: plain and with copy detection), and bench_web builds
+# its 100k library there; later runs reuse them. Sizes are the scripts' defaults except
+# where noted, so that each benchmark takes a few minutes on the 2-core machine (all of
+# them: 29 minutes while other jobs ran, with the dev libraries already built):
+# bench_search and bench_copy_index at 100k vectors (the README's 1M rows need ~8 GB of
+# disk and ~5 GB of memory), bench_copies with 50 sources and 1,000 distractors (the
+# README's rows: 100 and 3,000). bench_ray needs the ray extra, and the references of
+# bench_index and bench_web need torch (the test set-up installs both).
 bench: setup
 	$(PY) scripts/bench_index.py
 	$(PY) scripts/bench_search.py --n 100000
-	$(PY) scripts/bench_copies.py
+	$(PY) scripts/bench_copy_index.py --n 100000
+	$(PY) scripts/bench_copies.py --sources 50 --extra 1000
+	$(PY) scripts/probe_copy_model.py sscd_distilled
+	$(PY) scripts/bench_duplicates.py --originals 80 --seeds 3
+	$(PY) scripts/bench_neighbours.py
 	$(PY) scripts/bench_tagging.py
 	$(PY) scripts/bench_clusters.py
 	$(PY) scripts/bench_web.py

@@ -1,8 +1,8 @@
 """Benchmark: discovering never-labelled classes with `lookalike clusters` (issue 5).
 
 Protocol (per seed): of the data's classes, 10 are never labelled and the others get
-10 human labels each (`lookalike index --labels-from-folders` on a folder of symlinks,
-or, with --from-library, `lookalike labels remove` + `labels import`); every other
+10 human labels each (in a copy of an indexed library of the dev data: `lookalike labels
+remove`, then `labels import`); every other
 image -- the rest of the labelled classes, all of the never-labelled ones, and (second
 run) the distractors -- is clustered through the public CLI (`lookalike clusters --json`).
 Printed: ARI and NMI over all unlabelled images (noise points as singletons, each
@@ -14,37 +14,35 @@ Then the time to cluster 100k vectors (the library's embeddings plus noise), aga
 HDBSCAN on 20k of them. An oracle reference for the embeddings is printed too: the ARI of putting
 every unlabelled image in the class with the nearest true centre (an oracle).
 
-    python scripts/bench_clusters.py                      # index the dev data (minutes)
-    python scripts/bench_clusters.py --from-library DIR   # reuse an indexed copy of it
+    python scripts/bench_clusters.py                      # the dev data, indexed once
+    python scripts/bench_clusters.py --from-library DIR   # another indexed copy of it
     python scripts/bench_clusters.py --from-library DIR --seeds 0,1,2,3,4
+
+Without --from-library, the dev data is indexed into the bench cache on the first run
+(minutes) and reused after.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.cluster import HDBSCAN
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared/data/caltech101-dev"
-sys.path.insert(0, str(REPO))
-
-
-def cli(*args: str) -> str:
-    cmd = [sys.executable, "-m", "lookalike", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode:
-        sys.exit(f"lookalike {' '.join(args)} failed:\n{proc.stderr}")
-    return proc.stdout
+from bench_support.cli import cli
+from bench_support.data import dev_library, remove_images
+from bench_support.figures import parser
+from lookalike.classifier.clustering.discovery import cluster_vectors
+from lookalike.indexer.numerics import l2_normalize
+from lookalike.indexer.store.catalog import Catalog
 
 
 def split(classes: list[str], seed: int, novel: int = 10) -> tuple[set[str], list[str]]:
@@ -65,34 +63,13 @@ def truth_of(path: str) -> str:
     parts = Path(path).parts
     if "images" in parts:
         return parts[parts.index("images") + 1]
-    if "__" in Path(path).name:  # a symlink made by build_library: CLASS__file.jpg
-        return Path(path).name.split("__")[0]
     return ""
 
 
-def build_library(work: Path, data: Path, seed: int, distractors: bool) -> Path:
-    """Index symlinks of the dev data through the CLI: labelled folders, then the rest."""
-    classes = sorted(p.name for p in (data / "images").iterdir() if p.is_dir())
-    files = {c: [f.name for f in (data / "images" / c).glob("*.jpg")] for c in classes}
-    chosen = pick_labelled(files, seed)
-    lab_dir, rest_dir = work / "labelled", work / "unlabelled"
-    for c in classes:
-        for f in sorted((data / "images" / c).glob("*.jpg")):
-            labelled = (c, f.name) in chosen
-            target = lab_dir / c / f.name if labelled else rest_dir / f"{c}__{f.name}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(f)
-    lib = work / "lib"
-    cli("index", str(lab_dir), "--labels-from-folders", "--library", str(lib), "-q")
-    cli("index", str(rest_dir), "--library", str(lib), "-q")
-    if distractors:
-        cli("index", str(data / "distractors"), "--library", str(lib), "-q")
-    return lib
-
-
 def relabel_copy(source: Path, work: Path, seed: int, distractors: bool) -> Path:
-    """Copy an indexed library of the data; through the CLI, replace its labels by 10 per
-    labelled class (`lookalike labels remove`, then `labels import` of a CSV)."""
+    """Copy an indexed library of the dev data; through the CLI, replace its labels by 10
+    per labelled class (`lookalike labels remove`, then `labels import` of a CSV); without
+    ``distractors``, take them out of the copy."""
     lib = work / "lib"
     shutil.copytree(source, lib)
     with sqlite3.connect(lib / "catalog.sqlite") as conn:
@@ -102,26 +79,17 @@ def relabel_copy(source: Path, work: Path, seed: int, distractors: bool) -> Path
         files.setdefault(truth_of(path), []).append(Path(path).name)
     chosen = pick_labelled(files, seed)
     folders = sorted({str(Path(p).parent) for _i, p in rows})
-    cli("labels", "remove", *folders, "--library", str(lib))
+    cli("labels", "remove", *folders, library=lib)
     csv = work / "labels.csv"
     lines = [f"{p},{truth_of(p)}" for _i, p in rows if (truth_of(p), Path(p).name) in chosen]
     csv.write_text("path,label\n" + "\n".join(lines) + "\n")
-    cli("labels", "import", str(csv), "--strict", "--library", str(lib))
-    if not distractors:  # no CLI verb removes images in place: delete them in the catalog
-        with sqlite3.connect(lib / "catalog.sqlite") as conn:
-            conn.execute("PRAGMA foreign_keys = ON")  # deleting an image deletes its vector
-            gone = [(i,) for i, p in rows if not truth_of(p)]
-            conn.executemany("DELETE FROM images WHERE id = ?", gone)
-            conn.execute(
-                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
-                "WHERE key = 'content_version'"
-            )
+    cli("labels", "import", str(csv), "--strict", library=lib)
+    if not distractors:
+        remove_images(lib, [i for i, p in rows if not truth_of(p)])
     return lib
 
 
 def scores(groups: list[list[str]], noise: list[str], novel: set[str]) -> dict:
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-
     paths = [p for g in groups for p in g] + noise
     pred = [k for k, g in enumerate(groups) for _p in g]
     pred += list(range(len(groups), len(groups) + len(noise)))  # noise: singletons
@@ -151,8 +119,6 @@ class Catalogued(NamedTuple):
 
 
 def read_library(lib: Path) -> Catalogued:
-    from lookalike.indexer.store.catalog import Catalog
-
     cat = Catalog(lib / "catalog.sqlite", readonly=True)
     try:
         ids, vectors = cat.vectors()
@@ -167,9 +133,6 @@ def read_library(lib: Path) -> Catalogued:
 
 def hdbscan_reference(data: Catalogued, novel: set[str]) -> tuple[dict, float]:
     """The issue's baseline on the same unlabelled images: HDBSCAN, PCA-50, mcs 5."""
-    from sklearn.cluster import HDBSCAN
-    from sklearn.decomposition import PCA
-
     keep = data.unlabelled
     start = time.perf_counter()
     z = PCA(50, random_state=0).fit_transform(data.vectors[keep])
@@ -187,8 +150,7 @@ def centre_oracle(data: Catalogued, novel: set[str]) -> dict:
     or not) is nearest; the distractors singletons. It knows every class and its members."""
     truth = np.array([truth_of(p) for p in data.paths])
     classes = sorted(set(truth) - {""})
-    centres = np.stack([data.vectors[truth == c].mean(0) for c in classes])
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = l2_normalize(np.stack([data.vectors[truth == c].mean(0) for c in classes]))
     keep = data.unlabelled & (truth != "")
     nearest = np.argmax(data.vectors[keep] @ centres.T, axis=1)
     unl = [p for p, k in zip(data.paths, keep, strict=True) if k]
@@ -200,14 +162,9 @@ def centre_oracle(data: Catalogued, novel: set[str]) -> dict:
 
 def protocol(args, seed: int, work: Path, results: dict) -> Path:
     """Both runs of one seed (without, then with distractors); returns the library."""
+    source = Path(args.from_library) if args.from_library else dev_library()
     for distractors in (False, True):
-        if args.from_library:
-            run_dir = work / f"seed{seed}-{distractors}"
-            lib = relabel_copy(Path(args.from_library), run_dir, seed, distractors)
-        elif not distractors:
-            lib = build_library(work / f"seed{seed}", Path(args.data), seed, False)
-        else:  # index the distractors into the same library: an incremental re-cluster
-            cli("index", str(Path(args.data) / "distractors"), "--library", str(lib), "-q")
+        lib = relabel_copy(source, work / f"seed{seed}-{distractors}", seed, distractors)
         for name, r in measure(lib, seed, distractors).items():
             results.setdefault((distractors, name), []).append(r)
     return lib
@@ -217,9 +174,8 @@ def measure(lib: Path, seed: int, distractors: bool) -> dict[str, dict]:
     with sqlite3.connect(lib / "catalog.sqlite") as conn:
         classes = {truth_of(r[0]) for r in conn.execute("SELECT path FROM images")} - {""}
     novel, _labelled = split(sorted(classes), seed)
-    start = time.perf_counter()
-    doc = json.loads(cli("clusters", "--library", str(lib), "--json"))
-    seconds = time.perf_counter() - start
+    ran = cli("clusters", "--json", library=lib)
+    doc, seconds = json.loads(ran.stdout), ran.seconds
     ours = scores([c["members"] for c in doc["clusters"]], doc["noise"], novel)
     data = read_library(lib)
     ref, ref_seconds = hdbscan_reference(data, novel)
@@ -259,12 +215,6 @@ def summary(results: dict) -> None:
 def timing(source: Path, n: int = 100_000) -> None:
     """Cluster n vectors: the library's embeddings plus noise; 10 per class labelled for
     41 classes (by the source image's class), the rest unlabelled."""
-    from sklearn.cluster import HDBSCAN
-    from sklearn.decomposition import PCA
-
-    from lookalike.classifier.clustering.discovery import cluster_vectors
-    from lookalike.indexer.store.catalog import Catalog
-
     cat = Catalog(source / "catalog.sqlite", readonly=True)
     ids, real = cat.vectors()
     paths = cat.paths(ids)
@@ -272,8 +222,7 @@ def timing(source: Path, n: int = 100_000) -> None:
     truth = np.array([truth_of(paths[i]) for i in ids.tolist()])
     rng = np.random.default_rng(0)
     src = rng.integers(0, len(real), n)
-    noisy = real[src] + rng.normal(0, 0.02, (n, real.shape[1])).astype(np.float32)
-    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    noisy = l2_normalize(real[src] + rng.normal(0, 0.02, (n, real.shape[1])).astype(np.float32))
     _novel, labelled = split(sorted(set(truth) - {""}), 0)
     lab = np.concatenate([rng.choice(np.flatnonzero(truth[src] == c), 10, False) for c in labelled])
     unl = rng.permutation(np.setdiff1d(np.arange(n), lab))
@@ -296,9 +245,8 @@ def timing(source: Path, n: int = 100_000) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", default=str(DATA), help="data root: images/<class>/, distractors/")
-    ap.add_argument("--from-library", help="an indexed library of --data to copy (faster)")
+    ap = parser(__doc__, json_summary=False)
+    ap.add_argument("--from-library", help="an indexed library of the dev data to copy")
     ap.add_argument("--seeds", default="0", help="comma-separated split seeds")
     ap.add_argument("--no-timing", action="store_true", help="skip the 100k timing")
     args = ap.parse_args()

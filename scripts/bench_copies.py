@@ -1,6 +1,6 @@
 """Copy detection: is the original found when the query is an edited copy of it?
 
-Builds (or reuses) a library of the dev images, makes copies of a fixed random
+Takes a library of the dev images, makes copies of a fixed random
 sample of them with one edit (crop, resize, jpeg, rotate, mirror, grayscale,
 colour) or two edits combined, queries the library with each copy and reports
 recall@1 and recall@10 of the original per edit type, with the query latency.
@@ -29,15 +29,14 @@ Usage:
         [--extra 3000] [--absent 50] [--modes plain,views,verify,default] [--objects 60]
         [--strength normal|strong|harsh] [--copy-model sscd_distilled|none] [--json]
 
-Without --library, a library of --data is built first (a few minutes on 2 cores).
+Without --library, the dev data (images/ and distractors/) is indexed into the bench
+cache on the first run (minutes on 2 cores; with --copy-model, one library per model)
+and reused after (--extra and --absent change a copy of it).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import itertools
-import json
 import shutil
 import statistics
 import sys
@@ -46,118 +45,33 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-DEFAULT_DATA = REPO.parent / "shared/data/caltech101-dev"
-NEAR_DUPLICATE = 0.95  # plain-vector cosine above which two library images are one photo
-
-
-# -- edits: each takes an RGB image and a numpy Generator -----------------------------
-# How hard each edit is (--strength). The plain vector finds the original of two-edit
-# copies first 90% of the time with "normal", 79% (top 10: 88%) with "strong" (the
-# issue's copies: 65% and 85%), 62% with "harsh", whose single crops and resizes are far
-# harsher than the issue's (plain recall@1 of single edits: normal 93-100%, strong
-# 86-100%, harsh 54-100%; the issue's 95-99%).
-STRENGTHS = {
-    "normal": {"area": (0.25, 0.7), "scale": (0.2, 0.5), "quality": (8, 31), "angle": (4, 15),
-               "light": (0.6, 1.4), "saturation": (0.3, 1.8), "hue": (10, 41)},
-    "strong": {"area": (0.2, 0.6), "scale": (0.15, 0.4), "quality": (5, 16), "angle": (5, 20),
-               "light": (0.5, 1.5), "saturation": (0.0, 2.2), "hue": (20, 61)},
-    "harsh": {"area": (0.1, 0.4), "scale": (0.08, 0.25), "quality": (3, 12), "angle": (10, 30),
-              "light": (0.4, 1.6), "saturation": (0.0, 2.5), "hue": (30, 71)},
-}  # fmt: skip
-R = STRENGTHS["normal"]
-
-
-def crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Keep 25-70% of the area (harsh: 10-40%), anywhere, aspect changed a little."""
-    w, h = img.size
-    area = rng.uniform(*R["area"])
-    aspect = float(np.exp(rng.uniform(np.log(0.75), np.log(1.33))))
-    cw = min(w, max(8, round(w * np.sqrt(area * aspect))))
-    ch = min(h, max(8, round(h * np.sqrt(area / aspect))))
-    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    return img.crop((x0, y0, x0 + cw, y0 + ch))
-
-
-def resize(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Scale down to 20-50% of each side (harsh: 8-25%)."""
-    s = rng.uniform(*R["scale"])
-    w, h = img.size
-    return img.resize((max(16, round(w * s)), max(16, round(h * s))), Image.BICUBIC)
-
-
-def jpeg(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Recompress at JPEG quality 8-30 (harsh: 3-11)."""
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=int(rng.integers(*R["quality"])))
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-
-
-def rotate(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Rotate 4-15 degrees (harsh: 10-30) either way, same canvas (corners cut, black)."""
-    angle = float(rng.uniform(*R["angle"]) * rng.choice([-1, 1]))
-    return img.rotate(angle, resample=Image.BICUBIC, expand=False)
-
-
-def mirror(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    return ImageOps.mirror(img)
-
-
-def grayscale(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    return img.convert("L").convert("RGB")
-
-
-def colour(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Brightness, contrast and saturation 0.6-1.4x (saturation 0.3-1.8x), hue +-14-56 deg
-    (harsh: 0.4-1.6x, 0-2.5x, +-42-100 deg)."""
-    img = ImageEnhance.Brightness(img).enhance(rng.uniform(*R["light"]))
-    img = ImageEnhance.Contrast(img).enhance(rng.uniform(*R["light"]))
-    img = ImageEnhance.Color(img).enhance(rng.uniform(*R["saturation"]))
-    hsv = np.asarray(img.convert("HSV")).copy()
-    shift = int(rng.integers(*R["hue"])) * int(rng.choice([-1, 1]))
-    hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 256).astype(np.uint8)
-    return Image.fromarray(hsv, "HSV").convert("RGB")
-
-
-EDITS = {
-    "crop": crop,
-    "resize": resize,
-    "jpeg": jpeg,
-    "rotate": rotate,
-    "mirror": mirror,
-    "grayscale": grayscale,
-    "colour": colour,
-}
-PAIRS = list(itertools.combinations(EDITS, 2))
-
-
-def make_copy(img: Image.Image, edits: tuple[str, ...], rng: np.random.Generator) -> bytes:
-    """The edited copy as JPEG bytes (quality 90 unless the jpeg edit chose one)."""
-    for name in edits:
-        img = EDITS[name](img, rng)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+from bench_support.data import dev_library, remove_images
+from bench_support.edits import EDITS, STRENGTHS, make_queries, pick_sources, use_strength
+from bench_support.figures import emit, parser
+from bench_support.synthetic import NOWHERE
+from lookalike.indexer.images import load_image
+from lookalike.indexer.models.copy_model import load_copy_model
+from lookalike.indexer.numerics import l2_normalize
+from lookalike.indexer.store import copy_vectors
+from lookalike.indexer.store.catalog import NewImage
+from lookalike.indexer.store.library import Library
+from lookalike.search.searcher import Searcher
 
 
 # -- the library ---------------------------------------------------------------------
-def build_library(root: Path, data: Path) -> None:
-    from lookalike.indexer.batch import IndexOptions, index_paths
-    from lookalike.indexer.models.registry import load_embedder
-    from lookalike.indexer.store.library import Library
-
-    embedder = load_embedder()
-    library = Library.create(root, embedder.info)
-    try:
-        roots = [str(p) for p in (data / "images", data / "distractors") if p.is_dir()]
-        summary = index_paths(library, embedder, roots, IndexOptions(progress=False))
-    finally:
-        library.close()
-    print(f"indexed {summary.added} images in {summary.seconds:.0f}s", file=sys.stderr)
+def mixed(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n mixtures of two or three rows of ``pool`` (Dirichlet weights) plus noise of norm
+    about 0.15: near real images, not copies of any."""
+    dim = pool.shape[1]
+    out = []
+    for _j in range(n):
+        parts = pool[rng.choice(len(pool), int(rng.integers(2, 4)), replace=False)]
+        weights = rng.dirichlet(np.ones(len(parts)))
+        noise = rng.normal(0, 0.15 / np.sqrt(dim), dim).astype(np.float32)
+        out.append(l2_normalize((weights @ parts + noise)[None])[0])
+    return np.stack(out)
 
 
 def add_extra(
@@ -166,110 +80,31 @@ def add_extra(
     """n synthetic distractor vectors (see module docstring), written to the catalog.
     Their copy descriptors draw from ``copy_rng``, so that the copies made after this
     are the same with copy detection on or off."""
-    from lookalike.indexer.numerics import l2_normalize
-    from lookalike.indexer.store.catalog import NewImage
-    from lookalike.indexer.store.library import Library
-
-    library = Library.open(root, readonly=False)
-    try:
+    with Library.open(root, readonly=False) as library:
         ids, vectors = library.catalog.vectors()
         keep = np.array([i not in exclude for i in ids.tolist()])
-        pool = vectors[keep]
-        items = []
-        for j in range(n):
-            parts = pool[rng.choice(len(pool), int(rng.integers(2, 4)), replace=False)]
-            weights = rng.dirichlet(np.ones(len(parts)))
-            # noise of norm about 0.15: near real images, not copies of any
-            noise = rng.normal(0, 0.15 / np.sqrt(pool.shape[1]), pool.shape[1]).astype(np.float32)
-            vector = l2_normalize((weights @ parts + noise)[None])[0]
-            path = f"/nonexistent/lookalike-bench/extra-{j:06d}.jpg"
-            items.append(NewImage(path, 0, 0, f"extra{j}", 0, 0, vector, None))
+        items = [
+            NewImage(f"{NOWHERE}extra-{j:06d}.jpg", 0, 0, f"extra{j}", 0, 0, vector, None)
+            for j, vector in enumerate(mixed(vectors[keep], n, rng))
+        ]
         with library.locked(), library.catalog.transaction() as conn:
             extra_ids = library.catalog.write_images(conn, items)
             if library.catalog.get_meta("copy_model"):  # and copy descriptors, made alike
                 total = library.catalog.count_copy_vectors()
                 _seq, got, rows = library.catalog.copy_vectors_since(0, total + 1)
                 rows = rows[~np.isin(got, list(exclude))].astype(np.float32)
-                mixed = []
-                for _j in range(n):
-                    k = int(copy_rng.integers(2, 4))
-                    parts = rows[copy_rng.choice(len(rows), k, replace=False)]
-                    weights = copy_rng.dirichlet(np.ones(len(parts)))
-                    noise = copy_rng.normal(0, 0.15 / np.sqrt(rows.shape[1]), rows.shape[1])
-                    mixed.append(l2_normalize((weights @ parts + noise)[None])[0])
-                library.catalog.write_copy_vectors(conn, extra_ids, np.stack(mixed))
+                library.catalog.write_copy_vectors(conn, extra_ids, mixed(rows, n, copy_rng))
         library.sync_index()
-    finally:
-        library.close()
 
 
 def add_copy_descriptors(root: Path, model_name: str) -> None:
     """Copy detection on for the bench library: compute its missing copy descriptors."""
-    from lookalike.indexer.models.copy_model import load_copy_model
-    from lookalike.indexer.store import copy_vectors
-    from lookalike.indexer.store.library import Library
-
     model = load_copy_model(model_name)
-    library = Library.open(root, readonly=False)
-    try:
-        with library.locked():
-            copy_vectors.enable(library, model)
-            done = copy_vectors.build(library, model)
-    finally:
-        library.close()
+    with Library.open(root, readonly=False) as library, library.locked():
+        copy_vectors.enable(library, model)
+        done = copy_vectors.build(library, model)
     if done.computed:
         print(f"computed {done.computed} copy descriptors ({model_name})", file=sys.stderr)
-
-
-def pick_sources(root: Path, n: int, rng: np.random.Generator, absent: int = 0):
-    """n (id, path) of real images without a near-duplicate in the library, and
-    ``absent`` more (to be removed from the library)."""
-    from lookalike.indexer.store.library import Library
-
-    library = Library.open(root)
-    try:
-        ids, vectors = library.catalog.vectors()
-        paths = library.catalog.paths(ids.tolist())
-    finally:
-        library.close()
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, 0)
-    unique = [
-        (int(i), paths[int(i)])
-        for row, i in zip(sims, ids, strict=True)
-        if row.max() < NEAR_DUPLICATE and not paths[int(i)].startswith("/nonexistent/")
-    ]
-    left_out = len(ids) - len(unique)
-    print(f"{left_out} images with a near-duplicate left out as sources", file=sys.stderr)
-    order = rng.permutation(len(unique))[: n + absent]
-    return [unique[i] for i in sorted(order[:n])], [unique[i] for i in sorted(order[n:])]
-
-
-def remove_images(root: Path, ids: list[int]) -> None:
-    from lookalike.indexer.store.library import Library
-
-    library = Library.open(root, readonly=False)
-    try:
-        with library.locked(), library.catalog.transaction() as conn:
-            library.catalog.remove_images(conn, ids)
-        library.sync_index()
-    finally:
-        library.close()
-
-
-def make_queries(sources, pairs_per_source: int, rng: np.random.Generator, singles: bool = True):
-    """(kind, source id, JPEG bytes) for every single edit and some random pairs."""
-    from lookalike.indexer.images import load_image
-
-    out = []
-    for image_id, path in sources:
-        img = load_image(path).image
-        for name in EDITS if singles else ():
-            out.append((name, image_id, make_copy(img, (name,), rng)))
-        for p in rng.choice(len(PAIRS), pairs_per_source, replace=False):
-            pair = tuple(rng.permutation(PAIRS[int(p)]).tolist())
-            out.append(("+".join(sorted(pair)), image_id, make_copy(img, pair, rng)))
-    return out
 
 
 # -- measuring -------------------------------------------------------------------------
@@ -318,10 +153,7 @@ def table(queries, ranks: np.ndarray) -> dict[str, dict[str, float]]:
 
 
 def measure(root: Path, queries, modes: list[str], absent=()) -> tuple[int, dict]:
-    from lookalike.search.searcher import Searcher
-
-    searcher = Searcher.open(root)
-    try:
+    with Searcher.open(root) as searcher:
         size = searcher.index.ntotal
         searcher.search(queries[0][2], 10)  # load the model outside the timings
         results = {}
@@ -335,8 +167,6 @@ def measure(root: Path, queries, modes: list[str], absent=()) -> tuple[int, dict
                 f"p50 {statistics.median(seconds) * 1000:.1f} ms",
                 file=sys.stderr,
             )
-    finally:
-        searcher.close()
     return size, results
 
 
@@ -365,12 +195,8 @@ def iou(a, b) -> float:
 
 def measure_objects(root: Path, sources, rng: np.random.Generator) -> dict:
     """Pasted photos: the --object box against the truth, and recall with and without it."""
-    from lookalike.indexer.images import load_image
-    from lookalike.search.searcher import Searcher
-
     ious, whole, found, seconds = [], [], [], []
-    searcher = Searcher.open(root)
-    try:
+    with Searcher.open(root) as searcher:
         for image_id, path in sources:
             data, truth = pasted(load_image(path).image, rng)
             ids = [r.id for r in searcher.search(data, 10)]
@@ -381,8 +207,6 @@ def measure_objects(root: Path, sources, rng: np.random.Generator) -> dict:
             ids = [r.id for r in out.results]
             found.append(ids.index(image_id) if image_id in ids else 10)
             ious.append(iou(out.box, truth))
-    finally:
-        searcher.close()
     whole_r, found_r = np.array(whole), np.array(found)
     summary = {
         "n": len(sources),
@@ -445,9 +269,13 @@ def report(results: dict, size: int, args, n_queries: int, n_sources: int) -> di
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--library", type=Path, help="a library of --data to reuse (built if missing)")
+    ap = parser(__doc__)
+    ap.add_argument(
+        "--library",
+        type=Path,
+        help="a library to use (copy descriptors are added to it); default: the dev data, "
+        "indexed once into the bench cache",
+    )
     ap.add_argument("--sources", type=int, default=150, help="originals to make copies of")
     ap.add_argument("--pairs", type=int, default=3, help="two-edit copies per original")
     ap.add_argument("--extra", type=int, default=3000, help="synthetic distractors to add")
@@ -465,23 +293,23 @@ def main() -> None:
         help="copy detection for the library (computed once, kept in it): a copy model, or none",
     )
     ap.add_argument("--objects", type=int, default=60, help="pasted-object queries (0: none)")
-    ap.add_argument("--json", action="store_true", help="last line: a JSON summary")
     args = ap.parse_args()
-    R.update(STRENGTHS[args.strength])
+    use_strength(args.strength)
     modes = [m for m in args.modes.split(",") if m]
     if set(modes) - set(MODES):
         ap.error(f"--modes: choose from {', '.join(MODES)}")
+    copy_model = None if args.copy_model == "none" else args.copy_model
+    if args.library and not (args.library / "catalog.sqlite").exists():
+        ap.error(f"--library: no library at {args.library}")
 
     rng = np.random.default_rng(args.seed)
     work = Path(tempfile.mkdtemp(prefix="bench-copies-"))
     try:
-        root = args.library or work / "built"
-        if not (root / "catalog.sqlite").exists():
-            build_library(root, args.data)
-        if args.copy_model != "none":
-            add_copy_descriptors(root, args.copy_model)
+        root = args.library or dev_library(copy_model)
+        if copy_model:
+            add_copy_descriptors(root, copy_model)
         sources, gone = pick_sources(root, args.sources, rng, args.absent)
-        if args.extra or gone:
+        if args.extra or gone:  # the library itself stays as it is
             shutil.copytree(root, work / "extra")
             root = work / "extra"
         if args.extra:
@@ -500,8 +328,7 @@ def main() -> None:
     summary = report(results, size, args, len(queries), len(sources)) if results else {}
     if objects is not None:
         summary["objects"] = objects
-    if args.json:
-        print(json.dumps(summary))
+    emit(args, summary)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
 """Choose the near-duplicate threshold: precision/recall on copies made from dev images.
 
-A library of every dev image (the embeddings in --embeddings, made with the default
-model) plus near-duplicate copies of a random sample of originals -- resized to 70%,
-recompressed at JPEG quality 30, cropped by 3-6% per side, and all three combined
-(crop, 80%, quality 50) --
+A library of every dev image (the vectors of --library, by default the dev data indexed
+once into the bench cache with the default model) plus near-duplicate copies of a
+random sample of originals -- resized to 70%, recompressed at JPEG quality 30, cropped
+by 3-6% per side, and all three combined (crop, 80%, quality 50) --
 embedded here with the library's default model. Pairs (original, copy) and (copy,
 copy) of one original are the near-duplicates; every other pair is distinct. For
 each threshold it prints pair precision and recall (and recall per edit) over several
 seeds (each seed draws other originals), and the threshold with the best F1 (the
 ratio against the reference, the current DEFAULT_THRESHOLD, is printed too).
 
-    python scripts/bench_duplicates.py [--originals 120] [--seeds 3] [--json]
+    python scripts/bench_duplicates.py [--originals 120] [--seeds 3] [--library DIR] [--json]
 
 Caveat: Caltech-101 has a few real near-duplicates among its distinct files; they
 count as false positives here, so precision is a lower bound.
@@ -18,9 +18,7 @@ count as false positives here, so precision is a lower bound.
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_support.data import library_vectors
+from bench_support.figures import emit, parser
+from lookalike.indexer.images import load_image
+from lookalike.indexer.models.registry import load_embedder
+from lookalike.search.duplicates import DEFAULT_THRESHOLD
 
 EDITS = ("resize", "jpeg", "crop", "combined")
 THRESHOLDS = np.round(np.arange(0.80, 0.991, 0.01), 2)
@@ -104,19 +106,15 @@ def evaluate(base: np.ndarray, orig: np.ndarray, copies: dict[str, np.ndarray], 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--embeddings", default="/work/cache/dev_embeddings.npz")
+    ap = parser(__doc__)
+    ap.add_argument(
+        "--library", type=Path, help="the distinct images (default: the dev data, indexed once)"
+    )
     ap.add_argument("--originals", type=int, default=120, help="originals copied per seed")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from lookalike.indexer.images import load_image
-    from lookalike.indexer.models.registry import load_embedder
-    from lookalike.search.duplicates import DEFAULT_THRESHOLD
-
-    data = np.load(args.embeddings)
-    paths, base = [str(p) for p in data["paths"]], data["vectors"].astype(np.float32)
+    paths, base = library_vectors(args.library)
     embedder = load_embedder()
     rng = np.random.default_rng(0)
     # Originals for all seeds, embedded once; each seed evaluates its own draw.
@@ -127,7 +125,7 @@ def main() -> None:
     orig = embed(embedder, images)
     drift = float(np.min(np.einsum("nd,nd->n", orig, base[chosen])))
     if drift < 0.99:
-        sys.exit(f"the embeddings file does not match the default model (min cos {drift:.3f})")
+        sys.exit(f"the library was not made with the default model (min cos {drift:.3f})")
     copies = {e: embed(embedder, [edit(im, e, rng) for im in images]) for e in EDITS}
     seconds = time.perf_counter() - t0
     full_orig = np.zeros_like(base)
@@ -163,8 +161,7 @@ def main() -> None:
         f"reference DEFAULT_THRESHOLD={DEFAULT_THRESHOLD:.2f}: F1 {ref['f1']:.3f} "
         f"(ratio {ref['f1'] / best['f1']:.3f})"
     )
-    if args.json:
-        print(json.dumps({"best_threshold": best["t"], "best_f1": best["f1"], "table": table}))
+    emit(args, {"best_threshold": best["t"], "best_f1": best["f1"], "table": table})
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ ratio against `lookalike index` without it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import statistics
@@ -28,8 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LOOKALIKE_DEV_DATA", REPO.parent / "shared/data/caltech101-dev"))
+from PIL import Image
+
+from bench_support.cli import cli
+from bench_support.data import check_data
+from bench_support.figures import emit, parser
 
 REFERENCE = r"""
 import sys, time
@@ -37,7 +38,6 @@ from pathlib import Path
 import faiss, numpy as np, torch
 from PIL import Image, ImageOps
 from torchvision import transforms
-sys.path.insert(0, sys.argv[2])
 from lookalike.indexer.models.efficientnet import build_torch_model
 files = [p for p in sorted(Path(sys.argv[1]).rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg")]
 model = build_torch_model()
@@ -55,9 +55,7 @@ assert index.ntotal == len(files)
 
 
 def make_big_jpegs(out: Path, count: int) -> None:
-    from PIL import Image
-
-    sources = sorted((DATA / "images").rglob("*.jpg"))[:: max(1, 2000 // count)][:count]
+    sources = sorted((check_data() / "images").rglob("*.jpg"))[:: max(1, 2000 // count)][:count]
     out.mkdir(parents=True)
     for i, src in enumerate(sources):
         img = Image.open(src).convert("RGB").resize((4000, 3000), Image.BICUBIC)
@@ -70,7 +68,7 @@ def make_big_jpegs(out: Path, count: int) -> None:
 
 
 def link_dev_images(out: Path, count: int) -> None:
-    files = sorted((DATA / "images").rglob("*.jpg"))
+    files = sorted((check_data() / "images").rglob("*.jpg"))
     step = max(1, len(files) // count)
     out.mkdir(parents=True)
     for i, src in enumerate(files[::step][:count]):
@@ -79,23 +77,14 @@ def link_dev_images(out: Path, count: int) -> None:
 
 def run_ours(folder: Path, work: Path, *extra: str) -> float:
     library = work / f"lib-{time.monotonic_ns()}"
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "lookalike", "index", str(folder), "--library", str(library)]
-        + ["-q", *extra],
-        check=True,
-        capture_output=True,
-    )
-    elapsed = time.perf_counter() - start
+    seconds = cli("index", str(folder), "-q", *extra, library=library).seconds
     shutil.rmtree(library)
-    return elapsed
+    return seconds
 
 
 def run_reference(folder: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", REFERENCE, str(folder), str(REPO)], check=True, capture_output=True
-    )
+    subprocess.run([sys.executable, "-c", REFERENCE, str(folder)], check=True, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -108,29 +97,31 @@ def measure(
         ref.append(count / run_reference(folder))
         if copies:
             with_copies.append(count / run_ours(folder, work, "--copy-detection"))
+    # Ratios of the unrounded medians: a small run's rates round to 0.0 at one decimal.
+    ours_rate, ref_rate = statistics.median(ours), statistics.median(ref)
     row = {
         "set": name,
         "images": count,
-        "ours_images_per_s": round(statistics.median(ours), 1),
-        "reference_images_per_s": round(statistics.median(ref), 1),
+        "ours_images_per_s": round(ours_rate, 1),
+        "reference_images_per_s": round(ref_rate, 1),
+        "ratio": round(ours_rate / ref_rate, 2),
     }
-    row["ratio"] = round(row["ours_images_per_s"] / row["reference_images_per_s"], 2)
     if copies:
-        row["copies_images_per_s"] = round(statistics.median(with_copies), 1)
-        row["copies_ratio"] = round(row["copies_images_per_s"] / row["ours_images_per_s"], 2)
+        copies_rate = statistics.median(with_copies)
+        row["copies_images_per_s"] = round(copies_rate, 1)
+        row["copies_ratio"] = round(copies_rate / ours_rate, 2)
     return row
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=600)
-    parser.add_argument("--big", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument(
+    ap = parser(__doc__)
+    ap.add_argument("--images", type=int, default=600)
+    ap.add_argument("--big", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
         "--copy-detection", action="store_true", help="also index with copy descriptors"
     )
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         work = Path(tmp)
         link_dev_images(work / "dev", args.images)
@@ -150,8 +141,7 @@ def main() -> None:
                 f"{'':>5}  with --copy-detection {r['copies_images_per_s']:7.1f} img/s"
                 f"  ({r['copies_ratio']:.2f}x lookalike index without it)"
             )
-    if args.json:
-        print(json.dumps(rows))
+    emit(args, rows)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ stage runs as Ray tasks too) into fresh libraries, as real CLI subprocesses:
 
 It prints throughput, the ratio against the reference, the overhead per image,
 the per-stage costs the workers measured, the throughput they imply for N nodes,
-and the index memory per vector (measured) projected to 10M and 100M images.
+and the index memory per vector (measured on vectors made from the real embeddings of
+the dev data, indexed once into the bench cache) projected to 10M and 100M images.
 
     python scripts/bench_ray.py --images 300 --cpus 2
     python scripts/bench_ray.py --device cuda    # both paths on a GPU (where there is one)
@@ -17,48 +18,35 @@ and the index memory per vector (measured) projected to 10M and 100M images.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LOOKALIKE_DEV_DATA", REPO.parent / "shared/data/caltech101-dev"))
-EMBEDDINGS = Path("/work/cache/dev_embeddings.npz")
+from bench_support.cli import cli
+from bench_support.data import dev_files, library_vectors
+from bench_support.figures import parser
+from lookalike.indexer.numerics import l2_normalize
+from lookalike.indexer.store.index_kinds import train_index
+from lookalike.indexer.store.library import BUILD_CHUNK
+from lookalike.indexer.store.vector_index import FLAT, IVF, TRAIN_MAX, IvfParams, VectorIndex
 
 
 def make_folder(root: Path, n: int) -> Path:
     """N dev images, round-robin over the classes, as links in class folders."""
-    classes = sorted(p for p in (DATA / "images").iterdir() if p.is_dir())
-    lists = [sorted(c.glob("*.jpg")) for c in classes]
-    chosen: list[Path] = []
-    for i in range(max(len(x) for x in lists)):
-        chosen.extend(x[i] for x in lists if i < len(x))
     folder = root / "photos"
-    for p in chosen[:n]:
+    for p in dev_files()[:n]:
         (folder / p.parent.name).mkdir(parents=True, exist_ok=True)
         (folder / p.parent.name / p.name).symlink_to(p)
     return folder
 
 
-def cli(*args: str) -> tuple[dict, float]:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "lookalike", "index", *args, "--json", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"lookalike index {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+def index(*args: str) -> tuple[dict, float]:
+    """`lookalike index ARGS --json`: its summary, and the whole process's seconds."""
+    ran = cli("index", *args, "--json", "-q", timeout=1800)
+    return ran.last_json(), ran.seconds
 
 
 def throughput(args) -> None:
@@ -66,11 +54,11 @@ def throughput(args) -> None:
         folder = make_folder(Path(tmp), args.images)
         n = args.images
         device = ["--device", args.device] if args.device else []
-        single, single_wall = cli(str(folder), "--library", f"{tmp}/single", *device)
+        single, single_wall = index(str(folder), "--library", f"{tmp}/single", *device)
         ray_args = ["--engine", "ray", "--ray-cpus", str(args.cpus), *device]
         ray_args += ["--shard-size", str(args.shard_size)]
-        ray, ray_wall = cli(str(folder), "--library", f"{tmp}/ray", *ray_args)
-        noop, _ = cli(str(folder), "--library", f"{tmp}/ray", *ray_args)
+        ray, ray_wall = index(str(folder), "--library", f"{tmp}/ray", *ray_args)
+        noop, _ = index(str(folder), "--library", f"{tmp}/ray", *ray_args)
     assert single["embedded"] == ray["embedded"] == n and noop["embedded"] == 0, (single, ray)
     stages = ray["stage_seconds"]
     pipeline = stages["pipeline"]
@@ -143,33 +131,22 @@ class _PqOnly:
     """An IVF-PQ index (8-bit PQ, 64 bytes a vector), the smallest alternative."""
 
     def __init__(self, trained) -> None:
-        import faiss
-
         self.index = faiss.clone_index(trained)
 
     def add(self, ids, vectors) -> None:
         self.index.add_with_ids(vectors, ids)
 
     def save(self, path) -> None:
-        import faiss
-
         faiss.write_index(self.index, str(path))
 
 
 def memory() -> None:
     """Index bytes per vector of the library's kinds, measured, projected to 10M and 100M."""
-    import faiss
-
-    from lookalike.indexer.store.index_kinds import train_index
-    from lookalike.indexer.store.library import BUILD_CHUNK
-    from lookalike.indexer.store.vector_index import FLAT, IVF, TRAIN_MAX, IvfParams, VectorIndex
-
     faiss.omp_set_num_threads(1)  # OpenMP spinning on a shared machine costs minutes
-    base = np.load(EMBEDDINGS)["vectors"].astype(np.float32)
+    _paths, base = library_vectors()
     rng = np.random.default_rng(0)
     data = np.concatenate([base] * 6)[:12_000]
-    data += 0.02 * rng.standard_normal(data.shape).astype(np.float32)
-    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    data = l2_normalize(data + 0.02 * rng.standard_normal(data.shape).astype(np.float32))
     dim, n1, n2 = data.shape[1], 4_000, 12_000
     sample = data[:3000]  # the size of a code does not depend on how well it is trained
     ivf = train_index(sample, 8000, IVF)
@@ -200,13 +177,13 @@ def memory() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=300)
-    parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--shard-size", type=int, default=64)
-    parser.add_argument("--only", choices=["throughput", "memory"], default=None)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
-    args = parser.parse_args()
+    ap = parser(__doc__, json_summary=False)
+    ap.add_argument("--images", type=int, default=300)
+    ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--shard-size", type=int, default=64)
+    ap.add_argument("--only", choices=["throughput", "memory"], default=None)
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    args = ap.parse_args()
     if args.only != "memory":
         throughput(args)
     if args.only != "throughput":

@@ -1,12 +1,10 @@
 """Search at library scale: latency, throughput, recall@10 and memory of the index kind
 the library would choose for N vectors, against exact search measured in the same run.
 
-The N vectors are derived from real embeddings of the dev images (--embeddings): each is
-a random mixture of two or three of them (Dirichlet weights) plus Gaussian noise of
-half the per-dimension spread, renormalised. That makes a library as diverse as a real
-one -- at 100k vectors the median nearest-neighbour similarity is ~0.79 (0.68 among
-the 2,113 dev images) -- instead of noisy copies whose near-ties make recall
-meaningless. Queries are fresh mixtures drawn the same way (a photo not in the library).
+The N vectors are derived from real embeddings (of --library, by default the dev data,
+indexed once into the bench cache): each is a random mixture of two or three of them
+plus noise (bench_support.synthetic, which says why), and queries are fresh mixtures
+drawn the same way (a photo not in the library).
 
 As in a library, the exact vectors live in a SQLite catalog and, as float16 rows, in
 the library's vectors.f16 file (both written to a temporary directory under --workdir:
@@ -19,7 +17,7 @@ the queries are kept up to date chunk by chunk, and exact search latency is meas
 a flat index over the first --exact-max vectors, scaled linearly to N when smaller
 (exact search is memory-bandwidth bound: its time grows with the vectors scanned).
 
-    python scripts/bench_search.py --n 1000000 [--json] [--duplicates]
+    python scripts/bench_search.py --n 1000000 [--json] [--duplicates] [--library DIR]
 
 With --json the last line is {"n", "index", "p50_ms", "p99_ms", "recall@10",
 "memory_mb", "exact_p50_ms", ...}. memory_mb is the growth of the process's resident
@@ -31,9 +29,7 @@ spin against each other and make timings meaningless).
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import shutil
 import subprocess
@@ -42,46 +38,26 @@ import tempfile
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_support.data import library_vectors
+from bench_support.figures import emit, parser
+from bench_support.synthetic import mixtures
+from bench_support.timing import latencies, rss_mb
+from lookalike.indexer.store.catalog import Catalog
+from lookalike.indexer.store.exact_vectors import FILE_NAME, ExactVectors, Writer
+from lookalike.indexer.store.index_kinds import read_index, train_index
+from lookalike.indexer.store.vector_index import IVF, IvfParams, VectorIndex, choose_kind
+from lookalike.search.duplicates import DEFAULT_THRESHOLD, duplicate_groups
 
-NOISE = 0.5  # Gaussian noise, in units of the real embeddings' per-dimension std
 K = 10
-
-
-def load_real(path: str) -> np.ndarray:
-    if Path(path).exists():
-        return np.load(path)["vectors"].astype(np.float32)
-    sys.exit(
-        f"{path} not found: pass --embeddings FILE.npz with a 'vectors' array of real "
-        "embeddings (for example from a library: python -c "
-        "'from lookalike.indexer.store.library import Library; ...catalog.vectors()')"
-    )
-
-
-def mixtures(real: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """n L2-normalised mixtures of 2 or 3 real embeddings plus noise."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(real), size=(n, 3))
-    w = rng.dirichlet(np.ones(3), size=n).astype(np.float32)
-    w[rng.random(n) < 0.5, 2] = 0.0  # half of them mix only two
-    x = real[idx[:, 0]] * w[:, :1]
-    x += real[idx[:, 1]] * w[:, 1:2]
-    x += real[idx[:, 2]] * w[:, 2:3]
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    x += rng.standard_normal(x.shape, dtype=np.float32) * (real.std(0) * NOISE)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
 
 
 class CatalogWriter:
     """A real catalog holding the generated vectors, as a library would (bulk inserts)."""
 
     def __init__(self, workdir: str, dim: int) -> None:
-        from lookalike.indexer.store.catalog import Catalog
-        from lookalike.indexer.store.exact_vectors import FILE_NAME, Writer
-
         self.dir = tempfile.mkdtemp(prefix="bench-search-", dir=workdir)
         self.catalog = Catalog(Path(self.dir) / "catalog.sqlite")
         self.catalog.conn.execute("PRAGMA foreign_keys=OFF")  # bulk load, ids are known
@@ -103,11 +79,9 @@ class CatalogWriter:
             )
         self.exact.add(ids, vectors)
 
-    def source(self):
+    def source(self) -> ExactVectors:
         """The library's re-scoring source: the float16 file (complete once this is
         called), the catalog behind it."""
-        from lookalike.indexer.store.exact_vectors import ExactVectors
-
         self.exact.commit()
         return ExactVectors(self.exact_path, self.dim, fallback=self.catalog)
 
@@ -116,17 +90,8 @@ class CatalogWriter:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 LOAD_PROBE = """
 import sys
-sys.path.insert(0, sys.argv[2])
 from lookalike.indexer.store.index_kinds import read_index
 def rss():
     with open("/proc/self/status") as f:
@@ -139,9 +104,8 @@ print(rss() - before)
 
 def loaded_rss_mb(path: Path) -> float:
     """Resident memory a fresh process gains by loading the index file (as a searcher)."""
-    repo = str(Path(__file__).resolve().parents[1])
     out = subprocess.run(
-        [sys.executable, "-c", LOAD_PROBE, str(path), repo],
+        [sys.executable, "-c", LOAD_PROBE, str(path)],
         capture_output=True,
         text=True,
         check=True,
@@ -168,48 +132,28 @@ class TopK:
         self.ids = np.take_along_axis(all_i, top, 1)
 
 
-def latencies(fns, queries: np.ndarray) -> list[np.ndarray]:
-    """Milliseconds of each function per query; the functions take turns on each query
-    (in rotating order), so a change in the machine's load affects them alike."""
-    for q in queries[:20]:  # warm caches and lazy initialisation
-        for fn in fns:
-            fn(q[None])
-    out = [[] for _ in fns]
-    for j, q in enumerate(queries):
-        for f in range(len(fns)):  # who goes first (and finds cold caches) rotates
-            f = (f + j) % len(fns)
-            t = time.perf_counter()
-            fns[f](q[None])
-            out[f].append(time.perf_counter() - t)
-    return [np.array(times) * 1e3 for times in out]
-
-
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     hits = [len(set(f[:K]) & set(t[:K])) for f, t in zip(found, truth, strict=True)]
     return float(np.mean(hits)) / K
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, required=True, help="library size (vectors)")
     ap.add_argument("--queries", type=int, default=1000, help="queries for recall")
     ap.add_argument("--latency-queries", type=int, default=300)
     ap.add_argument("--exact-max", type=int, default=250_000, help="vectors in the exact index")
     ap.add_argument("--chunk", type=int, default=50_000)
-    ap.add_argument("--embeddings", default="/work/cache/dev_embeddings.npz")
+    ap.add_argument(
+        "--library", type=Path, help="real embeddings from this library (default: the dev data)"
+    )
     ap.add_argument("--duplicates", action="store_true", help="also time a duplicates pass")
     ap.add_argument("--threads", type=int, default=1, help="FAISS (OpenMP) threads")
     ap.add_argument("--workdir", default=tempfile.gettempdir(), help="where the catalog goes")
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    import faiss
-
-    from lookalike.indexer.store.index_kinds import read_index, train_index
-    from lookalike.indexer.store.vector_index import IVF, IvfParams, VectorIndex, choose_kind
-
     faiss.omp_set_num_threads(args.threads)
-    real = load_real(args.embeddings)
+    _paths, real = library_vectors(args.library)
     dim = real.shape[1]
     queries = mixtures(real, args.queries, seed=10**9)
     truth = TopK(queries, K)
@@ -328,8 +272,6 @@ def main() -> None:
         "fill_s": round(fill_s, 1),
     }
     if args.duplicates:
-        from lookalike.search.duplicates import DEFAULT_THRESHOLD, duplicate_groups
-
         t0 = time.perf_counter()
         before = rss_mb()
         groups = duplicate_groups(index, DEFAULT_THRESHOLD)
@@ -342,8 +284,7 @@ def main() -> None:
         doc |= {"duplicates_s": round(dup_s, 1), "duplicate_groups": len(groups)}
     if catalog is not None:
         catalog.close()
-    if args.json:
-        print(json.dumps(doc))
+    emit(args, doc)
 
 
 if __name__ == "__main__":

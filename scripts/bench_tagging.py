@@ -16,39 +16,25 @@ every other image. Printed:
 
 Usage:
     python scripts/bench_tagging.py [--seed 0] [--heads knn,linear,svm,mlp]
-        [--from-library /tmp/lib1]   # copy an indexed library of the dev data
-                                     # (else the dev folders are indexed: minutes)
+        [--from-library /tmp/lib1]   # copy an indexed library of the dev data (default:
+                                     # the dev data indexed once into the bench cache)
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LOOKALIKE_DEV_DATA", REPO.parent / "shared/data/caltech101-dev"))
-
-
-def cli(*args: str, library: Path) -> tuple[subprocess.CompletedProcess, float]:
-    env = dict(os.environ, LOOKALIKE_LIBRARY=str(library))
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "lookalike", *args], capture_output=True, text=True, env=env
-    )
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        sys.exit(f"lookalike {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc, seconds
+from bench_support.cli import cli
+from bench_support.data import check_data, dev_library
+from bench_support.figures import parser
+from lookalike.classifier.tagging.calibration import expected_calibration_error
+from lookalike.indexer.store.catalog import Catalog
 
 
 def split(classes: list[str], seed: int, known: int, per_class: int):
@@ -57,15 +43,13 @@ def split(classes: list[str], seed: int, known: int, per_class: int):
     known_classes = sorted(order[:known])
     labelled = []
     for c in known_classes:
-        files = sorted(str(p.absolute()) for p in (DATA / "images" / c).glob("*.jpg"))
+        files = sorted(str(p) for p in (check_data() / "images" / c).glob("*.jpg"))
         labelled += [(p, c) for p in rng.choice(files, per_class, replace=False)]
     return set(known_classes), set(order[known:]), labelled
 
 
 def reference_knn(library: Path, labelled, novel_rate: float) -> float:
     """Known accuracy of 1-NN + cosine threshold at the given novel-unknown rate."""
-    from lookalike.indexer.store.catalog import Catalog
-
     cat = Catalog(library / "catalog.sqlite", readonly=True)
     try:
         ids, vectors = cat.vectors()
@@ -90,28 +74,26 @@ def _class_of(path: str) -> str:
     return parent.name if parent.parent.name == "images" else ""
 
 
-def build_library(work: Path, source: str | None) -> Path:
+def copy_library(work: Path, source: str | None) -> Path:
+    """A copy of ``source`` (default: the cached dev library) without any labels: the
+    protocol's labels come from the CSV only."""
     library = work / "library"
-    if source:
-        shutil.copytree(source, library)
-        # Start from no labels at all: the protocol's labels come from the CSV only.
-        cli("labels", "remove", str(DATA / "images"), str(DATA / "distractors"), library=library)
-    else:
-        print("indexing the dev data (a few minutes) ...", flush=True)
-        cli("index", str(DATA / "images"), str(DATA / "distractors"), "-q", library=library)
+    shutil.copytree(source or dev_library(), library)
+    data = check_data()
+    cli("labels", "remove", str(data / "images"), str(data / "distractors"), library=library)
     return library
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--known", type=int, default=41)
-    parser.add_argument("--per-class", type=int, default=10)
-    parser.add_argument("--heads", default="knn")
-    parser.add_argument("--from-library", default=None, help="an indexed library of the dev data")
-    args = parser.parse_args()
+    ap = parser(__doc__, json_summary=False)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--known", type=int, default=41)
+    ap.add_argument("--per-class", type=int, default=10)
+    ap.add_argument("--heads", default="knn")
+    ap.add_argument("--from-library", default=None, help="an indexed library of the dev data")
+    args = ap.parse_args()
 
-    classes = sorted(p.name for p in (DATA / "images").iterdir() if p.is_dir())
+    classes = sorted(p.name for p in (check_data() / "images").iterdir() if p.is_dir())
     known, novel, labelled = split(classes, args.seed, args.known, args.per_class)
     print(
         f"protocol: {len(known)} known classes x {args.per_class} labels, {len(novel)} never "
@@ -119,19 +101,18 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="bench-tagging-") as tmp:
         work = Path(tmp)
-        library = build_library(work, args.from_library)
+        library = copy_library(work, args.from_library)
         labels_csv = work / "labels.csv"
         with open(labels_csv, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["path", "label"])
             writer.writerows(labelled)
-        proc, _ = cli("labels", "import", str(labels_csv), library=library)
-        print(proc.stdout.strip())
-        _, info_seconds = cli("info", "--json", library=library)
+        print(cli("labels", "import", str(labels_csv), library=library).stdout.strip())
+        info_seconds = cli("info", "--json", library=library).seconds
         for head in args.heads.split(","):
-            proc, seconds = cli("tag", "--json", "--head", head, library=library)
-            results = json.loads(proc.stdout)
-            report(head, results, known, novel, seconds, info_seconds)
+            tagged = cli("tag", "--json", "--head", head, library=library)
+            results = json.loads(tagged.stdout)
+            report(head, results, known, novel, tagged.seconds, info_seconds)
             if head == "knn":
                 nu = _novel_unknown(results, novel)
                 ref = reference_knn(library, labelled, nu)
@@ -163,8 +144,6 @@ def report(head, results, known, novel, seconds, info_seconds) -> None:
     ]
     conf = np.array([a for a, _ in answered_right])
     right = np.array([b for _, b in answered_right])
-    from lookalike.classifier.tagging.calibration import expected_calibration_error
-
     print(
         f"{head}: known accuracy {known_acc:.3f} ({len(by_kind['known'])} images), "
         f"novel unknown {novel_unknown:.3f} ({len(by_kind['novel'])} images), "
@@ -176,5 +155,4 @@ def report(head, results, known, novel, seconds, info_seconds) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     main()

@@ -1,9 +1,10 @@
 """Web search latency and throughput: `lookalike serve` against a naive server, same run.
 
-Builds (once, cached in --workdir) a library of --n images: --real dev images indexed
-for real, the rest synthetic vectors (random mixtures of two or three real embeddings
-plus noise, renormalised, so the index is as hard to search as a real library) written
-straight into the catalog, then indexed by the library itself (its own index choice).
+Builds (once, cached in --workdir, by default in the bench cache) a library of --n
+images: --real dev images indexed for real, the rest synthetic vectors (random mixtures
+of two or three real embeddings plus noise, renormalised, so the index is as hard to
+search as a real library) written straight into the catalog, then indexed by the
+library itself (its own index choice).
 Then, for each server, over loopback:
   * single client: p50/p99 latency of POST /api/search with a JPEG upload (keep-alive);
   * --clients concurrent clients: throughput and error count over a bounded number
@@ -17,11 +18,11 @@ with the eager torch model ("efficientnet-lite0:torch") instead of ONNX Runtime.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,17 +31,24 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LOOKALIKE_DEV_DATA", REPO.parent / "shared/data/caltech101-dev"))
+import numpy as np
+
+from bench_support.data import bench_cache, dev_files
+from bench_support.figures import emit, parser
+from lookalike.indexer.batch import IndexOptions, index_paths
+from lookalike.indexer.models.registry import load_embedder
+from lookalike.indexer.numerics import l2_normalize
+from lookalike.indexer.store.catalog import NewImage
+from lookalike.indexer.store.library import Library
+
 BUILD_VERSION = 1
 
 REFERENCE_SERVER = r"""
 import json, sys
-sys.path.insert(0, sys.argv[2])
 from lookalike.indexer.models.registry import load_embedder
 from lookalike.webapp import create_app
 config = {"EMBEDDER": load_embedder("efficientnet-lite0:torch"), "WARM_UP": True}
-config.update(json.loads(sys.argv[3]))
+config.update(json.loads(sys.argv[2]))
 app = create_app(sys.argv[1], test_config=config)
 import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
@@ -50,15 +58,6 @@ app.run(host="127.0.0.1", port=port, threaded=True)
 
 
 # -- the library ------------------------------------------------------------------
-def dev_files() -> list[Path]:
-    folders = sorted(p for p in (DATA / "images").iterdir() if p.is_dir())
-    per_class = [sorted(f.glob("*.jpg")) for f in folders]
-    out = []
-    for i in range(max(len(files) for files in per_class)):  # round-robin over classes
-        out.extend(files[i] for files in per_class if i < len(files))
-    return out
-
-
 def build_library(root: Path, n: int, real: int, index_kind: str, seed: int = 0) -> str:
     """Index ``real`` dev images, then add ``n - real`` synthetic vectors (see docstring).
 
@@ -66,21 +65,12 @@ def build_library(root: Path, n: int, real: int, index_kind: str, seed: int = 0)
     the index as the library does for a large library that shrank back to ``n``.
     Returns a description of the index.
     """
-    import numpy as np
-
-    from lookalike.indexer.batch import IndexOptions, index_paths
-    from lookalike.indexer.models.registry import load_embedder
-    from lookalike.indexer.store.catalog import NewImage
-    from lookalike.indexer.store.library import Library
-
     stamp = root / "bench-web.json"
     want = {"version": BUILD_VERSION, "n": n, "real": real, "seed": seed, "index": index_kind}
     if stamp.exists() and json.loads(stamp.read_text())["build"] == want:
         kind = json.loads(stamp.read_text())["structure"]
         print(f"library: reusing {root} ({n} images, index {kind})", flush=True)
         return kind
-    import shutil
-
     shutil.rmtree(root, ignore_errors=True)
     start = time.perf_counter()
     embedder = load_embedder()
@@ -96,8 +86,7 @@ def build_library(root: Path, n: int, real: int, index_kind: str, seed: int = 0)
             picks = rng.integers(0, len(base), size=(m, 3))
             weights = rng.dirichlet([1.0, 1.0, 0.5], size=m).astype(np.float32)
             vectors = np.einsum("mk,mkd->md", weights, base[picks])
-            vectors += rng.normal(0, 0.01, vectors.shape).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = l2_normalize(vectors + rng.normal(0, 0.01, vectors.shape).astype(np.float32))
             items = [
                 NewImage(
                     f"/synthetic/{offset + i:07d}.jpg",
@@ -117,7 +106,7 @@ def build_library(root: Path, n: int, real: int, index_kind: str, seed: int = 0)
             index = lib.sync_index()
             if index_kind != "auto" and index.kind != index_kind:
                 index = lib.rebuild_index(current_kind=index_kind)
-        kind = index.describe() if hasattr(index, "describe") else index.kind
+        kind = index.describe()
     stamp.write_text(json.dumps({"build": want, "structure": kind}))
     print(
         f"library: built {root} with {n} images ({len(files)} real), index {kind} "
@@ -133,7 +122,6 @@ class Server:
         self.name = name
         self.proc = subprocess.Popen(
             command,
-            cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -289,20 +277,20 @@ def measure(server: Server, queries: list[tuple[bytes, str]], requests: int, cli
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=100_000, help="library size")
-    parser.add_argument("--real", type=int, default=300, help="real dev images in the library")
-    parser.add_argument("--requests", type=int, default=200, help="single-client requests")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=8, help="server request threads")
-    parser.add_argument(
+    ap = parser(__doc__)
+    ap.add_argument("--n", type=int, default=100_000, help="library size")
+    ap.add_argument("--real", type=int, default=300, help="real dev images in the library")
+    ap.add_argument("--requests", type=int, default=200, help="single-client requests")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=8, help="server request threads")
+    ap.add_argument(
         "--index",
         choices=["auto", "ivf"],
         default="auto",
         help="auto: the library's own choice for --n; ivf: the approximate index",
     )
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/lookalike-bench-web"))
-    parser.add_argument(
+    ap.add_argument("--workdir", type=Path, default=bench_cache() / "web", help="library cache")
+    ap.add_argument(
         "--mode",
         choices=["fast", "robust"],
         default="fast",
@@ -310,11 +298,9 @@ def main() -> None:
         "the work the reference does) or robust (two views + geometric re-ranking; the "
         "reference then does the same)",
     )
-    parser.add_argument("--no-reference", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    ap.add_argument("--no-reference", action="store_true")
+    args = ap.parse_args()
 
-    sys.path.insert(0, str(REPO))
     library = args.workdir / f"library-{args.n}-{args.index}"
     structure = build_library(library, args.n, min(args.real, args.n), args.index)
     queries = [multipart(p.read_bytes(), 10) for p in dev_files()[-60:]]
@@ -330,7 +316,7 @@ def main() -> None:
         ],
     }
     if not args.no_reference:
-        reference = [REFERENCE_SERVER, str(library), str(REPO), json.dumps(same_work)]
+        reference = [REFERENCE_SERVER, str(library), json.dumps(same_work)]
         runs["naive (Flask dev server, torch eager)"] = [sys.executable, "-c", *reference]
     figures = {}
     for name, command in runs.items():
@@ -362,8 +348,7 @@ def main() -> None:
             f"{args.clients} clients ({doc['throughput_ratio']}x); errors "
             f"{ours['single_errors'] + ours['concurrent_errors']}"
         )
-    if args.json:
-        print(json.dumps(doc))
+    emit(args, doc)
 
 
 if __name__ == "__main__":

@@ -1,42 +1,14 @@
-"""Shared test fixtures: where the dev data lives, small image slices, the CLI runner."""
+"""Shared test fixtures (the helpers the tests share are in tests/support/)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LOOKALIKE_DEV_DATA", REPO.parent / "shared/data/caltech101-dev"))
-
-
-def dev_images(classes: int = 4, per_class: int = 5) -> list[Path]:
-    """A deterministic slice of the dev data: the first images of the first classes."""
-    out = []
-    for folder in sorted((DATA / "images").iterdir())[:classes]:
-        out.extend(sorted(folder.glob("*.jpg"))[:per_class])
-    return out
-
-
-def run_cli(*args: str, env: dict | None = None, check: bool = True, timeout: float = 600):
-    """Run the real `lookalike` CLI as a subprocess; returns the CompletedProcess."""
-    full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "lookalike", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"lookalike {' '.join(args)} exited {proc.returncode}\n"
-            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        )
-    return proc
+from tests.support.data import DATA
 
 
 @pytest.fixture(scope="session")

@@ -291,8 +291,6 @@ class LibraryService:
         return self.image(image_id)
 
 
-
-
 def _server_embedder(library: Library, threads: int | None) -> Embedder | None:
     """The default model as a server runs it (other models: None, the Searcher's choice).
 

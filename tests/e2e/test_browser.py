@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import REPO, run_cli
-from tests.e2e.test_serve import ServerProcess, copy_slice
+from tests.support.cli import run_cli
+from tests.support.data import REPO
+from tests.support.server import ServerProcess, copy_slice
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,8 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import DATA, run_cli
+from tests.support.cli import run_cli
+from tests.support.data import DATA
 
 LABELLED = ("Faces", "Leopards", "accordion")
 NOVEL = ("grand_piano", "trilobite")

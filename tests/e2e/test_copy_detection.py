@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.conftest import dev_images, run_cli
+from tests.support.cli import run_cli
+from tests.support.data import dev_images
+from tests.support.webapp import CSRF, make_app, upload
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +132,6 @@ def test_copy_candidates_alternate_with_the_models_and_a_clear_nearest_is_probab
 
 
 def test_the_web_app_says_so_and_its_robust_search_uses_the_copy_stage(lib):
-    from tests.unit.webapp_support import CSRF, make_app, upload
-
     client = make_app(lib["library"]).test_client()
     assert client.get("/api/health").get_json()["copy_detection"] == "sscd_distilled"
     assert "copy detection sscd_distilled" in client.get("/").get_data(as_text=True)

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import DATA, run_cli
+from tests.support.cli import run_cli
+from tests.support.data import DATA
 
 
 def _count(library) -> int:

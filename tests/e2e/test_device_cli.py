@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from tests.conftest import dev_images, run_cli
+from tests.support.cli import run_cli
+from tests.support.data import dev_images
 
 
 def _cuda() -> bool:

@@ -9,7 +9,8 @@ import shutil
 import pytest
 from PIL import Image
 
-from tests.conftest import dev_images, run_cli
+from tests.support.cli import run_cli
+from tests.support.data import dev_images
 
 
 def _copy(src, dest, scale: float, quality: int, crop: float = 0.0) -> None:

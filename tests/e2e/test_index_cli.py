@@ -10,7 +10,8 @@ import sqlite3
 import pytest
 from PIL import Image
 
-from tests.conftest import dev_images, run_cli
+from tests.support.cli import run_cli
+from tests.support.data import dev_images
 
 VALID = [
     "cmyk.jpg",

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.conftest import dev_images, run_cli
+from tests.support.cli import run_cli
+from tests.support.data import dev_images
 
 
 def save_jpeg(image: Image.Image, path, quality: int = 90) -> str:

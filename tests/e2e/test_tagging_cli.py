@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from tests.conftest import dev_images, run_cli
+from tests.support.cli import run_cli
+from tests.support.data import dev_images
 
 KNOWN = ("Faces", "Leopards", "accordion")  # three labels each
 NOVEL = "anchor"  # never labelled

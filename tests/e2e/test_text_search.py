@@ -15,22 +15,11 @@ import pytest
 
 from lookalike.indexer.models.registry import load_embedder
 from lookalike.indexer.store.library import Library
-from tests.conftest import dev_images, run_cli
+from tests.support.cli import run_cli
+from tests.support.clip import ARCH, DIM, save_random_checkpoint
+from tests.support.data import dev_images
 
-ARCH = "ViT-S-32-alt"  # the smallest open_clip architecture: 43M parameters, 256-d
 MODEL = f"openclip:{ARCH}"
-DIM = 256
-
-
-def save_random_checkpoint(path, seed: int = 0):
-    """A randomly initialised open_clip checkpoint (fp16 to halve the file)."""
-    import open_clip
-    import torch
-
-    torch.manual_seed(seed)
-    model = open_clip.create_model(ARCH, pretrained=None)
-    torch.save({k: v.half() for k, v in model.state_dict().items()}, path)
-    return path
 
 
 @pytest.fixture(scope="module")

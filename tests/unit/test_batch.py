@@ -6,41 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from lookalike.indexer.batch import IndexOptions, index_paths
 from lookalike.indexer.errors import ModelMismatch
-from lookalike.indexer.models.protocol import EmbedOutput, ModelInfo
-from lookalike.indexer.numerics import l2_normalize
 from lookalike.indexer.store.library import Library
 from lookalike.search.searcher import Searcher
-
-
-class FakeEmbedder:
-    """Vectors from coarse colour statistics: deterministic and content-dependent."""
-
-    min_side = 32
-
-    def __init__(self, name: str = "fake") -> None:
-        self.info = ModelInfo(name=name, dim=48, preprocessing="fake-16", weights_hash="0")
-        self.calls = 0
-
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        return np.asarray(image.resize((4, 4)), dtype=np.uint8)
-
-    def embed(self, batch: np.ndarray, class_probs: bool = True) -> EmbedOutput:
-        self.calls += len(batch)
-        flat = batch.reshape(len(batch), -1).astype(np.float32) - 127.5
-        return EmbedOutput(l2_normalize(flat), None)
-
-    def class_names(self):
-        return None
-
-
-def _img(path, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(path)
+from tests.support.fakes import FakeEmbedder, random_image
 
 
 def _index(lib_dir, *roots, embedder=None, **opts):
@@ -53,9 +24,9 @@ def _index(lib_dir, *roots, embedder=None, **opts):
 @pytest.fixture
 def folders(tmp_path):
     for i in range(6):
-        _img(tmp_path / "a" / f"cat{i % 2}" / f"{i}.png", i)
+        random_image(tmp_path / "a" / f"cat{i % 2}" / f"{i}.png", i)
     for i in range(3):
-        _img(tmp_path / "b" / f"{i}.png", 100 + i)
+        random_image(tmp_path / "b" / f"{i}.png", 100 + i)
     return tmp_path
 
 
@@ -65,7 +36,7 @@ def test_only_new_or_changed_files_are_embedded(folders):
     assert (s.added, fake.calls) == (9, 9)
     s, fake = _index(lib, folders / "a", folders / "b")
     assert (s.added, s.unchanged, fake.calls) == (0, 9, 0)
-    _img(folders / "a" / "cat0" / "0.png", 999)  # new content, same path
+    random_image(folders / "a" / "cat0" / "0.png", 999)  # new content, same path
     s, fake = _index(lib, folders / "a")
     assert (s.updated, s.unchanged, fake.calls) == (1, 5, 1)
 

@@ -20,12 +20,9 @@ from lookalike.classifier.clustering.params import ClusterParams
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
+from tests.support.vectors import unit
 
 DIM = 48
-
-
-def unit(a):
-    return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def blobs(sizes, spread=0.5, seed=0, centres=None):

@@ -13,12 +13,9 @@ from lookalike.classifier.clustering.metric import (
     separation_ratio,
     whiten_within,
 )
+from tests.support.vectors import unit
 
 DIM = 16
-
-
-def unit(a):
-    return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def test_whitening_shrinks_the_direction_classes_vary_in():

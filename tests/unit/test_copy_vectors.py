@@ -17,7 +17,7 @@ from lookalike.indexer.models.copy_model import CopyModelInfo
 from lookalike.indexer.store import copy_vectors
 from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
-from tests.unit.vector_support import fake_model, unit_vectors
+from tests.support.vectors import fake_model, unit_vectors
 
 DIM = 8
 

@@ -20,7 +20,7 @@ from lookalike.indexer.models.device import DeviceUnavailable, resolve_device
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.models.registry import load_embedder
 from lookalike.indexer.ray import stages as ray_stages
-from tests.conftest import dev_images
+from tests.support.data import dev_images
 
 
 @pytest.fixture

@@ -18,14 +18,11 @@ from lookalike.search.duplicates import (
     duplicate_groups,
     duplicate_pairs,
 )
+from tests.support.vectors import unit
 
 DIM = 64
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def library_vectors(seed: int = 0):

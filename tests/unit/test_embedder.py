@@ -11,7 +11,7 @@ from PIL import Image
 from lookalike.indexer.errors import LookalikeError
 from lookalike.indexer.images import load_image
 from lookalike.indexer.models.registry import load_embedder
-from tests.conftest import DATA, dev_images
+from tests.support.data import DATA, dev_images
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from lookalike.indexer.store import exact_vectors as ev
 from lookalike.indexer.store import vector_index as vi
 from lookalike.indexer.store.ivf_index import KeptVectors
 from lookalike.indexer.store.library import EXACT_META, Library
-from tests.unit.vector_support import fake_model, unit_vectors, write_vectors
+from tests.support.vectors import fake_model, unit_vectors, write_vectors
 
 DIM = 32
 INFO = fake_model(DIM)

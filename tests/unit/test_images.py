@@ -10,7 +10,7 @@ from PIL import Image
 
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import center_crop_resize, load_image, to_rgb
-from tests.conftest import dev_images
+from tests.support.data import dev_images
 
 
 def _png(img: Image.Image, **kw) -> bytes:

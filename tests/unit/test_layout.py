@@ -10,8 +10,7 @@ import tomllib
 from pathlib import Path
 
 from lookalike.commands import COMMANDS
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.data import REPO
 
 
 def _setuptools() -> dict:

@@ -8,7 +8,7 @@ import pytest
 from lookalike.indexer.store import library as library_module
 from lookalike.indexer.store import vector_index as vi
 from lookalike.indexer.store.library import Library
-from tests.unit.vector_support import fake_model, unit_vectors, write_vectors
+from tests.support.vectors import fake_model, unit_vectors, write_vectors
 
 DIM = 16
 INFO = fake_model(DIM)

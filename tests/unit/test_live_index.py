@@ -9,7 +9,7 @@ from lookalike.indexer.store import live_index
 from lookalike.indexer.store import vector_index as vi
 from lookalike.indexer.store.library import Library
 from lookalike.search.searcher import Searcher
-from tests.unit.vector_support import fake_model, unit_vectors, write_vectors
+from tests.support.vectors import fake_model, unit_vectors, write_vectors
 
 DIM = 24
 

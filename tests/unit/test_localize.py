@@ -11,7 +11,7 @@ from lookalike.indexer.images import load_image
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.models.registry import load_embedder
 from lookalike.search.localize import LocalizeOptions, box_from_activation, localize
-from tests.conftest import dev_images
+from tests.support.data import dev_images
 
 
 def peak_map(cells: list[tuple[int, int]], value: float = 5.0) -> np.ndarray:

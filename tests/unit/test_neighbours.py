@@ -7,6 +7,7 @@ import pytest
 
 from lookalike.classifier.neighbours import knn
 from lookalike.classifier.tagging.knn_head import Graph
+from tests.support.vectors import unit
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
@@ -15,7 +16,7 @@ def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((40, dim))
     x = centres[rng.integers(0, 40, n)] + 0.4 * rng.standard_normal((n, dim))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return unit(x)
 
 
 def test_past_the_exact_size_an_ivf_finds_nearly_the_same_neighbours(monkeypatch):

@@ -24,21 +24,8 @@ from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.models.registry import load_embedder, load_embedder_for
 from lookalike.indexer.store.library import Library
 from lookalike.search.searcher import Searcher
-from tests.conftest import dev_images
-
-ARCH = "ViT-S-32-alt"  # the smallest open_clip architecture: 43M parameters, 256-d
-DIM = 256
-
-
-def save_random_checkpoint(path, seed: int = 0):
-    """A randomly initialised open_clip checkpoint (fp16 to halve the file)."""
-    import open_clip
-    import torch
-
-    torch.manual_seed(seed)
-    model = open_clip.create_model(ARCH, pretrained=None)
-    torch.save({k: v.half() for k, v in model.state_dict().items()}, path)
-    return path
+from tests.support.clip import ARCH, DIM, save_random_checkpoint
+from tests.support.data import dev_images
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import time
 from lookalike.indexer import progress
 from lookalike.indexer.batch import BatchIndexer, IndexOptions
 from lookalike.indexer.store.library import Library
-from tests.unit.test_batch import FakeEmbedder, _img
+from tests.support.fakes import FakeEmbedder, random_image
 
 
 def _write(root, **doc):
@@ -38,7 +38,7 @@ def test_only_a_live_fresh_run_of_another_process_counts(tmp_path, other_process
 
 def test_a_run_reports_while_it_runs_and_clears_after(tmp_path):
     for i in range(5):
-        _img(tmp_path / "photos" / f"{i}.png", i)
+        random_image(tmp_path / "photos" / f"{i}.png", i)
     seen = []
 
     def on_progress(done, total):

@@ -24,15 +24,7 @@ from lookalike.classifier.tagging.tagger import (
     prepare,
     tag_vectors,
 )
-
-
-def clusters(n_classes: int, per_class: int, dim: int = 32, spread: float = 0.35, seed: int = 0):
-    """Non-negative vectors around random centres (like CNN features), with class ids."""
-    rng = np.random.default_rng(seed)
-    centres = rng.random((n_classes, dim)) ** 4
-    x = np.repeat(centres, per_class, axis=0) + spread * rng.random((n_classes * per_class, dim))
-    y = np.repeat(np.arange(n_classes), per_class)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y
+from tests.support.vectors import clusters
 
 
 def labelled_split(y, known_classes, per_class, seed=0):

@@ -18,7 +18,7 @@ from lookalike.classifier.tagging.validation import (
     classification_metrics,
     evaluate_vectors,
 )
-from tests.unit.test_tagger import clusters
+from tests.support.vectors import clusters
 
 
 def test_folds_are_stratified_and_small_classes_noted():

@@ -9,7 +9,7 @@ from lookalike.indexer.store import vector_index as vi
 from lookalike.indexer.store.index_kinds import build_index, read_index
 from lookalike.indexer.store.library import Library
 from lookalike.indexer.store.vector_index import FLAT, IVF, IvfParams, choose_kind
-from tests.unit.vector_support import fake_model, write_vectors
+from tests.support.vectors import fake_model, unit, write_vectors
 
 DIM = 64
 
@@ -24,7 +24,7 @@ def clustered(n: int, seed: int = 0, centres: int = 60) -> np.ndarray:
     rng = np.random.default_rng(seed)
     c = rng.standard_normal((centres, DIM))
     x = c[rng.integers(0, centres, n)] + 0.5 * rng.standard_normal((n, DIM))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return unit(x)
 
 
 def exact_top(base_ids, base, queries, k):

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from lookalike.webapp.settings import SETTINGS
-from tests.conftest import REPO
-from tests.unit.webapp_support import build_library, make_app
+from tests.support.data import REPO
+from tests.support.webapp import build_library, make_app
 
 DOC = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
 

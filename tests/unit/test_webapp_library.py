@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from lookalike.indexer.store.catalog import browse_query
-from tests.conftest import dev_images
-from tests.unit.webapp_support import CSRF, build_library, copy_library, make_app, upload
+from tests.support.data import dev_images
+from tests.support.webapp import CSRF, build_library, copy_library, make_app, upload
 
 
 @pytest.fixture(scope="module")

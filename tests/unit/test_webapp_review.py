@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from tests.unit.webapp_support import CSRF, build_cluster_library, copy_library, make_app
+from tests.support.webapp import CSRF, build_cluster_library, copy_library, make_app
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from tests.unit.webapp_support import CSRF, build_library, make_app, photos, upload
+from tests.support.webapp import CSRF, build_library, make_app, photos, upload
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import dev_images
-from tests.unit.webapp_support import CSRF
+from tests.support.data import dev_images
+from tests.support.webapp import CSRF
 
 ARCH = "ViT-S-32-alt"  # the smallest open_clip architecture
 

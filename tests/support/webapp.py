@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.conftest import dev_images
+from tests.support.data import dev_images
 
 CLASSES, PER_CLASS = 4, 5
 CSRF = {"X-Requested-With": "test"}
