@@ -35,7 +35,7 @@ from lookalike.indexer.batch import (
     _Job,
     _progress_bar,
 )
-from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.errors import LookalikeError, needs_extra
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress
 from lookalike.indexer.ray.listing import list_files
@@ -100,13 +100,9 @@ class RaySummary(IndexSummary):
 
 
 def _import_ray():
-    try:
+    with needs_extra("ray", "--engine ray"):
         import ray
         import ray.data  # noqa: F401
-    except ImportError as e:
-        raise LookalikeError(
-            "--engine ray needs Ray: pip install 'lookalike[ray]' (or drop --engine ray)"
-        ) from e
     return ray
 
 
