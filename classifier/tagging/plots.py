@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -140,7 +140,7 @@ class Chart:
 
 
 def grouped_bars(
-    categories: Sequence[str], series: dict[str, Sequence[float]], y_range: tuple[float, float]
+    categories: Sequence[str], series: Mapping[str, Sequence[float]], y_range: tuple[float, float]
 ) -> str:
     """One group of bars per category, one bar per series, legend lower left."""
     chart = Chart(800, 320, (0, len(categories)), y_range)
@@ -161,7 +161,7 @@ def grouped_bars(
 
 
 def lines(
-    series: dict[str, Sequence[tuple[float, float]]],
+    series: Mapping[str, Sequence[tuple[float, float]]],
     x_ticks: Sequence[float],
     x_label: str,
     y_label: str,
