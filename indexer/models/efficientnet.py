@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 from PIL import Image
 
 from lookalike.indexer.errors import LookalikeError, ModelUnavailable, needs_extra
 from lookalike.indexer.images import center_crop_resize
 from lookalike.indexer.models.checkpoint import read_checkpoint
 from lookalike.indexer.models.device import resolve_device
-from lookalike.indexer.models.efficientnet_graph import (
+from lookalike.indexer.models.efficientnet_arch import (
     ARCH,
     CROP,
     DIM,
@@ -49,12 +48,12 @@ from lookalike.indexer.models.efficientnet_graph import (
     MEAN,
     OUTPUTS,
     STD,
-    build_graphs,
 )
 from lookalike.indexer.models.protocol import EmbedOutput, ModelInfo
 from lookalike.indexer.numerics import l2_normalize, softmax
 
 if TYPE_CHECKING:
+    import onnx
     import torch
 
 log = logging.getLogger(__name__)
@@ -106,6 +105,9 @@ def write_graphs(weights: Path, path: Path) -> None:
     Raises:
         ModelUnavailable: the file is not a checkpoint, or not one of this model.
     """
+    # The builder imports onnx: 1-2 s that every start-up would pay, needed only here.
+    from lookalike.indexer.models.efficientnet_graph import build_graphs
+
     log.info("building the default model's ONNX graphs at %s (once)", path)
     try:
         backbone, head = build_graphs(read_checkpoint(weights))
@@ -121,7 +123,7 @@ def _write_aside(model: onnx.ModelProto, path: Path) -> None:
     # build at once, and must not write into the same temporary file.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        onnx.save(model, str(tmp))
+        tmp.write_bytes(model.SerializeToString())  # what onnx.save does below 2 GB
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

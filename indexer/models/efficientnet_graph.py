@@ -24,17 +24,23 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-ARCH = "tf_efficientnet_lite0"  # timm's name for the architecture written out here
-CROP = 224  # the input side; the constant paddings are computed for it
-STEM, DIM, CLASSES = 32, 1280, 1000  # DIM: the pooled features, i.e. the embedding
-MEAN, STD = 0.5, 0.5  # the normalisation of x / 255 the weights were trained with
+from lookalike.indexer.models.efficientnet_arch import (
+    ARCH,
+    CLASSES,
+    CROP,
+    DIM,
+    HEAD_OUTPUTS,
+    MEAN,
+    OUTPUTS,
+    STD,
+)
+
+STEM = 32  # the stem convolution's channels
 BN_EPS = 1e-3  # timm's tf_* models use TF's batch-norm epsilon, not torch's 1e-5
 OPSET, IR_VERSION = 17, 8  # IR 8 is opset 17's: older ONNX Runtimes still load it
 # (x / 255 - mean) / std with mean = std = 0.5 is (x - 127.5) / 127.5: the subtraction
 # is exact in float32 and the division is folded into the stem's weights (see build_graphs).
 CENTRE, SCALE = 255.0 * MEAN, 1.0 / (255.0 * STD)
-OUTPUTS = ["pooled", "features"]  # the backbone's outputs
-HEAD_OUTPUTS = ["logits", "cam_weights"]  # the head's
 
 # (block kind, repeats, kernel, first stride, expansion, out channels), as timm's
 # arch_def for efficientnet_lite0: ds_r1_k3_s1_e1_c16, ir_r2_k3_s2_e6_c24, ...

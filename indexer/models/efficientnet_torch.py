@@ -16,7 +16,7 @@ import torch
 from timm.models.efficientnet import EfficientNet
 
 from lookalike.indexer.errors import ModelUnavailable
-from lookalike.indexer.models.efficientnet_graph import ARCH, MEAN, STD
+from lookalike.indexer.models.efficientnet_arch import ARCH, MEAN, STD
 
 
 def build_torch_model(weights: Path) -> EfficientNet:

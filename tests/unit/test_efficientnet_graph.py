@@ -20,7 +20,8 @@ from lookalike.indexer.models.efficientnet import (
     imagenet_names,
     weights_path,
 )
-from lookalike.indexer.models.efficientnet_graph import HEAD_OUTPUTS, OUTPUTS, build_graphs
+from lookalike.indexer.models.efficientnet_arch import HEAD_OUTPUTS, OUTPUTS
+from lookalike.indexer.models.efficientnet_graph import build_graphs
 from lookalike.indexer.models.efficientnet_torch import build_wrapped_model, pooled_and_features
 from tests.conftest import DATA
 
@@ -140,7 +141,8 @@ def test_weights_that_do_not_fit_are_named(weights):
 
 
 def test_the_graphs_build_and_run_without_torch(tmp_path):
-    """The default path: read, build, cache and embed with torch and timm unimportable."""
+    """The default path: read, build, cache and embed with torch and timm unimportable;
+    once cached, without onnx either."""
     code = (
         "import sys; sys.modules['torch'] = sys.modules['timm'] = None\n"
         "import numpy as np\n"
@@ -155,6 +157,10 @@ def test_the_graphs_build_and_run_without_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.suffix for p in (tmp_path / "onnx").iterdir()) == [".onnx", ".onnx"]
+    # With the graphs cached, a run does not even import onnx (seconds of start-up).
+    cached = code + "assert 'onnx' not in sys.modules\n"
+    proc = subprocess.run([sys.executable, "-c", cached], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_shipped_imagenet_names_are_timms():
