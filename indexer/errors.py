@@ -6,6 +6,8 @@ exit codes and HTTP statuses.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -63,3 +65,34 @@ class LibraryBusy(LookalikeError):
 
 class BadQuery(LookalikeError):
     """A query that cannot be answered as given (bad box, bad threshold, ...)."""
+
+
+class MissingExtra(LookalikeError):
+    """A feature needs an optional extra (``pip install "lookalike[EXTRA]"``) that is
+    not installed."""
+
+    def __init__(self, extra: str, feature: str, module: str | None) -> None:
+        self.extra = extra
+        self.feature = feature
+        self.module = module
+        super().__init__(
+            f"{feature} needs the {extra} extra ({module or 'a module'} is not installed): "
+            f'pip install "lookalike[{extra}]"'
+        )
+
+
+@contextmanager
+def needs_extra(extra: str, feature: str) -> Iterator[None]:
+    """Imports of an optional extra go in this block: a module missing there raises
+    MissingExtra (one line naming the pip command) instead of a traceback.
+
+    Any third-party module counts (open_clip without torch, or without one of its own
+    dependencies: installing the extra mends both); a missing first-party module is a
+    bug and propagates as it is.
+    """
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] == "lookalike":
+            raise
+        raise MissingExtra(extra, feature, e.name) from e

@@ -38,9 +38,10 @@ from pathlib import Path
 import faiss, numpy as np, torch
 from PIL import Image, ImageOps
 from torchvision import transforms
-from lookalike.indexer.models.efficientnet import build_torch_model
+from lookalike.indexer.models.efficientnet import weights_path
+from lookalike.indexer.models.efficientnet_torch import build_torch_model
 files = [p for p in sorted(Path(sys.argv[1]).rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg")]
-model = build_torch_model()
+model = build_torch_model(weights_path())
 tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
                          transforms.Normalize([0.5] * 3, [0.5] * 3)])
 index = faiss.IndexFlatIP(1280)

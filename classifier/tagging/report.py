@@ -1,8 +1,7 @@
 """A self-contained HTML validation report: plots and thumbnails embedded, no network.
 
-Plots are drawn with matplotlib's object API (no pyplot, so no global backend
-state) and embedded as base64 PNG; thumbnails of the most confused pairs are
-embedded as base64 JPEG.
+Charts are inline SVG (``plots``) embedded as base64 data URIs; thumbnails of the
+most confused pairs are embedded as base64 JPEG.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lookalike.classifier.tagging import plots
 from lookalike.classifier.tagging.validation import Evaluation, HeadFigures
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
@@ -132,26 +132,11 @@ def _head_section(
     return "\n".join(parts)
 
 
-def _figure(width: float, height: float):
-    # matplotlib takes over a second to import: only a report needs it.
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _img(uri: str) -> str:
     return f"<img class='plot' src='{uri}'>"
 
 
 def _plot_summary(heads: dict[str, HeadFigures]) -> str:
-    fig = _figure(8, 3.2)
-    ax = fig.add_subplot()
     metrics: list[tuple[str, Callable[[HeadFigures], float | None]]] = [
         ("accuracy", lambda r: r.accuracy),
         ("macro-F1", lambda r: r.macro_f1),
@@ -159,81 +144,33 @@ def _plot_summary(heads: dict[str, HeadFigures]) -> str:
         ("known tagged right", lambda r: r.open_set.known_accuracy),
         ("novel unknown", lambda r: r.open_set.novel_unknown),
     ]
-    width = 0.8 / max(len(heads), 1)
-    for i, (name, r) in enumerate(heads.items()):
-        values = [get(r) or 0.0 for _, get in metrics]
-        xs = np.arange(len(metrics)) + i * width
-        ax.bar(xs, values, width, label=HEAD_TITLES.get(name, name))
-    ax.set_xticks(np.arange(len(metrics)) + width * (len(heads) - 1) / 2)
-    ax.set_xticklabels([m for m, _ in metrics])
-    ax.set_ylim(0.5, 1.0)
-    ax.legend(fontsize=8, loc="lower left")
-    ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    series = {
+        HEAD_TITLES.get(name, name): [get(r) or 0.0 for _, get in metrics]
+        for name, r in heads.items()
+    }
+    return plots.data_uri(plots.grouped_bars([m for m, _ in metrics], series, (0.5, 1.0)))
 
 
 def _plot_learning_curve(heads: dict[str, HeadFigures]) -> str:
-    fig = _figure(6, 3.5)
-    ax = fig.add_subplot()
-    for name, r in heads.items():
-        if r.learning_curve:
-            ax.plot(
-                [p.labels_per_class for p in r.learning_curve],
-                [p.accuracy for p in r.learning_curve],
-                marker="o",
-                label=HEAD_TITLES.get(name, name),
-            )
-    ax.set_xscale("log")
-    ns = sorted({p.labels_per_class for r in heads.values() for p in r.learning_curve})
-    ax.set_xticks(ns, [str(n) for n in ns])
-    ax.minorticks_off()
-    ax.set_xlabel("labels per class")
-    ax.set_ylabel("accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _png(fig)
+    series = {
+        HEAD_TITLES.get(name, name): [(p.labels_per_class, p.accuracy) for p in r.learning_curve]
+        for name, r in heads.items()
+    }
+    ns = sorted({n for points in series.values() for n, _ in points})
+    return plots.data_uri(plots.lines(series, ns, "labels per class", "accuracy"))
 
 
 def _plot_confusion(confusion: np.ndarray, classes: list[str]) -> str:
-    n = len(classes)
-    side = min(12, 2.5 + 0.18 * n)
-    fig = _figure(side, side)
-    ax = fig.add_subplot()
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    size = 8 if n <= 30 else 5
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xticklabels(classes, rotation=90, fontsize=size)
-    ax.set_yticklabels(classes, fontsize=size)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if n <= 15:
-        for i in range(n):
-            for j in range(n):
-                if confusion[i, j]:
-                    ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7)
-    fig.colorbar(im, ax=ax, shrink=0.6, label="share of the true class")
-    return _png(fig)
+    svg = plots.heatmap(share.tolist(), confusion.tolist(), classes, "share of the true class")
+    return plots.data_uri(svg)
 
 
 def _plot_reliability(bins: list[dict], name: str) -> str:
-    fig = _figure(4, 3.2)
-    ax = fig.add_subplot()
-    xs = [b["confidence"] for b in bins if b["count"]]
-    ys = [b["right"] for b in bins if b["count"]]
-    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
-    ax.plot(xs, ys, marker="o")
-    for b in bins:
-        if b["count"]:
-            ax.annotate(str(b["count"]), (b["confidence"], b["right"]), fontsize=7)
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("share right")
-    ax.set_title(f"Is the confidence honest? ({name}, held-out classes)", fontsize=9)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    return _png(fig)
+    points = [(b["confidence"], b["right"], b["count"]) for b in bins if b["count"]]
+    title = f"Is the confidence honest? ({name}, held-out classes)"
+    return plots.data_uri(plots.reliability(points, title))
 
 
 def thumbnail_data_uri(path: str, size: int = 128) -> str | None:

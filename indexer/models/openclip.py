@@ -16,6 +16,10 @@ The library records the checkpoint's sha256 in ``ModelInfo.weights_hash``, so a
 library built with one checkpoint and opened with another is a ModelMismatch, and
 the path of a ``weights=`` file in ``ModelInfo.extra["weights"]`` so a searcher can
 load it again (see ``lookalike.indexer.models.registry.load_embedder_for``).
+
+open_clip, torch and torchvision are the ``clip`` extra: they are imported inside
+the functions that need them (this module itself loads without them), and where one
+is missing the error is one line naming ``pip install "lookalike[clip]"``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from lookalike.indexer.errors import LookalikeError, ModelUnavailable
+from lookalike.indexer.errors import LookalikeError, ModelUnavailable, needs_extra
 from lookalike.indexer.models.device import resolve_device
 from lookalike.indexer.models.protocol import EmbedOutput, FeatureVector, ModelInfo, TextEmbedder
 from lookalike.indexer.numerics import l2_normalize, softmax
@@ -65,8 +69,10 @@ def parse_spec(spec: str) -> ClipSpec:
 
     Raises:
         LookalikeError: not an openclip spec, an unknown architecture or tag.
+        MissingExtra: open_clip is not installed.
     """
-    import open_clip
+    with needs_extra("clip", f"the CLIP model {spec}"):
+        import open_clip
 
     if not spec.startswith(PREFIX):
         raise LookalikeError(f"{spec!r} is not an open_clip model; use openclip:ARCH:PRETRAINED")
@@ -211,8 +217,9 @@ class OpenClipEmbedder:
     """
 
     def __init__(self, model, tokenizer, info: ModelInfo, device: str = "cpu") -> None:
-        import open_clip
-        import torch
+        with needs_extra("clip", f"the CLIP model {info.name}"):
+            import open_clip
+            import torch
 
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
@@ -246,10 +253,12 @@ class OpenClipEmbedder:
         Raises:
             LookalikeError: a bad spec.
             ModelUnavailable: no weights offline, or a file that is not a checkpoint of ARCH.
+            MissingExtra: open_clip or torch is not installed (the clip extra).
             DeviceUnavailable: a CUDA device where torch finds none.
         """
-        import open_clip
-        import torch
+        with needs_extra("clip", f"the CLIP model {spec}"):
+            import open_clip
+            import torch
 
         device = resolve_device(device)  # before reading weights: a bad device fails fast
         parsed = parse_spec(spec)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.indexer.batch import BatchIndexer, IndexOptions, IndexSummary
-from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.errors import LookalikeError, needs_extra
 from lookalike.indexer.loading import FileJob
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress, progress_bar
@@ -95,13 +95,9 @@ class RaySummary(IndexSummary):
 
 
 def _import_ray():
-    try:
-        import ray  # the ray extra, optional: only --engine ray needs it
+    with needs_extra("ray", "--engine ray"):
+        import ray
         import ray.data  # noqa: F401
-    except ImportError as e:
-        raise LookalikeError(
-            "--engine ray needs Ray: pip install 'lookalike[ray]' (or drop --engine ray)"
-        ) from e
     return ray
 
 

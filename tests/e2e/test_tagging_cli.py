@@ -175,7 +175,7 @@ def test_evaluate_small_classes_json_and_report(lib, tmp_path):
         assert [p["labels_per_class"] for p in r["learning_curve"]] == [1, 2]
         assert r["open_set"]["novel_images"] > 0
     page = report.read_text()
-    assert page.count("data:image/png;base64,") >= 4
+    assert page.count("data:image/svg+xml;base64,") >= 4
     assert not re.search(r"(src|href)=['\"](http|/|\.)", page)
     text = cli(lib_dir, "evaluate", "--folds", "3", "--heads", "knn").stdout
     assert re.search(r"^knn\s+\d\.\d{3}\s+\d\.\d{3}", text, re.M)

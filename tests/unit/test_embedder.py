@@ -10,6 +10,7 @@ from PIL import Image
 
 from lookalike.indexer.errors import LookalikeError
 from lookalike.indexer.images import load_image
+from lookalike.indexer.models.efficientnet import EXPORT_VERSION, head_path
 from lookalike.indexer.models.registry import load_embedder
 from tests.support.data import DATA, dev_images
 
@@ -33,25 +34,6 @@ def test_onnx_matches_torch_reference(onnx_model, batch):
     cosines = (ours.vectors * ref.vectors).sum(axis=1)
     assert cosines.min() >= 0.99999
     assert np.array_equal(ours.class_probs.argmax(1), ref.class_probs.argmax(1))
-
-
-def test_static_padding_keeps_the_model(batch):
-    """The exported graph pads by constants (efficientnet.static_same_padding): same outputs."""
-    import torch
-    from timm.layers.conv2d_same import Conv2dSame
-
-    from lookalike.indexer.models.efficientnet import CROP, build_wrapped_model
-    from lookalike.indexer.models.onnx_export import static_same_padding
-
-    dynamic = build_wrapped_model()
-    static = static_same_padding(build_wrapped_model(), CROP)
-    assert any(isinstance(m, Conv2dSame) for m in dynamic.modules())
-    assert not any(isinstance(m, Conv2dSame) for m in static.modules())
-    with torch.no_grad():
-        for a, b in zip(
-            static(torch.from_numpy(batch)), dynamic(torch.from_numpy(batch)), strict=True
-        ):
-            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
 def test_vectors_without_the_head_are_the_same(onnx_model, batch):
@@ -90,17 +72,24 @@ def test_reduced_size_decoding_keeps_the_embedding(onnx_model):
     assert float(vectors[0] @ vectors[1]) >= 0.998
 
 
-def test_stale_onnx_cache_is_re_exported(tmp_path, monkeypatch, batch):
-    from lookalike.indexer.models.onnx_export import head_path
-
+def test_stale_onnx_cache_is_built_again(tmp_path, monkeypatch, batch):
     monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path))
     model = load_embedder("efficientnet-lite0")
+    earlier = (
+        tmp_path
+        / "onnx"
+        / f"tf_efficientnet_lite0-{model.info.weights_hash}-v{EXPORT_VERSION - 1}.onnx"
+    )
+    earlier.parent.mkdir()
+    for old in (earlier, head_path(earlier)):  # an earlier version's pair: replaced
+        old.write_bytes(b"a graph of an earlier version")
     path = model.onnx_path()
     assert path.exists() and path.is_relative_to(tmp_path)
+    assert not earlier.exists() and not head_path(earlier).exists()
     path.write_bytes(b"not an onnx file")
-    out = model.embed(batch[:1])  # recovers by exporting again
+    out = model.embed(batch[:1])  # recovers by building the graph again
     assert np.isclose(np.linalg.norm(out.vectors[0]), 1.0, atol=1e-5)
-    head = head_path(path)  # the head graph beside it: the pair is exported again
+    head = head_path(path)  # the head graph beside it: the pair is built again
     head.write_bytes(b"not an onnx file either")
     again = load_embedder("efficientnet-lite0").embed(batch[:1])
     np.testing.assert_allclose(again.class_probs, out.class_probs, atol=1e-6)

@@ -131,7 +131,7 @@ def test_report_is_self_contained(evaluation):
         len(p.examples) for r in evaluation.heads.values() for p in r.confused_pairs
     )
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
-    assert len(re.findall(r"src='data:image/png;base64,", page)) >= 4
+    assert len(re.findall(r"src='data:image/svg\+xml;base64,", page)) >= 4
     assert not re.search(r"(src|href)=['\"](http|/|\.)", page)
     assert "Logistic regression" in page and "kNN" in page
     pairs = sum(len(r.confused_pairs) for r in evaluation.heads.values())
