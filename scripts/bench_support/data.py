@@ -67,6 +67,27 @@ def dev_library(copy_model: str | None = None) -> Path:
     return root
 
 
+def long_tailed_library() -> Path:
+    """A library of the long-tailed dev data, indexed into the bench cache once.
+
+    ``images/`` + ``extra/`` (51 classes at their natural sizes, 31 to 435 images) and
+    ``distractors/``: 3,819 images without labels (a benchmark takes the class from the
+    folder name, see ``class_of``). Benchmarks that write to it copy it first.
+    """
+    data = check_data()
+    root = bench_cache() / "long-tailed-library"
+    if not (root / "catalog.sqlite").exists():
+        print(f"indexing the long-tailed dev data into {root} (once: minutes)", file=sys.stderr)
+    folders = [str(data / name) for name in ("images", "extra", "distractors")]
+    cli("index", *folders, "-q", library=root)
+    return root
+
+
+def class_of(path: str | Path) -> str:
+    """The class of a dev image: its folder's name (``distractors`` for the clutter)."""
+    return Path(path).parent.name
+
+
 def library_vectors(root: Path | None = None) -> tuple[list[str], np.ndarray]:
     """(paths, vectors) of every image of a library (default: ``dev_library()``)."""
     with Library.open(root or dev_library()) as library:
