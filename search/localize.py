@@ -57,7 +57,8 @@ class Localizer(Embedder, Protocol):
 
 
 def can_localize(embedder: Embedder) -> TypeIs[Localizer]:
-    return callable(getattr(embedder, "class_activation", None))
+    """True when the model has a classifier head, hence class-activation maps."""
+    return embedder.info.class_head
 
 
 def localize(
@@ -83,7 +84,7 @@ def localize(
             f"{embedder.info.name!r} has none (use --box X0,Y0,X1,Y1 instead)"
         )
     options = options or LocalizeOptions()
-    side = _input_side(embedder)
+    side = CROP  # the square the class-activation map is computed on
     pixels = np.asarray(image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR))
     activation = np.asarray(embedder.class_activation(pixels[None])[0], dtype=np.float32)
     box = box_from_activation(activation, image.size, options)
@@ -142,7 +143,3 @@ def _at_least(box: list[float], min_w: float, min_h: float, w: int, h: int) -> l
         else:
             y0, y1 = lo, hi
     return [x0, y0, x1, y1]
-
-
-def _input_side(embedder: Embedder) -> int:
-    return int(getattr(embedder, "input_side", CROP))

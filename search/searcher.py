@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from itertools import zip_longest
 from pathlib import Path
 from typing import NamedTuple
@@ -238,10 +238,9 @@ class Searcher:
         return ObjectSearch(results, found.box, found.found)
 
     def _in_flight(self) -> AbstractContextManager[None]:
-        """The model's mark for a query in progress, where it keeps one (the default
-        model, to give a lone query every core: see EfficientNetLite0.in_flight)."""
-        mark = getattr(self.embedder, "in_flight", None)
-        return mark() if mark is not None else nullcontext()
+        """The model's mark for a query in progress (the default model gives a lone
+        query every core: see EfficientNetLite0.in_flight)."""
+        return self.embedder.in_flight()
 
     def search_text(self, text: str, k: int = 10) -> list[SearchResult]:
         """The k library images that best match ``text``, best first (score: cosine).

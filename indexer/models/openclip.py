@@ -29,7 +29,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,6 +331,9 @@ class OpenClipEmbedder:
 
     def class_names(self) -> None:
         return None
+
+    def in_flight(self) -> AbstractContextManager[None]:
+        return nullcontext()  # one query at a time needs no mark: torch uses its own threads
 
     @property
     def logit_scale(self) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -76,6 +77,11 @@ class Embedder(Protocol):
 
     def class_names(self) -> list[str] | None:
         """Names of the classifier head's classes, or None without one."""
+        ...
+
+    def in_flight(self) -> AbstractContextManager[None]:
+        """Marks a query's whole life (decoding, model, search): a model that shares its
+        threads between queries (the default CNN) counts them; others do nothing."""
         ...
 
 

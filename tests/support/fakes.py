@@ -3,6 +3,8 @@ model (fast, isolated)."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 from PIL import Image
 
@@ -29,6 +31,9 @@ class FakeEmbedder:
 
     def class_names(self):
         return None
+
+    def in_flight(self):
+        return nullcontext()
 
 
 def random_image(path, seed: int) -> None:
