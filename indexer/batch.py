@@ -160,11 +160,10 @@ class BatchIndexer:
                     continue
             jobs.append(FileJob(e, None, None))
         prefixes = [_root_prefix(r) for r in roots]
-        unread = [] if self.options.prune else [s for s in summary.skipped if s.unread]
-        unread_paths = [s.path for s in unread]
+        unread = {} if self.options.prune else {s.path: s for s in summary.skipped if s.unread}
 
         def gone(p: str) -> bool:
-            return p not in seen and _under(p, prefixes) and not _under(p, unread_paths)
+            return p not in seen and _under(p, prefixes) and _within(p, unread) is None
 
         stale_errors = [p for p in errors if gone(p)]
         if stale_errors:  # failed files that were deleted since: nothing left to report
@@ -173,14 +172,16 @@ class BatchIndexer:
         self._mark_offline(known, seen, unread, summary)
         return jobs, [p for p in known if gone(p)]
 
-    def _mark_offline(self, known, seen: set[str], unread: list[Skipped], summary) -> None:
+    def _mark_offline(self, known, seen: set[str], unread: dict[str, Skipped], summary) -> None:
         """Mark the known images under unread folders offline, and those seen again back."""
-        offline: list[int] = []
-        for s in unread:
-            ids = [known[p][0] for p in known if p not in seen and _under(p, [s.path])]
-            if ids:
-                summary.offline.append(Offline(s.path, s.reason, len(ids)))
-                offline.extend(ids)
+        under: dict[str, list[int]] = {}
+        for p, (image_id, *_rest) in known.items():
+            folder = None if p in seen else _within(p, unread)
+            if folder is not None:
+                under.setdefault(folder, []).append(image_id)
+        for folder, ids in sorted(under.items()):
+            summary.offline.append(Offline(folder, unread[folder].reason, len(ids)))
+        offline = [i for ids in under.values() for i in ids]
         was = self.catalog.offline_ids()
         back = [known[p][0] for p in seen if p in known and known[p][0] in was]
         if offline or back:
@@ -325,6 +326,16 @@ class BatchIndexer:
         with self.catalog.transaction() as conn:
             self.catalog.set_labels(conn, items, origin="folder")
         return len(items)
+
+
+def _within(path: str, folders: dict[str, Skipped]) -> str | None:
+    """The one of ``folders`` that ``path`` is or lies under (its nearest), or None."""
+    while path not in folders:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return path
 
 
 def _under(path: str, folders: list[str]) -> bool:
