@@ -4,8 +4,11 @@ Only new or changed files are embedded; files whose content is already in the
 catalog (moved, renamed or copied) reuse the stored vector. Loader threads read,
 hash, decode and preprocess ahead of the model (lookalike.indexer.loading). Results
 are committed in small transactions, so an interrupted run keeps what it finished and
-a rerun does the rest. ``lookalike index`` and the web's index jobs run this engine
-through lookalike.indexer.pipeline.update_library.
+a rerun does the rest. Files deleted from a folder that was read are removed (their
+human labels kept by content, lookalike.indexer.store.catalog); the images under a
+folder that could not be read stay, marked offline, unless the run prunes them.
+``lookalike index`` and the web's index jobs run this engine through
+lookalike.indexer.pipeline.update_library.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Walking folders for image files, surviving symlink loops and dangling links."""
+"""Walking folders for image files, surviving symlink loops and dangling links.
+
+What cannot be read (a root that does not exist, a folder without permission, a
+dangling link) is reported ``unread``: the indexer keeps the images it knows under it
+as offline instead of removing them. Names that are not UTF-8 are skipped with one
+line each, shown escaped; the library's own directory is never walked.
+"""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def dir_key(path: str) -> tuple[int, int] | None:
 
 
 def list_folder(row: dict, seen: list) -> list[dict]:
-    folder = row["unread"]
+    folder = row["folder"]
     own = dir_key(folder)
     marks = {tuple(k) for k in seen} - {own}
     skipped: list[Skipped] = []
