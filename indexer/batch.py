@@ -163,6 +163,8 @@ class BatchIndexer:
                     continue
             jobs.append(FileJob(e, None, None))
         prefixes = [_root_prefix(r) for r in roots]
+        if not self.options.prune:
+            summary.skipped.extend(_empty_roots(prefixes, known))
         unread = {} if self.options.prune else {s.path: s for s in summary.skipped if s.unread}
 
         def gone(p: str) -> bool:
@@ -329,6 +331,25 @@ class BatchIndexer:
         with self.catalog.transaction() as conn:
             self.catalog.set_labels(conn, items, origin="folder")
         return len(items)
+
+
+EMPTY_ROOT = "an empty folder now (an unmounted disk or share?)"
+
+
+def _empty_roots(prefixes: list[str], known) -> list[Skipped]:
+    """Roots that are empty folders but hold indexed images: the mount point of a disk
+    or share that is not mounted looks so; its images are offline, not deleted (files
+    deleted inside a folder that still holds something are removed as usual)."""
+    out = []
+    for root in prefixes:
+        try:
+            with os.scandir(root) as it:
+                empty = next(it, None) is None
+        except OSError:
+            continue  # missing or unreadable: the scan reported it
+        if empty and any(_under(p, [root]) for p in known):
+            out.append(Skipped(root, EMPTY_ROOT, unread=True))
+    return out
 
 
 def _within(path: str, folders: dict[str, Skipped]) -> str | None:

@@ -75,6 +75,19 @@ def test_a_missing_root_is_offline_its_images_and_labels_stay(tmp_path):
     assert _labels(library) == before
 
 
+def test_an_empty_root_is_taken_for_an_unmounted_disk(tmp_path):
+    photos = _photos(tmp_path, 1, 2)
+    library = tmp_path / "library"
+    _index(library, str(photos))
+    elsewhere = tmp_path / "elsewhere"
+    next(photos.iterdir()).rename(elsewhere)  # the mount point stays, empty
+    doc = json.loads(_index(library, str(photos), "--json").stdout)
+    assert doc["removed"] == 0 and doc["offline"][0]["images"] == 2
+    assert "unmounted" in doc["offline"][0]["reason"]
+    doc = json.loads(_index(library, str(photos), "--json", "--prune").stdout)
+    assert doc["removed"] == 2 and _info(library)["images"] == 0
+
+
 def test_a_missing_sub_tree_behind_a_link_is_offline_deleted_files_are_removed(tmp_path):
     photos = _photos(tmp_path)
     disk = tmp_path / "disk"
