@@ -43,17 +43,24 @@ class BadLabel(LookalikeError):
 
 
 class UnknownImages(LookalikeError):
-    """Paths that are not images of the library."""
+    """Paths that are not images of the library; ``failed``: those of them that were
+    indexed but could not be loaded, with why."""
 
-    def __init__(self, paths: Sequence[str]) -> None:
+    def __init__(self, paths: Sequence[str], failed: dict[str, str] | None = None) -> None:
         self.paths = list(paths)
-        shown = ", ".join(self.paths[:3])
-        if len(self.paths) > 3:
-            shown += f" and {len(self.paths) - 3} more"
-        super().__init__(
-            f"not in the library: {shown}; index them first (lookalike index FOLDER); "
-            f"nothing was changed"
-        )
+        self.failed = dict(failed or {})
+        unknown = [p for p in self.paths if p not in self.failed]
+        parts = [f"{p} failed to load ({why})" for p, why in list(self.failed.items())[:3]]
+        if len(self.failed) > 3:
+            parts.append(f"{len(self.failed) - 3} more failed to load")
+        if self.failed:
+            parts[-1] += "; fix or replace the file and index again"
+        if unknown:
+            shown = ", ".join(unknown[:3])
+            if len(unknown) > 3:
+                shown += f" and {len(unknown) - 3} more"
+            parts.append(f"not in the library: {shown}; index them first (lookalike index FOLDER)")
+        super().__init__("; ".join(parts) + "; nothing was changed")
 
 
 class BadLabelFile(LookalikeError):
@@ -262,8 +269,13 @@ def resolve_paths(library: Library, paths: Iterable[str]) -> list[int]:
         else:
             unknown.append(p)
     if unknown:
-        raise UnknownImages(unknown)
+        errors = {p: library.catalog.error_of(_full(p)) for p in unknown}
+        raise UnknownImages(unknown, {p: e for p, e in errors.items() if e is not None})
     return ids
+
+
+def _full(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
 
 
 class LabelCount(NamedTuple):

@@ -4,8 +4,11 @@ Only new or changed files are embedded; files whose content is already in the
 catalog (moved, renamed or copied) reuse the stored vector. Loader threads read,
 hash, decode and preprocess ahead of the model (lookalike.indexer.loading). Results
 are committed in small transactions, so an interrupted run keeps what it finished and
-a rerun does the rest. ``lookalike index`` and the web's index jobs run this engine
-through lookalike.indexer.pipeline.update_library.
+a rerun does the rest. Files deleted from a folder that was read are removed (their
+human labels kept by content, lookalike.indexer.store.catalog); the images under a
+folder that could not be read stay, marked offline, unless the run prunes them.
+``lookalike index`` and the web's index jobs run this engine through
+lookalike.indexer.pipeline.update_library.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from lookalike.indexer.images import DEFAULT_MAX_PIXELS
+from lookalike.indexer.images import DEFAULT_MAX_PIXELS, TOO_LARGE
 from lookalike.indexer.loading import FileJob, LoadedFile, embed_loaded, load_job, read_ahead
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress, progress_bar
@@ -37,6 +41,15 @@ class IndexOptions:
     labels_from_folders: bool = False
     progress: bool = True
     retry_errors: bool = False  # re-read files that failed before and have not changed
+    prune: bool = False  # remove the images of folders that are offline (not only deleted ones)
+
+
+class Offline(NamedTuple):
+    """A folder (or root) that could not be read: its images stay, marked offline."""
+
+    path: str
+    reason: str
+    images: int  # images kept under it
 
 
 @dataclass
@@ -49,6 +62,7 @@ class IndexSummary:
     unchanged: int = 0
     labelled: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    offline: list[Offline] = field(default_factory=list)
     seconds: float = 0.0
     embedded: int = 0
 
@@ -66,6 +80,7 @@ class IndexSummary:
             "unchanged": self.unchanged,
             "labelled": self.labelled,
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "offline": [o._asdict() for o in self.offline],
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 1),
             "embedded": self.embedded,
@@ -96,7 +111,7 @@ class BatchIndexer:
         self._progress = RunProgress(self.library.root, roots)  # for the web app to show
         self._progress.update()
         try:
-            entries, summary.skipped = scan(roots)
+            entries, summary.skipped = scan(roots, exclude=[self.library.root])
             known = self.catalog.known_files()
             jobs, missing = self._plan(entries, known, roots, summary)
             by_hash: dict[str, list[int]] = {}
@@ -123,6 +138,12 @@ class BatchIndexer:
 
     # -- planning --------------------------------------------------------------
     def _plan(self, entries, known, roots, summary) -> tuple[list[FileJob], list[str]]:
+        """The files to (re)index, and the known paths gone from the run's folders.
+
+        A known path not seen under a folder that was read is gone (deleted or moved);
+        one under a folder or root that could not be read is offline: kept, and marked
+        so until its folder is back (or removed with ``prune``).
+        """
         errors = {} if self.options.retry_errors else self.catalog.known_errors()
         seen = set()
         jobs = []
@@ -137,19 +158,41 @@ class BatchIndexer:
                 continue
             err = errors.get(e.path)
             if err is not None and err[0] == e.size and err[1] == e.mtime_ns:
-                summary.skipped.append(Skipped(e.path, err[2]))
-                continue
+                if err[3] is None or err[3] >= self.options.max_pixels:
+                    summary.skipped.append(Skipped(e.path, err[2]))
+                    continue
             jobs.append(FileJob(e, None, None))
         prefixes = [_root_prefix(r) for r in roots]
+        if not self.options.prune:
+            summary.skipped.extend(_empty_roots(prefixes, known))
+        unread = {} if self.options.prune else {s.path: s for s in summary.skipped if s.unread}
 
         def gone(p: str) -> bool:
-            return p not in seen and any(p == pre or p.startswith(pre + os.sep) for pre in prefixes)
+            return p not in seen and _under(p, prefixes) and _within(p, unread) is None
 
         stale_errors = [p for p in errors if gone(p)]
         if stale_errors:  # failed files that were deleted since: nothing left to report
             with self.catalog.transaction() as conn:
                 self.catalog.forget_errors(conn, stale_errors)
+        self._mark_offline(known, seen, unread, summary)
         return jobs, [p for p in known if gone(p)]
+
+    def _mark_offline(self, known, seen: set[str], unread: dict[str, Skipped], summary) -> None:
+        """Mark the known images under unread folders offline, and those seen again back."""
+        under: dict[str, list[int]] = {}
+        for p, (image_id, *_rest) in known.items():
+            folder = None if p in seen else _within(p, unread)
+            if folder is not None:
+                under.setdefault(folder, []).append(image_id)
+        for folder, ids in sorted(under.items()):
+            summary.offline.append(Offline(folder, unread[folder].reason, len(ids)))
+        offline = [i for ids in under.values() for i in ids]
+        was = self.catalog.offline_ids()
+        back = [known[p][0] for p in seen if p in known and known[p][0] in was]
+        if offline or back:
+            with self.catalog.transaction() as conn:
+                self.catalog.set_offline(conn, back, offline=False)
+                self.catalog.set_offline(conn, offline, offline=True)
 
     # -- the pipeline -----------------------------------------------------------
     def _process(self, jobs: list[FileJob], by_hash, missing_ids: set[int], summary) -> None:
@@ -211,7 +254,8 @@ class BatchIndexer:
             for kind, item in writes:
                 if kind == "error":
                     e = item.job.entry
-                    cat.record_error(conn, e.path, e.size, e.mtime_ns, item.error)
+                    refused = self.options.max_pixels if item.error.startswith(TOO_LARGE) else None
+                    cat.record_error(conn, e.path, e.size, e.mtime_ns, item.error, refused)
                     summary.skipped.append(Skipped(e.path, item.error))
                 elif kind == "reuse":
                     self._reuse(conn, item, missing_ids, summary)
@@ -287,6 +331,40 @@ class BatchIndexer:
         with self.catalog.transaction() as conn:
             self.catalog.set_labels(conn, items, origin="folder")
         return len(items)
+
+
+EMPTY_ROOT = "an empty folder now (an unmounted disk or share?)"
+
+
+def _empty_roots(prefixes: list[str], known) -> list[Skipped]:
+    """Roots that are empty folders but hold indexed images: the mount point of a disk
+    or share that is not mounted looks so; its images are offline, not deleted (files
+    deleted inside a folder that still holds something are removed as usual)."""
+    out = []
+    for root in prefixes:
+        try:
+            with os.scandir(root) as it:
+                empty = next(it, None) is None
+        except OSError:
+            continue  # missing or unreadable: the scan reported it
+        if empty and any(_under(p, [root]) for p in known):
+            out.append(Skipped(root, EMPTY_ROOT, unread=True))
+    return out
+
+
+def _within(path: str, folders: dict[str, Skipped]) -> str | None:
+    """The one of ``folders`` that ``path`` is or lies under (its nearest), or None."""
+    while path not in folders:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return path
+
+
+def _under(path: str, folders: list[str]) -> bool:
+    """``path`` is one of ``folders`` or lies under one."""
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 def _root_prefix(root: str) -> str:

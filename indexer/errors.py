@@ -59,6 +59,24 @@ class LibraryNotFound(LookalikeError):
         )
 
 
+class PathsNotFound(LookalikeError):
+    """Paths to index that do not exist and were never indexed (a mistyped folder)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        super().__init__(
+            f"no such file or folder: {', '.join(paths)} (nothing was indexed or changed)"
+        )
+
+
+class NotInLibrary(LookalikeError):
+    """Paths that name no indexed image (``lookalike remove``)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        super().__init__(f"no indexed images at {', '.join(paths)} (nothing was removed)")
+
+
 class LibraryBusy(LookalikeError):
     """Another process is writing to the library."""
 

@@ -23,6 +23,8 @@ from lookalike.indexer.errors import UnreadableImage
 Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
+TOO_LARGE = "too large"  # how a refusal for the pixel limit begins (a higher limit retries it)
+
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 )
@@ -101,7 +103,7 @@ def _decode(img: Image.Image, label: str, min_side: int | None, max_pixels: int)
     if width * height > max_pixels:
         raise UnreadableImage(
             label,
-            f"too large: {width}x{height} = {width * height / 1e6:.0f} megapixels "
+            f"{TOO_LARGE}: {width}x{height} = {width * height / 1e6:.0f} megapixels "
             f"(limit {max_pixels / 1e6:.0f}; raise it with --max-pixels)",
         )
     orientation = _orientation(img)

@@ -18,17 +18,25 @@ them in instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lookalike.indexer.batch import BatchIndexer, IndexOptions, IndexSummary
-from lookalike.indexer.errors import LibraryNotFound, ModelMismatch, ModelUnavailable
+from lookalike.indexer.errors import (
+    LibraryNotFound,
+    ModelMismatch,
+    ModelUnavailable,
+    NotInLibrary,
+    PathsNotFound,
+)
 from lookalike.indexer.models.copy_model import CopyModel, load_copy_model
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.models.registry import load_embedder
 from lookalike.indexer.ray.engine import RayIndexer, RayOptions, RaySummary
+from lookalike.indexer.scan import printable
 from lookalike.indexer.store import copy_vectors
 from lookalike.indexer.store.copy_vectors import CopySummary
 from lookalike.indexer.store.library import Library
@@ -105,11 +113,13 @@ def update_library(
         ModelMismatch: ``choice.model`` or ``embedder`` is not the library's model.
         ModelUnavailable: a model cannot be loaded (nothing was written).
         LibraryBusy: another process is writing to the library.
+        PathsNotFound: a path does not exist and holds no indexed images (nothing changed).
     """
     choice = choice or ModelChoice()
     options = options or IndexOptions()
     lib = _open_existing(root)
     try:
+        check_paths(lib, paths)
         embedder = embedder or choose_embedder(lib, choice, on_ray=ray is not None)
         copy_model = choose_copy_model(lib, choice, copies, skip_recorded=copies_optional)
         if lib is None:
@@ -123,6 +133,54 @@ def update_library(
     finally:
         if lib is not None:
             lib.close()
+
+
+def check_paths(library: Library | None, paths: Sequence[str | Path]) -> None:
+    """PathsNotFound for paths that do not exist and were never indexed; a missing path
+    with images in the library is offline (an unplugged disk), its images are kept."""
+    missing = []
+    for p in paths:
+        full = os.path.abspath(os.path.expanduser(str(p)))
+        if os.path.lexists(full):
+            continue
+        if library is None or not library.catalog.ids_under(full, itself=True):
+            missing.append(printable(str(p)))
+    if missing:
+        raise PathsNotFound(missing)
+
+
+@dataclass
+class Removal:
+    """What ``remove_from_library`` did."""
+
+    removed: int  # images taken out of the library (their files are not touched)
+    labels_kept: int  # of them with a human label, kept by content for a later index run
+
+
+def remove_from_library(root: str | Path | None, paths: Sequence[str | Path]) -> Removal:
+    """Take the images at ``paths`` (files or folders, present or offline) out of the
+    library, on purpose; files stay on disk, human labels are kept by content hash.
+
+    Raises:
+        NotInLibrary: a path names no indexed image (nothing was removed).
+    """
+    with Library.open(root, readonly=False) as lib, lib.locked():
+        ids: list[int] = []
+        unknown = []
+        for p in paths:
+            under = lib.catalog.ids_under(os.path.abspath(os.path.expanduser(str(p))), itself=True)
+            if under:
+                ids.extend(under)
+            else:
+                unknown.append(printable(str(p)))
+        if unknown:
+            raise NotInLibrary(unknown)
+        ids = sorted(set(ids))
+        labelled = len(lib.catalog.labels_of(ids))
+        with lib.catalog.transaction() as conn:
+            lib.catalog.remove_images(conn, ids)
+        lib.sync_index()
+        return Removal(len(ids), labelled)
 
 
 def choose_embedder(library: Library | None, choice: ModelChoice, on_ray: bool = False) -> Embedder:

@@ -1,4 +1,10 @@
-"""Walking folders for image files, surviving symlink loops and dangling links."""
+"""Walking folders for image files, surviving symlink loops and dangling links.
+
+What cannot be read (a root that does not exist, a folder without permission, a
+dangling link) is reported ``unread``: the indexer keeps the images it knows under it
+as offline instead of removing them. Names that are not UTF-8 are skipped with one
+line each, shown escaped; the library's own directory is never walked.
+"""
 
 from __future__ import annotations
 
@@ -18,26 +24,66 @@ class FileEntry(NamedTuple):
 
 
 class Skipped(NamedTuple):
-    path: str
+    path: str  # as printable text: a name that is not UTF-8 shows its bytes escaped
     reason: str
+    # A root, folder or link that could not be read (missing, unreadable, dangling): the
+    # indexed images under it are offline (kept), not deleted.
+    unread: bool = False
 
 
-def scan(roots: Iterable[str | Path]) -> tuple[list[FileEntry], list[Skipped]]:
+BAD_NAME = "the name is not valid UTF-8 (rename it to index it)"
+
+
+def printable(path: str) -> str:
+    """``path`` as text that prints and stores: undecodable bytes escaped (``\\xff``)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (os.fsdecode's surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def dir_keys(folders: Iterable[str | Path]) -> set[tuple[int, int]]:
+    """(device, inode) of the folders that exist among ``folders``."""
+    keys = set()
+    for folder in folders:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        keys.add((st.st_dev, st.st_ino))
+    return keys
+
+
+def scan(
+    roots: Iterable[str | Path], exclude: Iterable[str | Path] = ()
+) -> tuple[list[FileEntry], list[Skipped]]:
     """Every image file under the roots (files given directly are taken as they are).
+
+    Folders in ``exclude`` (the library's own directory) are never walked.
 
     Returns:
         The image files, sorted by path, and the entries that were skipped with why
-        (dangling links, unreadable folders, a root that does not exist).
+        (names that are not UTF-8; and with ``unread`` set: roots that do not exist,
+        unreadable folders, dangling links, whose indexed images are offline, not deleted).
     """
     found: dict[str, FileEntry] = {}
     skipped: list[Skipped] = []
-    seen_dirs: set[tuple[int, int]] = set()
+    seen_dirs: set[tuple[int, int]] = dir_keys(exclude)
     for root in roots:
         path = os.path.abspath(os.path.expanduser(str(root)))
+        if not is_utf8(path):
+            skipped.append(Skipped(printable(path), BAD_NAME))
+            continue
         try:
             st = os.stat(path)
         except OSError as e:
-            skipped.append(Skipped(path, skip_reason(e, path)))
+            skipped.append(Skipped(path, skip_reason(e, path), unread=True))
             continue
         if os.path.isdir(path):
             for entry in walk(path, seen_dirs, skipped):
@@ -54,31 +100,49 @@ def walk(top: str, seen: set[tuple[int, int]], skipped: list[Skipped]) -> Iterat
         try:
             st = os.stat(folder)
         except OSError as e:
-            skipped.append(Skipped(folder, skip_reason(e, folder)))
+            skipped.append(Skipped(folder, skip_reason(e, folder), unread=True))
             continue
         key = (st.st_dev, st.st_ino)
-        if key in seen:  # a symlink loop, or the same folder reached twice
+        if key in seen:  # a symlink loop, the same folder reached twice, or excluded
             continue
         seen.add(key)
         try:
             entries = list(os.scandir(folder))
         except OSError as e:
-            skipped.append(Skipped(folder, skip_reason(e, folder)))
+            skipped.append(Skipped(folder, skip_reason(e, folder), unread=True))
             continue
         for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
-                    continue
-                if not is_image_name(entry.name):
-                    continue
-                est = entry.stat(follow_symlinks=True)
-            except OSError as e:
-                if is_image_name(entry.name) or entry.is_symlink():
-                    skipped.append(Skipped(entry.path, skip_reason(e, entry.path)))
-                continue
-            if entry.is_file(follow_symlinks=True):
-                yield FileEntry(entry.path, est.st_size, est.st_mtime_ns)
+            found = _entry(entry, stack, skipped)
+            if found is not None:
+                yield found
+
+
+def _entry(entry: os.DirEntry, stack: list[str], skipped: list[Skipped]) -> FileEntry | None:
+    """One folder entry: an image file, or None (a sub-folder is pushed on ``stack``)."""
+    try:
+        if entry.is_dir(follow_symlinks=True):
+            if is_utf8(entry.name):
+                stack.append(entry.path)
+            else:
+                skipped.append(Skipped(printable(entry.path), BAD_NAME))
+            return None
+        if not is_image_name(entry.name):
+            if entry.is_symlink() and not os.path.exists(entry.path):  # a folder's link?
+                reason = "dangling symbolic link"
+                skipped.append(Skipped(printable(entry.path), reason, unread=True))
+            return None
+        if not is_utf8(entry.name):
+            skipped.append(Skipped(printable(entry.path), BAD_NAME))
+            return None
+        est = entry.stat(follow_symlinks=True)
+    except OSError as e:
+        if is_image_name(entry.name) or entry.is_symlink():
+            reason = skip_reason(e, entry.path)
+            skipped.append(Skipped(printable(entry.path), reason, unread=True))
+        return None
+    if entry.is_file(follow_symlinks=True):
+        return FileEntry(entry.path, est.st_size, est.st_mtime_ns)
+    return None
 
 
 def skip_reason(error: OSError, path: str) -> str:

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.indexer.errors import BadQuery, LookalikeError, ModelUnavailable
-from lookalike.indexer.images import load_image
+from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
 from lookalike.indexer.models.copy_model import CopyModel, load_copy_model
 from lookalike.indexer.models.protocol import Embedder, FeatureVector
 from lookalike.indexer.models.registry import load_embedder_for
@@ -86,8 +86,10 @@ class Searcher:
         rerank: bool = True,
         multiview: bool = True,
         copies: bool = True,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.library = library
+        self.max_pixels = max_pixels  # query images larger than this are refused
         self.rerank = rerank  # verify the top candidates geometrically (lookalike.search.rerank)
         self.multiview = multiview  # also search with the whole image squashed to a square
         self.copies = copies  # candidates from the copy descriptors too, where the library has them
@@ -107,8 +109,8 @@ class Searcher:
     def open(
         cls, root: str | Path | None = None, embedder: Embedder | None = None, **options
     ) -> Searcher:
-        """Open a library read-only; ``options``: ``rerank``, ``multiview``, ``copies``
-        (see __init__)."""
+        """Open a library read-only; ``options``: ``rerank``, ``multiview``, ``copies``,
+        ``max_pixels`` (see __init__)."""
         return cls(Library.open(root, readonly=True), embedder, **options)
 
     def close(self) -> None:
@@ -411,7 +413,7 @@ class Searcher:
                 raise BadQuery(f"an image array must be (height, width, 3), not {query.shape}")
             return Image.fromarray(np.asarray(query, dtype=np.uint8), "RGB")
         min_side = None if need_full else self.embedder.min_side
-        return load_image(query, min_side=min_side).image
+        return load_image(query, min_side=min_side, max_pixels=self.max_pixels).image
 
 
 def query_views(embedder: Embedder, image: Image.Image, multiview: bool = True) -> np.ndarray:

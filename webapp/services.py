@@ -215,6 +215,7 @@ class LibraryService:
         for r in self.catalog.cards(ids):
             card = _card(r.id, r.path, r.hash)
             card["label"] = r.label
+            card["offline"] = r.offline
             card["tag"] = (
                 {"label": r.tag, "confidence": round(r.confidence or 0.0, 4)} if r.tagged else None
             )

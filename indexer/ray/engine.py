@@ -164,7 +164,7 @@ class RayIndexer(BatchIndexer):
         stage = summary.stage_seconds
         with ray_session(self.ray_options, quiet=not self.options.progress) as ray:
             t = time.perf_counter()
-            entries, summary.skipped = list_files(ray, roots)
+            entries, summary.skipped = list_files(ray, roots, exclude=[str(self.library.root)])
             stage["list"] = time.perf_counter() - t
             t = time.perf_counter()
             self._recover(entries, summary)

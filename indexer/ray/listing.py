@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import os
 
-from lookalike.indexer.scan import FileEntry, Skipped, scan, skip_reason, walk
+from lookalike.indexer.scan import FileEntry, Skipped, dir_keys, scan, skip_reason, walk
 
 
-def list_files(ray, roots: list[str]) -> tuple[list[FileEntry], list[Skipped]]:
+def list_files(
+    ray, roots: list[str], exclude: list[str] | None = None
+) -> tuple[list[FileEntry], list[Skipped]]:
     """lookalike.indexer.scan.scan's answer, with each top-level folder walked by a Ray task.
 
     Folders already walked (symlink loops, a folder reached twice) are skipped as in
     scan; a symbolic link from one top-level folder into another lists those files
-    under their own folder's path rather than under the link's.
+    under their own folder's path rather than under the link's. Folders in ``exclude``
+    (the library's own) are never walked.
     """
     found: dict[str, FileEntry] = {}
     skipped: list[Skipped] = []
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[int, int]] = dir_keys(exclude or [])
     folders: list[str] = []
     for root in roots:
         path = os.path.abspath(os.path.expanduser(str(root)))
         if not os.path.isdir(path):
-            entries, missed = scan([path])
+            entries, missed = scan([path], exclude=exclude or [])
             found.update((e.path, e) for e in entries)
             skipped.extend(missed)
             continue
@@ -41,7 +44,7 @@ def list_files(ray, roots: list[str]) -> tuple[list[FileEntry], list[Skipped]]:
                         seen.add(sub_key)
                         subdirs.append(entry.path)
         except OSError as e:
-            skipped.append(Skipped(path, skip_reason(e, path)))
+            skipped.append(Skipped(path, skip_reason(e, path), unread=True))
             continue
         # The root's own files: walk it with its sub-folders marked as seen.
         found.update((e.path, e) for e in walk(path, set(seen), skipped))
@@ -58,7 +61,7 @@ def list_files(ray, roots: list[str]) -> tuple[list[FileEntry], list[Skipped]]:
         )
         for row in ds.iter_rows():
             if row["reason"]:
-                skipped.append(Skipped(row["path"], row["reason"]))
+                skipped.append(Skipped(row["path"], row["reason"], row["unread"]))
             else:
                 found[row["path"]] = FileEntry(row["path"], row["size"], row["mtime_ns"])
     return sorted(found.values()), skipped
@@ -78,8 +81,11 @@ def list_folder(row: dict, seen: list) -> list[dict]:
     marks = {tuple(k) for k in seen} - {own}
     skipped: list[Skipped] = []
     out = [
-        {"path": e.path, "size": e.size, "mtime_ns": e.mtime_ns, "reason": ""}
+        {"path": e.path, "size": e.size, "mtime_ns": e.mtime_ns, "reason": "", "unread": False}
         for e in walk(folder, marks, skipped)
     ]
-    out.extend({"path": s.path, "size": 0, "mtime_ns": 0, "reason": s.reason} for s in skipped)
+    out.extend(
+        {"path": s.path, "size": 0, "mtime_ns": 0, "reason": s.reason, "unread": s.unread}
+        for s in skipped
+    )
     return out

@@ -111,6 +111,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE IF NOT EXISTS cluster_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # Human labels of removed images, by content hash: the same content indexed again
+    # gets its label back (Catalog.remove_images, Catalog.write_images). ``max_pixels``:
+    # the limit a "too large" file was refused under; a higher limit retries it.
+    """
+    CREATE TABLE kept_labels (
+        hash TEXT PRIMARY KEY,
+        label TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    ALTER TABLE errors ADD COLUMN max_pixels INTEGER;
+    """,
 ]
 
 
@@ -196,6 +208,7 @@ class CardRow(NamedTuple):
     tagged: bool  # has a predicted tag (whose label may be None: "unknown")
     tag: str | None
     confidence: float | None
+    offline: bool  # its folder could not be read at the last index run (kept, not served)
 
 
 class StoredEmbedding(NamedTuple):
@@ -317,11 +330,12 @@ class Catalog:
         """The card rows of the indexed images among ``ids``, in no particular order."""
         rows = self._rows_in(
             "SELECT i.id, i.path, i.hash, l.label, t.image_id IS NOT NULL, t.label, "
-            "t.confidence FROM images i LEFT JOIN labels l ON l.image_id = i.id "
+            "t.confidence, i.status = 'offline' FROM images i "
+            "LEFT JOIN labels l ON l.image_id = i.id "
             "LEFT JOIN tags t ON t.image_id = i.id WHERE i.id IN ({marks})",
             _ints(ids),
         )
-        return [CardRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
+        return [CardRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], bool(r[7])) for r in rows]
 
     def stored_embedding(self, image_id: int) -> StoredEmbedding | None:
         """The size, vector and class guesses of an indexed image; None if it has none."""
@@ -403,9 +417,15 @@ class Catalog:
         rows = self.conn.execute("SELECT path, id, size, mtime_ns, hash FROM images")
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
-    def known_errors(self) -> dict[str, tuple[int | None, int | None, str]]:
-        rows = self.conn.execute("SELECT path, size, mtime_ns, error FROM errors")
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    def known_errors(self) -> dict[str, tuple[int | None, int | None, str, int | None]]:
+        """path -> (size, mtime_ns, error, the pixel limit it was refused under or None)."""
+        rows = self.conn.execute("SELECT path, size, mtime_ns, error, max_pixels FROM errors")
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def error_of(self, path: str) -> str | None:
+        """Why the file at ``path`` could not be indexed, or None."""
+        row = self.conn.execute("SELECT error FROM errors WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
 
     def ids_by_hash(self, digest: str) -> list[tuple[int, str]]:
         rows = self.conn.execute("SELECT id, path FROM images WHERE hash = ?", (digest,))
@@ -457,6 +477,7 @@ class Catalog:
                 )
             conn.execute("INSERT OR IGNORE INTO pending_index (image_id) VALUES (?)", (image_id,))
             conn.execute("DELETE FROM errors WHERE path = ?", (it.path,))
+            self._restore_label(conn, image_id, it.hash)
         if items:
             self.bump_content_version(conn)
         return ids
@@ -467,7 +488,8 @@ class Catalog:
         """A file found under a new path with the same content: keep its id and data."""
         conn.execute("DELETE FROM images WHERE path = ? AND id != ?", (path, image_id))
         conn.execute(
-            "UPDATE images SET path = ?, size = ?, mtime_ns = ?, updated = ? WHERE id = ?",
+            "UPDATE images SET path = ?, size = ?, mtime_ns = ?, updated = ?, status = 'ok' "
+            "WHERE id = ?",
             (path, size, mtime_ns, time.time(), image_id),
         )
         conn.execute("DELETE FROM errors WHERE path = ?", (path,))
@@ -478,12 +500,48 @@ class Catalog:
     ) -> None:
         """Same content, new stat (for example a copy with a fresh mtime): no re-embedding."""
         conn.execute(
-            "UPDATE images SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, image_id)
+            "UPDATE images SET size = ?, mtime_ns = ?, status = 'ok' WHERE id = ?",
+            (size, mtime_ns, image_id),
         )
 
+    def set_offline(self, conn: sqlite3.Connection, ids: Iterable[int], offline: bool) -> None:
+        """Mark images whose folder cannot be read now (kept until it is back or removed)."""
+        status = "offline" if offline else "ok"
+        conn.executemany(
+            "UPDATE images SET status = ? WHERE id = ?", [(status, i) for i in _ints(ids)]
+        )
+
+    def offline_ids(self) -> set[int]:
+        """Ids of the images marked offline."""
+        rows = self.conn.execute("SELECT id FROM images WHERE status = 'offline'")
+        return {r[0] for r in rows}
+
+    def offline_paths(self) -> list[str]:
+        """Paths of the images marked offline, sorted."""
+        rows = self.conn.execute("SELECT path FROM images WHERE status = 'offline' ORDER BY path")
+        return [r[0] for r in rows]
+
+    def _restore_label(self, conn: sqlite3.Connection, image_id: int, digest: str) -> None:
+        """A removed image's human label, back on the same content indexed again."""
+        restored = conn.execute(
+            "INSERT OR IGNORE INTO labels (image_id, label, origin, at) "
+            "SELECT ?, label, origin, at FROM kept_labels WHERE hash = ?",
+            (image_id, digest),
+        ).rowcount
+        if restored:
+            conn.execute("DELETE FROM kept_labels WHERE hash = ?", (digest,))
+            self.bump_labels_version(conn)
+
     def remove_images(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+        """Remove images from the library; their human labels are kept by content hash."""
         for chunk in _chunks(_ints(ids), IN_CHUNK):
             marks = ",".join("?" * len(chunk))
+            conn.execute(
+                "INSERT OR REPLACE INTO kept_labels (hash, label, origin, at) "
+                "SELECT i.hash, l.label, l.origin, l.at FROM labels l "
+                f"JOIN images i ON i.id = l.image_id WHERE i.id IN ({marks})",
+                chunk,
+            )
             conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
             conn.executemany(
                 "INSERT OR IGNORE INTO pending_index (image_id) VALUES (?)", [(i,) for i in chunk]
@@ -497,11 +555,13 @@ class Catalog:
         size: int | None,
         mtime_ns: int | None,
         error: str,
+        max_pixels: int | None = None,
     ) -> None:
+        """A file that could not be indexed; ``max_pixels``: the limit it was too large for."""
         conn.execute(
-            "INSERT OR REPLACE INTO errors (path, size, mtime_ns, error, at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (path, size, mtime_ns, error, time.time()),
+            "INSERT OR REPLACE INTO errors (path, size, mtime_ns, error, at, max_pixels) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (path, size, mtime_ns, error, time.time(), max_pixels),
         )
 
     def forget_errors(self, conn: sqlite3.Connection, paths: Sequence[str]) -> None:
@@ -648,11 +708,13 @@ class Catalog:
         )
         return [r[0] for r in rows]
 
-    def ids_under(self, folder: str) -> list[int]:
-        """Ids of the images whose path lies under ``folder`` (an absolute path)."""
+    def ids_under(self, folder: str, itself: bool = False) -> list[int]:
+        """Ids of the images whose path lies under ``folder`` (an absolute path); with
+        ``itself``, the image at that path too."""
         prefix = folder.rstrip(os.sep) + os.sep
         rows = self.conn.execute(
-            "SELECT id FROM images WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+            "SELECT id FROM images WHERE substr(path, 1, ?) = ? OR (? AND path = ?)",
+            (len(prefix), prefix, itself, folder),
         )
         return [r[0] for r in rows]
 

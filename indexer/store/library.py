@@ -90,6 +90,16 @@ class LibraryFacts(TypedDict):
     tags: dict[str, int]  # images, unknown
     tagging: Any  # what the last tagging run recorded, or None
     bytes: int  # on disk, every file of the library directory
+    offline: dict[str, Any]  # images, folders: kept while their folder cannot be read
+
+
+def offline_facts(paths: list[str]) -> dict[str, Any]:
+    """How many images are offline, and the top-most folders holding them."""
+    folders: list[str] = []
+    for folder in sorted({os.path.dirname(p) for p in paths}):
+        if not folders or not folder.startswith(folders[-1].rstrip(os.sep) + os.sep):
+            folders.append(folder)
+    return {"images": len(paths), "folders": folders}
 
 
 class Library:
@@ -199,6 +209,7 @@ class Library:
             tags={"images": tagged, "unknown": unknown},
             tagging=json.loads(cat.get_meta(TAGGING_META) or "null"),
             bytes=self.disk_bytes(),
+            offline=offline_facts(cat.offline_paths()),
         )
 
     # -- writer lock ---------------------------------------------------------

@@ -10,6 +10,7 @@ against the commands' own).
 COMMANDS: dict[str, str] = {  # name -> the first sentence of its help
     "index": "Index the images under PATHS (folders or files) into the library.",
     "search": "Find the library images most similar to each of IMAGES, or to --text TEXT.",
+    "remove": "Take the images at PATHS out of the library, on purpose (files stay on disk).",
     "info": "Show what the library holds: images, errors, model, index, labels, size.",
     "serve": "Serve the web app and the JSON API over a library.",
     "duplicates": "Group near-duplicate images (resized, recompressed, slightly cropped copies).",

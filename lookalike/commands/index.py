@@ -12,6 +12,7 @@ from lookalike.indexer.batch import IndexOptions
 from lookalike.indexer.pipeline import ModelChoice, UpdateSummary, update_library
 from lookalike.indexer.progress import progress_bar
 from lookalike.indexer.ray.engine import RayOptions
+from lookalike.words import count
 
 SHOW_SKIPPED = 20
 
@@ -52,6 +53,12 @@ SHOW_SKIPPED = 20
     help="Refuse images larger than this (decompression bombs).",
 )
 @click.option("--retry-errors", is_flag=True, help="Re-read unchanged files that failed before.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also remove the images of folders that cannot be read now (offline: an unplugged "
+    "disk); without it they are kept until the folder is back.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--engine",
@@ -115,6 +122,7 @@ def index(
     workers,
     max_pixels,
     retry_errors,
+    prune,
     quiet,
     engine,
     ray_address,
@@ -130,8 +138,11 @@ def index(
     """Index the images under PATHS (folders or files) into the library.
 
     Only new or changed files are embedded; moved or renamed files keep their
-    data; files gone from the given folders are removed. Safe to interrupt:
-    a rerun finishes the work.
+    data; files gone from the given folders are removed (their human labels are
+    kept by content, and come back with the same picture). A folder that cannot be
+    read (an unplugged disk) is offline: its images stay until it is back, or until
+    --prune or `lookalike remove`. A path that does not exist and was never indexed
+    is an error. Safe to interrupt: a rerun finishes the work.
     """
     _check_engine_options(engine)
     if copy_detection is False and copy_model:
@@ -150,6 +161,7 @@ def index(
         labels_from_folders=labels_from_folders,
         progress=not quiet and not as_json,
         retry_errors=retry_errors,
+        prune=prune,
     )
     ray = None
     if engine == "ray":
@@ -177,16 +189,26 @@ def index(
 
 def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
     done = summary.index
-    for s in done.skipped[:SHOW_SKIPPED]:
+    offline = {o.path for o in done.offline}
+    skipped = [s for s in done.skipped if s.path not in offline]
+    for s in skipped[:SHOW_SKIPPED]:
         click.echo(f"skipping {s.path}: {s.reason}", err=True)
-    if len(done.skipped) > SHOW_SKIPPED:
-        more = len(done.skipped) - SHOW_SKIPPED
+    if len(skipped) > SHOW_SKIPPED:
+        more = len(skipped) - SHOW_SKIPPED
         click.echo(f"... and {more} more skipped (lookalike info lists them)", err=True)
+    for o in done.offline:
+        click.echo(
+            f"offline: {o.path} ({o.reason}): {count(o.images, 'image')} kept; when it is back "
+            f"the next run picks it up; `lookalike remove {o.path}` or --prune removes them",
+            err=True,
+        )
+    rate = f" ({done.images_per_s:.0f} images/s)" if done.embedded else ""
     click.echo(
-        f"indexed in {done.seconds:.1f}s ({done.images_per_s:.0f} images/s): "
+        f"indexed in {done.seconds:.1f}s{rate}: "
         f"{done.added} added, {done.updated} updated, {done.moved} moved, "
-        f"{done.copied} copies, {done.removed} removed, {done.unchanged} unchanged, "
-        f"{len(done.skipped)} skipped"
+        f"{count(done.copied, 'copy')}, {done.removed} removed, {done.unchanged} unchanged, "
+        f"{len(skipped)} skipped"
+        + (f", {sum(o.images for o in done.offline)} offline" if done.offline else "")
         + (f", {done.labelled} labelled from folders" if labels_from_folders else "")
         + (f"; embedded on {', '.join(summary.devices)}" if done.embedded else "")
     )

@@ -8,6 +8,7 @@ import click
 
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.store.library import Library
+from lookalike.words import count
 
 
 @click.command()
@@ -22,6 +23,12 @@ def info(library, as_json):
         return
     click.echo(f"library  {doc['library']}")
     click.echo(f"images   {doc['images']}")
+    offline = doc["offline"]
+    if offline["images"]:
+        click.echo(
+            f"offline  {count(offline['images'], 'image')} kept, their folder cannot be read: "
+            f"{', '.join(offline['folders'])} (back when it is; `lookalike remove` forgets them)"
+        )
     click.echo(f"model    {doc['model']}")
     idx = doc["index"]
     click.echo(
@@ -34,9 +41,11 @@ def info(library, as_json):
         else "copies   off (lookalike index --copy-detection turns it on)"
     )
     click.echo(
-        f"labels   {doc['labels']['images']} images in {len(doc['labels']['classes'])} classes"
+        f"labels   {count(doc['labels']['images'], 'image')} in "
+        f"{count(len(doc['labels']['classes']), 'class')}"
     )
-    click.echo(f"tags     {doc['tags']['images']} images ({doc['tags']['unknown']} unknown)")
+    tags = doc["tags"]
+    click.echo(f"tags     {count(tags['images'], 'image')} ({tags['unknown']} unknown)")
     click.echo(f"size     {doc['bytes'] / 1e6:.1f} MB")
     click.echo(f"errors   {len(doc['errors'])}")
     for e in doc["errors"]:

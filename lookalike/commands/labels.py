@@ -22,6 +22,7 @@ from lookalike.classifier.labels import (
 from lookalike.classifier.tagging.tagger import last_run
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.store.library import Library
+from lookalike.words import count
 
 SHOW_REJECTED = 50
 
@@ -110,7 +111,7 @@ def set_(paths, label, library):
     with Library.open(library, readonly=False) as lib:
         ids = resolve_paths(lib, paths)
         changed = set_labels(lib, ids, label, origin="manual")
-    click.echo(f"labelled {len(ids)} images as {label!r} ({changed} changed)")
+    click.echo(f"labelled {count(len(ids), 'image')} as {label!r} ({changed} changed)")
 
 
 @labels.command()
@@ -121,7 +122,7 @@ def remove(paths, library):
     with Library.open(library, readonly=False) as lib:
         ids = resolve_paths(lib, paths)
         removed = remove_labels(lib, ids)
-    click.echo(f"removed {removed} labels ({len(ids) - removed} of the images had none)")
+    click.echo(f"removed {count(removed, 'label')} ({len(ids) - removed} of the images had none)")
 
 
 @labels.command("list")
@@ -145,12 +146,17 @@ def list_(library, as_json):
         return
     width = max(12, *(len(c.label) for c in counts))
     click.echo(f"{'label':<{width}}  {'human':>6}  {'predicted':>9}")
+    stale = False
     for c in counts:
-        click.echo(f"{c.label:<{width}}  {c.human:>6}  {c.predicted:>9}")
+        note = "  (no human labels left: tags from an earlier tag run *)" if not c.human else ""
+        stale = stale or bool(note)
+        click.echo(f"{c.label:<{width}}  {c.human:>6}  {c.predicted:>9}{note}")
     click.echo(
         f"{'(unknown)':<{width}}  {'':>6}  {unknown:>9}"
         + (f"   [tags by the {run.head} head]" if run else "")
     )
+    if stale:
+        click.echo("* lookalike tag predicts again from the current labels")
 
 
 def _write_atomically(path: str, text: str) -> None:

@@ -8,6 +8,7 @@ import click
 
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.images import DEFAULT_MAX_PIXELS
 from lookalike.search.searcher import Box, Searcher
 from lookalike.search.searcher import parse_box as parse
 
@@ -42,8 +43,15 @@ def parse_box(value: str | None) -> Box | None:
     help="Re-rank the top candidates by geometric verification (copies first); in a library "
     "with copy detection, the candidates come from its copy descriptors too.",
 )
+@click.option(
+    "--max-pixels",
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Refuse query images larger than this (decompression bombs).",
+)
 @json_option
-def search(images, library, k, box, text, find_object, rerank, as_json):
+def search(images, library, k, box, text, find_object, rerank, max_pixels, as_json):
     """Find the library images most similar to each of IMAGES, or to --text TEXT.
 
     The model loads once for all queries. With --json, prints a list with one
@@ -62,7 +70,7 @@ def search(images, library, k, box, text, find_object, rerank, as_json):
         raise BadQuery("--box needs exactly one query image")
     if find_object and (region is not None or text is not None):
         raise BadQuery("--object finds the region itself: leave out --box and --text")
-    searcher = Searcher.open(library, rerank=rerank)
+    searcher = Searcher.open(library, rerank=rerank, max_pixels=max_pixels)
     boxes: list = [None] * max(1, len(images))
     try:
         if text is not None:
