@@ -63,6 +63,15 @@ class LibraryBusy(LookalikeError):
     """Another process is writing to the library."""
 
 
+class DamagedIndex(LookalikeError):
+    """A library's index file that is not the one written (missing, truncated, changed)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"index file {self.path} {problem}")
+
+
 class BadQuery(LookalikeError):
     """A query that cannot be answered as given (bad box, bad threshold, ...)."""
 

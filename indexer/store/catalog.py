@@ -512,6 +512,9 @@ class Catalog:
         return [ErrorRow(r[0], r[1]) for r in rows]
 
     # -- vectors --------------------------------------------------------------
+    def count_vectors(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+
     def vector(self, image_id: int) -> FeatureVector | None:
         row = self.conn.execute(
             "SELECT vector FROM vectors WHERE image_id = ?", (image_id,)

@@ -40,14 +40,21 @@ from typing import Any, TextIO, TypedDict
 
 import numpy as np
 
-from lookalike.indexer.errors import LibraryBusy, LibraryNotFound, ModelMismatch
+from lookalike.indexer.errors import DamagedIndex, LibraryBusy, LibraryNotFound, ModelMismatch
 from lookalike.indexer.models.copy_model import CopyModelInfo
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.models.registry import with_capabilities
 from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.exact_vectors import FILE_NAME as EXACT_NAME
 from lookalike.indexer.store.exact_vectors import ExactVectors, Writer, write_rows
-from lookalike.indexer.store.index_kinds import read_index, train_index
+from lookalike.indexer.store.index_file import META_KEY as INDEX_FILE_META
+from lookalike.indexer.store.index_file import (
+    IndexFileFacts,
+    quick_problem,
+    read_checked,
+    save_index,
+)
+from lookalike.indexer.store.index_kinds import train_index
 from lookalike.indexer.store.vector_index import (
     FLAT,
     IvfParams,
@@ -84,7 +91,7 @@ class LibraryFacts(TypedDict):
     errors: list[dict[str, str]]  # {"path", "error"} of the files that could not be indexed
     model: str | None
     model_info: dict[str, Any] | None  # dim, preprocessing, weights_hash, descriptor
-    index: dict[str, Any]  # file, kind, structure, generation, pending
+    index: dict[str, Any]  # file, kind, structure, generation, pending, problem (or None)
     copy_detection: dict[str, Any] | None  # model, descriptors; None: copy detection off
     labels: dict[str, Any]  # images, classes (label -> images)
     tags: dict[str, int]  # images, unknown
@@ -191,6 +198,7 @@ class Library:
                 "structure": cat.get_meta("index_structure", kind),
                 "generation": self.index_generation(),
                 "pending": len(cat.pending_index()),
+                "problem": self.index_problem(),
             },
             copy_detection={"model": copies.name, "descriptors": cat.count_copy_vectors()}
             if copies
@@ -251,25 +259,77 @@ class Library:
         gen = self.index_generation() if generation is None else generation
         return self.root / f"index-{gen}.faiss"
 
+    def index_facts(self) -> IndexFileFacts | None:
+        """What the current generation's file was written with (None: an older library)."""
+        text = self.catalog.get_meta(INDEX_FILE_META)
+        return IndexFileFacts.from_json(text) if text else None
+
+    def index_problem(self) -> str | None:
+        """What a stat tells is wrong with the index file (missing, wrong size); None:
+        nothing (``lookalike check`` reads it all)."""
+        generation = self.index_generation()
+        if generation == 0:
+            return None
+        facts = self.index_facts()
+        if facts is not None and facts.generation != generation:
+            facts = None
+        return quick_problem(self.index_path(generation), facts)
+
     def load_index(self, stale: Iterable[int] = ()) -> VectorIndex:
         """The current index; an empty one when none was written yet.
 
-        ``stale``: ids changed since the index was written (an IVF index re-scores them
-        from the catalog, not from the float16 file).
+        A damaged index file (indexer/store/index_file.py) is logged as a warning and the
+        index rebuilt in memory from the catalog's vectors: a search never silently
+        finds nothing. ``stale``: ids changed since the index was written (an IVF index
+        re-scores them from the catalog, not from the float16 file).
         """
+        try:
+            return self.read_index(stale)
+        except DamagedIndex as e:
+            log.warning(
+                "%s; searching an index rebuilt in memory from the catalog "
+                "(lookalike check --repair, or the next lookalike index, writes a good one)",
+                e,
+            )
+            return self._build_from_catalog(self.catalog.get_meta("index_kind"), in_memory=True)
+
+    def read_index(self, stale: Iterable[int] = ()) -> VectorIndex:
+        """The current index file, checked against what was written; DamagedIndex if
+        it is not that file (an empty index when none was written yet)."""
+        stale = list(stale)
+        info = self.model_info()
+        dim = info.dim if info else 0
         for _attempt in range(5):
-            path = self.index_path()
-            if self.index_generation() == 0:
+            facts = self.index_facts()
+            generation = self.index_generation()
+            if generation == 0:
                 break
+            if facts is not None and facts.generation != generation:
+                facts = None  # written by code that did not record the facts
+            path = self.index_path(generation)
             try:
                 # An IVF index re-scores its candidates with the catalog's exact vectors.
-                return read_index(path, source=self.exact_source(stale))
-            except (RuntimeError, OSError):
-                # A writer replaced the generation between our read of the catalog and
-                # the open; read the catalog again.
-                time.sleep(0.05)
-        info = self.model_info()
-        return VectorIndex.empty(info.dim if info else 0)
+                index = read_checked(path, facts, self.exact_source(stale), dim)
+            except DamagedIndex:
+                if self.index_generation() != generation:
+                    # A writer replaced the generation between our read of the catalog
+                    # and the open; read the catalog again.
+                    time.sleep(0.05)
+                    continue
+                raise
+            if facts is None:
+                self._check_count(path, index, stale)
+            return index
+        return VectorIndex.empty(dim)
+
+    def _check_count(self, path: Path, index: VectorIndex, stale: list[int]) -> None:
+        """A file without recorded facts: its count must be the catalog's, give or take
+        the changes since it was written."""
+        n = self.catalog.count_vectors()
+        if abs(index.ntotal - n) > len(stale):
+            raise DamagedIndex(
+                path, f"holds {index.ntotal:,} vectors, the catalog {n:,} ({len(stale)} changed)"
+            )
 
     def live_index(self) -> VectorIndex:
         """The index file plus, in memory, what was committed since it was written.
@@ -292,11 +352,16 @@ class Library:
         generation is rebuilt (and retrained) from the catalog instead.
         """
         pending = self.catalog.pending_index()
-        current = self.load_index(stale=pending)
+        try:
+            current = self.read_index(stale=pending)
+        except DamagedIndex as e:
+            # Never a generation built on a damaged file: the catalog is the truth.
+            log.warning("%s; rebuilding the index from the catalog's vectors", e)
+            return self.rebuild_index(current_kind=self.catalog.get_meta("index_kind"))
         if not pending and self.index_generation() > 0:
             return current
         # After this sync the index holds exactly the catalog's vectors.
-        n = self.catalog.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        n = self.catalog.count_vectors()
         if current.needs_rebuild(n):
             log.info("library reached %d images: rebuilding its index", n)
             return self.rebuild_index(current_kind=current.kind)
@@ -321,8 +386,9 @@ class Library:
         """Save ``index`` as the next generation; clear ``pending`` (None: all of it)."""
         gen = self.index_generation() + 1
         exact = self._update_exact_file(index, pending)
-        index.save(self.index_path(gen))
+        facts = save_index(index, self.index_path(gen), gen)
         with self.catalog.transaction() as conn:
+            self.catalog.set_meta(INDEX_FILE_META, facts.to_json(), conn)
             self.catalog.set_meta(EXACT_META, exact, conn)
             self.catalog.set_meta("index_generation", str(gen), conn)
             self.catalog.set_meta("index_kind", index.kind, conn)
@@ -333,8 +399,12 @@ class Library:
                 self.catalog.clear_pending(conn, pending)
         self._remove_stale_index_files(keep=gen)
 
-    def _build_from_catalog(self, current_kind: str | None) -> VectorIndex:
-        """An index of the kind for the catalog's size; vectors read in chunks."""
+    def _build_from_catalog(self, current_kind: str | None, in_memory: bool = False) -> VectorIndex:
+        """An index of the kind for the catalog's size; vectors read in chunks.
+
+        ``in_memory`` (a reader): an IVF index re-scores from the catalog, and no
+        vectors.f16 is written.
+        """
         ids = self._vector_ids()
         info = self.model_info()
         dim = info.dim if info else 0
@@ -348,7 +418,7 @@ class Library:
             _ids, sample = self.catalog.vectors(sample_ids, dim=dim)
             index = train_index(sample, len(ids), kind)
             index.attach(self.catalog)
-        if index.kind == FLAT:
+        if index.kind == FLAT or in_memory:
             for chunk_ids, vectors in self._catalog_chunks(ids, dim):
                 index.add(chunk_ids, vectors)
             return index

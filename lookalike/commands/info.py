@@ -27,6 +27,11 @@ def info(library, as_json):
     click.echo(
         f"index    {idx['structure']}, generation {idx['generation']}, {idx['pending']} pending"
     )
+    if idx["problem"]:
+        click.echo(
+            f"         DAMAGED: {idx['file']} {idx['problem']}; searches use an index rebuilt "
+            "in memory; lookalike check --repair rebuilds the file"
+        )
     copies = doc["copy_detection"]
     click.echo(
         f"copies   {copies['model']}, {copies['descriptors']} descriptors"
