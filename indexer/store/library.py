@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 CATALOG_NAME = "catalog.sqlite"
 LOCK_NAME = ".lock"
 EXACT_META = "exact_vectors"  # "float16:<dim>" while vectors.f16 matches the catalog
+EXACT_BYTES_META = "exact_vectors_bytes"  # its size when the generation was written
 COPY_MODEL_META = "copy_model"  # the copy-detection model (indexer/store/copy_vectors.py)
 TAGGING_META = "tagging"  # the last `lookalike tag` run (classifier/tagging/tagger.py)
 BUILD_CHUNK = 20_000  # vectors read from the catalog at a time when (re)building
@@ -390,6 +391,7 @@ class Library:
         with self.catalog.transaction() as conn:
             self.catalog.set_meta(INDEX_FILE_META, facts.to_json(), conn)
             self.catalog.set_meta(EXACT_META, exact, conn)
+            self.catalog.set_meta(EXACT_BYTES_META, str(self._exact_bytes()), conn)
             self.catalog.set_meta("index_generation", str(gen), conn)
             self.catalog.set_meta("index_kind", index.kind, conn)
             self.catalog.set_meta("index_structure", index.describe(), conn)
@@ -436,6 +438,16 @@ class Library:
         info = self.model_info()
         path = self.root / EXACT_NAME
         if info and self.catalog.get_meta(EXACT_META) == _exact_tag(info.dim) and path.exists():
+            written = int(self.catalog.get_meta(EXACT_BYTES_META, "0") or 0)
+            if path.stat().st_size < written:  # a sync only ever makes it longer
+                log.warning(
+                    "%s is shorter than written (%d bytes, not %d): re-scoring from the "
+                    "catalog (lookalike check --repair rebuilds it)",
+                    path,
+                    path.stat().st_size,
+                    written,
+                )
+                return self.catalog
             try:
                 return ExactVectors(path, info.dim, fallback=self.catalog, stale=stale)
             except OSError:
@@ -474,9 +486,12 @@ class Library:
                     writer.add(chunk_ids, vectors)
         return _exact_tag(index.dim)
 
+    def _exact_bytes(self) -> int:
+        path = self.root / EXACT_NAME
+        return path.stat().st_size if path.exists() else 0
+
     def _vector_ids(self) -> np.ndarray:
-        rows = self.catalog.conn.execute("SELECT image_id FROM vectors ORDER BY image_id")
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        return self.catalog.vector_ids()
 
     def _catalog_chunks(self, ids: np.ndarray, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of ``ids`` from the catalog, BUILD_CHUNK at a time."""

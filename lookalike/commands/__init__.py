@@ -11,6 +11,7 @@ COMMANDS: dict[str, str] = {  # name -> the first sentence of its help
     "index": "Index the images under PATHS (folders or files) into the library.",
     "search": "Find the library images most similar to each of IMAGES, or to --text TEXT.",
     "info": "Show what the library holds: images, errors, model, index, labels, size.",
+    "check": "Check the catalog, the index file and vectors.f16, and find left-over files.",
     "serve": "Serve the web app and the JSON API over a library.",
     "duplicates": "Group near-duplicate images (resized, recompressed, slightly cropped copies).",
     "clusters": "Group the images without a human label into clusters, most promising first.",
