@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lookalike.indexer.errors import DamagedIndex
+from lookalike.indexer.progress import FILE_NAME as PROGRESS_NAME
 from lookalike.indexer.store.exact_vectors import DTYPE, ExactVectors
 from lookalike.indexer.store.exact_vectors import FILE_NAME as EXACT_NAME
 from lookalike.indexer.store.library import BUILD_CHUNK, CATALOG_NAME, LOCK_NAME, Library
@@ -40,10 +41,11 @@ KNOWN = {
     f"{CATALOG_NAME}-journal",
     LOCK_NAME,
     EXACT_NAME,
+    PROGRESS_NAME,
     "thumbnails",
     "shards",
 }
-TEMPORARY = re.compile(r"^\.(index-\d+\.faiss|vectors\.f16)\.\d+\.tmp$")
+TEMPORARY = re.compile(r"^\.(index-\d+\.faiss|vectors\.f16|index-progress\.json)\.\d+\.tmp$")
 GENERATION = re.compile(r"^index-(\d+)\.faiss$")
 
 
