@@ -7,6 +7,7 @@ import json
 import click
 
 from lookalike.commands.options import json_option, library_option
+from lookalike.commands.shown import shown
 from lookalike.indexer.store.integrity import check_library
 from lookalike.indexer.store.library import Library
 
@@ -36,12 +37,12 @@ def check(library, repair, as_json):
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
-        click.echo(f"library  {report.library}")
+        click.echo(f"library  {shown(report.library)}")
         for f in report.findings:
             state = "repaired" if f.repaired else ("" if f.part == "unknown" else "NOT repaired")
-            click.echo(f"{f.part:<8} {f.problem}" + (f" ({state})" if state else ""))
+            click.echo(f"{f.part:<8} {shown(f.problem)}" + (f" ({state})" if state else ""))
         for action in report.actions:
-            click.echo(f"repair   {action}")
+            click.echo(f"repair   {shown(action)}")
         if not report.findings:
             click.echo("ok       catalog, index and vectors agree; no left-over files")
         elif any(f.part == "catalog" for f in report.findings):

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from lookalike.commands.options import json_option, library_option
+from lookalike.commands.shown import shown
 from lookalike.indexer.batch import IndexOptions
 from lookalike.indexer.pipeline import ModelChoice, UpdateSummary, update_library
 from lookalike.indexer.progress import progress_bar
@@ -178,7 +179,7 @@ def index(
 def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
     done = summary.index
     for s in done.skipped[:SHOW_SKIPPED]:
-        click.echo(f"skipping {s.path}: {s.reason}", err=True)
+        click.echo(f"skipping {shown(s.path)}: {shown(s.reason)}", err=True)
     if len(done.skipped) > SHOW_SKIPPED:
         more = len(done.skipped) - SHOW_SKIPPED
         click.echo(f"... and {more} more skipped (lookalike info lists them)", err=True)
@@ -193,7 +194,7 @@ def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
     copies = summary.copies
     if copies is not None:
         for path, reason in copies.skipped[:SHOW_SKIPPED]:
-            click.echo(f"no copy descriptor for {path}: {reason}", err=True)
+            click.echo(f"no copy descriptor for {shown(path)}: {shown(reason)}", err=True)
         click.echo(
             f"copy descriptors: {copies.computed} computed, "
             f"{len(copies.skipped)} skipped, {copies.total} in the library"

@@ -7,6 +7,7 @@ import json
 import click
 
 from lookalike.commands.options import json_option, library_option
+from lookalike.commands.shown import shown
 from lookalike.indexer.store.library import Library
 
 
@@ -20,7 +21,7 @@ def info(library, as_json):
     if as_json:
         click.echo(json.dumps(doc))
         return
-    click.echo(f"library  {doc['library']}")
+    click.echo(f"library  {shown(doc['library'])}")
     click.echo(f"images   {doc['images']}")
     click.echo(f"model    {doc['model']}")
     idx = doc["index"]
@@ -29,8 +30,8 @@ def info(library, as_json):
     )
     if idx["problem"]:
         click.echo(
-            f"         DAMAGED: {idx['file']} {idx['problem']}; searches use an index rebuilt "
-            "in memory; lookalike check --repair rebuilds the file"
+            f"         DAMAGED: {idx['file']} {shown(idx['problem'])}; searches use an index "
+            "rebuilt in memory; lookalike check --repair rebuilds the file"
         )
     copies = doc["copy_detection"]
     click.echo(
@@ -45,4 +46,4 @@ def info(library, as_json):
     click.echo(f"size     {doc['bytes'] / 1e6:.1f} MB")
     click.echo(f"errors   {len(doc['errors'])}")
     for e in doc["errors"]:
-        click.echo(f"  {e['path']}: {e['error']}")
+        click.echo(f"  {shown(e['path'])}: {shown(e['error'])}")

@@ -81,3 +81,22 @@ def test_a_port_in_use_is_one_line(tmp_path):
         port = taken.getsockname()[1]
         proc = run_cli("serve", "--library", str(lib), "--port", str(port), check=False)
     _one_line_error(proc, f"port {port}", "in use", "--port")
+
+
+def test_terminal_escapes_in_file_names_are_printed_escaped(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    title = "\x1b]0;owned\x07\x1b[2J\x1b[31m"
+    shutil.copy(dev_images(1, 1)[0], photos / f"ok{title}.jpg")
+    (photos / f"bad{title}\nindexed in 0.0s.jpg").write_text("not a picture")
+    lib = tmp_path / "lib"
+    proc = run_cli("index", str(photos), "--library", str(lib), "-q")
+    info = run_cli("info", "--library", str(lib))
+    found = run_cli("search", str(photos / f"ok{title}.jpg"), "--library", str(lib))
+    for out in (proc.stdout + proc.stderr, info.stdout, found.stdout):
+        assert "\x1b" not in out and "\x07" not in out
+    assert "skipping " in proc.stderr and "bad\\x1b]0;owned\\x07" in proc.stderr
+    assert "\\nindexed in 0.0s.jpg" in proc.stderr  # no fake line of output
+    assert "bad\\x1b]0;owned" in info.stdout and "ok\\x1b]0;owned\\x07\\x1b[2J" in found.stdout
+    doc = json.loads(run_cli("info", "--library", str(lib), "--json").stdout)
+    assert doc["errors"][0]["path"] == str(photos / f"bad{title}\nindexed in 0.0s.jpg")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lookalike.indexer.store import vector_index as vi
+from lookalike.indexer.store.integrity import check_library
 from lookalike.indexer.store.library import Library
 from lookalike.indexer.store.vector_index import FLAT, IVF
 from lookalike.search.searcher import Searcher
@@ -83,4 +84,32 @@ def test_a_file_without_recorded_facts_is_checked_by_count(tmp_path):
     with pytest.raises(Exception, match="holds 5 vectors, the catalog 20"):
         lib.read_index()
     assert lib.load_index().ntotal == 20
+    lib.close()
+
+
+def test_check_finds_and_repairs_a_damaged_vectors_file(tmp_path, small_limits, caplog):
+    x = unit_vectors(1200, DIM, seed=6)
+    lib = Library.create(tmp_path / "lib", INFO)
+    ids = write_vectors(lib, x)
+    assert lib.sync_index().kind == IVF
+    exact = lib.root / "vectors.f16"
+    assert check_library(lib).findings == []
+    data = bytearray(exact.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = os.urandom(64)  # rows overwritten
+    exact.write_bytes(bytes(data))
+    found = check_library(lib)
+    assert [f.part for f in found.findings] == ["vectors"] and not found.ok
+    assert "rows differ from the catalog" in found.findings[0].problem
+
+    with open(exact, "r+b") as f:  # truncated: readers re-score from the catalog instead
+        f.truncate(len(data) // 4)
+    with caplog.at_level(logging.WARNING), Searcher.open(lib.root, rerank=False) as searcher:
+        _s, top = searcher.index.search(x[-5:], 1)
+    assert list(top[:, 0]) == ids[-5:] and "shorter than written" in caplog.text
+
+    with lib.locked():
+        repaired = check_library(lib, repair=True)
+    assert repaired.ok and repaired.findings[0].repaired
+    assert any("vectors.f16" in a for a in repaired.actions)
+    assert check_library(lib).findings == []
     lib.close()
