@@ -7,9 +7,9 @@ import json
 import click
 
 from lookalike.commands.options import json_option, library_option
-from lookalike.commands.shown import shown
 from lookalike.indexer.store.integrity import check_library
 from lookalike.indexer.store.library import Library
+from lookalike.terminal import shown
 
 
 @click.command()

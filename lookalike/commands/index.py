@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from lookalike.commands.options import json_option, library_option
-from lookalike.commands.shown import shown
 from lookalike.indexer.batch import IndexOptions
 from lookalike.indexer.pipeline import ModelChoice, UpdateSummary, update_library
 from lookalike.indexer.progress import progress_bar
 from lookalike.indexer.ray.engine import RayOptions
+from lookalike.terminal import shown
 
 SHOW_SKIPPED = 20
 

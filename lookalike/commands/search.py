@@ -7,10 +7,10 @@ import json
 import click
 
 from lookalike.commands.options import json_option, library_option
-from lookalike.commands.shown import shown
 from lookalike.indexer.errors import BadQuery
 from lookalike.search.searcher import Box, Searcher
 from lookalike.search.searcher import parse_box as parse
+from lookalike.terminal import shown
 
 
 def parse_box(value: str | None) -> Box | None:
