@@ -182,6 +182,16 @@ class LabelExport(NamedTuple):
     at: float  # when (seconds since the epoch)
 
 
+class LabelledImage(NamedTuple):
+    """A human-labelled image with its size (a COCO or YOLO export's row)."""
+
+    id: int
+    path: str
+    width: int
+    height: int
+    label: str
+
+
 class TagExport(NamedTuple):
     """A predicted tag with its image's path (a row of the tags CSV)."""
 
@@ -757,6 +767,14 @@ class Catalog:
             "JOIN images i ON i.id = l.image_id ORDER BY i.path"
         )
         return [LabelExport(*r) for r in rows]
+
+    def labelled_images(self) -> list[LabelledImage]:
+        """Every human-labelled image with its size and label, by path."""
+        rows = self.conn.execute(
+            "SELECT i.id, i.path, i.width, i.height, l.label FROM labels l "
+            "JOIN images i ON i.id = l.image_id ORDER BY i.path"
+        )
+        return [LabelledImage(*r) for r in rows]
 
     def tag_rows(self) -> list[TagExport]:
         """Every predicted tag with its image's path, by path."""
