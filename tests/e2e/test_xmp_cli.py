@@ -18,7 +18,9 @@ OTHER_TOOL = """<?xml version="1.0" encoding="UTF-8"?>
  <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
   <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"
       xmlns:darktable="http://darktable.sf.net/" darktable:xmp_version="5">
-   <darktable:history><rdf:Seq><rdf:li darktable:operation="exposure"/></rdf:Seq></darktable:history>
+   <darktable:history>
+    <rdf:Seq><rdf:li darktable:operation="exposure"/></rdf:Seq>
+   </darktable:history>
    <dc:subject><rdf:Bag><rdf:li>holiday</rdf:li></rdf:Bag></dc:subject>
   </rdf:Description>
  </rdf:RDF>
