@@ -19,8 +19,11 @@ annotation, and the import takes the whole file or (``--strict``) nothing.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,9 @@ from lookalike.classifier.labels import (
     Row,
     apply_rows,
     read_csv,
+    write_csv,
 )
+from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.store.catalog import LabelledImage
 from lookalike.indexer.store.library import Library
 
@@ -50,13 +55,16 @@ def is_coco(path: str | Path) -> bool:
     return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n").startswith(b"{")
 
 
-def _file_name(path: str, base: Path) -> str:
+def _file_name(path: str, base: Path | None) -> str:
+    if base is None:
+        return path
     rel = os.path.relpath(path, base)
     return path if rel.startswith(os.pardir + os.sep) else rel
 
 
-def coco_document(images: list[LabelledImage], base: Path) -> dict[str, Any]:
-    """The COCO document of ``images``; file names relative to ``base`` when under it."""
+def coco_document(images: list[LabelledImage], base: Path | None) -> dict[str, Any]:
+    """The COCO document of ``images``; file names relative to ``base`` when under it
+    (None: absolute)."""
     names = sorted({im.label for im in images})
     category = {name: i for i, name in enumerate(names, start=1)}
     return {
@@ -116,6 +124,29 @@ def write_yolo(library: Library, folder: str | Path) -> int:
         f"nc: {len(names)}\nnames:\n{yaml_names}",
     )
     return len(images)
+
+
+def export_download(library: Library, fmt: str) -> tuple[bytes, str, str]:
+    """(bytes, media type, file name) of an export as one download (the web app's):
+    CSV, COCO JSON with absolute file names, or the YOLO folder as a zip."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        write_csv(library.catalog.label_rows(), buf)
+        return buf.getvalue().encode(), "text/csv; charset=utf-8", "labels.csv"
+    if fmt == "coco":
+        doc = coco_document(library.catalog.labelled_images(), None)
+        data = json.dumps(doc, ensure_ascii=False, indent=1).encode()
+        return data, "application/json", "labels-coco.json"
+    if fmt != "yolo":
+        raise BadQuery(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_yolo(library, tmp)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in sorted(Path(tmp).rglob("*")):
+                if path.is_file():
+                    z.write(path, Path("labels-yolo") / path.relative_to(tmp))
+    return out.getvalue(), "application/zip", "labels-yolo.zip"
 
 
 def read_coco(path: str | Path) -> list[Row | RejectedRow]:
