@@ -300,28 +300,35 @@ class Library:
         stale = list(stale)
         info = self.model_info()
         dim = info.dim if info else 0
+        problem = None
         for _attempt in range(5):
-            facts = self.index_facts()
             generation = self.index_generation()
             if generation == 0:
-                break
-            if facts is not None and facts.generation != generation:
-                facts = None  # written by code that did not record the facts
+                return VectorIndex.empty(dim)
+            facts = self.index_facts()
             path = self.index_path(generation)
+            if facts is not None and facts.generation > generation:
+                # A writer committed a generation between the two reads: read again.
+                problem = DamagedIndex(path, "changed while it was being read")
+                continue
+            if facts is not None and facts.generation < generation:
+                facts = None  # written by code that did not record the facts
             try:
                 # An IVF index re-scores its candidates with the catalog's exact vectors.
                 index = read_checked(path, facts, self.exact_source(stale), dim)
-            except DamagedIndex:
-                if self.index_generation() != generation:
-                    # A writer replaced the generation between our read of the catalog
-                    # and the open; read the catalog again.
-                    time.sleep(0.05)
-                    continue
-                raise
+            except DamagedIndex as e:
+                if self.index_generation() == generation:
+                    raise
+                # A writer replaced the generation between our read of the catalog
+                # and the open; read the catalog again.
+                problem = e
+                time.sleep(0.05)
+                continue
             if facts is None:
                 self._check_count(path, index, stale)
             return index
-        return VectorIndex.empty(dim)
+        assert problem is not None
+        raise problem
 
     def _check_count(self, path: Path, index: VectorIndex, stale: list[int]) -> None:
         """A file without recorded facts: its count must be the catalog's, give or take
