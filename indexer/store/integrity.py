@@ -171,13 +171,17 @@ def _vectors_problem(lib: Library) -> str | None:
 
 
 def _orphans(lib: Library) -> list:
+    """Left-over files; while another process writes, its temporary files are its own."""
     current = lib.index_path().name if lib.index_generation() else None
+    writing = lib.writer_active()
     out = []
     for path in lib.root.iterdir():
         name = path.name
-        if TEMPORARY.match(name) or (GENERATION.match(name) and name != current):
+        if TEMPORARY.match(name) and not writing:
             out.append(path)
-        elif name == EXACT_NAME and not lib.catalog.get_meta("exact_vectors"):
+        elif GENERATION.match(name) and name != current and not writing:
+            out.append(path)
+        elif name == EXACT_NAME and not writing and not lib.catalog.get_meta("exact_vectors"):
             out.append(path)  # a flat library keeps none
     return out
 

@@ -229,6 +229,22 @@ class Library:
             self._lock_file = f
         self._holds += 1
 
+    def writer_active(self) -> bool:
+        """True when another process holds the writer lock now (an index run)."""
+        if self._lock_file is not None:
+            return False
+        try:
+            f = open(self.root / LOCK_NAME)
+        except OSError:
+            return False  # never written to, or unreadable: no writer to tell of
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
     def unlock(self) -> None:
         """Undo one ``lock``; the lock is released with the outermost."""
         if self._holds > 1:

@@ -113,3 +113,19 @@ def test_check_finds_and_repairs_a_damaged_vectors_file(tmp_path, small_limits, 
     assert any("vectors.f16" in a for a in repaired.actions)
     assert check_library(lib).findings == []
     lib.close()
+
+
+def test_check_leaves_a_running_writers_files_alone(tmp_path):
+    x = unit_vectors(20, DIM, seed=7)
+    lib = Library.create(tmp_path / "lib", INFO)
+    write_vectors(lib, x)
+    lib.sync_index()
+    (lib.root / ".index-2.faiss.4242.tmp").write_bytes(b"half written")
+    reader = Library.open(lib.root)
+    with lib.locked():  # an index run in progress
+        assert reader.writer_active()
+        assert check_library(reader).findings == []
+    assert not reader.writer_active()
+    assert [f.part for f in check_library(reader).findings] == ["orphans"]
+    reader.close()
+    lib.close()
