@@ -29,7 +29,7 @@ from lookalike.indexer.errors import LookalikeError
 from lookalike.indexer.store.catalog import LabelExport, TagExport
 from lookalike.indexer.store.library import Library
 
-ORIGINS = ("folder", "csv", "manual", "review")
+ORIGINS = ("folder", "csv", "coco", "manual", "review")
 MAX_LABEL_LENGTH = 100
 # Letters and digits of any script, then also space and a few safe punctuation marks.
 _LABEL = re.compile(r"^\w[\w .'()&+\-]*$")
@@ -160,8 +160,11 @@ def read_csv(path: str | Path) -> list[Row | RejectedRow]:
     return out
 
 
-def plan_import(library: Library, path: str | Path) -> tuple[ImportReport, list[tuple[int, str]]]:
-    """Check every row; returns the report and the (image id, label) pairs to write.
+def plan_import(
+    library: Library, path: str | Path, parsed: Sequence[Row | RejectedRow] | None = None
+) -> tuple[ImportReport, list[tuple[int, str]]]:
+    """Check every row (of the CSV at ``path``, or ``parsed`` from it); returns the
+    report and the (image id, label) pairs to write.
 
     A path listed twice with the same label: the first row is taken, the others
     are duplicates. A path listed with different labels is ambiguous: none of its
@@ -170,7 +173,7 @@ def plan_import(library: Library, path: str | Path) -> tuple[ImportReport, list[
     catalog = library.catalog
     report = ImportReport(file=str(path))
     candidates: dict[str, list[tuple[Row, int]]] = {}
-    for row in read_csv(path):
+    for row in read_csv(path) if parsed is None else parsed:
         if isinstance(row, RejectedRow):
             report.rejected.append(row)
             continue
@@ -217,10 +220,22 @@ def import_csv(library: Library, path: str | Path, strict: bool = False) -> Impo
 
     With ``strict``, a file with any bad row changes nothing.
     """
-    report, items = plan_import(library, path)
+    return apply_rows(library, path, read_csv(path), strict, "csv")
+
+
+def apply_rows(
+    library: Library,
+    path: str | Path,
+    rows: Sequence[Row | RejectedRow],
+    strict: bool = False,
+    origin: str = "csv",
+) -> ImportReport:
+    """Check ``rows`` (read from ``path``), then write the valid ones in one
+    transaction (with ``strict``, none when any is bad)."""
+    report, items = plan_import(library, path, rows)
     if items and not (strict and report.rejected):
         with library.catalog.transaction() as conn:
-            _write(library, conn, items, "csv")
+            _write(library, conn, items, origin)
         report.applied = True
     return report
 

@@ -81,6 +81,35 @@ class LibraryBusy(LookalikeError):
     """Another process is writing to the library."""
 
 
+class LibraryReadOnly(LookalikeError):
+    """A write to a library that this process can only read (read-only mount, no permission)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"library {self.path} is read-only here: this needs write access (info, search, "
+            "labels list, check and serve work on a read-only library)"
+        )
+
+
+class CatalogUnavailable(LookalikeError):
+    """A catalog that SQLite cannot open or read: damaged, not a catalog, or a full disk."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot use the catalog {self.path}: {reason}")
+
+
+class DamagedIndex(LookalikeError):
+    """A library's index file that is not the one written (missing, truncated, changed)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"index file {self.path} {problem}")
+
+
 class BadQuery(LookalikeError):
     """A query that cannot be answered as given (bad box, bad threshold, ...)."""
 

@@ -18,7 +18,9 @@ them in instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,12 @@ from lookalike.indexer.ray.engine import RayIndexer, RayOptions, RaySummary
 from lookalike.indexer.scan import printable
 from lookalike.indexer.store import copy_vectors
 from lookalike.indexer.store.copy_vectors import CopySummary
-from lookalike.indexer.store.library import Library
+from lookalike.indexer.store.library import (
+    CATALOG_NAME,
+    LOCK_NAME,
+    Library,
+    default_library_dir,
+)
 
 Progress = Callable[[int, int], None]  # (done, total) after each commit
 
@@ -118,11 +125,13 @@ def update_library(
     choice = choice or ModelChoice()
     options = options or IndexOptions()
     lib = _open_existing(root)
+    new: NewLibrary | None = None
     try:
         check_paths(lib, paths)
         embedder = embedder or choose_embedder(lib, choice, on_ray=ray is not None)
         copy_model = choose_copy_model(lib, choice, copies, skip_recorded=copies_optional)
         if lib is None:
+            new = NewLibrary.before(root)
             lib = Library.create(root, embedder.info)
         else:
             lib.use_model(embedder.info)
@@ -130,6 +139,10 @@ def update_library(
             summary = _index(lib, embedder, paths, options, ray, on_progress)
             summary.copies = _copy_pass(lib, choice, copy_model, options, on_copy_progress)
         return summary
+    except BaseException:
+        if new is not None and lib is not None:
+            new.forget_if_empty(lib)  # a failed first run leaves no empty library behind
+        raise
     finally:
         if lib is not None:
             lib.close()
@@ -181,6 +194,35 @@ def remove_from_library(root: str | Path | None, paths: Sequence[str | Path]) ->
             lib.catalog.remove_images(conn, ids)
         lib.sync_index()
         return Removal(len(ids), labelled)
+
+
+@dataclass(frozen=True)
+class NewLibrary:
+    """A library this update creates: what was there before, to undo it on failure."""
+
+    root: Path
+    made_dir: bool  # the directory did not exist
+
+    @classmethod
+    def before(cls, root: str | Path | None) -> NewLibrary:
+        path = Path(root or default_library_dir()).expanduser().absolute()
+        return cls(path, not path.exists())
+
+    def forget_if_empty(self, lib: Library) -> None:
+        """Remove the library's files (and its directory, if this run made it) when the
+        failed run committed no image."""
+        try:
+            if lib.catalog.count() or lib.catalog.errors():
+                return
+        except sqlite3.Error:
+            pass  # an unreadable new catalog holds nothing worth keeping
+        lib.close()
+        names = (CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", LOCK_NAME)
+        for path in [*(self.root / n for n in names), *self.root.glob("index-*.faiss")]:
+            path.unlink(missing_ok=True)
+        if self.made_dir:
+            with contextlib.suppress(OSError):  # not empty: something else is in it
+                self.root.rmdir()
 
 
 def choose_embedder(library: Library | None, choice: ModelChoice, on_ray: bool = False) -> Embedder:

@@ -8,7 +8,9 @@ line and exit 1.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import sqlite3
 
 import click
 
@@ -40,6 +42,10 @@ class LookalikeGroup(click.Group):
             return super().invoke(ctx)
         except LookalikeError as e:
             raise click.ClickException(str(e)) from e
+        except sqlite3.DatabaseError as e:
+            raise click.ClickException(catalog_problem(e)) from e
+        except OSError as e:
+            raise click.ClickException(file_problem(e)) from e
         except KeyboardInterrupt:
             click.echo("interrupted; what was committed is kept, rerun to finish", err=True)
             ctx.exit(130)
@@ -53,3 +59,23 @@ def main() -> None:
     Every command works on a library directory: --library DIR, or the
     LOOKALIKE_LIBRARY environment variable, or ~/.local/share/lookalike/library.
     """
+
+
+def catalog_problem(e: sqlite3.DatabaseError) -> str:
+    """One line for an SQLite error that reached the command line."""
+    if e.sqlite_errorname == "SQLITE_FULL":
+        return f"the disk is full ({e}): free some space and rerun; what was committed is kept"
+    return (
+        f"the library's catalog cannot be used: {e}. `lookalike check` says what it finds; "
+        "a damaged catalog.sqlite is restored from a backup"
+    )
+
+
+def file_problem(e: OSError) -> str:
+    """One line for a file error that reached the command line."""
+    where = f" ({e.filename})" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return f"the disk is full{where}: free some space and rerun; what was committed is kept"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"no write access{where}: {e.strerror}"
+    return f"{e.strerror or e}{where}"

@@ -10,10 +10,12 @@ import io
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from PIL import Image, UnidentifiedImageError
 
+from lookalike.classifier import exports
 from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.store.library import Library
 from lookalike.search import searcher
 from lookalike.webapp import browse
 from lookalike.webapp.services import LibraryService
@@ -216,6 +218,16 @@ def label_many():
         raise BadQuery('send {"ids": [image ids...], "label": "..."}')
     count = service().set_labels(ids, body.get("label"))
     return jsonify({"labelled": count})
+
+
+@bp.get("/labels/export")
+def export_labels():
+    svc = service()
+    fmt = request.args.get("format", "csv")
+    data, media, name = exports.export_download(Library(svc.root, svc.catalog), fmt)
+    response = Response(data, mimetype=media)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @bp.get("/index-job")

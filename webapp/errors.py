@@ -1,8 +1,9 @@
 """One error handler for the whole app: JSON for the API, a friendly page elsewhere.
 
-Domain errors map to statuses by class (bad query 400, not found 404, busy 409,
-model or optional extra unavailable 503); anything unexpected is logged with its traceback and
-answered 500 with a short message, never the traceback itself.
+Domain errors map to statuses by class (bad query 400, a read-only library 403, not
+found 404, busy 409, model or optional extra unavailable 503); anything unexpected is
+logged with its traceback and answered 500 with a short message, never the traceback
+itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lookalike.indexer.errors import (
     BadQuery,
     LibraryBusy,
     LibraryNotFound,
+    LibraryReadOnly,
     LookalikeError,
     MissingExtra,
     ModelMismatch,
@@ -31,6 +33,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (BadQuery, 400),
     (UnreadableImage, 400),
     (LibraryBusy, 409),
+    (LibraryReadOnly, 403),
     (ModelMismatch, 409),
     (LibraryNotFound, 503),
     (ModelUnavailable, 503),

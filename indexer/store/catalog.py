@@ -10,18 +10,24 @@ services ask ``Catalog`` methods (typed rows) rather than writing SQL of their o
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, TypedDict
+from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.indexer.errors import CatalogUnavailable, LibraryReadOnly
 from lookalike.indexer.models.protocol import FeatureVector
+
+log = logging.getLogger(__name__)
 
 # Each entry upgrades the schema by one version; append, never edit.
 MIGRATIONS: list[str] = [
@@ -188,6 +194,16 @@ class LabelExport(NamedTuple):
     at: float  # when (seconds since the epoch)
 
 
+class LabelledImage(NamedTuple):
+    """A human-labelled image with its size (a COCO or YOLO export's row)."""
+
+    id: int
+    path: str
+    width: int
+    height: int
+    label: str
+
+
 class TagExport(NamedTuple):
     """A predicted tag with its image's path (a row of the tags CSV)."""
 
@@ -248,9 +264,7 @@ class NewImage(NamedTuple):
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
-        )
+        conn = _connect_readonly(path)
     else:
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -260,15 +274,81 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection, also where SQLite cannot write the WAL's -shm file.
+
+    A WAL-mode reader needs catalog.sqlite-shm, which it creates if missing: on a
+    read-only mount (or without write permission) that fails with "unable to open
+    database file". There nothing can change the file, so it is opened immutable.
+    A WAL there that still holds commits without its -shm (a copy taken while a
+    writer had it open) is not read: those changes are missing, and a warning says so.
+    """
+    uri = f"file:{quote(str(path))}"
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise  # a place SQLite can write to: not this problem
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        log.warning(
+            "%s holds changes that cannot be read on this read-only copy without its "
+            "-shm file: the catalog is read as of its last checkpoint",
+            wal,
+        )
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, check_same_thread=False)
+
+
+def catalog_unavailable(path: Path, e: sqlite3.DatabaseError) -> CatalogUnavailable:
+    """The domain error for an SQLite error on opening ``path``: why, in words."""
+    name = e.sqlite_errorname
+    free = shutil.disk_usage(path.parent).free if path.parent.exists() else 1 << 30
+    if name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and free < FULL_BELOW):
+        return CatalogUnavailable(path, f"the disk is full ({e}); free some space and rerun")
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return CatalogUnavailable(
+            path,
+            f"{e}: it is damaged or not a Lookalike catalog (`lookalike check` says more; "
+            "restore catalog.sqlite from a backup)",
+        )
+    return CatalogUnavailable(path, str(e))
+
+
+# Free bytes under which an SQLite I/O error on opening is taken for a full disk.
+FULL_BELOW = 1 << 20
+
+
+def _read_only_here(path: Path) -> bool:
+    """True when this process cannot write the catalog (or create it) at ``path``."""
+    if path.exists():
+        return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    return path.parent.exists() and not os.access(path.parent, os.W_OK)
+
+
 class Catalog:
     """Typed access to a library's SQLite file."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        """Open the catalog at ``path``.
+
+        Raises:
+            LibraryReadOnly: a writable catalog asked for where it can only be read.
+            CatalogUnavailable: SQLite cannot open or read it (damaged, full disk).
+        """
         self.path = Path(path)
         self.readonly = readonly
-        self.conn = connect(self.path, readonly=readonly)
-        if not readonly:
-            self._migrate()
+        if not readonly and _read_only_here(self.path):
+            raise LibraryReadOnly(self.path.parent)
+        try:
+            self.conn = connect(self.path, readonly=readonly)
+            self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            if not readonly:
+                self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise catalog_unavailable(self.path, e) from e
 
     def close(self) -> None:
         self.conn.close()
@@ -289,6 +369,17 @@ class Catalog:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits first; the version bump is part of the script.
             self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's integrity_check and foreign_key_check find; [] when whole."""
+        try:
+            rows = [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
+            problems = [] if rows == ["ok"] else rows
+            for r in self.conn.execute("PRAGMA foreign_key_check"):
+                problems.append(f"row {r[1]} of {r[0]} refers to a missing row of {r[2]}")
+        except sqlite3.DatabaseError as e:  # too damaged for the check itself
+            return [str(e)]
+        return problems
 
     # -- meta ---------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -572,6 +663,14 @@ class Catalog:
         return [ErrorRow(r[0], r[1]) for r in rows]
 
     # -- vectors --------------------------------------------------------------
+    def vector_ids(self) -> npt.NDArray[np.int64]:
+        """The ids of every image with a vector, ascending."""
+        rows = self.conn.execute("SELECT image_id FROM vectors ORDER BY image_id")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def count_vectors(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+
     def vector(self, image_id: int) -> FeatureVector | None:
         row = self.conn.execute(
             "SELECT vector FROM vectors WHERE image_id = ?", (image_id,)
@@ -735,6 +834,14 @@ class Catalog:
             "JOIN images i ON i.id = l.image_id ORDER BY i.path"
         )
         return [LabelExport(*r) for r in rows]
+
+    def labelled_images(self) -> list[LabelledImage]:
+        """Every human-labelled image with its size and label, by path."""
+        rows = self.conn.execute(
+            "SELECT i.id, i.path, i.width, i.height, l.label FROM labels l "
+            "JOIN images i ON i.id = l.image_id ORDER BY i.path"
+        )
+        return [LabelledImage(*r) for r in rows]
 
     def tag_rows(self) -> list[TagExport]:
         """Every predicted tag with its image's path, by path."""

@@ -64,7 +64,7 @@ class ExactVectors:
         asked = [int(i) for i in ids]
         wanted = [i for i in asked if i not in self.stale] if self.stale else asked
         wanted_ids = np.array(wanted, dtype=np.int64)
-        rows = self._rows(wanted_ids)
+        rows = self.rows(wanted_ids)
         present = rows.view(np.uint16).any(axis=1)  # integer test: float16 math is slow
         found_ids, found = wanted_ids[present], rows[present].astype(np.float32)
         if len(found_ids) < len(asked) and self.fallback is not None:
@@ -75,7 +75,7 @@ class ExactVectors:
                 found = np.concatenate([found, np.asarray(more, np.float32).reshape(-1, self.dim)])
         return found_ids, found
 
-    def _rows(self, ids: np.ndarray) -> np.ndarray:
+    def rows(self, ids: np.ndarray) -> np.ndarray:
         """float16 rows of ``ids`` (zeros for rows past the end of the file)."""
         size = self.row_bytes
         if len(ids) > 8 and int(ids.max()) - int(ids.min()) < RANGE_DENSITY * len(ids):

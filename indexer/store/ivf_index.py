@@ -31,6 +31,8 @@ from lookalike.indexer.store.vector_index import (
     top_k,
 )
 
+# The container's JSON header is ~100 bytes; a length past this is not one.
+MAX_HEADER = 64 * 1024
 # Re-scoring gathers (queries x candidates x dim) floats: bound that to ~64 MB.
 RESCORE_FLOATS = 16 * 2**20
 
@@ -95,6 +97,8 @@ class IvfIndex(VectorIndex):
         """Read the container after its magic: header length, JSON params, FAISS index."""
         faiss = load_faiss()
         (size,) = struct.unpack("<Q", f.read(8))
+        if size > MAX_HEADER:  # not a header this code wrote: do not read gigabytes
+            raise ValueError(f"an IVF header of {size} bytes")
         params = IvfParams.from_json(f.read(size))
         ivf = faiss.read_index(faiss.PyCallbackIOReader(f.read))
         return cls(ivf, params)

@@ -40,14 +40,21 @@ from typing import Any, TextIO, TypedDict
 
 import numpy as np
 
-from lookalike.indexer.errors import LibraryBusy, LibraryNotFound, ModelMismatch
+from lookalike.indexer.errors import DamagedIndex, LibraryBusy, LibraryNotFound, ModelMismatch
 from lookalike.indexer.models.copy_model import CopyModelInfo
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.models.registry import with_capabilities
 from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.exact_vectors import FILE_NAME as EXACT_NAME
 from lookalike.indexer.store.exact_vectors import ExactVectors, Writer, write_rows
-from lookalike.indexer.store.index_kinds import read_index, train_index
+from lookalike.indexer.store.index_file import META_KEY as INDEX_FILE_META
+from lookalike.indexer.store.index_file import (
+    IndexFileFacts,
+    quick_problem,
+    read_checked,
+    save_index,
+)
+from lookalike.indexer.store.index_kinds import train_index
 from lookalike.indexer.store.vector_index import (
     FLAT,
     IvfParams,
@@ -61,6 +68,7 @@ log = logging.getLogger(__name__)
 CATALOG_NAME = "catalog.sqlite"
 LOCK_NAME = ".lock"
 EXACT_META = "exact_vectors"  # "float16:<dim>" while vectors.f16 matches the catalog
+EXACT_BYTES_META = "exact_vectors_bytes"  # its size when the generation was written
 COPY_MODEL_META = "copy_model"  # the copy-detection model (indexer/store/copy_vectors.py)
 TAGGING_META = "tagging"  # the last `lookalike tag` run (classifier/tagging/tagger.py)
 BUILD_CHUNK = 20_000  # vectors read from the catalog at a time when (re)building
@@ -84,7 +92,7 @@ class LibraryFacts(TypedDict):
     errors: list[dict[str, str]]  # {"path", "error"} of the files that could not be indexed
     model: str | None
     model_info: dict[str, Any] | None  # dim, preprocessing, weights_hash, descriptor
-    index: dict[str, Any]  # file, kind, structure, generation, pending
+    index: dict[str, Any]  # file, kind, structure, generation, pending, problem (or None)
     copy_detection: dict[str, Any] | None  # model, descriptors; None: copy detection off
     labels: dict[str, Any]  # images, classes (label -> images)
     tags: dict[str, int]  # images, unknown
@@ -201,6 +209,7 @@ class Library:
                 "structure": cat.get_meta("index_structure", kind),
                 "generation": self.index_generation(),
                 "pending": len(cat.pending_index()),
+                "problem": self.index_problem(),
             },
             copy_detection={"model": copies.name, "descriptors": cat.count_copy_vectors()}
             if copies
@@ -230,6 +239,22 @@ class Library:
                 ) from e
             self._lock_file = f
         self._holds += 1
+
+    def writer_active(self) -> bool:
+        """True when another process holds the writer lock now (an index run)."""
+        if self._lock_file is not None:
+            return False
+        try:
+            f = open(self.root / LOCK_NAME)
+        except OSError:
+            return False  # never written to, or unreadable: no writer to tell of
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
 
     def unlock(self) -> None:
         """Undo one ``lock``; the lock is released with the outermost."""
@@ -262,25 +287,84 @@ class Library:
         gen = self.index_generation() if generation is None else generation
         return self.root / f"index-{gen}.faiss"
 
+    def index_facts(self) -> IndexFileFacts | None:
+        """What the current generation's file was written with (None: an older library)."""
+        text = self.catalog.get_meta(INDEX_FILE_META)
+        return IndexFileFacts.from_json(text) if text else None
+
+    def index_problem(self) -> str | None:
+        """What a stat tells is wrong with the index file (missing, wrong size); None:
+        nothing (``lookalike check`` reads it all)."""
+        generation = self.index_generation()
+        if generation == 0:
+            return None
+        facts = self.index_facts()
+        if facts is not None and facts.generation != generation:
+            facts = None
+        return quick_problem(self.index_path(generation), facts)
+
     def load_index(self, stale: Iterable[int] = ()) -> VectorIndex:
         """The current index; an empty one when none was written yet.
 
-        ``stale``: ids changed since the index was written (an IVF index re-scores them
-        from the catalog, not from the float16 file).
+        A damaged index file (indexer/store/index_file.py) is logged as a warning and the
+        index rebuilt in memory from the catalog's vectors: a search never silently
+        finds nothing. ``stale``: ids changed since the index was written (an IVF index
+        re-scores them from the catalog, not from the float16 file).
         """
+        try:
+            return self.read_index(stale)
+        except DamagedIndex as e:
+            log.warning(
+                "%s; searching an index rebuilt in memory from the catalog "
+                "(lookalike check --repair, or the next lookalike index, writes a good one)",
+                e,
+            )
+            return self._build_from_catalog(self.catalog.get_meta("index_kind"), in_memory=True)
+
+    def read_index(self, stale: Iterable[int] = ()) -> VectorIndex:
+        """The current index file, checked against what was written; DamagedIndex if
+        it is not that file (an empty index when none was written yet)."""
+        stale = list(stale)
+        info = self.model_info()
+        dim = info.dim if info else 0
+        problem = None
         for _attempt in range(5):
-            path = self.index_path()
-            if self.index_generation() == 0:
-                break
+            generation = self.index_generation()
+            if generation == 0:
+                return VectorIndex.empty(dim)
+            facts = self.index_facts()
+            path = self.index_path(generation)
+            if facts is not None and facts.generation > generation:
+                # A writer committed a generation between the two reads: read again.
+                problem = DamagedIndex(path, "changed while it was being read")
+                continue
+            if facts is not None and facts.generation < generation:
+                facts = None  # written by code that did not record the facts
             try:
                 # An IVF index re-scores its candidates with the catalog's exact vectors.
-                return read_index(path, source=self.exact_source(stale))
-            except (RuntimeError, OSError):
-                # A writer replaced the generation between our read of the catalog and
-                # the open; read the catalog again.
+                index = read_checked(path, facts, self.exact_source(stale), dim)
+            except DamagedIndex as e:
+                if self.index_generation() == generation:
+                    raise
+                # A writer replaced the generation between our read of the catalog
+                # and the open; read the catalog again.
+                problem = e
                 time.sleep(0.05)
-        info = self.model_info()
-        return VectorIndex.empty(info.dim if info else 0)
+                continue
+            if facts is None:
+                self._check_count(path, index, stale)
+            return index
+        assert problem is not None
+        raise problem
+
+    def _check_count(self, path: Path, index: VectorIndex, stale: list[int]) -> None:
+        """A file without recorded facts: its count must be the catalog's, give or take
+        the changes since it was written."""
+        n = self.catalog.count_vectors()
+        if abs(index.ntotal - n) > len(stale):
+            raise DamagedIndex(
+                path, f"holds {index.ntotal:,} vectors, the catalog {n:,} ({len(stale)} changed)"
+            )
 
     def live_index(self) -> VectorIndex:
         """The index file plus, in memory, what was committed since it was written.
@@ -303,11 +387,16 @@ class Library:
         generation is rebuilt (and retrained) from the catalog instead.
         """
         pending = self.catalog.pending_index()
-        current = self.load_index(stale=pending)
+        try:
+            current = self.read_index(stale=pending)
+        except DamagedIndex as e:
+            # Never a generation built on a damaged file: the catalog is the truth.
+            log.warning("%s; rebuilding the index from the catalog's vectors", e)
+            return self.rebuild_index(current_kind=self.catalog.get_meta("index_kind"))
         if not pending and self.index_generation() > 0:
             return current
         # After this sync the index holds exactly the catalog's vectors.
-        n = self.catalog.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        n = self.catalog.count_vectors()
         if current.needs_rebuild(n):
             log.info("library reached %d images: rebuilding its index", n)
             return self.rebuild_index(current_kind=current.kind)
@@ -332,9 +421,11 @@ class Library:
         """Save ``index`` as the next generation; clear ``pending`` (None: all of it)."""
         gen = self.index_generation() + 1
         exact = self._update_exact_file(index, pending)
-        index.save(self.index_path(gen))
+        facts = save_index(index, self.index_path(gen), gen)
         with self.catalog.transaction() as conn:
+            self.catalog.set_meta(INDEX_FILE_META, facts.to_json(), conn)
             self.catalog.set_meta(EXACT_META, exact, conn)
+            self.catalog.set_meta(EXACT_BYTES_META, str(self._exact_bytes()), conn)
             self.catalog.set_meta("index_generation", str(gen), conn)
             self.catalog.set_meta("index_kind", index.kind, conn)
             self.catalog.set_meta("index_structure", index.describe(), conn)
@@ -344,8 +435,12 @@ class Library:
                 self.catalog.clear_pending(conn, pending)
         self._remove_stale_index_files(keep=gen)
 
-    def _build_from_catalog(self, current_kind: str | None) -> VectorIndex:
-        """An index of the kind for the catalog's size; vectors read in chunks."""
+    def _build_from_catalog(self, current_kind: str | None, in_memory: bool = False) -> VectorIndex:
+        """An index of the kind for the catalog's size; vectors read in chunks.
+
+        ``in_memory`` (a reader): an IVF index re-scores from the catalog, and no
+        vectors.f16 is written.
+        """
         ids = self._vector_ids()
         info = self.model_info()
         dim = info.dim if info else 0
@@ -359,7 +454,7 @@ class Library:
             _ids, sample = self.catalog.vectors(sample_ids, dim=dim)
             index = train_index(sample, len(ids), kind)
             index.attach(self.catalog)
-        if index.kind == FLAT:
+        if index.kind == FLAT or in_memory:
             for chunk_ids, vectors in self._catalog_chunks(ids, dim):
                 index.add(chunk_ids, vectors)
             return index
@@ -377,6 +472,16 @@ class Library:
         info = self.model_info()
         path = self.root / EXACT_NAME
         if info and self.catalog.get_meta(EXACT_META) == _exact_tag(info.dim) and path.exists():
+            written = int(self.catalog.get_meta(EXACT_BYTES_META, "0") or 0)
+            if path.stat().st_size < written:  # a sync only ever makes it longer
+                log.warning(
+                    "%s is shorter than written (%d bytes, not %d): re-scoring from the "
+                    "catalog (lookalike check --repair rebuilds it)",
+                    path,
+                    path.stat().st_size,
+                    written,
+                )
+                return self.catalog
             try:
                 return ExactVectors(path, info.dim, fallback=self.catalog, stale=stale)
             except OSError:
@@ -415,9 +520,12 @@ class Library:
                     writer.add(chunk_ids, vectors)
         return _exact_tag(index.dim)
 
+    def _exact_bytes(self) -> int:
+        path = self.root / EXACT_NAME
+        return path.stat().st_size if path.exists() else 0
+
     def _vector_ids(self) -> np.ndarray:
-        rows = self.catalog.conn.execute("SELECT image_id FROM vectors ORDER BY image_id")
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        return self.catalog.vector_ids()
 
     def _catalog_chunks(self, ids: np.ndarray, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of ``ids`` from the catalog, BUILD_CHUNK at a time."""

@@ -39,10 +39,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -151,13 +151,17 @@ class VectorIndex:
         faiss = load_faiss()
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), FLAT)
 
-    def save(self, path: str | Path) -> None:
-        """Write the index atomically: a reader sees the old file or the new one."""
+    def save(self, path: str | Path, wrap: Callable[[BinaryIO], Any] | None = None) -> None:
+        """Write the index atomically: a reader sees the old file or the new one.
+
+        ``wrap``: gives the object written through (its ``write``) for the open file,
+        e.g. one that checksums what is written (indexer/store/index_file.py).
+        """
         path = Path(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:
-                self._write(f)
+                self._write(wrap(f) if wrap is not None else f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

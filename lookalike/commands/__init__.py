@@ -12,10 +12,12 @@ COMMANDS: dict[str, str] = {  # name -> the first sentence of its help
     "search": "Find the library images most similar to each of IMAGES, or to --text TEXT.",
     "remove": "Take the images at PATHS out of the library, on purpose (files stay on disk).",
     "info": "Show what the library holds: images, errors, model, index, labels, size.",
+    "check": "Check the catalog, the index file and vectors.f16, and find left-over files.",
     "serve": "Serve the web app and the JSON API over a library.",
     "duplicates": "Group near-duplicate images (resized, recompressed, slightly cropped copies).",
     "clusters": "Group the images without a human label into clusters, most promising first.",
     "labels": "Human labels: import/export CSV, set and remove per image, list with counts.",
     "tag": "Tag every image that has no human label, from the labelled ones.",
+    "tags": "Keywords for other photo tools: XMP sidecars of labels and predicted tags.",
     "evaluate": "Which head tags this library best? Stratified K-fold CV over the human labels.",
 }

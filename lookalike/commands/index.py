@@ -12,6 +12,7 @@ from lookalike.indexer.batch import IndexOptions
 from lookalike.indexer.pipeline import ModelChoice, UpdateSummary, update_library
 from lookalike.indexer.progress import progress_bar
 from lookalike.indexer.ray.engine import RayOptions
+from lookalike.terminal import shown
 from lookalike.words import count
 
 SHOW_SKIPPED = 20
@@ -192,14 +193,15 @@ def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
     offline = {o.path for o in done.offline}
     skipped = [s for s in done.skipped if s.path not in offline]
     for s in skipped[:SHOW_SKIPPED]:
-        click.echo(f"skipping {s.path}: {s.reason}", err=True)
+        click.echo(f"skipping {shown(s.path)}: {shown(s.reason)}", err=True)
     if len(skipped) > SHOW_SKIPPED:
         more = len(skipped) - SHOW_SKIPPED
         click.echo(f"... and {more} more skipped (lookalike info lists them)", err=True)
     for o in done.offline:
+        where = shown(o.path)
         click.echo(
-            f"offline: {o.path} ({o.reason}): {count(o.images, 'image')} kept; when it is back "
-            f"the next run picks it up; `lookalike remove {o.path}` or --prune removes them",
+            f"offline: {where} ({shown(o.reason)}): {count(o.images, 'image')} kept; "
+            f"when it is back the next run picks it up; `lookalike remove {where}` or --prune removes them",
             err=True,
         )
     rate = f" ({done.images_per_s:.0f} images/s)" if done.embedded else ""
@@ -215,7 +217,7 @@ def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
     copies = summary.copies
     if copies is not None:
         for path, reason in copies.skipped[:SHOW_SKIPPED]:
-            click.echo(f"no copy descriptor for {path}: {reason}", err=True)
+            click.echo(f"no copy descriptor for {shown(path)}: {shown(reason)}", err=True)
         click.echo(
             f"copy descriptors: {copies.computed} computed, "
             f"{len(copies.skipped)} skipped, {copies.total} in the library"

@@ -8,6 +8,7 @@ import click
 
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.store.library import Library
+from lookalike.terminal import shown
 from lookalike.words import count
 
 
@@ -21,19 +22,25 @@ def info(library, as_json):
     if as_json:
         click.echo(json.dumps(doc))
         return
-    click.echo(f"library  {doc['library']}")
+    click.echo(f"library  {shown(doc['library'])}")
     click.echo(f"images   {doc['images']}")
     offline = doc["offline"]
     if offline["images"]:
+        folders = ", ".join(shown(f) for f in offline["folders"])
         click.echo(
             f"offline  {count(offline['images'], 'image')} kept, their folder cannot be read: "
-            f"{', '.join(offline['folders'])} (back when it is; `lookalike remove` forgets them)"
+            f"{folders} (back when it is; `lookalike remove` forgets them)"
         )
     click.echo(f"model    {doc['model']}")
     idx = doc["index"]
     click.echo(
         f"index    {idx['structure']}, generation {idx['generation']}, {idx['pending']} pending"
     )
+    if idx["problem"]:
+        click.echo(
+            f"         DAMAGED: {idx['file']} {shown(idx['problem'])}; searches use an index "
+            "rebuilt in memory; lookalike check --repair rebuilds the file"
+        )
     copies = doc["copy_detection"]
     click.echo(
         f"copies   {copies['model']}, {copies['descriptors']} descriptors"
@@ -49,4 +56,4 @@ def info(library, as_json):
     click.echo(f"size     {doc['bytes'] / 1e6:.1f} MB")
     click.echo(f"errors   {len(doc['errors'])}")
     for e in doc["errors"]:
-        click.echo(f"  {e['path']}: {e['error']}")
+        click.echo(f"  {shown(e['path'])}: {shown(e['error'])}")

@@ -9,10 +9,10 @@ import sys
 
 import click
 
+from lookalike.classifier.exports import FORMATS, import_labels, write_coco, write_yolo
 from lookalike.classifier.labels import (
     check_label,
     export_rows,
-    import_csv,
     label_counts,
     remove_labels,
     resolve_paths,
@@ -47,16 +47,18 @@ def labels() -> None:
 )
 @json_option
 def import_(file, library, strict, as_json):
-    """Import labels from FILE.csv with a header line `path,label`.
+    """Import labels from FILE: a CSV with a header line `path,label`, or COCO JSON.
 
-    Relative paths are taken relative to the CSV file's folder; other columns
-    are ignored. Every row is checked first (known path, no duplicate, a usable
-    label); then the good rows are written in one transaction, or with --strict
-    nothing at all if any row is bad. Prints which rows were taken and which not,
-    with the reason; exits 1 when any row was not taken.
+    The two are told apart by content. Relative paths (a COCO image's file_name)
+    are taken relative to the file's folder; other CSV columns are ignored; a COCO
+    annotation labels its image when its box is the whole image (or it has none).
+    Every row or annotation is checked first (known path, no duplicate, a usable
+    label, known image and category ids); then the good ones are written in one
+    transaction, or with --strict nothing at all if any is bad. Prints which were
+    taken and which not, with the reason; exits 1 when any was not taken.
     """
     with Library.open(library, readonly=False) as lib:
-        report = import_csv(lib, file, strict=strict)
+        report = import_labels(lib, file, strict=strict)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -82,14 +84,27 @@ def import_(file, library, strict, as_json):
 
 
 @labels.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=click.Path())
 @library_option
 @click.option("--tags", is_flag=True, help="Export the predicted tags instead of human labels.")
-def export(file, library, tags):
-    """Write the human labels as CSV (path,label,origin,at) to FILE or standard output.
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="csv",
+    show_default=True,
+    help="csv: path,label,origin,at; coco: one JSON file (whole-image boxes); yolo: a "
+    "folder of classes.txt, images.txt, labels/ and data.yaml.",
+)
+def export(file, library, tags, fmt):
+    """Write the human labels as CSV (path,label,origin,at) to FILE or standard output,
+    or as COCO (FILE) or YOLO (FILE is a folder).
 
-    The file imports back with `lookalike labels import`.
+    CSV and COCO files import back with `lookalike labels import`.
     """
+    if fmt != "csv":
+        _export_boxes(file, library, tags, fmt)
+        return
     with Library.open(library) as lib:
         rows = export_rows(lib, tags=tags)
     if file is None:
@@ -157,6 +172,16 @@ def list_(library, as_json):
     )
     if stale:
         click.echo("* lookalike tag predicts again from the current labels")
+
+
+def _export_boxes(file, library, tags, fmt):
+    if tags:
+        raise click.UsageError("--tags exports CSV only")
+    if file is None:
+        raise click.UsageError(f"--format {fmt} needs a {'folder' if fmt == 'yolo' else 'FILE'}")
+    with Library.open(library) as lib:
+        n = write_coco(lib, file) if fmt == "coco" else write_yolo(lib, file)
+    click.echo(f"wrote {n} {'annotations' if fmt == 'coco' else 'images'} to {file}", err=True)
 
 
 def _write_atomically(path: str, text: str) -> None:

@@ -11,6 +11,7 @@ from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS
 from lookalike.search.searcher import Box, Searcher
 from lookalike.search.searcher import parse_box as parse
+from lookalike.terminal import shown
 
 
 def parse_box(value: str | None) -> Box | None:
@@ -98,7 +99,7 @@ def search(images, library, k, box, text, find_object, rerank, max_pixels, as_js
         click.echo(json.dumps(doc))
         return
     for q, b, rs in zip(images, boxes, results, strict=True):
-        click.echo(f"{q}:" if b is None else f"{q} (region {','.join(map(str, b))}):")
+        click.echo(f"{shown(q)}:" if b is None else f"{shown(q)} (region {','.join(map(str, b))}):")
         for r in rs:
             mark = f"  ({r.match} copy)" if r.match == "probable" else f"  ({r.match})"
-            click.echo(f"  {r.score:.4f}  {r.path}" + (mark if r.match else ""))
+            click.echo(f"  {r.score:.4f}  {shown(r.path)}" + (mark if r.match else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 
@@ -90,16 +91,28 @@ def serve(library, host, port, threads, max_upload_mb, no_index_jobs, search_mod
     logging.getLogger("lookalike").setLevel(logging.INFO)  # the packages' own loggers
     app = create_app(library, test_config=config)
     _one_thread_per_search()
-    server = create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        # The app answers 413 (as JSON) past MAX_CONTENT_LENGTH; waitress itself only
-        # stops absurd bodies (in plain text) before buffering them.
-        max_request_body_size=4 * config["MAX_CONTENT_LENGTH"],
-        ident="lookalike",
-    )
+    try:
+        server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            # The app answers 413 (as JSON) past MAX_CONTENT_LENGTH; waitress itself only
+            # stops absurd bodies (in plain text) before buffering them.
+            max_request_body_size=4 * config["MAX_CONTENT_LENGTH"],
+            ident="lookalike",
+        )
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is in use (another server?): pass another --port, "
+                "or --port 0 for any free one"
+            ) from e
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise click.ClickException(
+                f"cannot listen on {host}: not an address of this computer"
+            ) from e
+        raise
     name = f"[{host}]" if ":" in host else host
     click.echo(
         f"serving {app.extensions['lookalike'].root} on http://{name}:{server.effective_port}/"

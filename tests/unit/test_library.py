@@ -89,7 +89,7 @@ def test_describe_says_what_the_library_holds_and_info_prints_it(lib):
     assert facts["model"] == "test-model" and facts["model_info"]["dim"] == 8
     assert facts["index"] == {
         "file": "index-1.faiss", "kind": "flat", "structure": "flat", "generation": 1,
-        "pending": 0,
+        "pending": 0, "problem": None,
     }  # fmt: skip
     assert facts["copy_detection"] is None
     assert facts["labels"] == {"images": 3, "classes": {"cat": 2, "dog": 1}}
