@@ -140,8 +140,11 @@ def update_library(
             summary.copies = _copy_pass(lib, choice, copy_model, options, on_copy_progress)
         return summary
     except BaseException:
-        if new is not None and lib is not None:
-            new.forget_if_empty(lib)  # a failed first run leaves no empty library behind
+        if new is not None:  # a failed first run leaves no empty library behind
+            if lib is None:
+                new.forget()  # Library.create itself failed (a full disk)
+            else:
+                new.forget_if_empty(lib)
         raise
     finally:
         if lib is not None:
@@ -217,6 +220,10 @@ class NewLibrary:
         except sqlite3.Error:
             pass  # an unreadable new catalog holds nothing worth keeping
         lib.close()
+        self.forget()
+
+    def forget(self) -> None:
+        """Remove the files a new library starts with (and its directory, if made)."""
         names = (CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", LOCK_NAME)
         for path in [*(self.root / n for n in names), *self.root.glob("index-*.faiss")]:
             path.unlink(missing_ok=True)

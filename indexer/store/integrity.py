@@ -30,6 +30,7 @@ from lookalike.indexer.progress import FILE_NAME as PROGRESS_NAME
 from lookalike.indexer.store.exact_vectors import DTYPE, ExactVectors
 from lookalike.indexer.store.exact_vectors import FILE_NAME as EXACT_NAME
 from lookalike.indexer.store.library import BUILD_CHUNK, CATALOG_NAME, LOCK_NAME, Library
+from lookalike.indexer.store.map_file import FILE_NAME as MAP_NAME
 from lookalike.indexer.store.vector_index import FLAT
 
 CATALOG, INDEX, VECTORS, ORPHANS, UNKNOWN = "catalog", "index", "vectors", "orphans", "unknown"
@@ -42,10 +43,13 @@ KNOWN = {
     LOCK_NAME,
     EXACT_NAME,
     PROGRESS_NAME,
+    MAP_NAME,
     "thumbnails",
     "shards",
 }
-TEMPORARY = re.compile(r"^\.(index-\d+\.faiss|vectors\.f16|index-progress\.json)\.\d+\.tmp$")
+TEMPORARY = re.compile(
+    r"^\.(index-\d+\.faiss|vectors\.f16|index-progress\.json|map\.npz)\.\d+\.tmp$"
+)
 GENERATION = re.compile(r"^index-(\d+)\.faiss$")
 
 

@@ -14,6 +14,7 @@ Layout::
                             IVF re-scores its candidates with (indexer/store/exact_vectors.py)
       .lock                 held by the one process writing at a time (Library.locked,
                             which nests: an update holds it through its engine's own)
+      map.npz               (web app) the library map's 2-D places (indexer/store/map_file.py)
       thumbnails/           (web app) cached thumbnails
 
 The index file is replaced by writing a new generation aside, renaming it into

@@ -201,7 +201,8 @@ def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
         where = shown(o.path)
         click.echo(
             f"offline: {where} ({shown(o.reason)}): {count(o.images, 'image')} kept; "
-            f"when it is back the next run picks it up; `lookalike remove {where}` or --prune removes them",
+            f"when it is back the next run picks it up; "
+            f"`lookalike remove {where}` or --prune removes them",
             err=True,
         )
     rate = f" ({done.images_per_s:.0f} images/s)" if done.embedded else ""
