@@ -1,5 +1,10 @@
 """Image loading: any Pillow mode and the common formats to an RGB image.
 
+Only the formats in ``IMAGE_FORMATS`` are ever opened (by their content, whatever the
+file's name): Pillow would otherwise hand EPS or PDF data to Ghostscript, an external
+program, and try dozens of rarely used decoders. Every image Lookalike opens (library
+files, queries, uploads, thumbnails, copy descriptors) goes through ``open_image``.
+
 JPEGs are decoded at reduced size (``Image.draft``) when the caller only needs a
 small image, which is most of the decode cost of a large photo; EXIF orientation
 is applied; decompression bombs are refused before any pixel is decoded.
@@ -26,6 +31,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 )
+# The formats Lookalike decodes (Pillow's names): the ones its file extensions name.
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 DEFAULT_MAX_PIXELS = 150_000_000
 NEUTRAL_BACKGROUND = (255, 255, 255)
 
@@ -76,7 +83,7 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+            img = open_image(data)
             return _decode(img, label, min_side, max_pixels)
     except UnreadableImage:
         raise
@@ -84,6 +91,15 @@ def load_image(
         raise UnreadableImage(label, "not a readable image") from e
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         raise UnreadableImage(label, f"corrupt image ({e})") from e
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Pillow's lazy image over ``data``, of one of the IMAGE_FORMATS only.
+
+    Raises:
+        UnidentifiedImageError: not an image of an allowed format.
+    """
+    return Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
 
 
 def _read(path: str | Path) -> bytes:

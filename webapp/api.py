@@ -6,14 +6,14 @@ Every answer is JSON; every error is ``{"error": "..."}`` with a 4xx/5xx status
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.images import open_image
 from lookalike.search import searcher
 from lookalike.webapp import browse
 from lookalike.webapp.services import LibraryService
@@ -51,9 +51,6 @@ def parse_box(value: str | None) -> tuple[float, float, float, float] | None:
     return searcher.parse_box(value)
 
 
-UPLOAD_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
-
-
 def sniff_upload(data: bytes, max_pixels: int) -> None:
     """Refuse an upload that is not an image of a common format, by its content.
 
@@ -64,7 +61,7 @@ def sniff_upload(data: bytes, max_pixels: int) -> None:
     if not data:
         raise BadQuery("the uploaded image is empty")
     try:
-        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as image:
+        with open_image(data) as image:
             width, height = image.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise BadQuery(
