@@ -14,8 +14,10 @@ from PIL import UnidentifiedImageError
 
 from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.images import open_image
+from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.search import searcher
 from lookalike.webapp import browse
+from lookalike.webapp.inputs import boolean, id_list, json_body, whole_number
 from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -23,25 +25,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 def service() -> LibraryService:
     return current_app.extensions["lookalike"]
-
-
-def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadQuery("send a JSON object with Content-Type: application/json")
-    return body
-
-
-def int_arg(value: Any, name: str, low: int, high: int, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadQuery(f"{name} must be a whole number, not {value!r}") from None
-    if not low <= number <= high:
-        raise BadQuery(f"{name} must be between {low} and {high}, not {number}")
-    return number
 
 
 def parse_box(value: str | None) -> tuple[float, float, float, float] | None:
@@ -91,7 +74,7 @@ def mode_arg(value: Any) -> dict[str, bool]:
 
 def k_arg(value: Any) -> int:
     cfg = current_app.config
-    return int_arg(value, "k", 1, cfg["SEARCH_K_MAX"], cfg["SEARCH_K_DEFAULT"])
+    return whole_number(value, "k", 1, cfg["SEARCH_K_MAX"], cfg["SEARCH_K_DEFAULT"])
 
 
 @bp.get("/health")
@@ -153,8 +136,8 @@ def _object_search(svc: LibraryService, data: bytes, k: int, mode: dict[str, boo
 def browse_page():
     args = request.args
     cfg = current_app.config
-    limit = int_arg(args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"])
-    after = int_arg(args.get("after"), "after", 0, 2**63 - 1, 0)
+    limit = whole_number(args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"])
+    after = whole_number(args.get("after"), "after", 0, MAX_ID, 0)
     label = args.get("label") or None
     return jsonify(browse.browse(service(), args.get("filter", "all"), label, after, limit))
 
@@ -162,7 +145,9 @@ def browse_page():
 @bp.get("/errors")
 def errors():
     cfg = current_app.config
-    limit = int_arg(request.args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"])
+    limit = whole_number(
+        request.args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"]
+    )
     return jsonify(browse.errors(service(), request.args.get("after", ""), limit))
 
 
@@ -208,9 +193,7 @@ def labels():
 @bp.post("/labels")
 def label_many():
     body = json_body()
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
-        raise BadQuery('send {"ids": [image ids...], "label": "..."}')
+    ids = id_list(body.get("ids"))
     count = service().set_labels(ids, body.get("label"))
     return jsonify({"labelled": count})
 
@@ -226,5 +209,6 @@ def start_index_job():
         raise BadQuery("indexing from the web is switched off on this server")
     body = json_body()
     jobs = current_app.extensions["lookalike.jobs"]
-    status = jobs.start(body.get("folder"), bool(body.get("labels_from_folders", False)))
+    folders = boolean(body.get("labels_from_folders"), "labels_from_folders")
+    status = jobs.start(body.get("folder"), folders)
     return jsonify(status), 202

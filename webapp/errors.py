@@ -22,7 +22,7 @@ from lookalike.indexer.errors import (
     ModelUnavailable,
     UnreadableImage,
 )
-from lookalike.webapp.services import NotFound
+from lookalike.webapp.services import INTERNAL_ERROR, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -95,4 +95,4 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response("internal error; the server log has the details", 500)
+        return error_response(INTERNAL_ERROR, 500)

@@ -3,7 +3,8 @@
 No route takes a path: the file served is the one the catalog holds for the id,
 so nothing outside the indexed images (and their cached thumbnails) can be read.
 URLs carry the content hash (``?v=``); such a URL is cached by the browser for a
-year, since a changed image gets a new hash and so a new URL.
+year, since a changed image gets a new hash and so a new URL. Every answer carries
+``Cross-Origin-Resource-Policy: same-origin``: other sites cannot embed the images.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def _scaled(image_id: int, size: int) -> Response:
 
 
 def _cached(response: Response, digest: str) -> Response:
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     if request.args.get("v") == digest[:16]:
         response.cache_control.public = True
         response.cache_control.max_age = YEAR

@@ -32,6 +32,10 @@ from lookalike.webapp.suggest import SuggestionSource
 
 log = logging.getLogger(__name__)
 
+# What a client is told of an unexpected error (the log has the exception and its
+# traceback; its text can hold paths and internals a page should not show).
+INTERNAL_ERROR = "internal error; the server log has the details"
+
 
 class NotFound(LookalikeError):
     """No indexed image (or other object) with this id."""

@@ -5,11 +5,13 @@ changes gets a new file and its URL (which carries the hash) can be cached by th
 browser forever. Files are written aside and renamed into place, so two requests
 making the same thumbnail at once, or a crash mid-write, never leave half a file.
 When the cache folder cannot be written (a read-only library), thumbnails are
-made in memory on each request instead.
+made in memory on each request instead; after a passing error (a full disk) the next
+thumbnail is cached again.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -23,6 +25,9 @@ from lookalike.indexer.images import load_image
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 85
+# Errors that say the cache folder cannot be written at all (a read-only library): the
+# cache stops trying. Others (ENOSPC, EIO) may pass, so each later thumbnail tries again.
+READ_ONLY_ERRORS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 class ThumbnailCache:
@@ -63,8 +68,11 @@ class ThumbnailCache:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         except OSError as e:
-            log.warning("thumbnails kept in memory only: cannot write %s (%s)", path.parent, e)
-            self._writable = False
+            if e.errno in READ_ONLY_ERRORS:
+                log.warning("thumbnails kept in memory only: cannot write %s (%s)", path.parent, e)
+                self._writable = False
+            else:  # a full disk, an I/O error: tried again with the next thumbnail
+                log.warning("thumbnail not cached: cannot write %s (%s)", path, e)
             return False
         self._writable = True
         return True

@@ -217,6 +217,8 @@ class ImageCounts(NamedTuple):
     errors: int  # files that could not be indexed
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: no row id (image, cluster) is larger
+
 BROWSE_FILTERS = ("all", "labelled", "unlabelled", "tagged", "unknown")
 
 
