@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -40,16 +41,18 @@ class ThumbnailCache:
     def path_for(self, image_id: int, digest: str, size: int) -> Path:
         return self.folder / str(size) / f"{image_id}-{digest[:16]}.jpg"
 
-    def get(self, image_id: int, source: str, digest: str, size: int) -> Path | bytes:
+    def get(self, image_id: int, read: Callable[[], bytes], digest: str, size: int) -> Path | bytes:
         """The cached file, or the JPEG bytes when the cache cannot be written.
 
+        ``read`` gives the image file's bytes, called only when the thumbnail is made.
+
         Raises:
-            UnreadableImage: the indexed file is gone or no longer an image.
+            UnreadableImage: the indexed file is no longer an image.
         """
         path = self.path_for(image_id, digest, size)
         if path.exists():
             return path
-        data = render(source, size)
+        data = render(read(), size)
         if self._store(path, data):
             return path
         return data

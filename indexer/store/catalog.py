@@ -21,6 +21,7 @@ from typing import NamedTuple, TypedDict
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.indexer.identity import Identity, IndexedFile
 from lookalike.indexer.models.protocol import FeatureVector
 
 # Each entry upgrades the schema by one version; append, never edit.
@@ -110,6 +111,13 @@ MIGRATIONS: list[str] = [
         image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE
     );
     CREATE TABLE IF NOT EXISTS cluster_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # The identity (device, inode) of the file each image was read from, so that what
+    # serves it can refuse a file swapped since (lookalike.indexer.identity); NULL for
+    # rows indexed before, which are checked by size and mtime only.
+    """
+    ALTER TABLE images ADD COLUMN dev INTEGER;
+    ALTER TABLE images ADD COLUMN ino INTEGER;
     """,
 ]
 
@@ -426,6 +434,26 @@ class Catalog:
             (path,),
         ).fetchone()
         return _image_row(row) if row else None
+
+    def indexed_file(self, image_id: int) -> tuple[str, str, IndexedFile] | None:
+        """(path, content hash, what was indexed of the file) of an image, or None."""
+        row = self.conn.execute(
+            "SELECT path, hash, size, mtime_ns, dev, ino FROM images WHERE id = ?", (image_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        known = row["dev"] is not None and row["ino"] is not None
+        identity = Identity(row["dev"], row["ino"]) if known else None
+        return row["path"], row["hash"], IndexedFile(row["size"], row["mtime_ns"], identity)
+
+    def set_identities(
+        self, conn: sqlite3.Connection, identities: Iterable[tuple[str, Identity]]
+    ) -> None:
+        """Record the identity of the file each path was read from (this run)."""
+        conn.executemany(
+            "UPDATE images SET dev = ?, ino = ? WHERE path = ?",
+            [(i.dev, i.ino, path) for path, i in identities],
+        )
 
     def paths(self, ids: Iterable[int]) -> dict[int, str]:
         rows = self._rows_in("SELECT id, path FROM images WHERE id IN ({marks})", _ints(ids))
