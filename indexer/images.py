@@ -102,6 +102,24 @@ def open_image(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
 
 
+def decoded_pixels(data: bytes, min_side: int | None = None) -> int:
+    """The pixels ``load_image(data, min_side=...)`` decodes, read from the header only:
+    the full size, or a JPEG's reduced (draft) size; 0 when ``data`` is not an image."""
+    try:
+        with open_image(data) as img:
+            width, height = img.size
+            jpeg = img.format == "JPEG"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return 0
+    reduction = 1
+    if min_side and jpeg and min(width, height) > min_side:
+        scale = min_side / max(1, min(width, height))
+        wanted = (int(width * scale) + 1, int(height * scale) + 1)
+        fits = min(width // wanted[0], height // wanted[1])  # as Image.draft chooses
+        reduction = max(r for r in (1, 2, 4, 8) if r <= max(1, fits))
+    return -(-width // reduction) * -(-height // reduction)
+
+
 def _read(path: str | Path) -> bytes:
     try:
         with open(path, "rb") as f:

@@ -13,6 +13,7 @@ from flask import Flask
 
 from lookalike.indexer.store.library import default_library_dir
 from lookalike.webapp import api, errors, media, pages, review, security
+from lookalike.webapp.budget import PixelBudget
 from lookalike.webapp.inputs import CatalogIdConverter, StrictJSONProvider
 from lookalike.webapp.jobs import IndexJobs
 from lookalike.webapp.services import LibraryService
@@ -55,7 +56,9 @@ def create_app(
     )
     thumbs = Path(app.config["THUMBNAIL_DIR"] or svc.root / "thumbnails")
     app.extensions["lookalike"] = svc
-    app.extensions["lookalike.thumbnails"] = ThumbnailCache(thumbs)
+    budget = PixelBudget(app.config["DECODE_BUDGET_PIXELS"], app.config["DECODE_WAIT_S"])
+    app.extensions["lookalike.decode_budget"] = budget
+    app.extensions["lookalike.thumbnails"] = ThumbnailCache(thumbs, budget)
     app.extensions["lookalike.jobs"] = IndexJobs(svc)
     app.extensions["lookalike.review"] = review.ReviewService(svc)
 

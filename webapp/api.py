@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from PIL import UnidentifiedImageError
 
 from lookalike.indexer.errors import BadQuery
-from lookalike.indexer.images import open_image
+from lookalike.indexer.images import decoded_pixels, open_image
 from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.search import searcher
 from lookalike.webapp import browse
@@ -34,7 +34,7 @@ def parse_box(value: str | None) -> tuple[float, float, float, float] | None:
     return searcher.parse_box(value)
 
 
-def sniff_upload(data: bytes, max_pixels: int) -> None:
+def sniff_upload(data: bytes, max_pixels: int) -> tuple[int, int]:
     """Refuse an upload that is not an image of a common format, by its content.
 
     Only the header is read here; the full decode happens in the searcher. Formats
@@ -55,6 +55,7 @@ def sniff_upload(data: bytes, max_pixels: int) -> None:
             f"the uploaded image is too large: {width}x{height} pixels "
             f"(limit {max_pixels / 1e6:.0f} megapixels)"
         )
+    return width, height
 
 
 SEARCH_MODES = {
@@ -105,10 +106,13 @@ def search():
         box = parse_box(request.form.get("box"))
         mode = mode_arg(request.form.get("mode", request.args.get("mode")))
         want_object = request.form.get("object", "").lower() in ("1", "true", "on", "yes")
-        if want_object and box is None:
-            results, box = _object_search(svc, data, k, mode)
-        else:
-            results = svc.searcher.search(data, k, box=box, **mode)
+        full = want_object or box is not None  # decoded in full, not at reduced size
+        pixels = decoded_pixels(data, None if full else svc.searcher.embedder.min_side)
+        with current_app.extensions["lookalike.decode_budget"].reserve(pixels):
+            if want_object and box is None:
+                results, box = _object_search(svc, data, k, mode)
+            else:
+                results = svc.searcher.search(data, k, box=box, **mode)
     return jsonify(
         {
             "results": svc.scored(results),

@@ -22,6 +22,7 @@ from lookalike.indexer.errors import (
     ModelUnavailable,
     UnreadableImage,
 )
+from lookalike.webapp.budget import ServerBusy
 from lookalike.webapp.services import INTERNAL_ERROR, NotFound
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (BadQuery, 400),
     (UnreadableImage, 400),
     (LibraryBusy, 409),
+    (ServerBusy, 503),
     (ModelMismatch, 409),
     (LibraryNotFound, 503),
     (ModelUnavailable, 503),

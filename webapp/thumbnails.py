@@ -21,7 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from lookalike.indexer.images import load_image
+from lookalike.indexer.images import decoded_pixels, load_image
+from lookalike.webapp.budget import PixelBudget
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,10 @@ READ_ONLY_ERRORS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 class ThumbnailCache:
     """Makes and keeps JPEG thumbnails under ``folder`` (see module docstring)."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, budget: PixelBudget | None = None) -> None:
+        """``budget``: the server's decode budget, held while a thumbnail is made."""
         self.folder = Path(folder)
+        self.budget = budget
         self._writable: bool | None = None
 
     def path_for(self, image_id: int, digest: str, size: int) -> Path:
@@ -52,7 +55,12 @@ class ThumbnailCache:
         path = self.path_for(image_id, digest, size)
         if path.exists():
             return path
-        data = render(read(), size)
+        source = read()
+        if self.budget is None:
+            data = render(source, size)
+        else:
+            with self.budget.reserve(decoded_pixels(source, size)):
+                data = render(source, size)
         if self._store(path, data):
             return path
         return data
