@@ -28,9 +28,10 @@ SETTINGS: list[Setting] = [
     ),
     Setting(
         "DECODE_BUDGET_PIXELS",
-        100_000_000,
+        50_000_000,
         "Pixels decoded at once across all requests (queries, thumbnails); others wait. "
-        "Two of the largest uploads; one image larger than this still runs, alone.",
+        "One of the largest uploads (a decoded pixel costs up to 16 bytes in flight: RGBA "
+        "compositing, the crop); one image larger than this still runs, alone.",
     ),
     Setting(
         "DECODE_WAIT_S",
