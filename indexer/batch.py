@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from lookalike.indexer.identity import Identity
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS, TOO_LARGE
 from lookalike.indexer.loading import FileJob, LoadedFile, embed_loaded, load_job, read_ahead
 from lookalike.indexer.models.protocol import Embedder
@@ -259,6 +260,7 @@ class BatchIndexer:
                     summary.skipped.append(Skipped(e.path, item.error))
                 elif kind == "reuse":
                     self._reuse(conn, item, missing_ids, summary)
+            cat.set_identities(conn, _identities(writes))
 
     def _reuse(self, conn, item: LoadedFile, missing_ids: set[int], summary: IndexSummary) -> None:
         """Content already indexed: a touched file, a moved file, or a copy."""
@@ -377,3 +379,15 @@ def index_paths(
     """Index ``roots`` into ``library`` as its one writer (see BatchIndexer)."""
     with library.locked():
         return BatchIndexer(library, embedder, options).run(list(roots))
+
+
+def _identities(writes: list[tuple[str, object]]) -> list[tuple[str, Identity]]:
+    """(path, identity) of each file written (lookalike.indexer.identity)."""
+    out = []
+    for kind, item in writes:
+        if kind == "error":
+            continue
+        loaded = item if isinstance(item, LoadedFile) else item[0]  # type: ignore[index]
+        if loaded.identity is not None:
+            out.append((loaded.job.entry.path, loaded.identity))
+    return out

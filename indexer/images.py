@@ -1,5 +1,10 @@
 """Image loading: any Pillow mode and the common formats to an RGB image.
 
+Only the formats in ``IMAGE_FORMATS`` are ever opened (by their content, whatever the
+file's name): Pillow would otherwise hand EPS or PDF data to Ghostscript, an external
+program, and try dozens of rarely used decoders. Every image Lookalike opens (library
+files, queries, uploads, thumbnails, copy descriptors) goes through ``open_image``.
+
 JPEGs are decoded at reduced size (``Image.draft``) when the caller only needs a
 small image, which is most of the decode cost of a large photo; EXIF orientation
 is applied; decompression bombs are refused before any pixel is decoded.
@@ -28,6 +33,8 @@ TOO_LARGE = "too large"  # how a refusal for the pixel limit begins (a higher li
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 )
+# The formats Lookalike decodes (Pillow's names): the ones its file extensions name.
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 DEFAULT_MAX_PIXELS = 150_000_000
 NEUTRAL_BACKGROUND = (255, 255, 255)
 
@@ -78,7 +85,7 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+            img = open_image(data)
             return _decode(img, label, min_side, max_pixels)
     except UnreadableImage:
         raise
@@ -86,6 +93,33 @@ def load_image(
         raise UnreadableImage(label, "not a readable image") from e
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         raise UnreadableImage(label, f"corrupt image ({e})") from e
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Pillow's lazy image over ``data``, of one of the IMAGE_FORMATS only.
+
+    Raises:
+        UnidentifiedImageError: not an image of an allowed format.
+    """
+    return Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+
+
+def decoded_pixels(data: bytes, min_side: int | None = None) -> int:
+    """The pixels ``load_image(data, min_side=...)`` decodes, read from the header only:
+    the full size, or a JPEG's reduced (draft) size; 0 when ``data`` is not an image."""
+    try:
+        with open_image(data) as img:
+            width, height = img.size
+            jpeg = img.format == "JPEG"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return 0
+    reduction = 1
+    if min_side and jpeg and min(width, height) > min_side:
+        scale = min_side / max(1, min(width, height))
+        wanted = (int(width * scale) + 1, int(height * scale) + 1)
+        fits = min(width // wanted[0], height // wanted[1])  # as Image.draft chooses
+        reduction = max(r for r in (1, 2, 4, 8) if r <= max(1, fits))
+    return -(-width // reduction) * -(-height // reduction)
 
 
 def _read(path: str | Path) -> bytes:

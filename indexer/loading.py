@@ -11,6 +11,7 @@ through ``read_ahead``; the Ray engine runs them in its tasks and actors
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +20,7 @@ from typing import NamedTuple, Protocol, TypeVar
 import numpy as np
 
 from lookalike.indexer.errors import UnreadableImage
+from lookalike.indexer.identity import Identity, identity_of
 from lookalike.indexer.images import load_image
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.scan import FileEntry, file_hash
@@ -48,6 +50,7 @@ class LoadedFile(NamedTuple):
     height: int
     reuse_id: int | None  # an image with the same content already in the catalog
     error: str | None
+    identity: Identity | None = None  # of the file read (lookalike.indexer.identity)
 
 
 class ContentLookup(Protocol):
@@ -76,21 +79,22 @@ def load_job(
     path = job.entry.path
     try:
         with open(path, "rb") as f:
+            identity = identity_of(os.fstat(f.fileno()))
             data = f.read()
     except OSError as e:
         return LoadedFile(job, "", None, 0, 0, None, e.strerror or str(e))
     digest = file_hash(data)
     if job.old_hash == digest:  # same bytes, new mtime: nothing to embed
-        return LoadedFile(job, digest, None, 0, 0, job.old_id, None)
+        return LoadedFile(job, digest, None, 0, 0, job.old_id, None, identity)
     same = by_hash.get(digest)
     if same:
-        return LoadedFile(job, digest, None, 0, 0, same[0], None)
+        return LoadedFile(job, digest, None, 0, 0, same[0], None, identity)
     try:
         loaded = load_image(data, min_side=embedder.min_side, max_pixels=max_pixels, name=path)
         pixels = embedder.preprocess(loaded.image)
     except UnreadableImage as e:
         return LoadedFile(job, digest, None, 0, 0, None, e.reason)
-    return LoadedFile(job, digest, pixels, loaded.width, loaded.height, None, None)
+    return LoadedFile(job, digest, pixels, loaded.width, loaded.height, None, None, identity)
 
 
 def embed_loaded(embedder: Embedder, batch: list[LoadedFile]) -> list[tuple[LoadedFile, NewImage]]:

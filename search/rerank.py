@@ -27,7 +27,8 @@ verified copy and ``thumb_sure`` as a sure one (on thumbnails of the dev images:
 Candidate images are read from disk at query time (nothing extra is stored when
 indexing), scaled down while decoding, and their features kept in a bounded cache,
 so a long-lived searcher (the web app) reads each library image at most once. A
-candidate that cannot be read is simply left unverified.
+candidate that cannot be read is simply left unverified, and so is one whose shape ORB
+cannot handle (a sliver of an image, 2x1200 pixels, or a 270:1 query: no keypoints).
 """
 
 from __future__ import annotations
@@ -112,12 +113,23 @@ def gray_at_side(image: Image.Image, side: int) -> np.ndarray:
     return np.asarray(gray)
 
 
+# ORB's keypoints need a 31-pixel patch (and its pyramid a level above a pixel): a
+# thinner image has none, and OpenCV raises on some (a 1x512 strip: inv_scale_x > 0).
+MIN_ORB_SIDE = 32
+
+
 def extract(gray: np.ndarray, features: int) -> LocalFeatures:
-    """ORB keypoints and descriptors of a gray image."""
+    """ORB keypoints and descriptors of a gray image; none for an image too thin for ORB."""
     import cv2  # heavy (OpenCV): only when a box is found or a copy verified
 
+    if min(gray.shape[:2]) < MIN_ORB_SIDE:
+        return EMPTY
     orb = cv2.ORB.create(nfeatures=features, fastThreshold=10)
-    keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
+    try:
+        keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
+    except cv2.error as e:  # a shape OpenCV cannot take: left unverified
+        log.debug("no local features for a %s image: %s", gray.shape, e)
+        return EMPTY
     if descriptors is None or not keypoints:
         return EMPTY
     points = np.array([k.pt for k in keypoints], dtype=np.float32)

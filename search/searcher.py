@@ -520,4 +520,10 @@ def validate_box(box: Box, size: tuple[int, int]) -> tuple[int, int, int, int]:
         raise BadQuery(f"box {x0:g},{y0:g},{x1:g},{y1:g} has zero or negative area")
     if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
         raise BadQuery(f"box {x0:g},{y0:g},{x1:g},{y1:g} is outside the {w}x{h} image")
-    return int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))
+    pixels = int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))
+    if pixels[2] <= pixels[0] or pixels[3] <= pixels[1]:  # e.g. 0,0,0.4,0.4: no whole pixel
+        raise BadQuery(
+            f"box {x0:g},{y0:g},{x1:g},{y1:g} covers no whole pixel; "
+            "give a region at least one pixel wide and high"
+        )
+    return pixels

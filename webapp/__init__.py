@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask.json.provider import DefaultJSONProvider
 
 from lookalike.indexer.store.library import default_library_dir
 from lookalike.webapp import api, errors, library_map, media, pages, review, security
+from lookalike.webapp.budget import PixelBudget
+from lookalike.webapp.inputs import CatalogIdConverter, StrictJSONProvider
 from lookalike.webapp.jobs import IndexJobs
 from lookalike.webapp.services import LibraryService
 from lookalike.webapp.settings import DEFAULTS
@@ -41,8 +42,9 @@ def create_app(
     app.config["JSON_SORT_KEYS"] = False
     if test_config:
         app.config.update(test_config)
-    if isinstance(app.json, DefaultJSONProvider):  # Flask's default; the one with sort_keys
-        app.json.sort_keys = False
+    app.json = StrictJSONProvider(app)
+    app.json.sort_keys = False
+    app.url_map.converters["int"] = CatalogIdConverter  # before any route is added
 
     root = Path(library_dir or default_library_dir()).expanduser()
     svc = LibraryService(
@@ -54,7 +56,9 @@ def create_app(
     )
     thumbs = Path(app.config["THUMBNAIL_DIR"] or svc.root / "thumbnails")
     app.extensions["lookalike"] = svc
-    app.extensions["lookalike.thumbnails"] = ThumbnailCache(thumbs)
+    budget = PixelBudget(app.config["DECODE_BUDGET_PIXELS"], app.config["DECODE_WAIT_S"])
+    app.extensions["lookalike.decode_budget"] = budget
+    app.extensions["lookalike.thumbnails"] = ThumbnailCache(thumbs, budget)
     app.extensions["lookalike.jobs"] = IndexJobs(svc)
     app.extensions["lookalike.review"] = review.ReviewService(svc)
     app.extensions["lookalike.map"] = library_map.MapCache(svc)

@@ -6,18 +6,20 @@ Every answer is JSON; every error is ``{"error": "..."}`` with a 4xx/5xx status
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from lookalike.classifier import exports
 from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.images import decoded_pixels, open_image
+from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.indexer.store.library import Library
 from lookalike.search import searcher
 from lookalike.webapp import browse
+from lookalike.webapp.inputs import boolean, id_list, json_body, whole_number
 from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -27,25 +29,6 @@ def service() -> LibraryService:
     return current_app.extensions["lookalike"]
 
 
-def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadQuery("send a JSON object with Content-Type: application/json")
-    return body
-
-
-def int_arg(value: Any, name: str, low: int, high: int, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadQuery(f"{name} must be a whole number, not {value!r}") from None
-    if not low <= number <= high:
-        raise BadQuery(f"{name} must be between {low} and {high}, not {number}")
-    return number
-
-
 def parse_box(value: str | None) -> tuple[float, float, float, float] | None:
     """'x0,y0,x1,y1' in pixels of the (EXIF-rotated) query image; empty means none."""
     if value is None or value.strip() == "":
@@ -53,10 +36,7 @@ def parse_box(value: str | None) -> tuple[float, float, float, float] | None:
     return searcher.parse_box(value)
 
 
-UPLOAD_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
-
-
-def sniff_upload(data: bytes, max_pixels: int) -> None:
+def sniff_upload(data: bytes, max_pixels: int) -> tuple[int, int]:
     """Refuse an upload that is not an image of a common format, by its content.
 
     Only the header is read here; the full decode happens in the searcher. Formats
@@ -66,7 +46,7 @@ def sniff_upload(data: bytes, max_pixels: int) -> None:
     if not data:
         raise BadQuery("the uploaded image is empty")
     try:
-        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as image:
+        with open_image(data) as image:
             width, height = image.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise BadQuery(
@@ -77,6 +57,7 @@ def sniff_upload(data: bytes, max_pixels: int) -> None:
             f"the uploaded image is too large: {width}x{height} pixels "
             f"(limit {max_pixels / 1e6:.0f} megapixels)"
         )
+    return width, height
 
 
 SEARCH_MODES = {
@@ -96,7 +77,7 @@ def mode_arg(value: Any) -> dict[str, bool]:
 
 def k_arg(value: Any) -> int:
     cfg = current_app.config
-    return int_arg(value, "k", 1, cfg["SEARCH_K_MAX"], cfg["SEARCH_K_DEFAULT"])
+    return whole_number(value, "k", 1, cfg["SEARCH_K_MAX"], cfg["SEARCH_K_DEFAULT"])
 
 
 @bp.get("/health")
@@ -127,10 +108,13 @@ def search():
         box = parse_box(request.form.get("box"))
         mode = mode_arg(request.form.get("mode", request.args.get("mode")))
         want_object = request.form.get("object", "").lower() in ("1", "true", "on", "yes")
-        if want_object and box is None:
-            results, box = _object_search(svc, data, k, mode)
-        else:
-            results = svc.searcher.search(data, k, box=box, **mode)
+        full = want_object or box is not None  # decoded in full, not at reduced size
+        pixels = decoded_pixels(data, None if full else svc.searcher.embedder.min_side)
+        with current_app.extensions["lookalike.decode_budget"].reserve(pixels):
+            if want_object and box is None:
+                results, box = _object_search(svc, data, k, mode)
+            else:
+                results = svc.searcher.search(data, k, box=box, **mode)
     return jsonify(
         {
             "results": svc.scored(results),
@@ -158,8 +142,8 @@ def _object_search(svc: LibraryService, data: bytes, k: int, mode: dict[str, boo
 def browse_page():
     args = request.args
     cfg = current_app.config
-    limit = int_arg(args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"])
-    after = int_arg(args.get("after"), "after", 0, 2**63 - 1, 0)
+    limit = whole_number(args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"])
+    after = whole_number(args.get("after"), "after", 0, MAX_ID, 0)
     label = args.get("label") or None
     return jsonify(browse.browse(service(), args.get("filter", "all"), label, after, limit))
 
@@ -167,7 +151,9 @@ def browse_page():
 @bp.get("/errors")
 def errors():
     cfg = current_app.config
-    limit = int_arg(request.args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"])
+    limit = whole_number(
+        request.args.get("limit"), "limit", 1, cfg["PAGE_SIZE_MAX"], cfg["PAGE_SIZE"]
+    )
     return jsonify(browse.errors(service(), request.args.get("after", ""), limit))
 
 
@@ -213,9 +199,7 @@ def labels():
 @bp.post("/labels")
 def label_many():
     body = json_body()
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
-        raise BadQuery('send {"ids": [image ids...], "label": "..."}')
+    ids = id_list(body.get("ids"))
     count = service().set_labels(ids, body.get("label"))
     return jsonify({"labelled": count})
 
@@ -241,5 +225,6 @@ def start_index_job():
         raise BadQuery("indexing from the web is switched off on this server")
     body = json_body()
     jobs = current_app.extensions["lookalike.jobs"]
-    status = jobs.start(body.get("folder"), bool(body.get("labels_from_folders", False)))
+    folders = boolean(body.get("labels_from_folders"), "labels_from_folders")
+    status = jobs.start(body.get("folder"), folders)
     return jsonify(status), 202

@@ -24,7 +24,8 @@ from lookalike.indexer.errors import (
     ModelUnavailable,
     UnreadableImage,
 )
-from lookalike.webapp.services import NotFound
+from lookalike.webapp.budget import ServerBusy
+from lookalike.webapp.services import INTERNAL_ERROR, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (UnreadableImage, 400),
     (LibraryBusy, 409),
     (LibraryReadOnly, 403),
+    (ServerBusy, 503),
     (ModelMismatch, 409),
     (LibraryNotFound, 503),
     (ModelUnavailable, 503),
@@ -98,4 +100,4 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response("internal error; the server log has the details", 500)
+        return error_response(INTERNAL_ERROR, 500)

@@ -24,7 +24,7 @@ from lookalike.classifier.tagging.validation import (
     stored_summary,
 )
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
-from lookalike.webapp.services import LibraryService
+from lookalike.webapp.services import INTERNAL_ERROR, LibraryService
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,9 @@ class EvaluationRunner:
         except LookalikeError as e:
             self._finish({"state": "failed", "error": str(e)})
             return
-        except Exception as e:  # shown on the page and logged, never lost
+        except Exception:  # logged in full; the page gets a short message, never the text
             log.exception("evaluation failed")
-            self._finish({"state": "failed", "error": f"internal error: {e}"})
+            self._finish({"state": "failed", "error": INTERNAL_ERROR})
             return
         self.report_html = html
         figures = _figures(summary, labelled=result.labels, classes=len(result.classes))

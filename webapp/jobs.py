@@ -29,7 +29,7 @@ from lookalike.indexer.batch import IndexOptions
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
 from lookalike.indexer.pipeline import update_library
 from lookalike.indexer.progress import running_elsewhere
-from lookalike.webapp.services import LibraryService
+from lookalike.webapp.services import INTERNAL_ERROR, LibraryService
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,9 @@ class IndexJobs:
             )
         except LookalikeError as e:
             self._finish("failed", error=str(e))
-        except Exception as e:  # reported on the page and in the log, never lost
+        except Exception:  # logged in full; the page gets a short message, never the text
             log.exception("indexing job over %s failed", folder)
-            self._finish("failed", error=f"internal error: {e}")
+            self._finish("failed", error=INTERNAL_ERROR)
         else:
             doc = summary.as_dict()
             doc["skipped"] = doc["skipped"][:SHOW_SKIPPED]

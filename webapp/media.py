@@ -1,9 +1,11 @@
 """Image bytes: thumbnails, previews and original files, by catalog id only.
 
 No route takes a path: the file served is the one the catalog holds for the id,
-so nothing outside the indexed images (and their cached thumbnails) can be read.
+so nothing outside the indexed images (and their cached thumbnails) can be read, and
+only while the file is still the one indexed (LibraryService.media_file).
 URLs carry the content hash (``?v=``); such a URL is cached by the browser for a
-year, since a changed image gets a new hash and so a new URL.
+year, since a changed image gets a new hash and so a new URL. Every answer carries
+``Cross-Origin-Resource-Policy: same-origin``: other sites cannot embed the images.
 """
 
 from __future__ import annotations
@@ -34,17 +36,21 @@ def _cache() -> ThumbnailCache:
 
 
 def _scaled(image_id: int, size: int) -> Response:
-    path, digest = _service().media_file(image_id)
-    try:
-        got = _cache().get(image_id, path, digest, size)
-    except UnreadableImage as e:
-        raise NotFound(f"readable image file ({e.reason})", image_id) from e
+    media = _service().media_file(image_id)
+    with media.file:
+        try:
+            got = _cache().get(image_id, media.file.read, media.digest, size)
+        except UnreadableImage as e:
+            raise NotFound(f"readable image file ({e.reason})", image_id) from e
     body = io.BytesIO(got) if isinstance(got, bytes) else got
-    response = send_file(body, mimetype="image/jpeg", etag=f"{digest}-{size}", conditional=False)
-    return _cached(response, digest)
+    response = send_file(
+        body, mimetype="image/jpeg", etag=f"{media.digest}-{size}", conditional=False
+    )
+    return _cached(response, media.digest)
 
 
 def _cached(response: Response, digest: str) -> Response:
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     if request.args.get("v") == digest[:16]:
         response.cache_control.public = True
         response.cache_control.max_age = YEAR
@@ -67,16 +73,16 @@ def preview(image_id: int):
 @bp.get("/<int:image_id>/file")
 def original(image_id: int):
     """The indexed file itself (as a download unless browsers show its type)."""
-    path, digest = _service().media_file(image_id)
-    mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    media = _service().media_file(image_id)  # served from this open file, checked
+    mimetype = mimetypes.guess_type(media.path)[0] or "application/octet-stream"
     inline = mimetype in BROWSER_TYPES
     response = send_file(
-        path,
+        media.file,
         mimetype=mimetype if inline else "application/octet-stream",
         as_attachment=not inline,
-        download_name=os.path.basename(path),
-        etag=digest,
+        download_name=os.path.basename(media.path),
+        etag=media.digest,
         conditional=False,
     )
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return _cached(response, digest)
+    return _cached(response, media.digest)

@@ -12,12 +12,13 @@ import logging
 import threading
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from lookalike.classifier.tagging.tagger import TagRunInfo, compute_tags, last_run, save_tags
 from lookalike.indexer.errors import BadQuery
 from lookalike.webapp.clusters import ClusterReview
 from lookalike.webapp.evaluation import EvaluationRunner
+from lookalike.webapp.inputs import json_body
 from lookalike.webapp.services import LibraryService
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,7 @@ def _review() -> ReviewService:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if body is None and not request.get_data():
-        return {}
-    if not isinstance(body, dict):
-        raise BadQuery("send a JSON object with Content-Type: application/json")
-    return body
+    return json_body(empty_ok=True)
 
 
 def _board() -> ClusterReview:

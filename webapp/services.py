@@ -11,18 +11,18 @@ dicts they return into JSON or pages; nothing here imports Flask.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NamedTuple
 
 from PIL import Image
 
 from lookalike.classifier import labels
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
+from lookalike.indexer.identity import open_as_indexed
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.models.registry import is_default_model, load_embedder_for
 from lookalike.indexer.store.catalog import Catalog
@@ -32,6 +32,10 @@ from lookalike.webapp.suggest import SuggestionSource
 
 log = logging.getLogger(__name__)
 
+# What a client is told of an unexpected error (the log has the exception and its
+# traceback; its text can hold paths and internals a page should not show).
+INTERNAL_ERROR = "internal error; the server log has the details"
+
 
 class NotFound(LookalikeError):
     """No indexed image (or other object) with this id."""
@@ -40,6 +44,14 @@ class NotFound(LookalikeError):
         self.what = what
         self.key = key
         super().__init__(message or f"no {what} with id {key}")
+
+
+class MediaFile(NamedTuple):
+    """An indexed image's file, open and checked (LibraryService.media_file)."""
+
+    path: str
+    digest: str
+    file: BinaryIO
 
 
 class LibraryService:
@@ -188,22 +200,24 @@ class LibraryService:
             raise NotFound("image", image_id)
         return row["path"], row["hash"]
 
-    def media_file(self, image_id: int) -> tuple[str, str]:
-        """(path, content hash) of an image whose file is still the one indexed.
+    def media_file(self, image_id: int) -> MediaFile:
+        """An indexed image's file, opened and checked to be the file indexed (a
+        regular file of the indexed device, inode, size and mtime; see
+        lookalike.indexer.identity); the caller closes it.
 
-        Only the size is compared (a stat, no read): a file replaced or truncated
-        since indexing is not served until it is indexed again.
+        Raises:
+            NotFound: no such image, or its file is gone or changed since indexing
+                (replaced, truncated, swapped for a symlink): not served until it is
+                indexed again.
         """
-        row = self.catalog.image(image_id)
-        if row is None:
+        found = self.catalog.indexed_file(image_id)
+        if found is None:
             raise NotFound("image", image_id)
-        try:
-            size = os.stat(row["path"]).st_size
-        except OSError:
-            size = None
-        if size != row["size"]:
+        path, digest, indexed = found
+        file = open_as_indexed(path, indexed)
+        if file is None:
             raise NotFound("image file as indexed (it is gone or changed; index again)", image_id)
-        return row["path"], row["hash"]
+        return MediaFile(path, digest, file)
 
     def suggestions(self, image_id: int, n: int = 3) -> list[dict[str, Any]]:
         """Zero-config tag suggestions (see lookalike.webapp.suggest)."""

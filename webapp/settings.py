@@ -26,6 +26,18 @@ SETTINGS: list[Setting] = [
         50_000_000,
         "Largest query image in pixels (width x height); larger uploads get 400.",
     ),
+    Setting(
+        "DECODE_BUDGET_PIXELS",
+        50_000_000,
+        "Pixels decoded at once across all requests (queries, thumbnails); others wait. "
+        "One of the largest uploads (a decoded pixel costs up to 16 bytes in flight: RGBA "
+        "compositing, the crop); one image larger than this still runs, alone.",
+    ),
+    Setting(
+        "DECODE_WAIT_S",
+        30.0,
+        "How long a request waits for the decode budget before it is answered 503.",
+    ),
     Setting("SEARCH_K_DEFAULT", 24, "Results returned by a search when k is not given."),
     Setting("SEARCH_K_MAX", 500, "Largest k a search or look-alike request may ask for."),
     Setting("PAGE_SIZE", 60, "Images per page of the library browser (keyset paging)."),

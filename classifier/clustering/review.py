@@ -37,6 +37,7 @@ from lookalike.classifier.clustering.proposals import (
     store_proposals,
     stored_min_size,
 )
+from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.indexer.store.clusters import ClusterRow, ClusterStore, MemberRow
 from lookalike.indexer.store.library import Library
 
@@ -224,7 +225,7 @@ def _view(row: ClusterRow, members: list[MemberRow]) -> ClusterView:
 
 
 def _row(store: ClusterStore, cluster_id: int, need_proposed: bool = True) -> ClusterRow:
-    row = store.cluster(cluster_id)
+    row = store.cluster(cluster_id) if 0 <= cluster_id <= MAX_ID else None
     if row is None or row.status == "gone":
         raise ClusterNotFound(cluster_id, row.status if row else None)
     if need_proposed and row.status != "proposed":

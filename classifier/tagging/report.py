@@ -1,7 +1,9 @@
 """A self-contained HTML validation report: plots and thumbnails embedded, no network.
 
 Charts are inline SVG (``plots``) embedded as base64 data URIs; thumbnails of the
-most confused pairs are embedded as base64 JPEG.
+most confused pairs are embedded as base64 JPEG. Every text from the library (its
+path, labels, file names, head names) is HTML-escaped here, and in the charts by
+``plots`` (SVG text): a folder named ``<img src=x onerror=...>`` shows as text.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def render_html(result: Evaluation, thumbnail: Callable[[str], str | None] | Non
         "<title>Lookalike validation report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Lookalike validation report</h1>",
-        f"<p>{result.library or ''}: {result.labels} labelled images in "
+        f"<p>{html.escape(str(result.library or ''))}: {result.labels} labelled images in "
         f"{len(classes)} classes, {result.images} images in all; "
         f"{result.folds}-fold stratified cross-validation.</p>",
         _summary_table(heads, best),
@@ -84,7 +86,7 @@ def _summary_table(heads: dict[str, HeadFigures], best: str | None) -> str:
         o = r.open_set
         cls = " class='best'" if name == best else ""
         rows.append(
-            f"<tr{cls}><td class='l'>{HEAD_TITLES.get(name, name)}</td>"
+            f"<tr{cls}><td class='l'>{_title(name)}</td>"
             f"<td>{_pct(r.accuracy)}</td><td>{r.macro_f1:.3f}</td>"
             f"<td>{_num(o.auroc)}</td><td>{_pct(o.known_accuracy)}</td>"
             f"<td>{_pct(o.novel_unknown)}</td><td>{_num(o.calibration_error)}</td>"
@@ -101,7 +103,7 @@ def _head_section(
     paths: dict[int, str],
     thumbnail: Callable[[str], str | None],
 ) -> str:
-    parts = [f"<h2>{HEAD_TITLES.get(name, name)}</h2>"]
+    parts = [f"<h2>{_title(name)}</h2>"]
     parts.append(_img(_plot_confusion(np.array(r.confusion), classes)))
     if r.open_set.reliability:
         parts.append(_img(_plot_reliability(r.open_set.reliability, name)))
@@ -130,6 +132,10 @@ def _head_section(
         )
     parts.append("</table>")
     return "\n".join(parts)
+
+
+def _title(head: str) -> str:
+    return html.escape(HEAD_TITLES.get(head, head))
 
 
 def _img(uri: str) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.indexer.errors import CatalogUnavailable, LibraryReadOnly
+from lookalike.indexer.identity import Identity, IndexedFile
 from lookalike.indexer.models.protocol import FeatureVector
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,13 @@ MIGRATIONS: list[str] = [
         at REAL NOT NULL
     );
     ALTER TABLE errors ADD COLUMN max_pixels INTEGER;
+    """,
+    # The identity (device, inode) of the file each image was read from, so that what
+    # serves it can refuse a file swapped since (lookalike.indexer.identity); NULL for
+    # rows indexed before, which are checked by size and mtime only.
+    """
+    ALTER TABLE images ADD COLUMN dev INTEGER;
+    ALTER TABLE images ADD COLUMN ino INTEGER;
     """,
 ]
 
@@ -245,6 +253,8 @@ class ImageCounts(NamedTuple):
     unknown: int  # of those, the ones the tagger abstained on
     errors: int  # files that could not be indexed
 
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer: no row id (image, cluster) is larger
 
 BROWSE_FILTERS = ("all", "labelled", "unlabelled", "tagged", "unknown")
 
@@ -535,6 +545,26 @@ class Catalog:
             (path,),
         ).fetchone()
         return _image_row(row) if row else None
+
+    def indexed_file(self, image_id: int) -> tuple[str, str, IndexedFile] | None:
+        """(path, content hash, what was indexed of the file) of an image, or None."""
+        row = self.conn.execute(
+            "SELECT path, hash, size, mtime_ns, dev, ino FROM images WHERE id = ?", (image_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        known = row["dev"] is not None and row["ino"] is not None
+        identity = Identity(row["dev"], row["ino"]) if known else None
+        return row["path"], row["hash"], IndexedFile(row["size"], row["mtime_ns"], identity)
+
+    def set_identities(
+        self, conn: sqlite3.Connection, identities: Iterable[tuple[str, Identity]]
+    ) -> None:
+        """Record the identity of the file each path was read from (this run)."""
+        conn.executemany(
+            "UPDATE images SET dev = ?, ino = ? WHERE path = ?",
+            [(i.dev, i.ino, path) for path, i in identities],
+        )
 
     def paths(self, ids: Iterable[int]) -> dict[int, str]:
         rows = self._rows_in("SELECT id, path FROM images WHERE id IN ({marks})", _ints(ids))

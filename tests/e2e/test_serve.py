@@ -40,8 +40,11 @@ def test_search_over_http(server, library):
 
 def test_refusals_over_http(server):
     query = dev_images(1, 1)[0].read_bytes()
-    status, doc = server.post_image("/api/search", query, csrf=False)
-    assert status == 403 and "X-Requested-With" in doc["error"]
+    status, doc = server.post_image("/api/search", query, {"k": "2"}, csrf=False)  # as curl
+    assert status == 200 and len(doc["results"]) == 2
+    cross_site = {"Sec-Fetch-Site": "cross-site"}
+    status, doc = server.post_image("/api/search", query, csrf=False, headers=cross_site)
+    assert status == 403 and "cross-site" in doc["error"]
     status, doc = server.post_image("/api/search", b"not an image")
     assert status == 400 and "not a readable image" in doc["error"]
     status, doc = server.get("/api/health", headers={"Host": "attacker.example"})

@@ -50,7 +50,14 @@ class ServerProcess:
     def get(self, path: str, headers: dict | None = None) -> tuple[int, dict]:
         return self._open(urllib.request.Request(self.url + path, headers=headers or {}))
 
-    def post_image(self, path: str, data: bytes, fields: dict | None = None, csrf: bool = True):
+    def post_image(
+        self,
+        path: str,
+        data: bytes,
+        fields: dict | None = None,
+        csrf: bool = True,
+        headers: dict | None = None,
+    ):
         boundary = uuid.uuid4().hex
         parts = [
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
@@ -61,7 +68,7 @@ class ServerProcess:
             'name="image"; filename="q.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
         )
         body = "".join(parts).encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", **(headers or {})}
         if csrf:
             headers["X-Requested-With"] = "test"
         request = urllib.request.Request(self.url + path, body, headers, method="POST")

@@ -17,6 +17,7 @@ from tests.support.data import dev_images
 
 CLASSES, PER_CLASS = 4, 5
 CSRF = {"X-Requested-With": "test"}
+CROSS_SITE = {"Sec-Fetch-Site": "cross-site"}  # what a browser sends from another site
 
 _built: dict[str, object] = {}
 

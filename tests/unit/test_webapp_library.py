@@ -12,7 +12,7 @@ from PIL import Image
 
 from lookalike.indexer.store.catalog import browse_query
 from tests.support.data import dev_images
-from tests.support.webapp import CSRF, build_library, copy_library, make_app, upload
+from tests.support.webapp import CROSS_SITE, CSRF, build_library, copy_library, make_app, upload
 
 
 @pytest.fixture(scope="module")
@@ -237,11 +237,11 @@ def test_bad_labels_are_400_and_change_nothing(client, app, body):
     assert client.get(f"/api/images/{image_id}").get_json()["label"] == before
 
 
-def test_label_changes_need_the_csrf_header(client, app):
+def test_cross_site_label_changes_are_refused(client, app):
     image_id = labelled_id(app)
-    response = client.put(f"/api/images/{image_id}/label", json={"label": "x"})
+    response = client.put(f"/api/images/{image_id}/label", json={"label": "x"}, headers=CROSS_SITE)
     assert response.status_code == 403
-    assert client.delete(f"/api/images/{image_id}/label").status_code == 403
+    assert client.delete(f"/api/images/{image_id}/label", headers=CROSS_SITE).status_code == 403
     assert client.get(f"/api/images/{image_id}").get_json()["label"]["label"] != "x"
 
 

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from tests.support.webapp import CSRF, build_cluster_library, copy_library, make_app
+from tests.support.webapp import CROSS_SITE, CSRF, build_cluster_library, copy_library, make_app
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +126,8 @@ def test_unknown_cluster_is_404(client):
     assert "cluster" in response.get_json()["error"]
 
 
-def test_cluster_actions_need_the_csrf_header(client):
-    assert client.post("/api/clusters").status_code == 403
+def test_cross_site_cluster_actions_are_refused(client):
+    assert client.post("/api/clusters", headers=CROSS_SITE).status_code == 403
 
 
 def test_clustering_a_fully_labelled_library_says_so(source, tmp_path):
@@ -197,7 +197,7 @@ def test_cross_validation_runs_in_the_background_and_serves_its_report(client, a
 def test_bad_evaluation_requests_are_400(client, body):
     response = client.post("/api/evaluation", json=body, headers=CSRF)
     assert response.status_code == 400
-    assert client.post("/api/evaluation", json={}).status_code == 403
+    assert client.post("/api/evaluation", json={}, headers=CROSS_SITE).status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -209,8 +209,8 @@ def test_bad_tagging_requests_are_400(client, body):
     assert "error" in response.get_json()
 
 
-def test_tagging_needs_the_csrf_header(client):
-    assert client.post("/api/tag", json={}).status_code == 403
+def test_cross_site_tagging_is_refused(client):
+    assert client.post("/api/tag", json={}, headers=CROSS_SITE).status_code == 403
 
 
 def labels_of_missing(app) -> list[int]:

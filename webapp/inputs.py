@@ -1,0 +1,103 @@
+"""Reading requests strictly: JSON, typed fields and catalog ids.
+
+Every JSON body is parsed by ``StrictJSONProvider`` (installed by ``create_app``): it
+refuses the non-standard constants ``NaN``, ``Infinity`` and ``-Infinity`` and nesting
+too deep for the parser, so either gives the route a body that is not a JSON object
+(400) rather than a ``RecursionError`` (500) or a number no computation can use.
+Fields are taken by their JSON type: ``"false"`` is not a boolean, ``true`` is not an
+id, ``1.5`` is not a whole number. Ids in URLs go through ``CatalogIdConverter``: the
+catalog's ids are SQLite integers, so a larger number is 404.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
+
+from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.store.catalog import MAX_ID
+
+
+class CatalogIdConverter(IntegerConverter):
+    """``<int:...>`` in routes: a whole number from 0 to MAX_ID; a larger one is 404.
+
+    Raised rather than a non-match: werkzeug would then try the path's other rules and
+    answer 405 for a method another rule takes.
+    """
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if number > MAX_ID:
+            raise NotFound(f"no such id: {value[:40]} (ids go up to {MAX_ID})")
+        return number
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, parsing standard JSON only (see module docstring)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("parse_constant", _no_constant)
+        try:
+            return json.loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
+
+
+def json_body(empty_ok: bool = False) -> dict[str, Any]:
+    """The request's JSON object ({} for no body when ``empty_ok``).
+
+    Raises:
+        BadQuery: not a JSON object (malformed, NaN or Infinity, nested too deeply).
+    """
+    body = request.get_json(silent=True)
+    if body is None and empty_ok and not request.get_data():
+        return {}
+    if not isinstance(body, dict):
+        raise BadQuery("send a JSON object with Content-Type: application/json")
+    return body
+
+
+def whole_number(value: Any, name: str, low: int, high: int, default: int) -> int:
+    """A whole number from a JSON field (an integer) or a query/form field (digits)."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadQuery(f"{name} must be a whole number, not {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadQuery(f"{name} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise BadQuery(f"{name} must be between {low} and {high}, not {number}")
+    return number
+
+
+def boolean(value: Any, name: str, default: bool = False) -> bool:
+    """A JSON boolean field (absent or null: ``default``)."""
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadQuery(f"{name} must be true or false, not {value!r}")
+    return value
+
+
+def id_list(value: Any, name: str = "ids") -> list[int]:
+    """A non-empty JSON list of catalog ids (integers from 0 to MAX_ID)."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= MAX_ID for i in value
+        )
+    ):
+        raise BadQuery(f"{name} must be a non-empty list of image ids (whole numbers)")
+    return value
