@@ -46,7 +46,9 @@ JSON_ROUTES = [
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
-    return build_library(tmp_path_factory.mktemp("hardlib"))
+    """A copy of the session's library: the requests here that are allowed change it."""
+    base = tmp_path_factory.mktemp("hardlib")
+    return copy_library(build_library(base), base / "own")
 
 
 @pytest.fixture(scope="module")
