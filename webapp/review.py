@@ -118,7 +118,13 @@ def clusters():
 
 @bp.post("/clusters")
 def recluster():
-    return jsonify(_board().listing(refresh=True))
+    return jsonify(_board().recluster(_body().get("min_size")))
+
+
+@bp.get("/clusters/<int:cluster_id>/members")
+def cluster_members(cluster_id: int):
+    args = request.args
+    return jsonify(_board().members(cluster_id, args.get("offset"), args.get("limit")))
 
 
 @bp.post("/clusters/<int:cluster_id>/accept")
