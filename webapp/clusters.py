@@ -94,21 +94,27 @@ class ClusterReview:
     def accept(self, cluster_id: int, name: Any, exclude: Any = None) -> dict[str, Any]:
         if not isinstance(name, str):
             raise BadQuery('send {"as": "name of the new class"}')
+        ids = self._known_ids(exclude)
+        with self._acting(cluster_id) as library:
+            done = review.accept(library, cluster_id, name, ids)
+        return _result(done.cluster, done.labelled)
+
+    def merge(self, cluster_id: int, into: Any, exclude: Any = None) -> dict[str, Any]:
+        if not isinstance(into, str) or not into.strip():
+            raise BadQuery('send {"into": "an existing label"}')
+        ids = self._known_ids(exclude)
+        with self._acting(cluster_id) as library:
+            done = review.merge(library, cluster_id, into.strip(), ids)
+        return _result(done.cluster, done.labelled)
+
+    def _known_ids(self, exclude: Any) -> list[int]:
+        """The ``exclude`` ids (a list of image ids); 404 for one not in the library."""
         ids = _id_list(exclude, "exclude")
         known = self.service.library.catalog.paths(ids)
         missing = [i for i in ids if i not in known]
         if missing:
             raise NotFound("image", missing[0])
-        with self._acting(cluster_id) as library:
-            done = review.accept(library, cluster_id, name, ids)
-        return _result(done.cluster, done.labelled)
-
-    def merge(self, cluster_id: int, into: Any) -> dict[str, Any]:
-        if not isinstance(into, str) or not into.strip():
-            raise BadQuery('send {"into": "an existing label"}')
-        with self._acting(cluster_id) as library:
-            done = review.merge(library, cluster_id, into.strip())
-        return _result(done.cluster, done.labelled)
+        return ids
 
     def reject(self, cluster_id: int) -> dict[str, Any]:
         with self._acting(cluster_id) as library:
@@ -136,7 +142,9 @@ def _result(cluster: review.ClusterDetail, labelled: int) -> dict[str, Any]:
 def _id_list(value: Any, name: str) -> list[int]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(i, int) for i in value):
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in value
+    ):
         raise BadQuery(f"{name} must be a list of image ids")
     return value
 

@@ -135,7 +135,8 @@ def accept(cluster_id: int):
 
 @bp.post("/clusters/<int:cluster_id>/merge")
 def merge(cluster_id: int):
-    return jsonify(_board().merge(cluster_id, _body().get("into")))
+    body = _body()
+    return jsonify(_board().merge(cluster_id, body.get("into"), body.get("exclude")))
 
 
 @bp.post("/clusters/<int:cluster_id>/split")

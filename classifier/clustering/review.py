@@ -280,15 +280,16 @@ def accept(library: Library, cluster_id: int, name: str, exclude: Sequence[int] 
     return Decision(show(library, cluster_id), labelled)
 
 
-def merge(library: Library, cluster_id: int, label: str) -> Decision:
-    """Label the cluster's members with an existing label ``label``."""
+def merge(library: Library, cluster_id: int, label: str, exclude: Sequence[int] = ()) -> Decision:
+    """Label the cluster's members with an existing label ``label``, except ``exclude``."""
     store = ClusterStore(library.catalog)
     _row(store, cluster_id)
     known = library.catalog.label_names()
     if label not in known:
         raise UnknownLabel(label, known)
-    members = [m.image_id for m in store.members(cluster_id)]
-    labelled = _label(library, cluster_id, "merged", label, members, set())
+    members = {m.image_id: m.path for m in store.members(cluster_id)}
+    dropped = _excluded(library, members, exclude, cluster_id)
+    labelled = _label(library, cluster_id, "merged", label, list(members), dropped)
     return Decision(show(library, cluster_id), labelled)
 
 

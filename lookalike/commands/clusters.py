@@ -110,13 +110,20 @@ def accept(ctx, cluster_id, name, exclude, library, as_json):
 @clusters.command()
 @click.argument("cluster_id", type=int)
 @click.option("--into", "label", required=True, help="An existing label.")
+@click.option(
+    "--exclude",
+    multiple=True,
+    type=click.Path(),
+    help="A member to leave unlabelled (repeatable).",
+)
 @library_option
 @json_option
 @click.pass_context
-def merge(ctx, cluster_id, label, library, as_json):
+def merge(ctx, cluster_id, label, exclude, library, as_json):
     """Add the images of cluster CLUSTER_ID to the existing LABEL."""
     with _writable(ctx, library) as lib:
-        done = review.merge(lib, cluster_id, label)
+        dropped = review.members_at(lib, cluster_id, exclude)
+        done = review.merge(lib, cluster_id, label, dropped)
     line = f"labelled {done.labelled} images {label!r} (origin review)"
     click.echo(json.dumps(done.to_json()) if as_json else line)
 
