@@ -158,6 +158,7 @@ def cluster_vectors(
     assign = refine(zu, zl, label_ids, assign, len(classes), p.min_size, p.refine_passes)
     assign = attach_within_reach(zu, zl, label_ids, assign, len(classes))
     assign = fold_into_labels(unlabelled, labelled, label_ids, assign, len(classes), p)
+    assign = join_new_groups(unlabelled, assign, len(classes), p)
     assign = _keep_apart(assign, zu, apart or [], p.min_size, len(classes))
     assign = drop_small(assign, p.min_size, len(classes))
     return _describe(unlabelled, labelled, label_ids, classes, assign, threshold)
@@ -336,6 +337,31 @@ def fold_into_labels(
         best = int(sims.argmax())
         if sims[best] >= p.fold_similarity:
             out[assign == c] = best
+    return out
+
+
+def join_new_groups(
+    unlabelled: Vectors, assign: npt.NDArray[np.int64], n_classes: int, p: ClusterParams
+) -> npt.NDArray[np.int64]:
+    """New clusters whose centroids are within ``p.join_similarity`` (cosine) of each
+    other are one category (a large class nobody labelled, cut in pieces): merged,
+    closest pair first."""
+    if p.join_similarity is None:
+        return assign
+    out = assign.copy()
+    ids = [int(c) for c in np.unique(assign[assign >= n_classes])]
+    sums = {c: unlabelled[assign == c].sum(0, dtype=np.float64) for c in ids}
+    while len(sums) > 1:
+        keys = list(sums)
+        centres = l2_normalize(np.stack([sums[k] for k in keys]))
+        sims = centres @ centres.T
+        np.fill_diagonal(sims, -np.inf)
+        a, b = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        if sims[a, b] < p.join_similarity:
+            break
+        keep, gone = keys[a], keys[b]
+        out[out == gone] = keep
+        sums[keep] = sums[keep] + sums.pop(gone)
     return out
 
 

@@ -31,6 +31,8 @@ class ClusterParams:
     # A new cluster this similar (cosine of centroids) to a label's prototype joins it:
     # 0.8 measured on the long-tailed dev splits (scripts/bench_clusters.py --long-tailed).
     fold_similarity: float | None = 0.8
+    # New clusters this similar to each other are one category (pieces of a large class).
+    join_similarity: float | None = 0.8
     refine_passes: int = 3  # nearest-centroid passes over the clustered images
     pca_sample: int = 10_000  # vectors the projection is fitted on
     exact_graph_max: int = 20_000  # above this many vectors the kNN graph uses an IVF
