@@ -130,3 +130,34 @@ def test_labels_written_again_change_nothing_new_ones_replace_tags(library):
     with cat.transaction() as conn:  # the next index run writes the same folder labels
         assert cat.set_labels(conn, [(i, "fly") for i in ids[:2]], origin="folder") == []
     assert cat.labels_version() == version + 1
+
+
+@pytest.mark.parametrize(
+    "case", ["one label", "every label one class", "one class 95%", "labels of deleted images"]
+)
+def test_bad_libraries_give_proposals_or_a_clear_error(tmp_path, case):
+    """Issue 17's bad input: nothing crashes, nothing half-applied."""
+    sizes = {"one class 95%": [190, 5, 5]}.get(case, [20, 20, 20])
+    x, blob = blobs(sizes, spread=0.3, seed=7)
+    if case == "one label":
+        labels = ["ant" if k == 0 else None for k in range(len(x))]
+    elif case == "one class 95%":
+        labels = ["ant" if b == 0 and k % 10 == 0 else None for k, b in enumerate(blob)]
+    else:
+        labels = ["ant" if b == 0 and k < 6 else None for k, b in enumerate(blob)]
+    root = make_library(tmp_path / "lib", x, labels)
+    with Library.open(root, readonly=False) as lib:
+        if case == "labels of deleted images":
+            with lib.catalog.transaction() as conn:
+                lib.catalog.remove_images(conn, [1, 2, 3])
+        listing = review.list_clusters(lib)
+        kinds = {c.kind for c in listing.clusters}
+        assert "new" in kinds
+        ant = [c for c in listing.clusters if c.kind == "label"]
+        assert len(ant) <= 1 and all(c.label == "ant" for c in ant)
+        everyone = {m.id for c in listing.clusters for m in c.members} | {
+            m.id for m in listing.noise
+        }
+        assert everyone == set(lib.catalog.unlabelled_ids())
+        if case == "one class 95%":  # the big class is one proposal, not pieces
+            assert len(ant) == 1 and ant[0].size >= 0.9 * (190 - 19)
