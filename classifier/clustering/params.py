@@ -35,6 +35,7 @@ class ClusterParams:
     join_similarity: float | None = 0.8
     refine_passes: int = 3  # nearest-centroid passes over the clustered images
     pca_sample: int = 10_000  # vectors the projection is fitted on
+    pca_min_rows: int = 500  # fewer vectors (unlabelled + labelled): no projection
     exact_graph_max: int = 20_000  # above this many vectors the kNN graph uses an IVF
     seed: int = 0
 

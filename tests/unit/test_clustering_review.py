@@ -161,3 +161,20 @@ def test_bad_libraries_give_proposals_or_a_clear_error(tmp_path, case):
         assert everyone == set(lib.catalog.unlabelled_ids())
         if case == "one class 95%":  # the big class is one proposal, not pieces
             assert len(ant) == 1 and ant[0].size >= 0.9 * (190 - 19)
+
+
+def test_fifteen_and_fifteen_images_of_two_new_classes_are_two_clusters():
+    """A small library keeps its geometry: no PCA centring on the mean of two classes."""
+    rng = np.random.default_rng(11)
+    common = unit(rng.normal(size=256))  # embeddings share a large common direction
+    centres = unit(1.5 * common + unit(rng.normal(size=(2, 256))))
+    # Within a class cosine ~0.6, between the two ~0.4, as for real embeddings.
+    x = np.vstack([unit(c + 0.9 * rng.normal(size=(15, 256)) / 16) for c in centres])
+    truth = np.repeat([0, 1], 15)
+
+    def pure_pairs(res):
+        return sum(len(set(truth[c.members])) == 1 and len(c.members) >= 12 for c in res.clusters)
+
+    assert pure_pairs(cluster_vectors(x)) == 2
+    centred = cluster_vectors(x, params=ClusterParams(pca_min_rows=0))  # the test can fail
+    assert pure_pairs(centred) < 2
