@@ -151,7 +151,10 @@ def cluster_vectors(
         return Clustering([], np.zeros(0, np.int64), p.default_threshold)
     everything = np.vstack([unlabelled, np.asarray(labelled, np.float32)])
     z = project(everything, p)
-    white = whiten_within(z, z[n:], label_ids) if p.whiten and len(labels) else None
+    # Whitening needs few dimensions: in the raw 1,280 of a small library the within-class
+    # scatter of a few labels is degenerate (the cut fell to its floor).
+    low = z.shape[1] <= p.dim
+    white = whiten_within(z, z[n:], label_ids) if p.whiten and low and len(labels) else None
     z = z if white is None else white
     zu, zl = z[:n], z[n:]
     threshold = p.threshold or calibrate_threshold(zl, label_ids, p)
