@@ -27,14 +27,41 @@ class ClusterReview:
         self._lock = threading.Lock()
 
     # -- reading ------------------------------------------------------------------
-    def listing(self, refresh: bool = False) -> dict[str, Any]:
-        """The open proposals, most promising first (re-clusters when the library changed)."""
-        with self._lock:
-            found = None if refresh else review.current_listing(self.service.library)
-            if found is None:
-                with self.service.writable() as library:
-                    found = review.list_clusters(library, refresh=refresh)
-        return self._page(found)
+    def listing(self) -> dict[str, Any]:
+        """The stored proposals, most promising first: a read, never a re-clustering
+        (``stale`` says the library changed since; ``clustered`` False: never clustered)."""
+        found, fresh = review.stored_listing(self.service.library)
+        clustered = review.stored_min_size(self.service.library) is not None
+        return self._page(found) | {"stale": clustered and not fresh, "clustered": clustered}
+
+    def recluster(self, min_size: Any = None) -> dict[str, Any]:
+        """Cluster the unlabelled images now (POST) and answer the new listing."""
+        if min_size is not None and (
+            not isinstance(min_size, int) or isinstance(min_size, bool) or min_size < 2
+        ):
+            raise BadQuery("min_size must be a whole number of at least 2")
+        with self._lock, self.service.writable() as library:
+            found = review.list_clusters(library, min_size, refresh=True)
+        return self._page(found) | {"stale": False, "clustered": True}
+
+    def members(self, cluster_id: int, offset: Any, limit: Any) -> dict[str, Any]:
+        """One page of a cluster's members as cards (every member can be seen)."""
+        start, size = _whole(offset, "offset", 0, 0), _whole(limit, "limit", 48, 1)
+        size = min(size, 500)
+        try:
+            detail = review.show(self.service.library, cluster_id)
+        except review.ClusterNotFound as e:
+            raise NotFound("cluster", cluster_id, str(e)) from e
+        ids = [m.id for m in detail.members]
+        page = ids[start : start + size]
+        cards = self.service.cards(page)
+        return {
+            "id": cluster_id,
+            "total": len(ids),
+            "offset": start,
+            "limit": size,
+            "members": [cards[i] for i in page if i in cards],
+        }
 
     def _page(self, listing: review.Listing) -> dict[str, Any]:
         reps = [m.id for c in listing.clusters for m in c.representatives]
@@ -43,12 +70,15 @@ class ClusterReview:
             "clusters": [self._cluster(c, cards) for c in listing.clusters],
             "noise": len(listing.noise),
             "labels": [row["label"] for row in self.service.label_counts()],
+            "min_size": listing.min_size,
+            "merge_similarity": review.MERGE_SIMILARITY,
         }
 
     @staticmethod
     def _cluster(c: review.ClusterView, cards: dict[int, dict]) -> dict[str, Any]:
         return {
             "id": c.id,
+            "kind": c.kind,
             "size": c.size,
             "label": c.label,
             "cohesion": c.cohesion,
@@ -64,21 +94,27 @@ class ClusterReview:
     def accept(self, cluster_id: int, name: Any, exclude: Any = None) -> dict[str, Any]:
         if not isinstance(name, str):
             raise BadQuery('send {"as": "name of the new class"}')
+        ids = self._known_ids(exclude)
+        with self._acting(cluster_id) as library:
+            done = review.accept(library, cluster_id, name, ids)
+        return _result(done.cluster, done.labelled)
+
+    def merge(self, cluster_id: int, into: Any, exclude: Any = None) -> dict[str, Any]:
+        if not isinstance(into, str) or not into.strip():
+            raise BadQuery('send {"into": "an existing label"}')
+        ids = self._known_ids(exclude)
+        with self._acting(cluster_id) as library:
+            done = review.merge(library, cluster_id, into.strip(), ids)
+        return _result(done.cluster, done.labelled)
+
+    def _known_ids(self, exclude: Any) -> list[int]:
+        """The ``exclude`` ids (a list of image ids); 404 for one not in the library."""
         ids = _id_list(exclude, "exclude")
         known = self.service.library.catalog.paths(ids)
         missing = [i for i in ids if i not in known]
         if missing:
             raise NotFound("image", missing[0])
-        with self._acting(cluster_id) as library:
-            done = review.accept(library, cluster_id, name, ids)
-        return _result(done.cluster, done.labelled)
-
-    def merge(self, cluster_id: int, into: Any) -> dict[str, Any]:
-        if not isinstance(into, str) or not into.strip():
-            raise BadQuery('send {"into": "an existing label"}')
-        with self._acting(cluster_id) as library:
-            done = review.merge(library, cluster_id, into.strip())
-        return _result(done.cluster, done.labelled)
+        return ids
 
     def reject(self, cluster_id: int) -> dict[str, Any]:
         with self._acting(cluster_id) as library:
@@ -106,6 +142,17 @@ def _result(cluster: review.ClusterDetail, labelled: int) -> dict[str, Any]:
 def _id_list(value: Any, name: str) -> list[int]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(i, int) for i in value):
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in value
+    ):
         raise BadQuery(f"{name} must be a list of image ids")
     return value
+
+
+def _whole(value: Any, name: str, default: int, least: int) -> int:
+    """A query-string whole number (``default`` when absent); 400 otherwise."""
+    if value is None or value == "":
+        return default
+    if not str(value).isdigit() or int(value) < least:
+        raise BadQuery(f"{name} must be a whole number of at least {least}")
+    return int(value)

@@ -114,7 +114,13 @@ def clusters():
 
 @bp.post("/clusters")
 def recluster():
-    return jsonify(_board().listing(refresh=True))
+    return jsonify(_board().recluster(_body().get("min_size")))
+
+
+@bp.get("/clusters/<int:cluster_id>/members")
+def cluster_members(cluster_id: int):
+    args = request.args
+    return jsonify(_board().members(cluster_id, args.get("offset"), args.get("limit")))
 
 
 @bp.post("/clusters/<int:cluster_id>/accept")
@@ -125,7 +131,8 @@ def accept(cluster_id: int):
 
 @bp.post("/clusters/<int:cluster_id>/merge")
 def merge(cluster_id: int):
-    return jsonify(_board().merge(cluster_id, _body().get("into")))
+    body = _body()
+    return jsonify(_board().merge(cluster_id, body.get("into"), body.get("exclude")))
 
 
 @bp.post("/clusters/<int:cluster_id>/split")

@@ -78,7 +78,13 @@ class NotAMember(ReviewError):
 
 
 class CannotSplit(ReviewError):
-    def __init__(self, cluster_id: int, size: int) -> None:
+    def __init__(self, cluster_id: int, size: int, min_size: int) -> None:
         self.cluster_id = cluster_id
         self.size = size
-        super().__init__(f"cluster {cluster_id} cannot be split: its {size} images look alike")
+        self.min_size = min_size
+        why = (
+            f"its {size} images cannot make two groups of at least {min_size}"
+            if size < 2 * min_size
+            else f"its {size} images look alike (no two groups of {min_size} or more)"
+        )
+        super().__init__(f"cluster {cluster_id} cannot be split: {why}")

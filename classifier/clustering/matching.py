@@ -3,7 +3,7 @@
 Helpers of :mod:`lookalike.classifier.clustering.proposals` and ``.review``:
 :func:`match_ids` gives a new cluster the id of the old one it overlaps,
 :func:`partition_like` re-applies a reviewer's split to a re-clustered group, and
-:func:`two_parts` splits a cluster in two.
+:func:`natural_parts` splits a cluster into its natural parts (:func:`two_parts` in two).
 """
 
 from __future__ import annotations
@@ -83,3 +83,35 @@ def two_parts(vectors: Vectors, seed: int = 0) -> list[Indices] | None:
     if choice.min() == choice.max():
         return None
     return [np.flatnonzero(choice == 0), np.flatnonzero(choice == 1)]
+
+
+def natural_parts(vectors: Vectors, min_size: int) -> list[Indices] | None:
+    """Split a cluster into its natural parts, each of ``min_size`` or more; None when it
+    cannot be divided so.
+
+    HDBSCAN (``min_cluster_size = min_size``) on the members finds how many parts there
+    are (two or more: not always two); its noise joins the part with the nearest
+    centroid. When it sees a single part, spherical 2-means, if both halves are large
+    enough.
+    """
+    # scikit-learn takes about a second to import: loaded when a split runs.
+    from sklearn.cluster import HDBSCAN
+
+    n = len(vectors)
+    if n < 2 * min_size:
+        return None
+    z = l2_normalize(np.asarray(vectors, dtype=np.float32))
+    found = HDBSCAN(min_cluster_size=min_size, copy=True).fit_predict(z)
+    kinds = [k for k in np.unique(found) if k >= 0]
+    if len(kinds) >= 2:
+        centres = l2_normalize(np.stack([z[found == k].sum(0) for k in kinds]))
+        choice = np.array([kinds.index(k) if k >= 0 else -1 for k in found])
+        loose = choice < 0
+        choice[loose] = np.argmax(z[loose] @ centres.T, axis=1)
+        parts = [np.flatnonzero(choice == k) for k in range(len(kinds))]
+        if min(len(p) for p in parts) >= min_size:
+            return parts
+    halves = two_parts(z)
+    if halves is None or min(len(p) for p in halves) < min_size:
+        return None
+    return halves

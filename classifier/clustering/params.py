@@ -28,8 +28,14 @@ class ClusterParams:
     default_rho_apart: float = 1.5
     spread_floor: float = 0.5  # spreads below this x a typical class's count as that
     attach_quantile: float = 0.9  # noise joins a class scoring above this quantile
+    # A new cluster this similar (cosine of centroids) to a label's prototype joins it:
+    # 0.8 measured on the long-tailed dev splits (scripts/bench_clusters.py --long-tailed).
+    fold_similarity: float | None = 0.8
+    # New clusters this similar to each other are one category (pieces of a large class).
+    join_similarity: float | None = 0.8
     refine_passes: int = 3  # nearest-centroid passes over the clustered images
     pca_sample: int = 10_000  # vectors the projection is fitted on
+    pca_min_rows: int = 500  # fewer vectors (unlabelled + labelled): no projection
     exact_graph_max: int = 20_000  # above this many vectors the kNN graph uses an IVF
     seed: int = 0
 

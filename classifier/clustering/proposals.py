@@ -27,7 +27,7 @@ from lookalike.indexer.store.clusters import ClusterStore, NewCluster
 from lookalike.indexer.store.library import Library
 
 # Part of the fingerprint: a change of algorithm re-clusters stored libraries.
-ALGORITHM = "graph-average-linkage-1"
+ALGORITHM = "graph-average-linkage-2"  # 2: new groups near a label fold into it
 
 Known = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]  # (sorted ids, their vectors)
 Group = tuple[set[int], str | None]  # (member ids, the label it is more of or None)
@@ -58,11 +58,29 @@ def recluster(library: Library, min_size: int) -> None:
     )
     groups: list[Group] = [(set(uid[c.members].tolist()), c.label) for c in result.clusters]
     _reapply_splits(library, groups)
+    groups, dropped = _worth_proposing(groups, store.member_sets("rejected"), min_size)
     described = describe_groups(library, groups, known=(ids, vectors))
     old = store.member_sets("proposed")
-    store_proposals(library, described, old, noise=uid[result.noise].tolist())
+    noise = uid[result.noise].tolist() + sorted(dropped)
+    store_proposals(library, described, old, noise=noise)
     with cat.transaction() as conn:
         store.set_state(conn, {"fingerprint": fingerprint(library, min_size), "min_size": min_size})
+
+
+def _worth_proposing(
+    groups: list[Group], rejected: dict[int, set[int]], min_size: int
+) -> tuple[list[Group], set[int]]:
+    """The groups to propose, and the members of the others: a new category below
+    ``min_size`` (a re-applied split can leave one), or a group whose members all lie in
+    one rejected cluster (a rejected group never comes back with the same members)."""
+    keep, dropped = [], set()
+    for members, label in groups:
+        small = label is None and len(members) < min_size
+        if small or any(members <= r for r in rejected.values()):
+            dropped |= members
+        else:
+            keep.append((members, label))
+    return keep, dropped
 
 
 def _reapply_splits(library: Library, groups: list[Group]) -> None:

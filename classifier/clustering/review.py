@@ -29,7 +29,8 @@ from lookalike.classifier.clustering.errors import (
     ReviewError,
     UnknownLabel,
 )
-from lookalike.classifier.clustering.matching import two_parts
+from lookalike.classifier.clustering.matching import natural_parts
+from lookalike.classifier.clustering.params import ClusterParams
 from lookalike.classifier.clustering.proposals import (
     describe_groups,
     is_fresh,
@@ -43,6 +44,7 @@ from lookalike.indexer.store.library import Library
 
 __all__ = [
     "DEFAULT_MIN_SIZE",
+    "MERGE_SIMILARITY",
     "BadName",
     "CannotSplit",
     "ClusterDetail",
@@ -64,9 +66,14 @@ __all__ = [
     "reject",
     "show",
     "split",
+    "stored_listing",
+    "stored_min_size",
 ]
 
 DEFAULT_MIN_SIZE = 5
+# Above this similarity to its nearest label a group is "more of" it: Merge is the
+# primary action (the level at which discovery folds a new group into a label).
+MERGE_SIMILARITY: float = ClusterParams().fold_similarity or 0.8
 
 
 class Member(NamedTuple):
@@ -91,10 +98,16 @@ class ClusterView:
     def size(self) -> int:
         return len(self.members)
 
+    @property
+    def kind(self) -> str:
+        """'new' (a category nobody labelled) or 'label' (more of ``nearest_label``)."""
+        return "new" if self.label is None else "label"
+
     def to_json(self) -> dict[str, Any]:
         """As ``lookalike clusters --json`` lists it (paths, not ids)."""
         return {
             "id": self.id,
+            "kind": self.kind,
             "size": self.size,
             "members": [m.path for m in self.members],
             "representatives": [m.path for m in self.representatives],
@@ -131,6 +144,7 @@ class ClusterDetail(ClusterView):
 class Listing(NamedTuple):
     clusters: list[ClusterView]  # new categories first, most promising first
     noise: list[Member]  # images the clustering left alone, by path
+    min_size: int = DEFAULT_MIN_SIZE  # the --min-size these proposals were made with
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,9 +166,17 @@ class Decision(NamedTuple):
 # -- reading ------------------------------------------------------------------------------
 def current_listing(library: Library, min_size: int | None = None) -> Listing | None:
     """The stored proposals when they are up to date (any open library), else None:
-    then :func:`list_clusters` re-clusters."""
+    then :func:`list_clusters` re-clusters. ``min_size`` None is the default (5), never
+    the one an earlier run was given."""
     _check_min_size(min_size)
-    return _listing(library) if is_fresh(library, min_size) else None
+    return _listing(library) if is_fresh(library, min_size or DEFAULT_MIN_SIZE) else None
+
+
+def stored_listing(library: Library) -> tuple[Listing, bool]:
+    """(the stored proposals, whether they are up to date): reads only, never clusters."""
+    state_size = stored_min_size(library)
+    fresh = state_size is not None and is_fresh(library, state_size)
+    return _listing(library), fresh
 
 
 def list_clusters(
@@ -162,12 +184,13 @@ def list_clusters(
 ) -> Listing:
     """The proposals, most promising first (a writable library).
 
-    Re-clusters first when the library's images or labels (or ``min_size``) changed
-    since the last clustering, or when ``refresh``.
+    Re-clusters first when the library's images or labels (or ``min_size``, default 5)
+    changed since the last clustering, or when ``refresh``.
     """
     _check_min_size(min_size)
-    if refresh or not is_fresh(library, min_size):
-        recluster(library, min_size or stored_min_size(library) or DEFAULT_MIN_SIZE)
+    size = min_size or DEFAULT_MIN_SIZE
+    if refresh or not is_fresh(library, size):
+        recluster(library, size)
     return _listing(library)
 
 
@@ -206,7 +229,8 @@ def _listing(library: Library) -> Listing:
     store = ClusterStore(library.catalog)
     views = [_view(row, store.members(row.id)) for row in store.proposed()]
     noise = [Member(*m) for m in store.noise()]
-    return Listing([v for v in views if v.size > 0], noise)
+    size = stored_min_size(library) or DEFAULT_MIN_SIZE
+    return Listing([v for v in views if v.size > 0], noise, size)
 
 
 def _view(row: ClusterRow, members: list[MemberRow]) -> ClusterView:
@@ -257,15 +281,16 @@ def accept(library: Library, cluster_id: int, name: str, exclude: Sequence[int] 
     return Decision(show(library, cluster_id), labelled)
 
 
-def merge(library: Library, cluster_id: int, label: str) -> Decision:
-    """Label the cluster's members with an existing label ``label``."""
+def merge(library: Library, cluster_id: int, label: str, exclude: Sequence[int] = ()) -> Decision:
+    """Label the cluster's members with an existing label ``label``, except ``exclude``."""
     store = ClusterStore(library.catalog)
     _row(store, cluster_id)
     known = library.catalog.label_names()
     if label not in known:
         raise UnknownLabel(label, known)
-    members = [m.image_id for m in store.members(cluster_id)]
-    labelled = _label(library, cluster_id, "merged", label, members, set())
+    members = {m.image_id: m.path for m in store.members(cluster_id)}
+    dropped = _excluded(library, members, exclude, cluster_id)
+    labelled = _label(library, cluster_id, "merged", label, list(members), dropped)
     return Decision(show(library, cluster_id), labelled)
 
 
@@ -279,14 +304,16 @@ def reject(library: Library, cluster_id: int) -> ClusterDetail:
 
 
 def split(library: Library, cluster_id: int) -> list[ClusterDetail]:
-    """Re-cluster one cluster finer (two parts); returns the new clusters."""
+    """Re-cluster one cluster into its natural parts (two or more, none below the
+    listing's minimum size); returns the new clusters."""
     store = ClusterStore(library.catalog)
     row = _row(store, cluster_id)
     member_ids = sorted(m.image_id for m in store.members(cluster_id))
     ids, vectors = library.catalog.vectors(member_ids)
-    parts = two_parts(vectors)
+    min_size = stored_min_size(library) or DEFAULT_MIN_SIZE
+    parts = natural_parts(vectors, min_size)
     if parts is None:
-        raise CannotSplit(cluster_id, len(ids))
+        raise CannotSplit(cluster_id, len(ids), min_size)
     groups = [(set(ids[p].tolist()), row.label) for p in parts]
     children = store_proposals(library, describe_groups(library, groups), {}, parent=cluster_id)
     return [show(library, c) for c in children]

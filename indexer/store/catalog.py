@@ -786,12 +786,31 @@ class Catalog:
     # -- labels ----------------------------------------------------------------
     def set_labels(
         self, conn: sqlite3.Connection, items: Iterable[tuple[int, str]], origin: str
-    ) -> None:
+    ) -> list[int]:
+        """Write human labels (in the caller's transaction); returns the ids whose label
+        or origin changed. A changed image loses its predicted tag (the human label
+        replaces it) and the labels version moves on; an unchanged one is left as it was
+        (a folder label written again by every index run changes nothing)."""
+        items = [(int(i), label) for i, label in items]
+        before = {
+            r[0]: (r[1], r[2])
+            for r in self._rows_in(
+                "SELECT image_id, label, origin FROM labels WHERE image_id IN ({marks})",
+                [i for i, _ in items],
+            )
+        }
+        changed = [(i, label) for i, label in items if before.get(i) != (label, origin)]
+        if not changed:
+            return []
         now = time.time()
         conn.executemany(
             "INSERT OR REPLACE INTO labels (image_id, label, origin, at) VALUES (?, ?, ?, ?)",
-            [(i, label, origin, now) for i, label in items],
+            [(i, label, origin, now) for i, label in changed],
         )
+        ids = [i for i, _ in changed]
+        self.remove_tags(conn, ids)
+        self.bump_labels_version(conn)
+        return ids
 
     def label_of(self, image_id: int) -> str | None:
         row = self.conn.execute(

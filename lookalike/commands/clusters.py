@@ -23,10 +23,18 @@ def _writable(ctx: click.Context, library: str | None) -> Library:
 def _echo_cluster(cluster: review.ClusterView, members: bool = False) -> None:
     sim = cluster.nearest_label_similarity
     near = f"{cluster.nearest_label} ({sim:.2f})" if cluster.nearest_label else "-"
-    click.echo(
-        f"cluster {cluster.id}: {cluster.size} images, cohesion {cluster.cohesion:.2f}, "
-        f"looks like {cluster.suggested_name or '-'}, nearest label {near}"
-    )
+    if cluster.kind == "label":
+        click.echo(
+            f"cluster {cluster.id}: {cluster.size} images look like {cluster.label!r} "
+            f"(similarity {sim or 0:.2f}, cohesion {cluster.cohesion:.2f}): "
+            f"merge {cluster.id} --into {cluster.label}"
+        )
+    else:
+        click.echo(
+            f"cluster {cluster.id}: new category, {cluster.size} images, cohesion "
+            f"{cluster.cohesion:.2f}, looks like {cluster.suggested_name or '-'}, "
+            f"nearest label {near}"
+        )
     for member in cluster.members if members else cluster.representatives:
         click.echo(f"  {member.path}")
 
@@ -37,17 +45,20 @@ def _echo_cluster(cluster: review.ClusterView, members: bool = False) -> None:
     "--min-size",
     type=click.IntRange(2),
     default=None,
-    help="Smallest group proposed as a new category [default: 5, or the last one used].",
+    help="Smallest group proposed as a new category [default: 5; never reused from an "
+    "earlier run].",
 )
 @json_option
 @click.pass_context
 def clusters(ctx, library, min_size, as_json):
     """Group the images without a human label into clusters, most promising first.
 
-    Without a subcommand, lists the proposals (re-clustering when the library changed).
-    Each cluster shows its size, cohesion (mean cosine similarity), a suggested name
-    (the members' most likely ImageNet class) and the nearest existing label. Review
-    them with accept, merge, split, reject; inspect one with show.
+    Without a subcommand, lists the proposals (re-clustering when the library changed):
+    first the new categories, then one proposal per existing label for the unlabelled
+    images that look like it (merge them into it). Each shows its size, cohesion (mean
+    cosine similarity), a suggested name (the members' most likely ImageNet class) and
+    the nearest existing label. Review them with accept, merge, split, reject; inspect
+    one with show.
     """
     ctx.obj = {"library": library}
     if ctx.invoked_subcommand is not None:
@@ -61,7 +72,12 @@ def clusters(ctx, library, min_size, as_json):
     if as_json:
         click.echo(json.dumps(listing.to_json()))
         return
-    click.echo(f"{len(listing.clusters)} clusters, {len(listing.noise)} images left as noise")
+    new = sum(c.kind == "new" for c in listing.clusters)
+    click.echo(
+        f"{len(listing.clusters)} clusters, {len(listing.noise)} images left as noise "
+        f"({new} new categories of {listing.min_size}+ images, "
+        f"{len(listing.clusters) - new} near existing labels; --min-size {listing.min_size})"
+    )
     for c in listing.clusters:
         _echo_cluster(c)
     click.echo(
@@ -94,13 +110,20 @@ def accept(ctx, cluster_id, name, exclude, library, as_json):
 @clusters.command()
 @click.argument("cluster_id", type=int)
 @click.option("--into", "label", required=True, help="An existing label.")
+@click.option(
+    "--exclude",
+    multiple=True,
+    type=click.Path(),
+    help="A member to leave unlabelled (repeatable).",
+)
 @library_option
 @json_option
 @click.pass_context
-def merge(ctx, cluster_id, label, library, as_json):
+def merge(ctx, cluster_id, label, exclude, library, as_json):
     """Add the images of cluster CLUSTER_ID to the existing LABEL."""
     with _writable(ctx, library) as lib:
-        done = review.merge(lib, cluster_id, label)
+        dropped = review.members_at(lib, cluster_id, exclude)
+        done = review.merge(lib, cluster_id, label, dropped)
     line = f"labelled {done.labelled} images {label!r} (origin review)"
     click.echo(json.dumps(done.to_json()) if as_json else line)
 
@@ -111,7 +134,8 @@ def merge(ctx, cluster_id, label, library, as_json):
 @json_option
 @click.pass_context
 def split(ctx, cluster_id, library, as_json):
-    """Re-cluster cluster CLUSTER_ID finer, into two new clusters."""
+    """Split cluster CLUSTER_ID into its natural parts (two or more), none smaller than
+    the listing's --min-size."""
     with _writable(ctx, library) as lib:
         parts = review.split(lib, cluster_id)
     if as_json:

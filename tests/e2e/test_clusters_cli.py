@@ -67,7 +67,7 @@ def test_new_classes_come_first_with_names_and_nearest_labels(libraries):
     doc = listing(lib)
     assert set(doc) == {"clusters", "noise"}
     keys = {"id", "size", "members", "representatives", "cohesion", "suggested_name"}
-    keys |= {"nearest_label", "nearest_label_similarity"}
+    keys |= {"nearest_label", "nearest_label_similarity", "kind"}
     for c in doc["clusters"]:
         assert set(c) == keys
         assert set(c["representatives"]) <= set(c["members"]) and c["size"] == len(c["members"])
@@ -76,7 +76,11 @@ def test_new_classes_come_first_with_names_and_nearest_labels(libraries):
     assert all(c["size"] >= 5 for c in doc["clusters"][:2])  # of 10
     piano = next(c for c in doc["clusters"] if _class_of(c["members"][0]) == "grand_piano")
     assert "piano" in piano["suggested_name"]  # ImageNet's "grand piano"
-    for c in doc["clusters"][2:]:  # the rest: more of the labelled classes
+    assert [c["kind"] for c in doc["clusters"][:2]] == ["new", "new"]
+    rest = doc["clusters"][2:]  # the rest: more of the labelled classes, one per label
+    assert all(c["kind"] == "label" for c in rest)
+    assert len({c["nearest_label"] for c in rest}) == len(rest)
+    for c in rest:
         assert c["nearest_label"] == _class_of(c["members"][0])
         assert c["nearest_label_similarity"] > 0.7
     text = run_cli("clusters", "--library", str(lib)).stdout
@@ -115,16 +119,23 @@ def test_accept_merge_reject_and_stable_ids(libraries, tmp_path):
         assert len(set(c["members"]) & set(trilobite["members"])) <= 1
 
 
-def test_split_gives_two_new_clusters(libraries, tmp_path):
+def test_split_gives_natural_parts_never_below_the_min_size(libraries, tmp_path):
     lib = tmp_path / "lib"
     shutil.copytree(libraries[0], lib)
     first = listing(lib)["clusters"][0]
+    assert first["size"] < 10  # no two parts of 5
+    line = fails("clusters", "split", str(first["id"]), "--library", str(lib))
+    assert "cannot be split" in line and "at least 5" in line
+    first = listing(lib, "--min-size", "2")["clusters"][0]
     out = json.loads(
         run_cli("clusters", "split", str(first["id"]), "--json", "--library", str(lib)).stdout
     )
-    assert len(out) == 2 and sorted(out[0]["members"] + out[1]["members"]) == first["members"]
-    ids = [c["id"] for c in listing(lib)["clusters"]]
-    assert first["id"] not in ids and {out[0]["id"], out[1]["id"]} <= set(ids)
+    assert len(out) >= 2 and all(p["size"] >= 2 for p in out)
+    assert sorted(m for p in out for m in p["members"]) == first["members"]
+    text = run_cli("clusters", "--min-size", "2", "--library", str(lib)).stdout
+    assert "--min-size 2" in text.splitlines()[0]
+    ids = [c["id"] for c in listing(lib, "--min-size", "2")["clusters"]]
+    assert first["id"] not in ids and {p["id"] for p in out} <= set(ids)
 
 
 def test_bad_input_is_one_line_and_changes_nothing(libraries, tmp_path):

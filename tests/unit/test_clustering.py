@@ -188,7 +188,7 @@ def test_listing_shape_and_review_cycle(library):
     doc = listing.to_json()
     assert set(doc) == {"clusters", "noise"}
     keys = {"id", "size", "members", "representatives", "cohesion", "suggested_name"}
-    keys |= {"nearest_label", "nearest_label_similarity"}
+    keys |= {"nearest_label", "nearest_label_similarity", "kind"}
     assert all(set(c) == keys for c in doc["clusters"])
     assert all(isinstance(p, str) for c in doc["clusters"] for p in c["members"])
     assert [c.size for c in listing.clusters] == [16, 14, 12, 10]  # "more of ant" last

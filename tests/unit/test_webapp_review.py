@@ -46,11 +46,19 @@ def labels_of(app, ids: list[int]) -> dict[int, tuple[str, str]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def test_listing_clusters_on_first_view_and_then_reuses_the_result(client):
-    first = client.get("/api/clusters").get_json()
+def test_get_never_clusters_a_post_does_and_get_then_reads_it(client, app):
+    root = app.extensions["lookalike"].root
+    before = (root / "catalog.sqlite").read_bytes()
+    empty = client.get("/api/clusters").get_json()
+    assert empty["clusters"] == [] and empty["clustered"] is False
+    assert (root / "catalog.sqlite").read_bytes() == before  # GET wrote nothing
+    first = client.post("/api/clusters", headers=CSRF).get_json()
     faces_cluster(first)
     again = client.get("/api/clusters").get_json()
     assert [c["id"] for c in again["clusters"]] == [c["id"] for c in first["clusters"]]
+    assert again["clustered"] is True and again["stale"] is False
+    assert again["min_size"] == 5 and 0 < again["merge_similarity"] < 1
+    assert {c["kind"] for c in again["clusters"]} <= {"new", "label"}
 
 
 def test_clustering_finds_the_unlabelled_class(client):
@@ -109,14 +117,31 @@ def test_reject_keeps_the_members_apart_next_time(client):
         assert len(set(other["members"]) & set(cluster["members"])) <= 1
 
 
-def test_split_replaces_a_cluster_by_smaller_ones(client):
+def test_split_never_makes_parts_below_the_min_size(client):
     cluster = faces_cluster(client.post("/api/clusters", headers=CSRF).get_json())
-    doc = client.post(f"/api/clusters/{cluster['id']}/split", headers=CSRF).get_json()
-    ids = [c["id"] for c in doc["clusters"]]
-    assert cluster["id"] not in ids
-    parts = [c for c in doc["clusters"] if set(c["members"]) <= set(cluster["members"])]
-    assert len(parts) >= 2
-    assert sum(c["size"] for c in parts) <= cluster["size"]
+    assert cluster["size"] < 10  # of 8 images: no two parts of 5
+    refused = client.post(f"/api/clusters/{cluster['id']}/split", headers=CSRF)
+    assert refused.status_code == 400 and "at least 5" in refused.get_json()["error"]
+    listing = client.get("/api/clusters").get_json()  # nothing changed
+    assert cluster["id"] in [c["id"] for c in listing["clusters"]]
+    listing = client.post("/api/clusters", headers=CSRF, json={"min_size": 3}).get_json()
+    assert listing["min_size"] == 3
+
+
+def test_every_member_of_a_cluster_can_be_paged_through(client):
+    cluster = faces_cluster(client.post("/api/clusters", headers=CSRF).get_json())
+    url = f"/api/clusters/{cluster['id']}/members"
+    first = client.get(f"{url}?limit=3").get_json()
+    rest = client.get(f"{url}?offset=3&limit=100").get_json()
+    assert first["total"] == cluster["size"] and len(first["members"]) == 3
+    seen = [c["id"] for c in first["members"] + rest["members"]]
+    assert sorted(seen) == sorted(cluster["members"])
+    assert all("thumbnail_url" in c for c in first["members"])
+    assert client.get(f"{url}?limit=0").status_code == 400
+    assert client.get(f"{url}?offset=-1").status_code == 400
+    assert client.get("/api/clusters/9999/members").status_code == 404
+    assert client.post("/api/clusters", headers=CSRF, json={"min_size": 1}).status_code == 400
+    assert client.post("/api/clusters", headers=CSRF, json={"min_size": "5"}).status_code == 400
 
 
 def test_unknown_cluster_is_404(client):

@@ -1,5 +1,7 @@
-// The clusters page: one card per cluster of unlabelled images, with its
-// representatives, suggested name and nearest label, and the review actions.
+// The clusters page: one card per proposal (new categories first, then one per
+// existing label), every member visible page by page, members left out before a
+// decision, and the primary action following the evidence: Merge into the nearest
+// label above the measured similarity, else Accept with a name the user types.
 "use strict";
 
 (() => {
@@ -7,13 +9,69 @@
   const $ = (id) => document.getElementById(id);
   const list = $("clusters");
   const status = $("status");
+  const PAGE = 24;
   let labels = [];
+  let mergeAbove = 0.8;
 
-  function actions(cluster, node) {
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+  // The members, PAGE at a time; a click leaves one out (or takes it back).
+  function membersPanel(cluster, excluded, onChange) {
+    const grid = el("div", { class: "members" });
+    const pager = el("div", { class: "pager" });
+    const panel = el("div", { class: "members-panel", hidden: true }, grid, pager);
+    let offset = 0;
+    async function load() {
+      grid.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+      try {
+        const doc = await api("GET", `/api/clusters/${cluster.id}/members?offset=${offset}&limit=${PAGE}`);
+        grid.replaceChildren(
+          ...doc.members.map((card) => {
+            const tile = el(
+              "button",
+              {
+                type: "button",
+                class: `member${excluded.has(card.id) ? " left-out" : ""}`,
+                title: `${card.path}\nclick to leave out of this decision`,
+                "aria-pressed": excluded.has(card.id) ? "true" : "false",
+                "data-id": card.id,
+              },
+              el("img", { src: card.thumbnail_url, alt: card.name, loading: "lazy" }),
+              el("span", { class: "out", text: "left out" })
+            );
+            tile.addEventListener("click", () => {
+              if (excluded.has(card.id)) excluded.delete(card.id);
+              else excluded.add(card.id);
+              tile.classList.toggle("left-out", excluded.has(card.id));
+              tile.setAttribute("aria-pressed", excluded.has(card.id) ? "true" : "false");
+              onChange();
+            });
+            return tile;
+          })
+        );
+        const last = Math.min(offset + PAGE, doc.total);
+        pager.replaceChildren(
+          el("button", { type: "button", class: "secondary prev", text: "‹ Previous", disabled: offset === 0, onclick: () => { offset -= PAGE; load(); } }),
+          el("span", { class: "muted", text: `${offset + 1}–${last} of ${doc.total}` }),
+          el("button", { type: "button", class: "secondary next", text: "Next ›", disabled: last >= doc.total, onclick: () => { offset += PAGE; load(); } })
+        );
+      } catch (e) {
+        grid.replaceChildren();
+        toast(e.message, "error");
+      }
+    }
+    return { panel, load };
+  }
+
+  function actions(cluster, node, excluded) {
+    const similarity = cluster.nearest_label_similarity;
+    const mergeFirst =
+      cluster.kind === "label" || (cluster.nearest_label && typeof similarity === "number" && similarity >= mergeAbove);
+    const target = cluster.label || cluster.nearest_label;
     const name = el("input", {
       class: "accept-name",
-      value: cluster.suggested_name || "",
-      placeholder: "new class name",
+      value: "",
+      placeholder: "name this new class",
       "aria-label": "name for this cluster",
       list: "cluster-labels",
     });
@@ -32,64 +90,83 @@
         toast(e.message, "error");
       }
     };
-    const row = el(
-      "div",
-      { class: "actions" },
-      name,
-      el("button", {
-        type: "button",
-        class: "accept",
-        text: "Accept as class",
-        onclick: () => act("accept", { as: name.value.trim() }, `Accepted as “${name.value.trim()}”`),
-      })
-    );
-    if (cluster.nearest_label) {
-      row.append(
-        el("button", {
+    const exclude = () => [...excluded];
+    const accept = el("button", {
+      type: "button",
+      class: `accept${mergeFirst ? " secondary" : ""}`,
+      text: "Accept as new class",
+      disabled: true,
+      onclick: () => act("accept", { as: name.value.trim(), exclude: exclude() }, `Accepted as “${name.value.trim()}”`),
+    });
+    name.addEventListener("input", () => {
+      accept.disabled = !name.value.trim();
+    });
+    const suggestion = cluster.suggested_name
+      ? el("button", {
           type: "button",
-          class: "merge secondary",
-          text: `Merge into “${cluster.nearest_label}”`,
-          onclick: () =>
-            act("merge", { into: cluster.nearest_label }, `Merged into “${cluster.nearest_label}”`),
+          class: "chip predicted suggestion",
+          title: "the model's guess: click to use it as the name",
+          text: `suggestion: ${cluster.suggested_name}`,
+          onclick: () => {
+            name.value = cluster.suggested_name;
+            accept.disabled = false;
+            name.focus();
+          },
         })
-      );
-    }
-    row.append(
+      : null;
+    const merge = target
+      ? el("button", {
+          type: "button",
+          class: `merge${mergeFirst ? "" : " secondary"}`,
+          text: `Merge into “${target}”`,
+          onclick: () => act("merge", { into: target, exclude: exclude() }, `Merged into “${target}”`),
+        })
+      : null;
+    const naming = el("span", { class: "naming" }, name, accept, suggestion);
+    const rest = [
       el("button", { type: "button", class: "split secondary", text: "Split", onclick: () => act("split", {}, "Split") }),
-      el("button", {
-        type: "button",
-        class: "reject secondary",
-        text: "Not a class",
-        onclick: () => act("reject", {}, "Rejected"),
-      })
-    );
-    return row;
+      el("button", { type: "button", class: "reject secondary", text: "Not a class", onclick: () => act("reject", {}, "Rejected") }),
+    ];
+    return mergeFirst
+      ? el("div", { class: "actions" }, merge, naming, ...rest)
+      : el("div", { class: "actions" }, naming, merge, ...rest);
   }
 
   function clusterCard(cluster) {
-    const node = el("article", { class: `cluster${cluster.status && cluster.status !== "open" ? " reviewed" : ""}`, "data-id": cluster.id });
-    const similarity =
-      typeof cluster.nearest_label_similarity === "number"
-        ? ` (similarity ${cluster.nearest_label_similarity.toFixed(2)})`
-        : "";
+    const node = el("article", { class: `cluster kind-${cluster.kind}`, "data-id": cluster.id, "data-kind": cluster.kind });
+    const sim = cluster.nearest_label_similarity;
+    const similarity = typeof sim === "number" ? ` (similarity ${sim.toFixed(2)})` : "";
+    const excluded = new Set();
+    const counter = el("span", { class: "left-out-count muted" });
+    const members = membersPanel(cluster, excluded, () => {
+      counter.textContent = excluded.size ? `${excluded.size} left out` : "";
+    });
+    const toggle = el("button", {
+      type: "button",
+      class: "secondary show-members",
+      text: `See all ${cluster.size} / leave some out`,
+      "aria-expanded": "false",
+      onclick: () => {
+        const open = members.panel.hidden;
+        members.panel.hidden = !open;
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+        if (open) members.load();
+      },
+    });
     node.append(
       el(
         "header",
         {},
         el("h2", { text: `Cluster ${cluster.id}` }),
-        el("span", { class: "muted", text: `${cluster.size} image${cluster.size === 1 ? "" : "s"}` }),
-        typeof cluster.cohesion === "number"
-          ? el("span", { class: "muted", text: `cohesion ${cluster.cohesion.toFixed(2)}` })
-          : null,
-        cluster.label
-          ? el("span", { class: "chip human", title: "these look like a labelled class", text: `more of ${cluster.label}` })
-          : cluster.suggested_name
-            ? el("span", { class: "chip predicted", title: "suggested name", text: cluster.suggested_name })
-            : null,
-        cluster.nearest_label
+        el("span", { class: "muted", text: plural(cluster.size, "image") }),
+        cluster.kind === "label"
+          ? el("span", { class: "chip human", title: "these look like a labelled class", text: `look like “${cluster.label}”${similarity}` })
+          : el("span", { class: "chip new", text: "new category" }),
+        typeof cluster.cohesion === "number" ? el("span", { class: "muted", text: `cohesion ${cluster.cohesion.toFixed(2)}` }) : null,
+        cluster.kind !== "label" && cluster.nearest_label
           ? el("span", { class: "muted", text: `nearest label: ${cluster.nearest_label}${similarity}` })
           : null,
-        el("span", { class: "state muted", text: cluster.status && cluster.status !== "open" ? cluster.status : "" })
+        el("span", { class: "state muted", text: "" })
       ),
       el(
         "div",
@@ -97,24 +174,33 @@
         ...cluster.representatives.map((r) =>
           el("a", { href: r.url, title: r.path }, el("img", { src: r.thumbnail_url, alt: r.name, loading: "lazy" }))
         )
-      )
+      ),
+      el("div", { class: "members-bar" }, toggle, counter),
+      members.panel,
+      actions(cluster, node, excluded)
     );
-    if (!cluster.status || cluster.status === "open") node.append(actions(cluster, node));
     return node;
   }
 
   function show(doc) {
     labels = doc.labels || labels;
+    mergeAbove = typeof doc.merge_similarity === "number" ? doc.merge_similarity : mergeAbove;
     const datalist = el("datalist", { id: "cluster-labels" }, ...labels.map((l) => el("option", { value: l })));
     list.replaceChildren(datalist, ...doc.clusters.map(clusterCard));
+    const fresh = doc.stale ? " The library changed since: cluster again for current proposals." : "";
+    const news = doc.clusters.filter((c) => c.kind === "new").length;
     status.textContent = doc.clusters.length
-      ? `${doc.clusters.length} cluster${doc.clusters.length === 1 ? "" : "s"}; ` +
-        `${doc.noise || 0} unlabelled image${doc.noise === 1 ? "" : "s"} fit none`
-      : "No clusters yet: cluster the unlabelled images.";
+      ? `${plural(news, "new category")} (${doc.min_size}+ images), ` +
+        `${plural(doc.clusters.length - news, "group")} near existing labels; ` +
+        `${plural(doc.noise || 0, "unlabelled image")} fit none.${fresh}`
+      : doc.clustered === false
+        ? "Not clustered yet: press “Cluster now” to group the unlabelled images."
+        : `No clusters.${fresh}`;
+    $("recluster").textContent = doc.clustered === false ? "Cluster now" : "Cluster again";
   }
 
   async function load() {
-    status.textContent = "Looking for clusters…";
+    status.textContent = "Reading the proposals…";
     try {
       const doc = await api("GET", "/api/clusters");
       if (!$("recluster").disabled) show(doc); // a newer clustering is on its way otherwise
@@ -128,8 +214,9 @@
     button.disabled = true;
     list.replaceChildren(); // no acting on cards that are about to change
     status.textContent = "Clustering…";
+    const size = parseInt($("min-size").value, 10);
     try {
-      show(await api("POST", "/api/clusters", {}));
+      show(await api("POST", "/api/clusters", Number.isInteger(size) ? { min_size: size } : {}));
     } catch (e) {
       status.textContent = "";
       toast(e.message, "error");

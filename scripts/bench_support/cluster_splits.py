@@ -1,0 +1,112 @@
+"""The long-tailed cluster protocol of issue 17: random class splits of a library of the
+long-tailed dev data, optional Zipf subsampling, and the figures judged on each split.
+
+A split: 10 classes never labelled, every other class gets ``labels`` human labels (at
+most its size minus one), everything else -- the rest of the labelled classes, the
+never-labelled classes and the distractors -- is to be clustered. With ``zipf``, each
+class is first subsampled to ``1000 * rank ** -1.35`` images (5 to 1,000; a class keeps
+all it has when it has fewer), ranks drawn at random per split.
+
+Scored over the unlabelled images (noise points and distractors as singletons): ARI; the
+noise share; the never-labelled classes found (a cluster holding >= 50% of the class at
+>= 0.8 purity); and the fragmentation: classes with >= 100 unlabelled images cut into
+more than 2 clusters holding >= 10% of the class each.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+NOVEL = 10
+DISTRACTOR = "distractors"
+
+
+class Split(NamedTuple):
+    keep: np.ndarray  # positions (into the library's rows) of the images in the split
+    labelled: dict[int, str]  # position -> human label
+    novel: set[str]  # the classes never labelled
+
+
+def zipf_sizes(classes: list[str], rng: np.random.Generator, exponent: float = 1.35):
+    """Target size per class: 1000 / rank ** exponent, 5 at least, ranks at random."""
+    ranks = rng.permutation(len(classes)) + 1
+    sizes = np.maximum(5, np.round(1000 * ranks.astype(float) ** -exponent)).astype(int)
+    return dict(zip(classes, sizes.tolist(), strict=True))
+
+
+def make_split(truth: np.ndarray, seed: int, labels: int, zipf: bool) -> Split:
+    """One random split of rows whose classes are ``truth`` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(set(truth.tolist()) - {DISTRACTOR})
+    order = [str(c) for c in rng.permutation(classes)]
+    novel = set(order[:NOVEL])
+    target = zipf_sizes(classes, rng) if zipf else {}
+    keep = [np.flatnonzero(truth == DISTRACTOR)]
+    for c in classes:
+        rows = np.flatnonzero(truth == c)
+        if c in target and target[c] < len(rows):
+            rows = np.sort(rng.choice(rows, target[c], replace=False))
+        keep.append(rows)
+    kept = np.sort(np.concatenate(keep))
+    labelled: dict[int, str] = {}
+    for c in order[NOVEL:]:
+        rows = kept[truth[kept] == c]
+        for r in rng.choice(rows, min(labels, len(rows) - 1), replace=False):
+            labelled[int(r)] = c
+    return Split(kept, labelled, novel)
+
+
+def score(groups: list[list[str]], noise: list[str], class_of, novel: set[str]) -> dict:
+    """The figures of one clustering (groups and noise as paths; ``class_of(path)``)."""
+    paths = [p for g in groups for p in g] + list(noise)
+    pred = [k for k, g in enumerate(groups) for _p in g]
+    pred += list(range(len(groups), len(groups) + len(noise)))
+    truth = [class_of(p) for p in paths]
+    flat = [t if t != DISTRACTOR else f"{DISTRACTOR} {k}" for k, t in enumerate(truth)]
+    per_group = [Counter(class_of(p) for p in g) for g in groups]
+    total = Counter(truth)
+    found = 0
+    for c in novel:
+        if any(n[c] >= 0.5 * total[c] and n[c] >= 0.8 * sum(n.values()) for n in per_group):
+            found += 1
+    fragmented = [
+        c
+        for c, n in total.items()
+        if c != DISTRACTOR and n >= 100 and sum(g[c] >= 0.1 * n for g in per_group) > 2
+    ]
+    return {
+        "ari": float(adjusted_rand_score(flat, pred)),
+        "noise": len(noise) / max(len(paths), 1),
+        "novel_found": found,
+        "novel": len(novel),
+        "fragmented": len(fragmented),
+        "large": sum(1 for c, n in total.items() if c != DISTRACTOR and n >= 100),
+        "clusters": len(groups),
+    }
+
+
+def line(name: str, r: dict, seconds: float | None = None) -> str:
+    """One printed row of figures."""
+    out = (
+        f"  {name:22s} ARI {r['ari']:.3f}  noise {r['noise']:5.1%}  novel found "
+        f"{r['novel_found']:2d}/{r['novel']}  large classes in > 2 pieces "
+        f"{r['fragmented']}/{r['large']}  {r['clusters']:3d} clusters"
+    )
+    return out + (f"  {seconds:5.1f}s" if seconds is not None else "")
+
+
+def worst_and_mean(rows: list[dict]) -> str:
+    """Worst and mean over the splits (worst: lowest ARI and found, highest noise)."""
+    ari = [r["ari"] for r in rows]
+    found = [r["novel_found"] for r in rows]
+    noise = [r["noise"] for r in rows]
+    frag = [r["fragmented"] for r in rows]
+    return (
+        f"ARI worst {min(ari):.3f} mean {np.mean(ari):.3f}; novel found worst {min(found)} "
+        f"mean {np.mean(found):.1f}; noise worst {max(noise):.1%} mean {np.mean(noise):.1%}; "
+        f"large classes in > 2 pieces worst {max(frag)} mean {np.mean(frag):.1f}"
+    )
