@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from lookalike.classifier.tagging.tagger import TagRunInfo, compute_tags, last_run, save_tags
 from lookalike.indexer.errors import BadQuery
