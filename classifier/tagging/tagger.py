@@ -56,13 +56,14 @@ from lookalike.classifier.tagging.knn_head import (
     KnnHead,
     KnnSettings,
 )
+from lookalike.classifier.tagging.proto_head import PROTO_DEFAULT_CALIBRATION, ProtoHead
 from lookalike.indexer.errors import LookalikeError
 from lookalike.indexer.numerics import l2_normalize
 from lookalike.indexer.store.library import Library
 
 log = logging.getLogger(__name__)
 
-HEADS = ("knn", "linear", "svm", "mlp")
+HEADS = ("knn", "proto", "linear", "svm", "mlp")
 DEFAULT_HEAD = "knn"
 DEFAULT_MIN_CONFIDENCE = 0.0
 
@@ -103,10 +104,14 @@ def make_head(name: str, x: np.ndarray, graph: Graph | None = None, seed: int = 
     """A head by name over the prepared vectors ``x`` of every library image."""
     if name == "knn":
         return KnnHead(x, graph=graph)
+    if name == "proto":
+        return ProtoHead(x)
     return make_inductive_head(name, x, seed=seed)
 
 
 def default_calibration(name: str) -> Calibrator:
+    if name == "proto":
+        return PROTO_DEFAULT_CALIBRATION
     return KNN_DEFAULT_CALIBRATION if name == "knn" else INDUCTIVE_CALIBRATION
 
 
@@ -124,7 +129,7 @@ def single_threaded_blas():
 
 def simulation_for(head: str, seed: int = 0) -> SimulationSettings:
     """Calibration rounds: fewer for the heads that refit a scikit-learn model each round."""
-    if head == "knn":
+    if head in ("knn", "proto"):
         return SimulationSettings(seed=seed)
     return SimulationSettings(min_rounds=6, max_rounds=8, seed=seed)
 
