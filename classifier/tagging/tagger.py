@@ -328,9 +328,13 @@ def tag_library(
 
     Raises:
         NotEnoughLabels: an empty library, or labels of fewer than two classes.
+        LibraryBusy: another process (an index run) is writing to the library; the
+            run holds the writer lock from reading the vectors to storing the tags,
+            so what it stores always matches the library it read.
     """
-    run = compute_tags(library, head, min_confidence, seed)
-    save_tags(library, run)
+    with library.locked():
+        run = compute_tags(library, head, min_confidence, seed)
+        save_tags(library, run)
     return run
 
 
@@ -389,10 +393,16 @@ def compute_tags(
 
 
 def save_tags(library: Library, run: TagRun) -> None:
-    """Store a run's tags (replacing the previous run's) and its description."""
+    """Store a run's tags (replacing the previous run's) and its description.
+
+    A run computed on a snapshot (the web app's read-only library) may outlive some of
+    its images: an index run that removed them meanwhile. Their tags are dropped;
+    images added meanwhile stay untagged until the next run.
+    """
     cat = library.catalog
+    present = cat.paths([r.id for r in run.results])
     with cat.transaction() as conn:
-        tags = [(r.id, r.label, r.confidence) for r in run.results]
+        tags = [(r.id, r.label, r.confidence) for r in run.results if r.id in present]
         cat.replace_tags(conn, tags, run.info.head, run.info.at)
         cat.set_meta(META_KEY, json.dumps(run.info.to_json()), conn)
 
