@@ -14,10 +14,25 @@ every other image. Printed:
 - the reference: plain 1-NN with a cosine threshold on the same vectors, at the
   threshold that leaves the same share of novel images unknown.
 
+Long-tailed mode (issue 17, ``--long-tailed``): the vectors of the long-tailed dev
+library (images/ + extra/ + distractors/, class = folder name), in process (the CLI's
+``tag`` runs the same ``tag_vectors``). Each of ``--splits`` random splits holds
+``--novel`` classes out as never labelled (the distractors are never labelled either),
+gives every other class ``--labels`` labels (at most half its images), and with
+``--zipf`` subsamples the classes to Zipf-like sizes (5 to 1,000 images, at most what a
+class has). Printed per split, then worst and mean: known-class accuracy (an
+abstention is a miss) and novel-class images left unknown for the default tagger
+(``--new``) and the old one (``--old``, kNN label propagation), the distractors left
+unknown, the expected calibration error of the answers' confidence per class-size
+bucket, and the prototype reference: class prototypes with one cosine threshold chosen
+knowing the novel images, at the novel-unknown rate the new tagger reached.
+
 Usage:
     python scripts/bench_tagging.py [--seed 0] [--heads knn,linear,svm,mlp]
         [--from-library /tmp/lib1]   # copy an indexed library of the dev data (default:
                                      # the dev data indexed once into the bench cache)
+    python scripts/bench_tagging.py --long-tailed [--labels 1,3,10,30] [--splits 10]
+        [--zipf] [--novel 10] [--new proto] [--old knn]
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ import numpy as np
 from bench_support.cli import cli
 from bench_support.data import check_data, dev_library
 from bench_support.figures import parser
+from bench_support.long_tail import long_tailed
 from lookalike.classifier.tagging.calibration import expected_calibration_error
 from lookalike.indexer.store.catalog import Catalog
 
@@ -91,7 +107,17 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=10)
     ap.add_argument("--heads", default="knn")
     ap.add_argument("--from-library", default=None, help="an indexed library of the dev data")
+    ap.add_argument("--long-tailed", action="store_true", help="the long-tailed protocol")
+    ap.add_argument("--labels", default="10", help="labels a class, comma-separated")
+    ap.add_argument("--splits", type=int, default=10)
+    ap.add_argument("--novel", type=int, default=10, help="classes never labelled")
+    ap.add_argument("--zipf", action="store_true", help="Zipf-like class sizes")
+    ap.add_argument("--new", default="proto", help="the head measured")
+    ap.add_argument("--old", default="knn", help="the head compared with ('' for none)")
     args = ap.parse_args()
+    if args.long_tailed:
+        long_tailed(args)
+        return
 
     classes = sorted(p.name for p in (check_data() / "images").iterdir() if p.is_dir())
     known, novel, labelled = split(classes, args.seed, args.known, args.per_class)

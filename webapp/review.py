@@ -14,7 +14,13 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from lookalike.classifier.tagging.tagger import TagRunInfo, compute_tags, last_run, save_tags
+from lookalike.classifier.tagging.tagger import (
+    DEFAULT_HEAD,
+    TagRunInfo,
+    compute_tags,
+    last_run,
+    save_tags,
+)
 from lookalike.indexer.errors import BadQuery
 from lookalike.webapp.clusters import ClusterReview
 from lookalike.webapp.evaluation import EvaluationRunner
@@ -39,7 +45,7 @@ class ReviewService:
     def tag(self, head: Any, min_confidence: Any) -> dict[str, Any]:
         """Tag every image without a human label (as `lookalike tag`); a summary."""
         if not isinstance(head, str):
-            raise BadQuery('head must be a name such as "knn"')
+            raise BadQuery('head must be a name such as "proto"')
         if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
             raise BadQuery("min_confidence must be a number between 0 and 1")
         with self._tag_lock:  # one run at a time; each replaces the previous run's tags
@@ -153,7 +159,7 @@ def last_tagging():
 @bp.post("/tag")
 def tag():
     body = _body()
-    return jsonify(_review().tag(body.get("head", "knn"), body.get("min_confidence", 0.0)))
+    return jsonify(_review().tag(body.get("head", DEFAULT_HEAD), body.get("min_confidence", 0.0)))
 
 
 @bp.get("/evaluation")

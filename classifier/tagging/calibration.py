@@ -80,6 +80,9 @@ class SimulationSettings:
     min_rounds: int = 8
     max_rounds: int = 20
     seed: int = 0
+    # With a class-relative novelty (the prototype head): at most this share of the
+    # simulated images of hidden classes would be tagged (None: no such bound).
+    novel_tagged: float | None = None
 
 
 def simulate(
@@ -242,13 +245,29 @@ def _newton(features, target, weights, centre, penalty) -> np.ndarray:
     x = np.column_stack([np.ones(len(target)), *features]).astype(float)
     t = np.asarray(target, float)
     w = centre.copy()
+
+    def objective(v: np.ndarray) -> float:
+        z = x @ v
+        return float(
+            np.sum(weights * (np.logaddexp(0.0, z) - t * z))
+            + 0.5 * np.sum(penalty * (v - centre) ** 2)
+        )
+
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
         grad = x.T @ (weights * (p - t)) + penalty * (w - centre)
         hess = (x * (weights * p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hess, grad)
         # Damped steps: separable rows can make the full Newton step overshoot.
-        w -= step / max(1.0, float(np.max(np.abs(step))) / 5.0)
+        step = step / max(1.0, float(np.max(np.abs(step))) / 5.0)
+        # Backtracking: a step that does not lower the objective is halved (separable
+        # rows with features on a wide scale made the plain steps oscillate).
+        before = objective(w)
+        for _halving in range(30):
+            if objective(w - step) <= before:
+                break
+            step = step / 2.0
+        w = w - step
         if np.max(np.abs(step)) < 1e-8:
             break
     return w
@@ -287,6 +306,22 @@ def reliability(confidence: np.ndarray, right: np.ndarray, bins: int = 5) -> lis
             }
         )
     return out
+
+
+def novelty_bar(rows: SimulationRows, settings: SimulationSettings, classes: int) -> float:
+    """The novelty below which an image is left unknown whatever the calibration says:
+    the level that ``1 - settings.novel_tagged`` of the simulated novel images stay
+    below (-inf without a bound, or with fewer than MIN_ROWS simulated novel images).
+    With fewer than 10 labelled ``classes`` the share is cut in proportion: a hidden
+    class is then compared with very few others, fewer than an unlabelled class
+    meets, so its simulated novelty runs low.
+    """
+    novel = rows.novelty[rows.novel]
+    if settings.novel_tagged is None or len(novel) < MIN_ROWS:
+        return float("-inf")
+    share = settings.novel_tagged * min(1.0, classes / 10)
+    bar = float(np.quantile(novel, 1.0 - share))
+    return bar
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
 
 HEAD_TITLES = {
+    "proto": "Prototypes (closeness to the labels)",
     "knn": "kNN (label propagation)",
     "linear": "Logistic regression",
     "svm": "Linear SVM",

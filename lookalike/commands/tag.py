@@ -7,7 +7,7 @@ import json
 import click
 
 from lookalike.classifier.tagging.suggestions import suggest as suggest_labels
-from lookalike.classifier.tagging.tagger import HEADS, tag_library
+from lookalike.classifier.tagging.tagger import DEFAULT_HEAD, HEADS, tag_library
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.store.library import Library
 
@@ -23,10 +23,12 @@ from lookalike.indexer.store.library import Library
 )
 @click.option(
     "--head",
-    default="knn",
+    default=DEFAULT_HEAD,
     show_default=True,
     type=click.Choice(HEADS),
-    help="knn: label propagation over the neighbour graph; linear/svm/mlp for comparison.",
+    help="proto: nearest class prototype, unknown when far from the class's labels for "
+    "that class's own spread; knn: label propagation over the neighbour graph (the "
+    "earlier default); linear/svm/mlp for comparison.",
 )
 @click.option(
     "--suggest",

@@ -115,14 +115,14 @@ def test_import_report_then_tag_json(lib, tmp_path):
     assert sum(r["label"] is None for r in novel) >= 0.75 * len(novel)
 
     counts = json.loads(cli(lib_dir, "labels", "list", "--json").stdout)
-    assert counts["head"] == "knn"
+    assert counts["head"] == "proto"  # the default head
     assert {c["label"]: c["human"] for c in counts["labels"]} == dict.fromkeys(KNOWN, 3)
     predicted = sum(c["predicted"] for c in counts["labels"]) + counts["unknown"]
     assert predicted == len(results)
     info = json.loads(cli(lib_dir, "info", "--json").stdout)
     assert info["tags"]["images"] == len(results)
     assert info["tags"]["unknown"] == sum(r["label"] is None for r in results)
-    assert info["tagging"]["head"] == "knn" and info["tagging"]["labelled"] == 9
+    assert info["tagging"]["head"] == "proto" and info["tagging"]["labelled"] == 9
     assert 0 <= info["tagging"]["validation"]["known_accuracy"] <= 1
 
     # A stricter threshold only turns tags into unknowns.

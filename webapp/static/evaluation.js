@@ -100,7 +100,7 @@
       tagNow.disabled = true;
       $("tag-status").textContent = "Tagging…";
       try {
-        const result = await api("POST", "/api/tag", { head: "knn" });
+        const result = await api("POST", "/api/tag", { head: "proto" });
         toast(`Tagged ${plural(result.tagged, "image")}, ${result.unknown} unknown`, "ok");
         await load();
       } catch (e) {

@@ -1,0 +1,210 @@
+"""Long-tailed class splits of a library's vectors: which images take part, which are
+labelled, which classes are never labelled (the protocol of issue 17).
+
+A split draws, from one seed: the classes held out as never labelled (the distractors
+are never labelled either), the class sizes (the natural ones, or Zipf-like: the class
+of rank r keeps 1000 * r^-1.1 images, at least 5, at most what it has), and N labels of
+every other class (at most half of its images, at least one).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+DISTRACTORS = "distractors"
+SIZE_BUCKETS = ((1, 20), (21, 100), (101, 400), (401, 100_000))  # images of a class
+
+
+class Split(NamedTuple):
+    rows: np.ndarray  # library rows taking part
+    seeds: np.ndarray  # positions in ``rows`` of the labelled images
+    novel: frozenset[str]  # classes never labelled
+    sizes: dict[str, int]  # images of each class in the split
+
+    def truth(self, classes: np.ndarray) -> np.ndarray:
+        """The class of each row taking part (``classes``: one per library row)."""
+        return classes[self.rows]
+
+
+def zipf_size(rank: int, available: int) -> int:
+    """Images the class of ``rank`` (0 = largest) keeps under Zipf subsampling."""
+    return int(np.clip(round(1000 * (rank + 1) ** -1.1), 5, max(5, available)))
+
+
+def make_split(
+    classes: np.ndarray, seed: int, labels: int, novel: int = 10, zipf: bool = False
+) -> Split:
+    """One random split of the library rows whose classes are ``classes``."""
+    rng = np.random.default_rng(seed)
+    names = sorted(set(classes.tolist()) - {DISTRACTORS})
+    held_out = frozenset(str(c) for c in rng.choice(names, novel, replace=False))
+    taking: list[np.ndarray] = []
+    seeds: list[np.ndarray] = []
+    start = 0
+    for rank, name in enumerate(rng.permutation(names)):
+        members = np.flatnonzero(classes == name)
+        if zipf:
+            members = rng.choice(members, min(zipf_size(rank, len(members)), len(members)), False)
+        if name not in held_out:
+            n = max(1, min(labels, len(members) // 2))
+            seeds.append(start + rng.choice(len(members), n, replace=False))
+        taking.append(members)
+        start += len(members)
+    taking.append(np.flatnonzero(classes == DISTRACTORS))
+    rows = np.concatenate(taking)
+    sizes = {str(classes[m[0]]): len(m) for m in taking if len(m)}
+    return Split(rows, np.sort(np.concatenate(seeds)), held_out, sizes)
+
+
+def bucket_of(size: int) -> str:
+    for low, high in SIZE_BUCKETS:
+        if low <= size <= high:
+            return f"{low}-{high}" if high < 100_000 else f">{low - 1}"
+    return "?"
+
+
+class Outcome(NamedTuple):
+    """How a tagger did on a split's unlabelled rows."""
+
+    known_accuracy: float  # known-class images tagged right (unknown = miss)
+    novel_unknown: float  # never-labelled classes' images left unknown
+    distractors_unknown: float  # the distractors left unknown
+    calibration: dict[str, float]  # expected calibration error per class-size bucket
+
+
+def outcome(
+    truth: np.ndarray,
+    guess: np.ndarray,
+    tagged: np.ndarray,
+    confidence: np.ndarray,
+    split: Split,
+    ece,
+) -> Outcome:
+    """Figures of one tagger's answers (``guess`` where ``tagged``, else unknown) on the
+    split's unlabelled rows, whose classes are ``truth``; ``ece`` computes the expected
+    calibration error of (confidence, right)."""
+    novel = np.isin(truth, list(split.novel))
+    distractor = truth == DISTRACTORS
+    known = ~novel & ~distractor
+    right = np.where(known, tagged & (guess == truth), ~tagged)
+    buckets = np.array([bucket_of(split.sizes[t]) for t in truth])
+    calibration = {"all": float(ece(confidence, right))}
+    for low, _high in SIZE_BUCKETS:
+        name = bucket_of(low)
+        mask = known & (buckets == name)
+        if mask.any():
+            calibration[name] = float(ece(confidence[mask], right[mask]))
+    calibration["novel"] = float(ece(confidence[novel | distractor], right[novel | distractor]))
+    return Outcome(
+        float(np.mean(right[known])),
+        float(np.mean(right[novel])),
+        float(np.mean(right[distractor])) if distractor.any() else float("nan"),
+        calibration,
+    )
+
+
+def prototype_reference(x: np.ndarray, split: Split, truth: np.ndarray, novel_rate: float) -> float:
+    """Known accuracy of the class prototypes (mean of each class's labelled vectors,
+    cosine) with one threshold chosen knowing the novel images: the one that leaves
+    ``novel_rate`` of the never-labelled classes' images unknown (optimistic)."""
+    seeds = split.seeds
+    names, y = np.unique(truth[seeds], return_inverse=True)
+    sums = np.zeros((len(names), x.shape[1]))
+    np.add.at(sums, y, x[seeds])
+    prototypes = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+    rest = np.setdiff1d(np.arange(len(truth)), seeds)
+    cosines = x[rest] @ prototypes.T
+    guess, top = names[cosines.argmax(axis=1)], cosines.max(axis=1)
+    t = truth[rest]
+    novel = np.isin(t, list(split.novel))
+    known = ~novel & (t != DISTRACTORS)
+    threshold = np.quantile(top[novel], novel_rate)
+    return float(np.mean((top[known] >= threshold) & (guess[known] == t[known])))
+
+
+def library_classes() -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, class per row) of the long-tailed dev library (read only: the cached
+    copy as it is when it exists, else indexed once)."""
+    from bench_support.data import bench_cache, class_of, library_vectors, long_tailed_library
+
+    root = bench_cache() / "long-tailed-library"
+    if not (root / "catalog.sqlite").exists():
+        root = long_tailed_library()
+    paths, vectors = library_vectors(root)
+    return vectors, np.array([class_of(p) for p in paths])
+
+
+def run_tagger(head: str, vectors: np.ndarray, split: Split, truth: np.ndarray):
+    """(Outcome, seconds) of ``tag_vectors`` with ``head`` on one split."""
+    from lookalike.classifier.tagging.calibration import expected_calibration_error
+    from lookalike.classifier.tagging.tagger import tag_vectors
+
+    started = time.perf_counter()
+    rows, guesses, prediction, _ = tag_vectors(
+        vectors[split.rows], split.seeds, truth[split.seeds], head=head
+    )
+    tagged, confidence = prediction.decide()
+    seconds = time.perf_counter() - started
+    got = outcome(
+        truth[rows], np.array(guesses), tagged, confidence, split, expected_calibration_error
+    )
+    return got, seconds
+
+
+def long_tailed(args) -> None:
+    """The long-tailed protocol of bench_tagging.py (its docstring)."""
+    from lookalike.classifier.tagging.tagger import prepare
+
+    vectors, classes = library_classes()
+    heads = [h for h in (args.new, args.old) if h]
+    for labels in [int(n) for n in args.labels.split(",")]:
+        print(
+            f"long-tailed: {len(vectors)} images, {args.novel} classes never labelled + "
+            f"distractors, {labels} labels a class, sizes {'Zipf' if args.zipf else 'natural'}"
+        )
+        table: dict[str, list[Outcome]] = {h: [] for h in heads}
+        reference: list[float] = []
+        for s in range(args.splits):
+            split = make_split(classes, args.seed + s, labels, args.novel, args.zipf)
+            truth = split.truth(classes)
+            line = [f"  split {s:2d} ({len(split.rows)} images)"]
+            for head in heads:
+                got, seconds = run_tagger(head, vectors, split, truth)
+                table[head].append(got)
+                line.append(f"{head} {got.known_accuracy:.3f}/{got.novel_unknown:.3f}")
+            new = table[args.new][-1]
+            x = prepare(vectors[split.rows])
+            reference.append(prototype_reference(x, split, truth, new.novel_unknown))
+            line.append(f"prototype ref {reference[-1]:.3f}")
+            print("  ".join(line), flush=True)
+        for head in heads:
+            _summary(head, table[head])
+        print(
+            f"  prototype reference (at the new tagger's novel-unknown rate): worst "
+            f"{min(reference):.3f} mean {np.mean(reference):.3f}"
+        )
+
+
+def _summary(head: str, outcomes: list[Outcome]) -> None:
+    acc = np.array([o.known_accuracy for o in outcomes])
+    nu = np.array([o.novel_unknown for o in outcomes])
+    du = np.array([o.distractors_unknown for o in outcomes])
+    print(
+        f"  {head}: known accuracy worst {acc.min():.3f} mean {acc.mean():.3f}; novel "
+        f"unknown worst {nu.min():.3f} mean {nu.mean():.3f}; distractors unknown mean "
+        f"{np.nanmean(du):.3f}"
+    )
+    buckets = sorted({b for o in outcomes for b in o.calibration}, key=_bucket_order)
+    ece = "  ".join(
+        f"{b} {np.mean([o.calibration[b] for o in outcomes if b in o.calibration]):.3f}"
+        for b in buckets
+    )
+    print(f"    calibration error (mean over splits) per class size: {ece}")
+
+
+def _bucket_order(name: str) -> tuple[int, str]:
+    order = ["all"] + [bucket_of(low) for low, _ in SIZE_BUCKETS] + ["novel"]
+    return (order.index(name) if name in order else len(order), name)
