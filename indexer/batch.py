@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS
+from lookalike.indexer.label_text import BadLabel, check_label
 from lookalike.indexer.loading import FileJob, LoadedFile, embed_loaded, load_job, read_ahead
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress, progress_bar
@@ -277,16 +278,27 @@ class BatchIndexer:
                         labels.append((e.path, os.path.basename(os.path.dirname(e.path))))
         if not labels:
             return 0
+        usable = {label: _usable_label(label) for _, label in labels}
         ids = {}
         for path, label in labels:
             row = self.catalog.image_by_path(path)
-            if row is not None:
+            if row is not None and usable[label]:
                 ids[row["id"]] = label
         existing = self.catalog.label_origins()
         items = [(i, lab) for i, lab in ids.items() if existing.get(i, "folder") == "folder"]
         with self.catalog.transaction() as conn:
             self.catalog.set_labels(conn, items, origin="folder")
         return len(items)
+
+
+def _usable_label(label: str) -> bool:
+    """Whether a folder name passes the label rule; a warning says why not."""
+    try:
+        check_label(label)
+    except BadLabel as e:
+        log.warning("folder %r not taken as a label: %s", label, e.reason)
+        return False
+    return True
 
 
 def _root_prefix(root: str) -> str:

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from lookalike.indexer.store.library import default_library_dir
-from lookalike.webapp import api, errors, media, pages, review, security
+from lookalike.webapp import annotate, api, errors, media, pages, review, security
 from lookalike.webapp.jobs import IndexJobs
 from lookalike.webapp.services import LibraryService
 from lookalike.webapp.settings import DEFAULTS
@@ -60,7 +60,7 @@ def create_app(
 
     security.register(app)
     errors.register(app)
-    for blueprint in (api.bp, media.bp, review.bp, pages.bp):
+    for blueprint in (api.bp, annotate.bp, media.bp, review.bp, pages.bp):
         app.register_blueprint(blueprint)
     if app.config["WARM_UP"]:
         svc.warm_up()

@@ -21,6 +21,7 @@ from typing import NamedTuple, TypedDict
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.indexer.label_text import canonical
 from lookalike.indexer.models.protocol import FeatureVector
 
 # Each entry upgrades the schema by one version; append, never edit.
@@ -598,10 +599,56 @@ class Catalog:
     def set_labels(
         self, conn: sqlite3.Connection, items: Iterable[tuple[int, str]], origin: str
     ) -> None:
+        """Write human labels; every label passes the one label rule (label_text), and
+        one that differs from an existing label only in case takes its spelling.
+
+        Raises:
+            BadLabel: a label breaks the rule; nothing is written.
+        """
+        items = list(items)
+        existing = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
+        spelling = canonical({label for _, label in items}, existing)
         now = time.time()
         conn.executemany(
             "INSERT OR REPLACE INTO labels (image_id, label, origin, at) VALUES (?, ?, ?, ?)",
-            [(i, label, origin, now) for i, label in items],
+            [(int(i), spelling[label], origin, now) for i, label in items],
+        )
+
+    def label_rows_of(self, ids: Iterable[int]) -> dict[int, LabelRow]:
+        """image id -> its label row (label, origin, when), for ``ids`` with a label."""
+        rows = self._rows_in(
+            "SELECT image_id, label, origin, at FROM labels WHERE image_id IN ({marks})",
+            _ints(ids),
+        )
+        return {r[0]: LabelRow(label=r[1], origin=r[2], at=r[3]) for r in rows}
+
+    def tag_rows_of(self, ids: Iterable[int]) -> dict[int, TagRow]:
+        """image id -> its predicted tag row, for ``ids`` with a tag."""
+        rows = self._rows_in(
+            "SELECT image_id, label, confidence, head, at FROM tags WHERE image_id IN ({marks})",
+            _ints(ids),
+        )
+        return {r[0]: TagRow(label=r[1], confidence=r[2], head=r[3], at=r[4]) for r in rows}
+
+    def restore_annotations(
+        self,
+        conn: sqlite3.Connection,
+        ids: Sequence[int],
+        labels: dict[int, LabelRow],
+        tags: dict[int, TagRow],
+    ) -> None:
+        """Put back the labels and tags ``ids`` had (as read by label_rows_of and
+        tag_rows_of): an id absent from ``labels`` (``tags``) has none afterwards."""
+        keys = [(int(i),) for i in ids]
+        conn.executemany("DELETE FROM labels WHERE image_id = ?", keys)
+        conn.executemany("DELETE FROM tags WHERE image_id = ?", keys)
+        conn.executemany(
+            "INSERT INTO labels (image_id, label, origin, at) VALUES (?, ?, ?, ?)",
+            [(i, r["label"], r["origin"], r["at"]) for i, r in labels.items()],
+        )
+        conn.executemany(
+            "INSERT INTO tags (image_id, label, confidence, head, at) VALUES (?, ?, ?, ?, ?)",
+            [(i, r["label"], r["confidence"], r["head"], r["at"]) for i, r in tags.items()],
         )
 
     def label_of(self, image_id: int) -> str | None:
@@ -738,6 +785,10 @@ def browse_query(
 
 # Ids (or paths) per IN (...) list: under the 999 variables that older SQLite builds allow.
 IN_CHUNK = 900
+
+
+# Each label once, the spelling used first before the others.
+_FIRST_SPELLINGS = "SELECT label FROM labels GROUP BY label ORDER BY MIN(at), label"
 
 
 def _ints(ids: Iterable[int]) -> list[int]:
