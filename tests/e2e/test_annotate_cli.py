@@ -27,9 +27,7 @@ def built(tmp_path_factory, data_dir):
         target = photos / FOLDERS[k // PER_FOLDER] / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
-    run_cli(
-        "index", str(photos), "--labels-from-folders", "-q", "--library", str(root / "lib")
-    )
+    run_cli("index", str(photos), "--labels-from-folders", "-q", "--library", str(root / "lib"))
     return root
 
 
