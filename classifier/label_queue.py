@@ -146,8 +146,8 @@ def next_images(library: Library, n: int = 10) -> Queue:
     near = _nearest_labels(x, ids, labelled, labels, rows)
     items = []
     for r, image_id in zip(rows, picked, strict=True):
-        tag = tags.get(image_id)
-        first = [(tag["label"], float(tag["confidence"]))] if tag and tag["label"] else []
+        own = tags.get(image_id)
+        first = [(own["label"], float(own["confidence"]))] if own and own["label"] else []
         items.append(QueueItem(image_id, paths[image_id], _merged(first, near.get(r, []))))
     return Queue(items)
 

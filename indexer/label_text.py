@@ -62,10 +62,10 @@ def match_key(label: str) -> str:
 
 def canonical(labels: Iterable[str], existing: Iterable[str]) -> dict[str, str]:
     """Checked label -> the spelling to store: an existing label's, else the first given."""
-    first = {}
+    first: dict[str, str] = {}
     for name in existing:
         first.setdefault(match_key(name), name)
-    out = {}
+    out: dict[str, str] = {}
     for label in labels:
         text = check_label(label)
         out[label] = first.setdefault(match_key(text), text)

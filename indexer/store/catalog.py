@@ -605,13 +605,14 @@ class Catalog:
         Raises:
             BadLabel: a label breaks the rule; nothing is written.
         """
-        items = list(items)
+        given = list(items)
         existing = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
-        spelling = canonical({label for _, label in items}, existing)
+        spelling = canonical({label for _, label in given}, existing)
+        items = [(int(i), spelling[label]) for i, label in given]
         now = time.time()
         conn.executemany(
             "INSERT OR REPLACE INTO labels (image_id, label, origin, at) VALUES (?, ?, ?, ?)",
-            [(int(i), spelling[label], origin, now) for i, label in items],
+            [(i, label, origin, now) for i, label in items],
         )
 
     def label_rows_of(self, ids: Iterable[int]) -> dict[int, LabelRow]:
