@@ -13,7 +13,8 @@ The queue is taken greedily, best first; after each pick the picked image's
 neighbours lose most of their value, so a batch covers different regions rather
 than twenty near-copies of one uncertain group. Pure compute on vectors
 (:func:`rank`), and over a library with its last tag run's tags and the
-tagger's suggestions (:func:`next_images`).
+tagger's suggestions (:func:`next_images`; in a library of more than ``MAX_ROWS``
+unlabelled images, over a fixed random sample of them).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lookalike.classifier.neighbours import knn
 from lookalike.indexer.store.faiss_loader import load_faiss
 from lookalike.indexer.store.library import Library
 
 NEIGHBOURS = 10
 NEAR_PICK_KEEPS = 0.2  # the value a picked image's neighbours keep
 SUGGESTIONS = 3
+EXACT_MAX = 2000  # rows up to which the neighbour graph is exact
+MAX_ROWS = 50_000  # labelled, and unlabelled, rows a queue looks at (a random sample past it)
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
@@ -37,15 +41,19 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
 
 
 def neighbours(x: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
-    """(similarities, rows) of each row's ``k`` nearest other rows (exact, cosine)."""
-    faiss = load_faiss()
+    """(similarities, rows) of each row's ``k`` nearest other rows (cosine; exact up to
+    EXACT_MAX rows, an inverted file beyond: lookalike.classifier.neighbours)."""
     k = min(k, len(x) - 1)
     if k < 1:
         return np.zeros((len(x), 0), np.float32), np.zeros((len(x), 0), np.int64)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    sims, rows = index.search(x, k + 1)
-    return sims[:, 1:], rows[:, 1:]
+    sims, rows = knn(x, k + 1, exact_max=EXACT_MAX)
+    own = rows == np.arange(len(x))[:, None]
+    # Drop each row itself (usually the first column), else the farthest one found.
+    drop = np.where(own.any(axis=1), own.argmax(axis=1), k)
+    keep = np.ones_like(own)
+    keep[np.arange(len(x)), drop] = False
+    sims, rows = sims[keep].reshape(len(x), k), rows[keep].reshape(len(x), k)
+    return np.where(rows >= 0, sims, 0.0), np.where(rows >= 0, rows, 0)
 
 
 def rank(
@@ -130,6 +138,7 @@ def next_images(library: Library, n: int = 10) -> Queue:
     if len(ids) == 0:
         return Queue([])
     labels = cat.labels()
+    ids, vectors = _sample(ids, vectors, set(labels))
     row_of = {int(i): r for r, i in enumerate(ids)}
     labelled = np.array([row_of[i] for i in labels if i in row_of], dtype=np.int64)
     tags = cat.tag_rows_of([int(i) for i in ids])
@@ -140,7 +149,7 @@ def next_images(library: Library, n: int = 10) -> Queue:
             if tag["label"] is not None and i in row_of:
                 confidence[row_of[i]] = tag["confidence"]
     x = normalised(vectors)
-    rows = rank(x, labelled, confidence, n)
+    rows = rank(x, labelled, confidence, n, graph=_graph(library, ids, x))
     picked = [int(ids[r]) for r in rows]
     paths = cat.paths(picked)
     near = _nearest_labels(x, ids, labelled, labels, rows)
@@ -150,6 +159,35 @@ def next_images(library: Library, n: int = 10) -> Queue:
         first = [(own["label"], float(own["confidence"]))] if own and own["label"] else []
         items.append(QueueItem(image_id, paths[image_id], _merged(first, near.get(r, []))))
     return Queue(items)
+
+
+_graphs: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _graph(library: Library, ids: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbour graph of the library's rows, kept while its images do not change
+    (a page asks for the queue again after every few labels; the graph costs seconds)."""
+    key = (str(library.root), library.catalog.content_version(), ids.tobytes())
+    if key not in _graphs:
+        _graphs.clear()  # one library's graph at a time
+        _graphs[key] = neighbours(x)
+    return _graphs[key]
+
+
+def _sample(
+    ids: np.ndarray, vectors: np.ndarray, labelled: set[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """All rows, or past MAX_ROWS a fixed random sample of MAX_ROWS labelled and as many
+    unlabelled rows (bounds the time and memory of one queue)."""
+    if len(ids) <= MAX_ROWS:
+        return ids, vectors
+    rng = np.random.default_rng(0)
+    is_labelled = np.isin(ids, np.fromiter(labelled, dtype=np.int64, count=len(labelled)))
+    parts = []
+    for rows in (np.flatnonzero(is_labelled), np.flatnonzero(~is_labelled)):
+        parts.append(rng.choice(rows, min(len(rows), MAX_ROWS), replace=False))
+    keep = np.sort(np.concatenate(parts))
+    return ids[keep], vectors[keep]
 
 
 def _nearest_labels(
