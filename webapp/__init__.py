@@ -57,6 +57,7 @@ def create_app(
     app.extensions["lookalike.thumbnails"] = ThumbnailCache(thumbs)
     app.extensions["lookalike.jobs"] = IndexJobs(svc)
     app.extensions["lookalike.review"] = review.ReviewService(svc)
+    app.extensions["lookalike.undo"] = annotate.UndoStore()
 
     security.register(app)
     errors.register(app)

@@ -57,10 +57,7 @@ def service() -> LibraryService:
 
 
 def undo_store() -> UndoStore:
-    store = current_app.extensions.get("lookalike.undo")
-    if store is None:
-        store = current_app.extensions.setdefault("lookalike.undo", UndoStore())
-    return store
+    return current_app.extensions["lookalike.undo"]
 
 
 def ids_arg(value: Any) -> list[int]:
