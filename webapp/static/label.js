@@ -26,6 +26,7 @@
   function show(item) {
     current = item;
     input.value = "";
+    delete input.dataset.clicked; // each image starts with the single keys on
     const box = $("ln-suggestions");
     if (!item) {
       $("ln-image").removeAttribute("src");
@@ -146,7 +147,7 @@
       input.value = "";
       return;
     }
-    if (!empty) return; // typing a label
+    if (!empty || (event.target === input && input.dataset.clicked)) return; // typing a label
     if (/^[1-9]$/.test(event.key)) {
       event.preventDefault();
       const s = current && current.suggestions[Number(event.key) - 1];
@@ -162,6 +163,9 @@
     }
   });
 
+  // A click into the box means "I am typing": digits, x and u go into it as text.
+  input.addEventListener("mousedown", () => (input.dataset.clicked = "1"));
+  input.addEventListener("blur", () => delete input.dataset.clicked);
   loadLabels();
   refill();
   input.focus();
