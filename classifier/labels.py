@@ -16,30 +16,23 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from lookalike.indexer.errors import LookalikeError
+from lookalike.indexer.label_text import BadLabel, check_label
 from lookalike.indexer.store.catalog import LabelExport, TagExport
 from lookalike.indexer.store.library import Library
 
 ORIGINS = ("folder", "csv", "coco", "manual", "review")
-MAX_LABEL_LENGTH = 100
-# Letters and digits of any script, then also space and a few safe punctuation marks.
-_LABEL = re.compile(r"^\w[\w .'()&+\-]*$")
-
-
-class BadLabel(LookalikeError):
-    def __init__(self, label: str, reason: str) -> None:
-        self.label = label
-        self.reason = reason
-        super().__init__(f"label {label!r}: {reason}")
+__all__ = ["BadLabel", "check_label"]  # the one label rule, from lookalike.indexer.label_text
+# A cell starting with one of these is a formula to a spreadsheet: export writes it
+# with a leading apostrophe, and import takes one such apostrophe away again.
+FORMULA_STARTS = ("=", "+", "-", "@")
 
 
 class UnknownImages(LookalikeError):
@@ -70,19 +63,16 @@ class BadLabelFile(LookalikeError):
         super().__init__(f"{self.path}: {reason}; nothing was imported")
 
 
-def check_label(label: str) -> str:
-    """The label with surrounding spaces removed; BadLabel when it is not usable."""
-    text = unicodedata.normalize("NFC", label).strip()
-    if not text:
-        raise BadLabel(label, "empty label")
-    if len(text) > MAX_LABEL_LENGTH:
-        raise BadLabel(label, f"longer than {MAX_LABEL_LENGTH} characters")
-    if not _LABEL.match(text):
-        odd = sorted({c for c in text if not (c.isalnum() or c in "_ .'()&+-")})
-        shown = " ".join(repr(c) for c in odd) or repr(text[0])
-        raise BadLabel(
-            label, f"odd characters {shown} (use letters, digits, spaces and _ - . ' ( ) & +)"
-        )
+def escape_cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: a formula start gets a leading apostrophe
+    (as does a cell already starting with one, so that unescaping is exact)."""
+    return "'" + text if text.startswith(FORMULA_STARTS + ("'",)) else text
+
+
+def unescape_cell(text: str) -> str:
+    """The inverse of :func:`escape_cell`."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS + ("'",)):
+        return text[1:]
     return text
 
 
@@ -148,8 +138,8 @@ def read_csv(path: str | Path) -> list[Row | RejectedRow]:
         line = reader.line_num
         if not any(f.strip() for f in fields):
             continue  # blank line
-        p = fields[ip].strip() if ip < len(fields) else ""
-        label = fields[il] if il < len(fields) else None
+        p = unescape_cell(fields[ip].strip()) if ip < len(fields) else ""
+        label = unescape_cell(fields[il].strip()) if il < len(fields) else None
         if not p:
             out.append(RejectedRow(line, "", label or "", "missing path"))
         elif label is None:
@@ -332,9 +322,10 @@ def write_csv(rows: Sequence[LabelExport | TagExport], out: TextIO, tags: bool =
     writer.writeheader()
     for row in rows:
         doc = row._asdict()
+        doc["path"] = escape_cell(row.path)
+        doc["label"] = escape_cell(row.label or "")
         doc["at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(row.at))
         if isinstance(row, TagExport):
-            doc["label"] = row.label or ""
             doc["confidence"] = f"{row.confidence:.4f}"
         writer.writerow(doc)
 

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from lookalike.indexer.identity import Identity
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS, TOO_LARGE
+from lookalike.indexer.label_text import BadLabel, check_label
 from lookalike.indexer.loading import FileJob, LoadedFile, embed_loaded, load_job, read_ahead
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress, progress_bar
@@ -323,10 +324,11 @@ class BatchIndexer:
                         labels.append((e.path, os.path.basename(os.path.dirname(e.path))))
         if not labels:
             return 0
+        usable = {label: _usable_label(label) for _, label in labels}
         ids = {}
         for path, label in labels:
             row = self.catalog.image_by_path(path)
-            if row is not None:
+            if row is not None and usable[label]:
                 ids[row["id"]] = label
         existing = self.catalog.label_origins()
         items = [(i, lab) for i, lab in ids.items() if existing.get(i, "folder") == "folder"]
@@ -367,6 +369,16 @@ def _within(path: str, folders: dict[str, Skipped]) -> str | None:
 def _under(path: str, folders: list[str]) -> bool:
     """``path`` is one of ``folders`` or lies under one."""
     return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+
+def _usable_label(label: str) -> bool:
+    """Whether a folder name passes the label rule; a warning says why not."""
+    try:
+        check_label(label)
+    except BadLabel as e:
+        log.warning("folder %r not taken as a label: %s", label, e.reason)
+        return False
+    return True
 
 
 def _root_prefix(root: str) -> str:

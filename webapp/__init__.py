@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 
 from lookalike.indexer.store.library import default_library_dir
-from lookalike.webapp import api, errors, library_map, media, pages, review, security
+from lookalike.webapp import annotate, api, errors, library_map, media, pages, review, security
 from lookalike.webapp.budget import PixelBudget
 from lookalike.webapp.inputs import CatalogIdConverter, StrictJSONProvider
 from lookalike.webapp.jobs import IndexJobs
@@ -62,10 +62,11 @@ def create_app(
     app.extensions["lookalike.jobs"] = IndexJobs(svc)
     app.extensions["lookalike.review"] = review.ReviewService(svc)
     app.extensions["lookalike.map"] = library_map.MapCache(svc)
+    app.extensions["lookalike.undo"] = annotate.UndoStore()
 
     security.register(app)
     errors.register(app)
-    for blueprint in (api.bp, media.bp, review.bp, pages.bp, library_map.bp):
+    for blueprint in (api.bp, annotate.bp, media.bp, review.bp, pages.bp, library_map.bp):
         app.register_blueprint(blueprint)
     if app.config["WARM_UP"]:
         svc.warm_up()

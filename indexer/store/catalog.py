@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from lookalike.indexer.errors import CatalogUnavailable, LibraryReadOnly
 from lookalike.indexer.identity import Identity, IndexedFile
+from lookalike.indexer.label_text import canonical
 from lookalike.indexer.models.protocol import FeatureVector
 
 log = logging.getLogger(__name__)
@@ -788,10 +789,19 @@ class Catalog:
         self, conn: sqlite3.Connection, items: Iterable[tuple[int, str]], origin: str
     ) -> list[int]:
         """Write human labels (in the caller's transaction); returns the ids whose label
-        or origin changed. A changed image loses its predicted tag (the human label
-        replaces it) and the labels version moves on; an unchanged one is left as it was
-        (a folder label written again by every index run changes nothing)."""
-        items = [(int(i), label) for i, label in items]
+        or origin changed. Every label passes the one label rule (label_text), and one
+        that differs from an existing label only in case takes its spelling. A changed
+        image loses its predicted tag (the human label replaces it) and the labels
+        version moves on; an unchanged one is left as it was (a folder label written
+        again by every index run changes nothing).
+
+        Raises:
+            BadLabel: a label breaks the rule; nothing is written.
+        """
+        given = list(items)
+        existing = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
+        spelling = canonical({label for _, label in given}, existing)
+        items = [(int(i), spelling[label]) for i, label in given]
         before = {
             r[0]: (r[1], r[2])
             for r in self._rows_in(
@@ -811,6 +821,43 @@ class Catalog:
         self.remove_tags(conn, ids)
         self.bump_labels_version(conn)
         return ids
+
+    def label_rows_of(self, ids: Iterable[int]) -> dict[int, LabelRow]:
+        """image id -> its label row (label, origin, when), for ``ids`` with a label."""
+        rows = self._rows_in(
+            "SELECT image_id, label, origin, at FROM labels WHERE image_id IN ({marks})",
+            _ints(ids),
+        )
+        return {r[0]: LabelRow(label=r[1], origin=r[2], at=r[3]) for r in rows}
+
+    def tag_rows_of(self, ids: Iterable[int]) -> dict[int, TagRow]:
+        """image id -> its predicted tag row, for ``ids`` with a tag."""
+        rows = self._rows_in(
+            "SELECT image_id, label, confidence, head, at FROM tags WHERE image_id IN ({marks})",
+            _ints(ids),
+        )
+        return {r[0]: TagRow(label=r[1], confidence=r[2], head=r[3], at=r[4]) for r in rows}
+
+    def restore_annotations(
+        self,
+        conn: sqlite3.Connection,
+        ids: Sequence[int],
+        labels: dict[int, LabelRow],
+        tags: dict[int, TagRow],
+    ) -> None:
+        """Put back the labels and tags ``ids`` had (as read by label_rows_of and
+        tag_rows_of): an id absent from ``labels`` (``tags``) has none afterwards."""
+        keys = [(int(i),) for i in ids]
+        conn.executemany("DELETE FROM labels WHERE image_id = ?", keys)
+        conn.executemany("DELETE FROM tags WHERE image_id = ?", keys)
+        conn.executemany(
+            "INSERT INTO labels (image_id, label, origin, at) VALUES (?, ?, ?, ?)",
+            [(i, r["label"], r["origin"], r["at"]) for i, r in labels.items()],
+        )
+        conn.executemany(
+            "INSERT INTO tags (image_id, label, confidence, head, at) VALUES (?, ?, ?, ?, ?)",
+            [(i, r["label"], r["confidence"], r["head"], r["at"]) for i, r in tags.items()],
+        )
 
     def label_of(self, image_id: int) -> str | None:
         row = self.conn.execute(
@@ -961,6 +1008,10 @@ def browse_query(
 
 # Ids (or paths) per IN (...) list: under the 999 variables that older SQLite builds allow.
 IN_CHUNK = 900
+
+
+# Each label once, the spelling used first before the others.
+_FIRST_SPELLINGS = "SELECT label FROM labels GROUP BY label ORDER BY MIN(at), label"
 
 
 def _ints(ids: Iterable[int]) -> list[int]:

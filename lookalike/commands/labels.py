@@ -1,4 +1,4 @@
-"""lookalike labels: human labels -- import and export CSV, set, remove, list."""
+"""lookalike labels: human labels -- import and export CSV, set, remove, list, next."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import click
 
 from lookalike.classifier.exports import FORMATS, import_labels, write_coco, write_yolo
+from lookalike.classifier.label_queue import next_images
 from lookalike.classifier.labels import (
     check_label,
     export_rows,
@@ -29,7 +30,7 @@ SHOW_REJECTED = 50
 
 @click.group()
 def labels() -> None:
-    """Human labels: import/export CSV, set and remove per image, list with counts.
+    """Human labels: import/export CSV, set and remove, list with counts, label next.
 
     Labels come from folder names (lookalike index --labels-from-folders), a CSV,
     or by hand; each records its origin and time. `lookalike tag` predicts the
@@ -182,6 +183,38 @@ def _export_boxes(file, library, tags, fmt):
     with Library.open(library) as lib:
         n = write_coco(lib, file) if fmt == "coco" else write_yolo(lib, file)
     click.echo(f"wrote {n} {'annotations' if fmt == 'coco' else 'images'} to {file}", err=True)
+
+
+@labels.command("next")
+@library_option
+@click.option(
+    "-n",
+    "count",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="How many images.",
+)
+@json_option
+def next_(library, count, as_json):
+    """The unlabelled images whose label would teach the tagger most, best first.
+
+    Uncertain tags, images in dense regions far from every labelled image (a class
+    nobody labelled yet, an under-covered part of a class) come first, spread over
+    different regions; each with the tagger's suggestions. Run `lookalike tag`
+    after labelling to refresh the tags the queue follows.
+    """
+    with Library.open(library) as lib:
+        queue = next_images(lib, count)
+    if as_json:
+        click.echo(json.dumps(queue.as_json()))
+        return
+    if not queue.items:
+        click.echo("nothing to label: every image has a human label")
+        return
+    for item in queue.items:
+        hints = ", ".join(f"{label} {c:.0%}" for label, c in item.suggestions) or "no suggestion"
+        click.echo(f"{item.path}\t{hints}")
 
 
 def _write_atomically(path: str, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import numpy as np
@@ -13,12 +14,14 @@ from lookalike.classifier.labels import (
     BadLabelFile,
     UnknownImages,
     check_label,
+    escape_cell,
     export_rows,
     import_csv,
     label_counts,
     remove_labels,
     resolve_paths,
     set_labels,
+    unescape_cell,
     write_csv,
 )
 from lookalike.indexer.store.catalog import Catalog, NewImage, TagExport
@@ -66,6 +69,37 @@ def test_check_label():
     ]:
         with pytest.raises(BadLabel, match=reason):
             check_label(bad)
+
+
+def test_label_rule_allows_every_script_and_says_why_not():
+    for good in ["हिन्दी", "தமிழ்", "كَلْب", "(x)", "-2", "Forêt-noire", "日本"]:
+        assert check_label(good) == good
+    assert check_label("Ｋａｎｇａｒｏｏ １") == "Kangaroo 1"  # NFKC: full-width to ASCII
+    for bad, reason in [
+        ("--", "at least one letter or digit"),
+        ("()", "at least one letter or digit"),
+        ("a$x$", "odd characters '$'"),
+        ("=cmd|calc!A0", "odd characters '!' '=' '|'"),
+    ]:
+        with pytest.raises(BadLabel, match=re.escape(reason)):
+            check_label(bad)
+
+
+def test_catalog_keeps_the_first_spelling_and_refuses_bad_labels(library):
+    cat = library.catalog
+    ids = sorted(cat.existing_ids(range(1, 100)))
+    set_labels(library, ids[:1], "Kangaroo")
+    set_labels(library, ids[1:3], "KANGAROO")
+    assert set(cat.labels_of(ids[:3]).values()) == {"Kangaroo"}
+    with pytest.raises(BadLabel), cat.transaction() as conn:  # a cluster name, a folder name
+        cat.set_labels(conn, [(ids[3], "ok"), (ids[4], "a$b")], "review")
+    assert cat.labels_of(ids[3:5]) == {}
+
+
+def test_csv_cells_are_escaped_exactly():
+    for text in ["-2", "=1+1", "+x", "@a", "'quoted", "''", "plain", "'=x"]:
+        assert unescape_cell(escape_cell(text)) == text
+        assert not escape_cell(text).startswith(("=", "+", "-", "@"))
 
 
 def test_import_takes_good_rows_and_reports_the_others(library, tmp_path):

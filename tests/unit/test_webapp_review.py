@@ -90,6 +90,8 @@ def test_accept_a_cluster_as_a_class(client, app):
         ("accept", {}, 400, "send"),
         ("accept", {"as": "x", "exclude": "all"}, 400, "list of image ids"),
         ("merge", {"into": "no such label"}, 400, "no label"),
+        ("accept", {"as": "=cmd|calc!A0"}, 400, "odd characters"),  # the one label rule
+        ("accept", {"as": "a $x$"}, 400, "odd characters '$'"),
     ],
 )
 def test_bad_review_actions_change_nothing(client, app, action, body, status, words):

@@ -147,4 +147,17 @@
 
   loadCounts();
   loadPage(true);
+
+  // -- selection and bulk labelling (static/select.js) -------------------------
+  LKSelect.attach(grid, {
+    matching: async () => {
+      const params = new URLSearchParams({ filter: filter === "errors" ? "all" : filter });
+      if (label) params.set("label", label);
+      return (await api("GET", `/api/images/ids?${params}`)).ids;
+    },
+    changed: () => {
+      loadCounts();
+      loadPage(true);
+    },
+  });
 })();

@@ -100,5 +100,6 @@
       toast(e.message, "error");
     }
   }
+  LKSelect.attach($("similar"), { changed: load }); // bulk-label the look-alikes (static/select.js)
   load();
 })();

@@ -92,7 +92,9 @@
   window.addEventListener("resize", drawBox);
 
   // -- searching ------------------------------------------------------------
+  let lastDoc = null; // the results shown, refreshed after a bulk edit of them
   function show(doc) {
+    lastDoc = doc;
     results.replaceChildren(...doc.results.map((r) => card(r)));
     const what = box ? "region" : "image";
     const copies = doc.results.filter((r) => r.match).length;
@@ -178,6 +180,7 @@
       status.textContent = "Searching…";
       try {
         const doc = await api("POST", "/api/search", { text, k: Number($("k").value) });
+        lastDoc = doc;
         results.replaceChildren(...doc.results.map((r) => card(r)));
         status.textContent = `${doc.results.length} images for “${text}” (${doc.took_ms} ms)`;
       } catch (e) {
@@ -186,4 +189,19 @@
       }
     });
   }
+
+  // -- selection and bulk labelling (static/select.js) -------------------------
+  async function relabelled() {
+    if (!lastDoc) return;
+    const docs = await Promise.all(
+      lastDoc.results.map((r) => api("GET", `/api/images/${r.id}`).catch(() => null))
+    );
+    lastDoc.results.forEach((r, i) => {
+      if (!docs[i]) return;
+      r.label = docs[i].label ? docs[i].label.label : null;
+      r.tag = docs[i].tag;
+    });
+    results.replaceChildren(...lastDoc.results.map((r) => card(r)));
+  }
+  LKSelect.attach(results, { changed: relabelled });
 })();

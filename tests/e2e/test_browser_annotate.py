@@ -1,0 +1,195 @@
+"""Real-browser tests of bulk labelling and the label-next queue (Playwright, Debian's
+chromium, over `lookalike serve`): select 20 search results with Shift-click and label
+them, undo a bulk edit, run ten queue steps by keyboard alone. Screenshots at 1280 and
+390 px wide go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.support.cli import run_cli
+from tests.support.server import ServerProcess, copy_slice
+
+pytestmark = pytest.mark.browser
+
+
+def catalog(library: Path) -> sqlite3.Connection:
+    return sqlite3.connect(library / "catalog.sqlite", timeout=30)
+
+
+def labels(library: Path) -> dict[int, str]:
+    conn = catalog(library)
+    try:
+        return dict(conn.execute("SELECT image_id, label FROM labels"))
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    """10 classes x 6 images, labelled from folders, then half the classes unlabelled."""
+    base = tmp_path_factory.mktemp("browser-annotate")
+    photos = copy_slice(base / "photos", classes=10, per_class=6)
+    lib = base / "lib"
+    run_cli("index", str(base / "photos"), "--library", str(lib), "--labels-from-folders", "-q")
+    classes = sorted({p.parent.name for p in photos})
+    conn = catalog(lib)
+    with conn:
+        conn.executemany("DELETE FROM labels WHERE label = ?", [(c,) for c in classes[:5]])
+    conn.close()
+    return lib
+
+
+@pytest.fixture(scope="module")
+def server(library):
+    server = ServerProcess(library)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def new_page(browser, width: int):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return context, page, errors
+
+
+@pytest.fixture()
+def page(browser):
+    context, page, errors = new_page(browser, 1280)
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def search_for(page, server, library, tmp_path) -> None:
+    conn = catalog(library)
+    (path,) = conn.execute("SELECT path FROM images ORDER BY id LIMIT 1").fetchone()
+    conn.close()
+    query = tmp_path / "query.jpg"
+    shutil.copy(path, query)
+    page.goto(server.url + "/")
+    page.set_input_files("#file", str(query))
+    page.wait_for_selector("#results .card")
+
+
+def test_shift_click_20_search_results_label_them_and_undo(page, server, library, tmp_path):
+    before = labels(library)
+    search_for(page, server, library, tmp_path)
+    cards = page.locator("#results .card")
+    expect(cards).to_have_count(24)
+    cards.nth(0).locator(".tick").click()
+    cards.nth(19).click(modifiers=["Shift"])
+    expect(page.locator(".select-bar .sel-count")).to_have_text("20 images selected")
+    expect(page.locator("#results .card.selected")).to_have_count(20)
+    ids = [int(cards.nth(i).get_attribute("data-id")) for i in range(20)]
+    shot(page, "bulk-selected")
+    page.fill(".select-bar .sel-label", "Bulk thing")
+    page.click(".select-bar .sel-apply")
+    expect(page.locator("#results .chip.human", has_text="Bulk thing")).to_have_count(20)
+    after = labels(library)
+    assert all(after[i] == "Bulk thing" for i in ids)
+    assert {i: v for i, v in after.items() if i not in ids} == {
+        i: v for i, v in before.items() if i not in ids
+    }
+    shot(page, "bulk-labelled")
+    page.click(".select-bar .sel-undo")
+    expect(page.locator("#results .chip.human", has_text="Bulk thing")).to_have_count(0)
+    assert labels(library) == before
+
+
+def test_ctrl_click_toggles_and_the_select_event_feeds_the_selection(page, server):
+    page.goto(server.url + "/library")
+    page.wait_for_selector("#grid .card")
+    cards = page.locator("#grid .card")
+    cards.nth(2).click(modifiers=["Control"])
+    cards.nth(4).click(modifiers=["Control"])
+    cards.nth(2).click(modifiers=["Control"])
+    expect(page.locator("#grid .card.selected")).to_have_count(1)
+    first_ids = [int(cards.nth(i).get_attribute("data-id")) for i in range(3)]
+    page.evaluate(
+        "ids => document.dispatchEvent(new CustomEvent('lookalike:select', {detail: {ids}}))",
+        first_ids,
+    )
+    expect(page.locator("#grid .card.selected")).to_have_count(3)
+    page.click(".select-bar .sel-all")
+    expect(page.locator(".select-bar .sel-count")).to_have_text("60 images selected")
+    shot(page, "library-select-all")
+    page.keyboard.press("Escape")
+    expect(page.locator("#grid .card.selected")).to_have_count(0)
+
+
+def test_ten_queue_steps_by_keyboard(page, server, library):
+    before = labels(library)
+    page.goto(server.url + "/label")
+    image = page.locator("#label-next")
+    expect(image).to_have_attribute("data-image-id", re.compile(r"\d+"))
+    shot(page, "label-next")
+    seen, steps = [], []
+    for step in range(10):
+        current = int(image.get_attribute("data-image-id"))
+        seen.append(current)
+        if step == 3:
+            page.keyboard.press("x")  # skip
+            steps.append((current, None))
+        elif step == 5:
+            page.keyboard.type("Queue made")  # a new label, typed
+            page.keyboard.press("Enter")
+            steps.append((current, "Queue made"))
+        else:
+            name = page.locator("#ln-suggestions li .name").first.inner_text()
+            page.keyboard.press("1")
+            steps.append((current, name))
+        expect(image).not_to_have_attribute("data-image-id", str(current))
+    after = labels(library)
+    for image_id, label in steps:
+        assert after.get(image_id) == (label or before.get(image_id)), image_id
+    assert len(set(seen)) == 10
+    # u undoes the last step: its image comes back without the label.
+    last_id, _ = steps[-1]
+    page.keyboard.press("u")
+    expect(image).to_have_attribute("data-image-id", str(last_id))
+    assert last_id not in labels(library)
+    shot(page, "label-next-after")
+
+
+def test_narrow_screens(browser, server, library, tmp_path):
+    context, page, errors = new_page(browser, 390)
+    try:
+        search_for(page, server, library, tmp_path)
+        page.locator("#results .card").nth(0).locator(".tick").click()
+        page.locator("#results .card").nth(3).click(modifiers=["Shift"])
+        expect(page.locator(".select-bar")).to_be_visible()
+        shot(page, "bulk-selected-390")
+        page.goto(server.url + "/label")
+        expect(page.locator("#label-next")).to_have_attribute("data-image-id", re.compile(r"\d+"))
+        shot(page, "label-next-390")
+    finally:
+        context.close()
+    assert errors == [], errors

@@ -1,0 +1,102 @@
+"""Bulk label edits with undo, select-all-matching ids and the label-next queue, via Flask."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.webapp import CSRF, build_library, copy_library, make_app
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return build_library(tmp_path_factory.mktemp("weblib"))
+
+
+@pytest.fixture()
+def client(source, tmp_path):
+    return make_app(copy_library(source, tmp_path / "library")).test_client()
+
+
+def state(client) -> dict[int, tuple]:
+    """id -> (human label, predicted tag label or '-', for every image of the library."""
+    ids = client.get("/api/images/ids").get_json()["ids"]
+    out = {}
+    for i in ids:
+        doc = client.get(f"/api/images/{i}").get_json()
+        tag = doc["tag"]
+        out[i] = (doc["label"] and doc["label"]["label"], tag["label"] if tag else "-")
+    return out
+
+
+def bulk(client, **body):
+    return client.post("/api/labels/bulk", json=body, headers=CSRF)
+
+
+def test_bulk_label_then_undo_restores_labels_and_tags(client):
+    before = state(client)
+    ids = sorted(before)
+    answer = bulk(client, action="label", ids=ids, label="Thing")
+    assert answer.status_code == 200, answer.get_json()
+    doc = answer.get_json()
+    assert doc["images"] == len(ids) and doc["changed"] == len(ids)
+    after = state(client)
+    assert all(v == ("Thing", "-") for v in after.values())
+    # Case-insensitive: a later "thing" takes the first spelling.
+    bulk(client, action="relabel", ids=ids[:2], label="  THING ")
+    assert state(client)[ids[0]] == ("Thing", "-")
+    undone = client.post("/api/labels/undo", json={"undo": doc["undo"]}, headers=CSRF)
+    assert undone.get_json() == {"restored": len(ids)}
+    assert state(client) == before
+    again = client.post("/api/labels/undo", json={"undo": doc["undo"]}, headers=CSRF)
+    assert again.status_code == 400 and "undo token" in again.get_json()["error"]
+
+
+def test_bulk_with_an_unknown_id_changes_nothing_and_names_it(client):
+    before = state(client)
+    ids = sorted(before)
+    answer = bulk(client, action="label", ids=[*ids, 999999], label="Thing")
+    assert answer.status_code == 400
+    assert "999999" in answer.get_json()["error"]
+    assert state(client) == before
+    for bad in ([True], ["1"], [1.5], [], [2**70]):
+        answer = bulk(client, action="remove", ids=bad)
+        assert answer.status_code == 400, bad
+    assert bulk(client, action="label", ids=ids, label="=cmd|x").status_code == 400
+    assert bulk(client, action="paint", ids=ids).status_code == 400
+    assert state(client) == before
+
+
+def test_bulk_remove_and_accept(client):
+    before = state(client)
+    tagged = [i for i, (_, tag) in before.items() if tag not in ("-", None)]
+    unknown = [i for i, (_, tag) in before.items() if tag is None]
+    labelled = [i for i, (label, _) in before.items() if label]
+    doc = bulk(client, action="accept", ids=tagged + unknown).get_json()
+    assert doc["changed"] == len(tagged) and doc["skipped"] == unknown
+    now = state(client)
+    assert all(now[i] == (before[i][1], "-") for i in tagged)
+    doc = bulk(client, action="remove", ids=labelled[:3]).get_json()
+    assert doc["changed"] == 3
+    assert all(state(client)[i][0] is None for i in labelled[:3])
+
+
+def test_matching_ids_follow_the_browse_filters(client):
+    every = client.get("/api/images/ids").get_json()["ids"]
+    labelled = client.get("/api/images/ids?filter=labelled").get_json()["ids"]
+    unlabelled = client.get("/api/images/ids?filter=unlabelled").get_json()["ids"]
+    assert sorted(labelled + unlabelled) == every and unlabelled
+    assert client.get("/api/images/ids?filter=errors").status_code == 400
+
+
+def test_label_next_queue(client):
+    doc = client.get("/api/labels/next?n=5").get_json()
+    queue = doc["queue"]
+    assert 1 <= len(queue) <= 5
+    labelled = set(client.get("/api/images/ids?filter=labelled").get_json()["ids"])
+    assert not {q["id"] for q in queue} & labelled
+    assert all(set(q) == {"id", "path", "suggestions"} for q in queue)
+    assert all(0 <= s["confidence"] <= 1 for q in queue for s in q["suggestions"])
+    assert queue[0]["suggestions"], "the nearest labelled images suggest a label"
+    assert client.get("/api/labels/next?n=0").status_code == 400
+    page = client.get("/label")
+    assert page.status_code == 200 and b"label-next" in page.data

@@ -1,0 +1,192 @@
+// Selection in every grid of image cards (search results, the library, clusters, tag
+// results) and one bulk action on it, with one undo.
+//
+//   LKSelect.attach(grid, { matching, changed })
+//     grid:     an element whose [data-id] children are image cards (links);
+//     matching: optional async () => [ids]: every image the grid's query matches
+//               ("select all matching"); without it that button selects the page;
+//     changed:  optional () => void, called after an edit or its undo (reload the grid).
+//
+// Click the tick of a card (or, once something is selected, anywhere on a card) to
+// toggle it; Ctrl/Cmd-click toggles; Shift-click selects the range from the last
+// card clicked; Escape clears. A `lookalike:select` CustomEvent on the document with
+// detail {ids: [...]} replaces the selection (a map lasso can feed it).
+"use strict";
+
+const LKSelect = (() => {
+  const { api, el, toast, plural } = LK;
+  const selected = new Set();
+  const grids = [];
+  let anchor = null; // the card a Shift-click range starts from
+  let active = null; // the grid last used: its options answer "select all matching"
+  let lastUndo = null;
+  let bar = null;
+
+  function cardsOf(grid) {
+    return [...grid.querySelectorAll("[data-id]")];
+  }
+  function idOf(card) {
+    return Number(card.dataset.id);
+  }
+
+  function decorate(card) {
+    if (!card.querySelector(":scope > .tick")) {
+      card.prepend(el("span", { class: "tick", role: "checkbox", "aria-label": "select", title: "select (Shift: range, Ctrl/Cmd: add)" }));
+    }
+    const on = selected.has(idOf(card));
+    card.classList.toggle("selected", on);
+    card.querySelector(":scope > .tick").setAttribute("aria-checked", on ? "true" : "false");
+  }
+
+  function refresh() {
+    for (const g of grids) cardsOf(g.grid).forEach(decorate);
+    if (!bar) return;
+    bar.hidden = !grids.some((g) => cardsOf(g.grid).length) && selected.size === 0 && !lastUndo;
+    bar.querySelector(".sel-count").textContent = selected.size
+      ? `${plural(selected.size, "image")} selected`
+      : "Select: click a tick, Shift-click a range";
+    for (const b of bar.querySelectorAll("[data-needs-selection]")) b.disabled = selected.size === 0;
+    bar.querySelector(".sel-undo").hidden = !lastUndo;
+    document.body.classList.toggle("selecting", selected.size > 0);
+  }
+
+  function setSelection(ids) {
+    selected.clear();
+    for (const id of ids) selected.add(Number(id));
+    refresh();
+  }
+
+  function onClick(g, event) {
+    const card = event.target.closest("[data-id]");
+    if (!card || !g.grid.contains(card)) return;
+    const onTick = event.target.classList.contains("tick");
+    const id = idOf(card);
+    active = g;
+    if (event.shiftKey && anchor && g.grid.contains(anchor)) {
+      event.preventDefault();
+      const cards = cardsOf(g.grid);
+      const [a, b] = [cards.indexOf(anchor), cards.indexOf(card)].sort((x, y) => x - y);
+      for (const c of cards.slice(a, b + 1)) selected.add(idOf(c));
+    } else if (onTick || event.ctrlKey || event.metaKey || selected.size > 0 || event.shiftKey) {
+      event.preventDefault();
+      if (selected.has(id)) selected.delete(id);
+      else selected.add(id);
+      anchor = card;
+    } else {
+      return; // a plain click with nothing selected opens the image
+    }
+    refresh();
+  }
+
+  async function run(action, extra = {}) {
+    const ids = [...selected];
+    try {
+      const doc = await api("POST", "/api/labels/bulk", { action, ids, ...extra });
+      lastUndo = doc.undo;
+      const skipped = doc.skipped.length ? ` (${doc.skipped.length} without a suggestion)` : "";
+      toast(`${action === "remove" ? "Removed the labels of" : "Labelled"} ${plural(doc.changed, "image")}${skipped}`, "ok");
+      selected.clear();
+      changed();
+      loadLabels();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+    refresh();
+  }
+
+  async function undo() {
+    if (!lastUndo) return;
+    try {
+      const doc = await api("POST", "/api/labels/undo", { undo: lastUndo });
+      toast(`Undone: ${plural(doc.restored, "image")} as before`, "ok");
+      lastUndo = null;
+      changed();
+      loadLabels();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+    refresh();
+  }
+
+  function changed() {
+    for (const g of grids) if (g.changed) g.changed();
+  }
+
+  async function loadLabels() {
+    try {
+      const doc = await api("GET", "/api/labels");
+      bar.querySelector("datalist").replaceChildren(...doc.labels.map((l) => el("option", { value: l.label })));
+    } catch (e) {
+      /* the datalist is a convenience */
+    }
+  }
+
+  function build() {
+    const input = el("input", { class: "sel-label", list: "sel-labels", placeholder: "label", "aria-label": "label for the selected images", autocomplete: "off" });
+    const label = () => {
+      const text = input.value.trim();
+      if (!text) return toast("type a label first", "error");
+      run("label", { label: text });
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") label();
+    });
+    bar = el(
+      "div",
+      { class: "select-bar", role: "toolbar", "aria-label": "selection", hidden: true },
+      el("span", { class: "sel-count" }),
+      el("button", { type: "button", class: "secondary sel-page", text: "All on page", onclick: () => selectPage() }),
+      el("button", { type: "button", class: "secondary sel-all", text: "All matching", onclick: () => selectMatching() }),
+      input,
+      el("datalist", { id: "sel-labels" }),
+      el("button", { type: "button", class: "sel-apply", "data-needs-selection": true, text: "Label", onclick: label }),
+      el("button", { type: "button", class: "secondary sel-remove", "data-needs-selection": true, text: "Remove label", onclick: () => run("remove") }),
+      el("button", { type: "button", class: "secondary sel-accept", "data-needs-selection": true, text: "Accept suggestions", onclick: () => run("accept") }),
+      el("button", { type: "button", class: "secondary sel-clear", text: "Clear", onclick: () => setSelection([]) }),
+      el("button", { type: "button", class: "sel-undo", text: "Undo", hidden: true, onclick: undo })
+    );
+    loadLabels();
+  }
+
+  function selectPage() {
+    const g = active || grids[0];
+    if (g) for (const c of cardsOf(g.grid)) selected.add(idOf(c));
+    refresh();
+  }
+
+  async function selectMatching() {
+    const g = active || grids[0];
+    if (!g) return;
+    if (!g.matching) return selectPage();
+    try {
+      for (const id of await g.matching()) selected.add(Number(id));
+    } catch (e) {
+      toast(e.message, "error");
+    }
+    refresh();
+  }
+
+  function attach(grid, options = {}) {
+    const g = { grid, matching: options.matching, changed: options.changed };
+    grids.push(g);
+    if (!bar) {
+      build();
+      grid.before(bar); // a toolbar above the first grid, sticky under the header
+    }
+    grid.addEventListener("click", (event) => onClick(g, event));
+    new MutationObserver(refresh).observe(grid, { childList: true });
+    if (!active) active = g;
+    refresh();
+    return g;
+  }
+
+  document.addEventListener("lookalike:select", (event) => {
+    const ids = event.detail && Array.isArray(event.detail.ids) ? event.detail.ids : [];
+    setSelection(ids);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && selected.size) setSelection([]);
+  });
+
+  return { attach, selected: () => [...selected], select: setSelection, undo };
+})();
