@@ -19,7 +19,7 @@ from lookalike.classifier import bulk_edit, label_queue
 from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.store.catalog import BROWSE_FILTERS
 from lookalike.indexer.store.library import Library
-from lookalike.webapp.api import int_arg, json_body
+from lookalike.webapp.inputs import json_body, whole_number
 from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("annotate", __name__)
@@ -119,7 +119,7 @@ def matching_ids():
 
 @bp.get("/api/labels/next")
 def label_next():
-    n = int_arg(request.args.get("n"), "n", 1, 200, 10)
+    n = whole_number(request.args.get("n"), "n", 1, 200, 10)
     svc = service()
     queue = label_queue.next_images(Library(svc.root, svc.catalog), n)
     return jsonify({"queue": queue.as_json()})
