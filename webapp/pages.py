@@ -26,6 +26,8 @@ def search_page():
         object_search=svc.object_search(),
         robust_search=svc.searcher.rerank and svc.searcher.multiview,
         health=svc.health(),
+        counts=svc.catalog.image_counts(),
+        classes=len(svc.catalog.label_counts()),
     )
 
 

@@ -40,6 +40,22 @@ SHOW_SKIPPED = 20
     "auto, per model actor]",
 )
 @click.option("--labels-from-folders", is_flag=True, help="Label each image by its folder name.")
+@click.option(
+    "--labels-per-class",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="With --labels-from-folders: label only the first N images (by path) of each folder, "
+    "leaving the rest to `lookalike tag` and `lookalike clusters`. [default: all]",
+)
+@click.option(
+    "--unlabelled-folder",
+    "unlabelled_folders",
+    multiple=True,
+    metavar="NAME",
+    help="With --labels-from-folders: give no label to images in folders named NAME "
+    "(clutter, distractors; repeatable).",
+)
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 512))
 @click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Loader threads."
@@ -111,6 +127,8 @@ def index(
     weights,
     device,
     labels_from_folders,
+    labels_per_class,
+    unlabelled_folders,
     batch_size,
     workers,
     max_pixels,
@@ -134,6 +152,10 @@ def index(
     a rerun finishes the work.
     """
     _check_engine_options(engine)
+    if (labels_per_class or unlabelled_folders) and not labels_from_folders:
+        raise click.UsageError(
+            "--labels-per-class and --unlabelled-folder go with --labels-from-folders"
+        )
     if copy_detection is False and copy_model:
         raise click.UsageError("--copy-model goes with copy detection, not --no-copy-detection")
     choice = ModelChoice(
@@ -148,6 +170,8 @@ def index(
         workers=workers,
         max_pixels=max_pixels,
         labels_from_folders=labels_from_folders,
+        labels_per_class=labels_per_class,
+        unlabelled_folders=tuple(unlabelled_folders),
         progress=not quiet and not as_json,
         retry_errors=retry_errors,
     )
@@ -172,22 +196,23 @@ def index(
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
         return
-    _print(summary, labels_from_folders)
+    _print(summary, options)
 
 
-def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
+def _print(summary: UpdateSummary, options: IndexOptions) -> None:
     done = summary.index
     for s in done.skipped[:SHOW_SKIPPED]:
         click.echo(f"skipping {s.path}: {s.reason}", err=True)
     if len(done.skipped) > SHOW_SKIPPED:
         more = len(done.skipped) - SHOW_SKIPPED
         click.echo(f"... and {more} more skipped (lookalike info lists them)", err=True)
+    rate = f" ({done.images_per_s:.0f} images/s)" if done.embedded else ""
     click.echo(
-        f"indexed in {done.seconds:.1f}s ({done.images_per_s:.0f} images/s): "
+        f"indexed in {done.seconds:.1f}s{rate}: "
         f"{done.added} added, {done.updated} updated, {done.moved} moved, "
-        f"{done.copied} copies, {done.removed} removed, {done.unchanged} unchanged, "
-        f"{len(done.skipped)} skipped"
-        + (f", {done.labelled} labelled from folders" if labels_from_folders else "")
+        f"{_count(done.copied, 'copy', 'copies')}, {done.removed} removed, "
+        f"{done.unchanged} unchanged, {len(done.skipped)} skipped"
+        + (_labelled(done.labelled, options) if options.labels_from_folders else "")
         + (f"; embedded on {', '.join(summary.devices)}" if done.embedded else "")
     )
     copies = summary.copies
@@ -198,6 +223,21 @@ def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
             f"copy descriptors: {copies.computed} computed, "
             f"{len(copies.skipped)} skipped, {copies.total} in the library"
         )
+
+
+def _labelled(n: int, options: IndexOptions) -> str:
+    """``, 255 labelled from folders (5 per folder; distractors left unlabelled)``."""
+    how = []
+    if options.labels_per_class is not None:
+        how.append(f"{options.labels_per_class} per folder")
+    if options.unlabelled_folders:
+        how.append(f"{', '.join(options.unlabelled_folders)} left unlabelled")
+    return f", {n} labelled from folders" + (f" ({'; '.join(how)})" if how else "")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``1 copy``, ``2 copies``."""
+    return f"{n} {one if n == 1 else many}"
 
 
 class _CopyBar:

@@ -113,13 +113,22 @@
       : "No clusters yet: cluster the unlabelled images.";
   }
 
+  // Nothing to show (no images, or every image labelled): say why and what to do, no toast.
+  function empty(message) {
+    status.replaceChildren(
+      el("span", { class: "empty", text: `${message}. ` }),
+      el("a", { href: "/library" }, "Open the library"),
+      " to index more images."
+    );
+  }
+
   async function load() {
     status.textContent = "Looking for clusters…";
     try {
       const doc = await api("GET", "/api/clusters");
       if (!$("recluster").disabled) show(doc); // a newer clustering is on its way otherwise
     } catch (e) {
-      toast(e.message, "error");
+      empty(e.message);
     }
   }
 
@@ -131,8 +140,7 @@
     try {
       show(await api("POST", "/api/clusters", {}));
     } catch (e) {
-      status.textContent = "";
-      toast(e.message, "error");
+      empty(e.message);
     } finally {
       button.disabled = false;
     }
