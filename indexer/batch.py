@@ -306,7 +306,7 @@ def folder_labels(
                 name = os.path.basename(folder)
                 if os.path.relpath(folder, prefix) != "." and name not in unlabelled:
                     labels.setdefault(name, []).append(e.path)
-    chosen = []
+    chosen: list[tuple[str, str]] = []
     for name, paths in labels.items():
         paths = sorted(set(paths))
         chosen.extend((p, name) for p in (paths if per_class is None else paths[:per_class]))
