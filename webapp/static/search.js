@@ -15,22 +15,39 @@
   let box = null; // [x0, y0, x1, y1] in the image's natural pixels
   let objectURL = null;
 
+  // A file that is not an image, or one the browser cannot decode, is refused at once,
+  // with the reason where the file was dropped (nothing is sent to the server).
+  function refuse(message) {
+    file = null;
+    box = null;
+    $("query").hidden = true;
+    $("drop-hint").hidden = false;
+    const error = $("file-error");
+    error.textContent = message;
+    error.hidden = false;
+    status.textContent = "";
+  }
+
   function setQuery(newFile) {
-    if (!newFile || !newFile.type.startsWith("image/")) {
-      toast("That is not an image file.", "error");
+    if (!newFile) return;
+    const name = newFile.name || "the pasted file";
+    if (!newFile.type.startsWith("image/")) {
+      refuse(`“${name}” is not an image file; choose a JPEG, PNG, WebP or GIF picture.`);
       return;
     }
+    $("file-error").hidden = true;
     file = newFile;
     box = null;
     if (objectURL) URL.revokeObjectURL(objectURL);
     objectURL = URL.createObjectURL(file);
-    img.src = objectURL;
-    $("drop-hint").hidden = true;
-    $("query").hidden = false;
     img.onload = () => {
+      $("drop-hint").hidden = true;
+      $("query").hidden = false;
       drawBox();
       search();
     };
+    img.onerror = () => refuse(`“${name}” is not a readable image (it cannot be decoded); choose another file.`);
+    img.src = objectURL;
   }
 
   // -- drawing the box -----------------------------------------------------
