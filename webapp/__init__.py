@@ -15,6 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from lookalike.indexer.store.library import default_library_dir
 from lookalike.webapp import api, errors, library_map, media, pages, review, security
 from lookalike.webapp.jobs import IndexJobs
+from lookalike.webapp.queries import QueryStore
 from lookalike.webapp.services import LibraryService
 from lookalike.webapp.settings import DEFAULTS
 from lookalike.webapp.thumbnails import ThumbnailCache
@@ -58,6 +59,9 @@ def create_app(
     app.extensions["lookalike.jobs"] = IndexJobs(svc)
     app.extensions["lookalike.review"] = review.ReviewService(svc)
     app.extensions["lookalike.map"] = library_map.MapCache(svc)
+    app.extensions["lookalike.queries"] = QueryStore(
+        app.config["QUERY_KEEP"], app.config["QUERY_KEEP_MB"] * 1024 * 1024
+    )
 
     security.register(app)
     errors.register(app)
