@@ -114,7 +114,7 @@ def test_empty_library_pages_say_what_to_do(page, empty):
     shots(page, "home-empty")
     page.goto(empty.url + "/clusters")
     status = page.locator("#status")
-    expect(status).to_contain_text("the library has no images")
+    expect(status).to_contain_text("The library has no images")
     expect(status.locator("a")).to_have_attribute("href", "/library")
     assert page.locator("#toast").is_hidden()  # an empty state, not an error
     shots(page, "clusters-empty")
@@ -163,3 +163,36 @@ def test_a_broken_file_gets_a_message_at_once(page, first_run, tmp_path):
     page.set_input_files("#file", str(notes))
     expect(error).to_contain_text("“notes.txt” is not an image file")
     assert requests == []  # refused in the page, nothing sent
+
+
+def test_evaluation_progress_and_the_full_report(page, context, first_run):
+    server, _ = first_run
+    page.goto(server.url + "/evaluation")
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/evaluation") and r.request.method == "POST"
+    ) as started:
+        page.click("#run-eval")
+    assert started.value.status == 202
+    seen = []
+    while True:  # what the page polls, watched closely
+        cv = page.request.get(server.url + "/api/evaluation").json()["cross_validation"]
+        if cv["state"] != "running":
+            break
+        seen.append(cv["progress"])
+        page.wait_for_timeout(50)
+    assert any("fold" in s and "head" in s for s in seen), seen  # per head and fold
+    expect(page.locator("#figures table")).to_contain_text("accuracy", timeout=120_000)
+    link = page.locator("#report-open")
+    expect(link).to_be_visible()
+    assert page.locator("#report-download").get_attribute("href").endswith("download=1")
+    shots(page, "evaluation")
+    with context.expect_page() as opened:
+        link.click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.url.endswith("/evaluation/report")
+    width = report.evaluate("document.body.getBoundingClientRect().width")
+    assert width > 900  # full width, not a frame
+    report.screenshot(path=str(ARTIFACTS / "webux-report-1280.png"))
+    download = page.request.get(server.url + "/evaluation/report?download=1")
+    assert "attachment" in download.headers["content-disposition"]

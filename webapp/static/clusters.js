@@ -116,7 +116,7 @@
   // Nothing to show (no images, or every image labelled): say why and what to do, no toast.
   function empty(message) {
     status.replaceChildren(
-      el("span", { class: "empty", text: `${message}. ` }),
+      el("span", { class: "empty", text: `${message.charAt(0).toUpperCase()}${message.slice(1)}. ` }),
       el("a", { href: "/library" }, "Open the library"),
       " to index more images."
     );

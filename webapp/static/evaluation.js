@@ -54,11 +54,7 @@
       `${plural(cv.labelled, "labelled image")} in ${plural(cv.classes, "class")}, ` +
       `${cv.folds}-fold cross-validation.` + (cv.stored ? " (Run it again for the full report.)" : "");
     $("figures").replaceChildren(table(cv.heads, cv.best_head));
-    const report = $("report");
-    if (cv.report_url) {
-      report.src = `${cv.report_url}?t=${Date.now()}`;
-      report.hidden = false;
-    }
+    $("report").hidden = !cv.report_url;
   }
 
   function showTagRun(run) {
