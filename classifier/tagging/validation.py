@@ -35,6 +35,7 @@ from lookalike.classifier.tagging.calibration import (
 )
 from lookalike.classifier.tagging.knn_head import Graph
 from lookalike.classifier.tagging.tagger import (
+    DEFAULT_HEAD,
     HEADS,
     NotEnoughLabels,
     Tagger,
@@ -537,3 +538,22 @@ def stored_summary(library: Library) -> StoredEvaluation | None:
     """The summary the last evaluation stored, or None."""
     text = library.catalog.get_meta(META_KEY)
     return StoredEvaluation.from_json(json.loads(text)) if text else None
+
+
+# -- the head tagging uses -----------------------------------------------------
+
+HEAD_KEY = "tag_head"
+
+
+def tagging_head(library: Library) -> str:
+    """The head tagging uses when none is named: the one chosen (choose_head), or kNN."""
+    return library.catalog.get_meta(HEAD_KEY) or DEFAULT_HEAD
+
+
+def choose_head(library: Library, head: str) -> None:
+    """Keep ``head`` as the one tagging uses (a writable library): after an evaluation a
+    person picks it, and `lookalike tag` and the web's tag runs use it from then on."""
+    if head not in HEADS:
+        raise LookalikeError(f"unknown head {head!r}; use one of {', '.join(HEADS)}")
+    with library.catalog.transaction() as conn:
+        library.catalog.set_meta(HEAD_KEY, head, conn)
