@@ -41,6 +41,10 @@ class IndexOptions:
     workers: int = 2  # loader threads (read, hash, decode, preprocess)
     max_pixels: int = DEFAULT_MAX_PIXELS
     labels_from_folders: bool = False
+    # With labels_from_folders: label at most this many images of each folder (the first
+    # by path; None: all), and never label images in folders of these names (clutter).
+    labels_per_class: int | None = None
+    unlabelled_folders: tuple[str, ...] = ()
     progress: bool = True
     retry_errors: bool = False  # re-read files that failed before and have not changed
     prune: bool = False  # remove the images of folders that are offline (not only deleted ones)
@@ -312,16 +316,9 @@ class BatchIndexer:
 
     def _label_from_folders(self, entries: list[FileEntry], roots: list[str]) -> int:
         """Human labels from each file's folder name; labels set by a person stay."""
-        labels: list[tuple[str, str]] = []
-        for root in roots:
-            prefix = _root_prefix(root)
-            if not os.path.isdir(prefix):
-                continue
-            for e in entries:
-                if e.path.startswith(prefix + os.sep):
-                    rel = os.path.relpath(os.path.dirname(e.path), prefix)
-                    if rel != ".":
-                        labels.append((e.path, os.path.basename(os.path.dirname(e.path))))
+        labels = folder_labels(
+            entries, roots, self.options.labels_per_class, self.options.unlabelled_folders
+        )
         if not labels:
             return 0
         usable = {label: _usable_label(label) for _, label in labels}
@@ -379,6 +376,33 @@ def _usable_label(label: str) -> bool:
         log.warning("folder %r not taken as a label: %s", label, e.reason)
         return False
     return True
+
+
+def folder_labels(
+    entries: list[FileEntry],
+    roots: list[str],
+    per_class: int | None = None,
+    unlabelled: tuple[str, ...] = (),
+) -> list[tuple[str, str]]:
+    """(path, folder name) for the files to label from their folders: files right in a
+    root get none, nor files in a folder named in ``unlabelled``; with ``per_class``,
+    only that many files of each name, the first by path (the same ones on every run)."""
+    labels: dict[str, list[str]] = {}
+    for root in roots:
+        prefix = _root_prefix(root)
+        if not os.path.isdir(prefix):
+            continue
+        for e in entries:
+            if e.path.startswith(prefix + os.sep):
+                folder = os.path.dirname(e.path)
+                name = os.path.basename(folder)
+                if os.path.relpath(folder, prefix) != "." and name not in unlabelled:
+                    labels.setdefault(name, []).append(e.path)
+    chosen: list[tuple[str, str]] = []
+    for name, paths in labels.items():
+        paths = sorted(set(paths))
+        chosen.extend((p, name) for p in (paths if per_class is None else paths[:per_class]))
+    return chosen
 
 
 def _root_prefix(root: str) -> str:

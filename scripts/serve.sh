@@ -11,5 +11,6 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ] \
     bash scripts/setup.sh .venv
     touch .venv/.installed
 fi
-.venv/bin/lookalike index "$folder" --library "$library" --labels-from-folders
+.venv/bin/lookalike index "$folder" --library "$library" --labels-from-folders --labels-per-class 5 \
+    --unlabelled-folder distractors
 exec .venv/bin/lookalike serve --library "$library" --port "$port"

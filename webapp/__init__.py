@@ -16,6 +16,7 @@ from lookalike.webapp import annotate, api, errors, library_map, media, pages, r
 from lookalike.webapp.budget import PixelBudget
 from lookalike.webapp.inputs import CatalogIdConverter, StrictJSONProvider
 from lookalike.webapp.jobs import IndexJobs
+from lookalike.webapp.queries import QueryStore
 from lookalike.webapp.services import LibraryService
 from lookalike.webapp.settings import DEFAULTS
 from lookalike.webapp.thumbnails import ThumbnailCache
@@ -63,6 +64,9 @@ def create_app(
     app.extensions["lookalike.review"] = review.ReviewService(svc)
     app.extensions["lookalike.map"] = library_map.MapCache(svc)
     app.extensions["lookalike.undo"] = annotate.UndoStore()
+    app.extensions["lookalike.queries"] = QueryStore(
+        app.config["QUERY_KEEP"], app.config["QUERY_KEEP_MB"] * 1024 * 1024
+    )
 
     security.register(app)
     errors.register(app)

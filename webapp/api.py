@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from lookalike.classifier import exports
 from lookalike.indexer.errors import BadQuery
@@ -92,18 +92,15 @@ def library():
 
 @bp.post("/search")
 def search():
-    """Multipart ``image`` (+ ``k``, ``box``, ``object``) or JSON ``{"text", "k"}``."""
+    """Multipart ``image`` or ``query`` (+ ``k``, ``box``, ``object``) or JSON ``{"text", "k"}``."""
     start = time.perf_counter()
     svc = service()
+    query = None
     if request.is_json:
         body = json_body()
         results, box = _text_search(svc, body.get("text"), k_arg(body.get("k"))), None
     else:
-        upload = request.files.get("image")
-        if upload is None:
-            raise BadQuery("send the query image as the multipart field 'image' (or JSON text)")
-        data = upload.read()
-        sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
+        data, query = _query_image()
         k = k_arg(request.form.get("k", request.args.get("k")))
         box = parse_box(request.form.get("box"))
         mode = mode_arg(request.form.get("mode", request.args.get("mode")))
@@ -119,9 +116,39 @@ def search():
         {
             "results": svc.scored(results),
             "box": list(box) if box is not None else None,
+            "query": query,
             "took_ms": round((time.perf_counter() - start) * 1000, 2),
         }
     )
+
+
+def _query_image() -> tuple[bytes, str]:
+    """The query image of a multipart search (an upload, kept, or a kept one by id)."""
+    queries = current_app.extensions["lookalike.queries"]
+    upload = request.files.get("image")
+    if upload is None:
+        key = request.form.get("query")
+        if not key:
+            raise BadQuery(
+                "send the query image as the multipart field 'image', the id of a kept "
+                "one as 'query' (or JSON text)"
+            )
+        return queries.get(key), key
+    data = upload.read()
+    sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
+    return data, queries.put(data)
+
+
+@bp.get("/queries/<key>")
+def query_image(key: str):
+    """An uploaded query image the server keeps (see lookalike.webapp.queries)."""
+    data = current_app.extensions["lookalike.queries"].get(key)
+    with open_image(data) as image:  # sniffed on upload
+        mimetype = Image.MIME.get(image.format or "", "application/octet-stream")
+    response = current_app.response_class(data, mimetype=mimetype)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _text_search(svc: LibraryService, text: Any, k: int):

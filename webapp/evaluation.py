@@ -67,9 +67,9 @@ class EvaluationRunner:
         doc["report_url"] = "/evaluation/report" if self.report_html else None
         return doc
 
-    def _progress(self, head: str) -> None:
+    def _progress(self, head: str, step: str) -> None:
         with self._lock:
-            self._status["progress"] = f"evaluating {head}"
+            self._status["progress"] = f"{head}: {step}"
 
     def _run(self, folds: int, heads: list[str]) -> None:
         try:

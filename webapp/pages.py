@@ -4,7 +4,7 @@ so a page and the API never disagree. Errors on these routes get a friendly page
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 from werkzeug.exceptions import NotFound
 
 from lookalike.webapp.services import LibraryService
@@ -26,6 +26,8 @@ def search_page():
         object_search=svc.object_search(),
         robust_search=svc.searcher.rerank and svc.searcher.multiview,
         health=svc.health(),
+        counts=svc.catalog.image_counts(),
+        classes=len(svc.catalog.label_counts()),
     )
 
 
@@ -66,4 +68,6 @@ def evaluation_report():
         raise NotFound("no evaluation report yet: run the evaluation first")
     response = current_app.make_response(html)
     response.headers["Content-Security-Policy"] = REPORT_POLICY
+    if request.args.get("download"):
+        response.headers["Content-Disposition"] = 'attachment; filename="lookalike-evaluation.html"'
     return response

@@ -15,12 +15,13 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from lookalike.classifier.tagging.tagger import (
-    DEFAULT_HEAD,
+    HEADS,
     TagRunInfo,
     compute_tags,
     last_run,
     save_tags,
 )
+from lookalike.classifier.tagging.validation import choose_head, tagging_head
 from lookalike.indexer.errors import BadQuery
 from lookalike.webapp.clusters import ClusterReview
 from lookalike.webapp.evaluation import EvaluationRunner
@@ -43,7 +44,10 @@ class ReviewService:
 
     # -- tagging --------------------------------------------------------------------
     def tag(self, head: Any, min_confidence: Any) -> dict[str, Any]:
-        """Tag every image without a human label (as `lookalike tag`); a summary."""
+        """Tag every image without a human label (as `lookalike tag`); a summary.
+        No head named: the one chosen on the evaluation page (or kNN)."""
+        if head is None:
+            head = tagging_head(self.service.library)
         if not isinstance(head, str):
             raise BadQuery('head must be a name such as "proto"')
         if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
@@ -55,6 +59,13 @@ class ReviewService:
                 save_tags(library, run)
         return _summary(run.info)
 
+    def choose_head(self, head: Any) -> dict[str, Any]:
+        if not isinstance(head, str) or head not in HEADS:
+            raise BadQuery(f"head must be one of {', '.join(HEADS)}")
+        with self.service.writable() as library:
+            choose_head(library, head)
+        return {"tag_head": head}
+
     def last_tagging(self) -> dict[str, Any] | None:
         info = last_run(self.service.library)
         return _summary(info) if info else None
@@ -64,6 +75,7 @@ class ReviewService:
         """The cross-validation's state and figures, and the last tagging run's own."""
         return {
             "cross_validation": self.evaluations.status(),
+            "tag_head": tagging_head(self.service.library),
             "tag_run": self.tag_run_figures(),
         }
 
@@ -159,7 +171,12 @@ def last_tagging():
 @bp.post("/tag")
 def tag():
     body = _body()
-    return jsonify(_review().tag(body.get("head", DEFAULT_HEAD), body.get("min_confidence", 0.0)))
+    return jsonify(_review().tag(body.get("head"), body.get("min_confidence", 0.0)))
+
+
+@bp.put("/tag-head")
+def choose_tag_head():
+    return jsonify(_review().choose_head(_body().get("head")))
 
 
 @bp.get("/evaluation")

@@ -81,6 +81,13 @@ SETTINGS: list[Setting] = [
         "An embedder object to use instead of loading the library's model (tests).",
     ),
     Setting(
+        "QUERY_KEEP",
+        200,
+        "Uploaded query images kept in memory under a content id, so a search's URL "
+        "(Back, reload, a shared link) works without uploading again.",
+    ),
+    Setting("QUERY_KEEP_MB", 128, "The most megabytes of uploaded query images kept."),
+    Setting(
         "ALLOW_INDEX_JOBS",
         True,
         "Let the web page start indexing a folder on the server (loopback use).",

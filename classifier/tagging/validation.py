@@ -35,6 +35,7 @@ from lookalike.classifier.tagging.calibration import (
 )
 from lookalike.classifier.tagging.knn_head import Graph
 from lookalike.classifier.tagging.tagger import (
+    DEFAULT_HEAD,
     HEADS,
     NotEnoughLabels,
     Tagger,
@@ -265,9 +266,13 @@ def evaluate_vectors(
     folds: int = DEFAULT_FOLDS,
     curve: Sequence[int] = DEFAULT_CURVE,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, str], None] | None = None,
 ) -> Evaluation:
     """Validate ``heads`` on the labelled rows ``seeds`` of ``vectors`` (module docstring).
+
+    ``progress(head, step)`` is called as each head starts (step ``"starting"``) and
+    before each fold of its cross-validation, learning curve and open-set rounds
+    (``"cross-validation fold 2 of 5"``...).
 
     Returns:
         The evaluation; example images (``confused_pairs``) are row numbers of the
@@ -288,15 +293,21 @@ def evaluate_vectors(
     x = prepare(vectors)
     graph = Graph.build(x) if "knn" in heads else None
     results: dict[str, HeadFigures] = {}
-    for name in heads:
+    for number, name in enumerate(heads, 1):
         started = time.perf_counter()
-        if progress:
-            progress(name)
+
+        def step(text: str, name: str = name, number: int = number) -> None:
+            if progress:
+                progress(
+                    name, text if text == "starting" else f"{text} (head {number} of {len(heads)})"
+                )
+
+        step("starting")
         head = make_head(name, x, graph=graph, seed=seed)
         with single_threaded_blas():
-            tested, metrics = _cross_validate(head, seeds, y, fold, folds, len(names))
-            learning_curve = _learning_curve(head, seeds, y, fold, folds, curve, seed)
-            open_set = _open_set(head, seeds, y, fold, folds, seed)
+            tested, metrics = _cross_validate(head, seeds, y, fold, folds, len(names), step)
+            learning_curve = _learning_curve(head, seeds, y, fold, folds, curve, seed, step)
+            open_set = _open_set(head, seeds, y, fold, folds, seed, step)
         seconds = round(time.perf_counter() - started, 2)
         results[name] = HeadFigures(
             tested, *metrics, learning_curve=learning_curve, open_set=open_set, seconds=seconds
@@ -313,9 +324,10 @@ def evaluate_vectors(
     )
 
 
-def _cross_validate(head, seeds, y, fold, folds, n_classes) -> tuple[int, Metrics]:
+def _cross_validate(head, seeds, y, fold, folds, n_classes, step) -> tuple[int, Metrics]:
     pred = np.full(len(y), -1)
     for f in range(folds):
+        step(f"cross-validation fold {f + 1} of {folds}")
         test = fold == f
         if not test.any():
             continue
@@ -372,7 +384,7 @@ def _confused_pairs(confusion, truth, pred, rows) -> list[ConfusedPair]:
     return pairs
 
 
-def _learning_curve(head, seeds, y, fold, folds, curve, seed) -> list[CurvePoint]:
+def _learning_curve(head, seeds, y, fold, folds, curve, seed, step) -> list[CurvePoint]:
     rng = np.random.default_rng(seed + 1)
     train_sizes = [int((y[fold != f] == c).sum()) for f in range(folds) for c in np.unique(y)]
     out = []
@@ -381,6 +393,7 @@ def _learning_curve(head, seeds, y, fold, folds, curve, seed) -> list[CurvePoint
             break
         right = total = 0
         for f in range(folds):
+            step(f"learning curve, {n} per class, fold {f + 1} of {folds}")
             test = fold == f
             if not test.any():
                 continue
@@ -401,7 +414,7 @@ def _learning_curve(head, seeds, y, fold, folds, curve, seed) -> list[CurvePoint
     return out
 
 
-def _open_set(head, seeds, y, fold, folds, seed) -> OpenSetFigures:
+def _open_set(head, seeds, y, fold, folds, seed, step) -> OpenSetFigures:
     """Hide whole classes too; AUROC of the confidence, and the tag/unknown decisions."""
     classes = np.unique(y)
     if len(classes) < 3:
@@ -412,6 +425,7 @@ def _open_set(head, seeds, y, fold, folds, seed) -> OpenSetFigures:
     conf_known, conf_novel, right_known, tagged_novel, p_known_novel = [], [], [], [], []
     answer_conf, answer_right = [], []
     for f in range(folds):
+        step(f"open-set round {f + 1} of {folds}")
         hidden = order[(np.arange(per_round) + f * per_round) % len(order)]
         novel = np.isin(y, hidden)
         test = (fold == f) & ~novel
@@ -478,7 +492,7 @@ def evaluate_library(
     heads: Sequence[str] = HEADS,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, str], None] | None = None,
 ) -> Evaluation:
     """Validate the heads on a library's human labels (any open library; nothing written).
 
@@ -524,3 +538,22 @@ def stored_summary(library: Library) -> StoredEvaluation | None:
     """The summary the last evaluation stored, or None."""
     text = library.catalog.get_meta(META_KEY)
     return StoredEvaluation.from_json(json.loads(text)) if text else None
+
+
+# -- the head tagging uses -----------------------------------------------------
+
+HEAD_KEY = "tag_head"
+
+
+def tagging_head(library: Library) -> str:
+    """The head tagging uses when none is named: the one chosen (choose_head), or proto."""
+    return library.catalog.get_meta(HEAD_KEY) or DEFAULT_HEAD
+
+
+def choose_head(library: Library, head: str) -> None:
+    """Keep ``head`` as the one tagging uses (a writable library): after an evaluation a
+    person picks it, and `lookalike tag` and the web's tag runs use it from then on."""
+    if head not in HEADS:
+        raise LookalikeError(f"unknown head {head!r}; use one of {', '.join(HEADS)}")
+    with library.catalog.transaction() as conn:
+        library.catalog.set_meta(HEAD_KEY, head, conn)

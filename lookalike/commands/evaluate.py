@@ -55,8 +55,8 @@ def evaluate(library, folds, heads_text, report_path, seed, as_json):
     """
     heads = _heads(heads_text)
 
-    def progress(name: str) -> None:
-        if not as_json:
+    def progress(name: str, step: str) -> None:
+        if step == "starting" and not as_json:
             click.echo(f"evaluating {name} ...", err=True)
 
     with Library.open(library, readonly=False) as lib:

@@ -42,6 +42,22 @@ SHOW_SKIPPED = 20
     "auto, per model actor]",
 )
 @click.option("--labels-from-folders", is_flag=True, help="Label each image by its folder name.")
+@click.option(
+    "--labels-per-class",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="With --labels-from-folders: label only the first N images (by path) of each folder, "
+    "leaving the rest to `lookalike tag` and `lookalike clusters`. [default: all]",
+)
+@click.option(
+    "--unlabelled-folder",
+    "unlabelled_folders",
+    multiple=True,
+    metavar="NAME",
+    help="With --labels-from-folders: give no label to images in folders named NAME "
+    "(clutter, distractors; repeatable).",
+)
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 512))
 @click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Loader threads."
@@ -119,6 +135,8 @@ def index(
     weights,
     device,
     labels_from_folders,
+    labels_per_class,
+    unlabelled_folders,
     batch_size,
     workers,
     max_pixels,
@@ -146,6 +164,10 @@ def index(
     is an error. Safe to interrupt: a rerun finishes the work.
     """
     _check_engine_options(engine)
+    if (labels_per_class or unlabelled_folders) and not labels_from_folders:
+        raise click.UsageError(
+            "--labels-per-class and --unlabelled-folder go with --labels-from-folders"
+        )
     if copy_detection is False and copy_model:
         raise click.UsageError("--copy-model goes with copy detection, not --no-copy-detection")
     choice = ModelChoice(
@@ -160,6 +182,8 @@ def index(
         workers=workers,
         max_pixels=max_pixels,
         labels_from_folders=labels_from_folders,
+        labels_per_class=labels_per_class,
+        unlabelled_folders=tuple(unlabelled_folders),
         progress=not quiet and not as_json,
         retry_errors=retry_errors,
         prune=prune,
@@ -185,10 +209,10 @@ def index(
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
         return
-    _print(summary, labels_from_folders)
+    _print(summary, options)
 
 
-def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
+def _print(summary: UpdateSummary, options: IndexOptions) -> None:
     done = summary.index
     offline = {o.path for o in done.offline}
     skipped = [s for s in done.skipped if s.path not in offline]
@@ -209,10 +233,10 @@ def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
     click.echo(
         f"indexed in {done.seconds:.1f}s{rate}: "
         f"{done.added} added, {done.updated} updated, {done.moved} moved, "
-        f"{count(done.copied, 'copy')}, {done.removed} removed, {done.unchanged} unchanged, "
-        f"{len(skipped)} skipped"
+        f"{count(done.copied, 'copy')}, {done.removed} removed, "
+        f"{done.unchanged} unchanged, {len(skipped)} skipped"
         + (f", {sum(o.images for o in done.offline)} offline" if done.offline else "")
-        + (f", {done.labelled} labelled from folders" if labels_from_folders else "")
+        + (_labelled(done.labelled, options) if options.labels_from_folders else "")
         + (f"; embedded on {', '.join(summary.devices)}" if done.embedded else "")
     )
     copies = summary.copies
@@ -223,6 +247,16 @@ def _print(summary: UpdateSummary, labels_from_folders: bool) -> None:
             f"copy descriptors: {copies.computed} computed, "
             f"{len(copies.skipped)} skipped, {copies.total} in the library"
         )
+
+
+def _labelled(n: int, options: IndexOptions) -> str:
+    """``, 255 labelled from folders (5 per folder; distractors left unlabelled)``."""
+    how = []
+    if options.labels_per_class is not None:
+        how.append(f"{options.labels_per_class} per folder")
+    if options.unlabelled_folders:
+        how.append(f"{', '.join(options.unlabelled_folders)} left unlabelled")
+    return f", {n} labelled from folders" + (f" ({'; '.join(how)})" if how else "")
 
 
 class _CopyBar:

@@ -8,6 +8,7 @@ import click
 
 from lookalike.classifier.tagging.suggestions import suggest as suggest_labels
 from lookalike.classifier.tagging.tagger import DEFAULT_HEAD, HEADS, tag_library
+from lookalike.classifier.tagging.validation import tagging_head
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.store.library import Library
 
@@ -23,12 +24,12 @@ from lookalike.indexer.store.library import Library
 )
 @click.option(
     "--head",
-    default=DEFAULT_HEAD,
-    show_default=True,
+    default=None,
     type=click.Choice(HEADS),
     help="proto: nearest class prototype, unknown when far from the class's labels for "
     "that class's own spread; knn: label propagation over the neighbour graph (the "
-    "earlier default); linear/svm/mlp for comparison.",
+    f"earlier default); linear/svm/mlp for comparison. [default: the head chosen on the "
+    f"web's evaluation page, or {DEFAULT_HEAD}]",
 )
 @click.option(
     "--suggest",
@@ -58,6 +59,7 @@ def tag(library, min_confidence, head, suggest, top, seed, as_json):
         _suggest(library, top, as_json)
         return
     with Library.open(library, readonly=False) as lib:
+        head = head or tagging_head(lib)
         run = tag_library(lib, head=head, min_confidence=min_confidence, seed=seed)
     if as_json:
         click.echo(json.dumps(run.as_json()))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.support.cli import run_cli
-from tests.support.data import dev_images
+from tests.support.data import DATA, dev_images
 
 VALID = [
     "cmyk.jpg",
@@ -190,3 +190,34 @@ def test_bad_queries_and_options_are_one_line_errors(lib, tmp_path):
         assert proc.returncode != 0, args
         assert "Traceback" not in proc.stderr
         assert proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_a_few_labels_per_folder_and_none_for_distractors(tmp_path):
+    photos = tmp_path / "photos"
+    for src in dev_images(3, 4):
+        (photos / src.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, photos / src.parent.name / src.name)
+    (photos / "distractors").mkdir()
+    for src in sorted((DATA / "distractors").glob("*.jpg"))[:2]:
+        shutil.copy(src, photos / "distractors" / src.name)
+    args = ["index", str(photos), "--library", str(tmp_path / "lib"), "--labels-from-folders"]
+    few = ["--labels-per-class", "2", "--unlabelled-folder", "distractors"]
+    line = run_cli(*args, *few).stdout.strip().splitlines()[-1]
+    assert "14 added" in line and "images/s" in line
+    assert line.endswith(
+        "6 labelled from folders (2 per folder; distractors left unlabelled); embedded on cpu"
+    ), line
+    info = json.loads(run_cli("info", "--library", str(tmp_path / "lib"), "--json").stdout)
+    assert info["labels"]["classes"] == {p.parent.name: 2 for p in dev_images(3, 1)}
+    again = run_cli(*args, *few).stdout.strip().splitlines()[-1]
+    assert "images/s" not in again and "0 copies" in again  # nothing embedded: no rate
+    wrong = run_cli(
+        "index",
+        str(photos),
+        "--library",
+        str(tmp_path / "lib"),
+        "--labels-per-class",
+        "2",
+        check=False,
+    )
+    assert wrong.returncode != 0 and "go with --labels-from-folders" in wrong.stderr

@@ -121,3 +121,22 @@ def test_searcher_sees_committed_vectors_before_the_index_file(folders):
         assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     finally:
         searcher.close()
+
+
+def test_labels_per_class_and_unlabelled_folders(folders):
+    lib = folders / "lib"
+    for i in range(2):
+        random_image(folders / "a" / "distractors" / f"d{i}.png", 200 + i)
+    s, _ = _index(
+        lib,
+        folders / "a",
+        labels_from_folders=True,
+        labels_per_class=2,
+        unlabelled_folders=("distractors",),
+    )
+    assert s.labelled == 4  # 2 of cat0's 3, 2 of cat1's 3, none of the distractors
+    with Library.open(lib) as library:
+        assert dict(library.catalog.label_counts()) == {"cat0": 2, "cat1": 2}
+        first = library.catalog.image_by_path(str(folders / "a" / "cat0" / "0.png"))["id"]
+        last = library.catalog.image_by_path(str(folders / "a" / "cat0" / "4.png"))["id"]
+        assert (library.catalog.label_of(first), library.catalog.label_of(last)) == ("cat0", None)

@@ -276,3 +276,15 @@ def test_more_of_a_labelled_class_carries_its_label(client, app):
     assert labelled, doc
     assert all(c["label"] in doc["labels"] for c in labelled)
     assert any(c["label"] == rows[0][1] for c in labelled)
+
+
+def test_the_head_chosen_for_tagging_is_kept_and_used(client, app):
+    assert client.get("/api/evaluation").get_json()["tag_head"] == "knn"
+    chosen = client.put("/api/tag-head", json={"head": "linear"}, headers=CSRF)
+    assert chosen.get_json() == {"tag_head": "linear"}
+    assert client.get("/api/evaluation").get_json()["tag_head"] == "linear"
+    run = client.post("/api/tag", json={}, headers=CSRF).get_json()
+    assert run["head"] == "linear"
+    bad = client.put("/api/tag-head", json={"head": "forest"}, headers=CSRF)
+    assert bad.status_code == 400 and "knn" in bad.get_json()["error"]
+    assert client.put("/api/tag-head", json={"head": "svm"}).status_code == 403  # no CSRF header

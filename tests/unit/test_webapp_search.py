@@ -302,3 +302,34 @@ def test_robust_results_say_which_are_copies(client):
         results = client.post("/api/search", data=form, headers=CSRF).get_json()["results"]
         assert results[0]["path"] == path and results[0]["match"] == first
         assert results[-1]["match"] is None  # a look-alike
+
+
+def test_an_uploaded_query_is_kept_under_its_content_id(client):
+    data, path = query_bytes(2)
+    first = client.post("/api/search", data=upload(data, k=4), headers=CSRF).get_json()
+    key = first["query"]
+    assert len(key) == 24
+    again = client.post("/api/search", data={"query": key, "k": "4"}, headers=CSRF)
+    assert again.status_code == 200
+    assert [r["id"] for r in again.get_json()["results"]] == [r["id"] for r in first["results"]]
+    image = client.get(f"/api/queries/{key}")
+    assert (image.status_code, image.mimetype, image.data) == (200, "image/jpeg", data)
+    gone = client.post("/api/search", data={"query": "0" * 24}, headers=CSRF)
+    assert gone.status_code == 404 and "upload it again" in gone.get_json()["error"]
+    assert client.get("/api/queries/nonsense").status_code == 404
+
+
+def test_the_query_store_is_bounded_in_count_and_bytes():
+    from lookalike.webapp.queries import QueryStore
+    from lookalike.webapp.services import NotFound
+
+    store = QueryStore(keep=2, keep_bytes=10)
+    a, b = store.put(b"aaaa"), store.put(b"bbbb")
+    store.get(a)  # used: b is now the oldest
+    c = store.put(b"cccc")
+    assert store.get(a) == b"aaaa" and store.get(c) == b"cccc"
+    with pytest.raises(NotFound, match="upload it again"):
+        store.get(b)
+    store.put(b"x" * 9)  # over the byte bound: all older ones go
+    with pytest.raises(NotFound, match="upload it again"):
+        store.get(a)

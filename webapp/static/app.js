@@ -120,12 +120,27 @@ const LK = (() => {
 
   // The header shows a running index job (started here or from this page).
   let jobTimer = null;
+  // What an index run did, from its summary (lookalike index --json's document).
+  function summarize(summary) {
+    if (!summary) return "finished";
+    const parts = [];
+    for (const [key, word] of [
+      ["added", "added"], ["updated", "updated"], ["moved", "moved"],
+      ["copied", "copied"], ["removed", "removed"], ["labelled", "labelled from folders"],
+    ]) {
+      if (summary[key]) parts.push(`${summary[key]} ${word}`);
+    }
+    const skipped = summary.skipped_total ?? (summary.skipped || []).length;
+    if (skipped) parts.push(`${skipped} skipped`);
+    if (summary.unchanged) parts.push(`${summary.unchanged} unchanged`);
+    return parts.length ? parts.join(", ") : "nothing to do";
+  }
   function describeJob(job) {
     const who = job.external ? " (lookalike index, another process)" : "";
     const where = job.folder || (job.folders || []).join(", ");
     if (job.state === "scanning") return `Indexing ${where}${who}: looking for images…`;
     if (job.state === "running") return `Indexing${who}: ${job.done} of ${job.total}`;
-    if (job.state === "done") return `Indexing done (${job.library_images} images)`;
+    if (job.state === "done") return `Indexing done: ${summarize(job.summary)}; ${plural(job.library_images, "image")} in the library`;
     if (job.state === "failed") return `Indexing failed: ${job.error}`;
     return "";
   }
@@ -148,5 +163,5 @@ const LK = (() => {
 
   document.addEventListener("DOMContentLoaded", () => pollJob());
 
-  return { api, el, card, toast, percent, plural, origin, pollJob, describeJob };
+  return { api, el, card, toast, percent, plural, origin, pollJob, describeJob, summarize };
 })();

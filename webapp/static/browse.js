@@ -87,7 +87,7 @@
       tagNow.disabled = true;
       tagNow.textContent = "Tagging…";
       try {
-        const run = await api("POST", "/api/tag", { head: "proto" });
+        const run = await api("POST", "/api/tag", {});
         toast(`Tagged ${plural(run.tagged, "image")}, ${run.unknown} left unknown`, "ok");
         loadCounts();
         loadPage(true);

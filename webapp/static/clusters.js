@@ -199,13 +199,22 @@
     $("recluster").textContent = doc.clustered === false ? "Cluster now" : "Cluster again";
   }
 
+  // Nothing to show (no images, or every image labelled): say why and what to do, no toast.
+  function empty(message) {
+    status.replaceChildren(
+      el("span", { class: "empty", text: `${message.charAt(0).toUpperCase()}${message.slice(1)}. ` }),
+      el("a", { href: "/library" }, "Open the library"),
+      " to index more images."
+    );
+  }
+
   async function load() {
     status.textContent = "Reading the proposals…";
     try {
       const doc = await api("GET", "/api/clusters");
       if (!$("recluster").disabled) show(doc); // a newer clustering is on its way otherwise
     } catch (e) {
-      toast(e.message, "error");
+      empty(e.message);
     }
   }
 
@@ -218,8 +227,7 @@
     try {
       show(await api("POST", "/api/clusters", Number.isInteger(size) ? { min_size: size } : {}));
     } catch (e) {
-      status.textContent = "";
-      toast(e.message, "error");
+      empty(e.message);
     } finally {
       button.disabled = false;
     }

@@ -8,6 +8,7 @@
   const $ = (id) => document.getElementById(id);
   const status = $("status");
   let timer = null;
+  let tagHead = null; // the head tagging uses (chosen here, kept in the library)
 
   function number(x) {
     if (x === null || x === undefined) return "–";
@@ -18,7 +19,10 @@
   // Rows are figures, columns are heads.
   function table(heads, best) {
     const rows = Object.keys(heads[0].figures);
-    const title = (h) => (h.head === best ? `${h.head} (best)` : h.head);
+    const title = (h) =>
+      [h.head, h.head === best ? "best" : null, best !== null && h.head === tagHead ? "tagging uses it" : null]
+        .filter(Boolean)
+        .reduce((a, b) => `${a} (${b})`);
     return el(
       "table",
       {},
@@ -54,11 +58,7 @@
       `${plural(cv.labelled, "labelled image")} in ${plural(cv.classes, "class")}, ` +
       `${cv.folds}-fold cross-validation.` + (cv.stored ? " (Run it again for the full report.)" : "");
     $("figures").replaceChildren(table(cv.heads, cv.best_head));
-    const report = $("report");
-    if (cv.report_url) {
-      report.src = `${cv.report_url}?t=${Date.now()}`;
-      report.hidden = false;
-    }
+    $("report").hidden = !cv.report_url;
   }
 
   function showTagRun(run) {
@@ -74,9 +74,25 @@
     box.replaceChildren(table([{ head: run.head, figures: run.figures }], null));
   }
 
+  function showHead(head) {
+    tagHead = head;
+    $("tag-head").value = head;
+    $("tag-head-note").textContent = `Tagging (the Tag buttons, lookalike tag) uses the ${head} head.`;
+  }
+  $("tag-head").addEventListener("change", async (event) => {
+    try {
+      const doc = await api("PUT", "/api/tag-head", { head: event.target.value });
+      toast(`Tagging now uses the ${doc.tag_head} head; tag again to apply it.`, "ok");
+      await load();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  });
+
   async function load() {
     try {
       const doc = await api("GET", "/api/evaluation");
+      showHead(doc.tag_head);
       showCrossValidation(doc.cross_validation);
       showTagRun(doc.tag_run);
     } catch (e) {
@@ -100,7 +116,7 @@
       tagNow.disabled = true;
       $("tag-status").textContent = "Tagging…";
       try {
-        const result = await api("POST", "/api/tag", { head: "proto" });
+        const result = await api("POST", "/api/tag", {});
         toast(`Tagged ${plural(result.tagged, "image")}, ${result.unknown} unknown`, "ok");
         await load();
       } catch (e) {

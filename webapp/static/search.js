@@ -12,25 +12,98 @@
   const status = $("status");
   const results = $("results");
   let file = null;
+  let queryId = null; // the server's id of the uploaded image (kept there for a while)
   let box = null; // [x0, y0, x1, y1] in the image's natural pixels
   let objectURL = null;
 
-  function setQuery(newFile) {
-    if (!newFile || !newFile.type.startsWith("image/")) {
-      toast("That is not an image file.", "error");
+  // -- the search in the URL ---------------------------------------------------
+  // ?query=ID (an uploaded image the server keeps) or ?text=..., with box, mode and k:
+  // Back, a reload or a shared link run the same search again.
+  function writeURL(push) {
+    const params = new URLSearchParams();
+    if (queryId) params.set("query", queryId);
+    else if (lastText) params.set("text", lastText);
+    else return;
+    if (box && queryId) params.set("box", box.join(","));
+    params.set("mode", $("robust").checked ? "robust" : "fast");
+    params.set("k", $("k").value);
+    const url = `${location.pathname}?${params}`;
+    if (url === location.pathname + location.search) return;
+    if (push) history.pushState(null, "", url);
+    else history.replaceState(null, "", url);
+  }
+  let lastText = null;
+
+  function readURL() {
+    const params = new URLSearchParams(location.search);
+    if (params.get("k")) $("k").value = params.get("k");
+    if (params.get("mode")) $("robust").checked = params.get("mode") === "robust";
+    const text = params.get("text");
+    if (text && $("text")) {
+      $("text").value = text;
+      searchText(text, false);
       return;
     }
+    const id = params.get("query");
+    if (!id) {
+      // Back to the page without a search: its empty state.
+      queryId = file = lastText = box = null;
+      $("query").hidden = true;
+      $("drop-hint").hidden = false;
+      results.replaceChildren();
+      status.textContent = "";
+      return;
+    }
+    const parts = (params.get("box") || "").split(",").map(Number);
+    box = parts.length === 4 && parts.every(Number.isFinite) ? parts : null;
+    queryId = id;
+    file = null;
+    img.onload = () => {
+      $("drop-hint").hidden = true;
+      $("query").hidden = false;
+      drawBox();
+      search({ fromURL: true });
+    };
+    img.onerror = () => refuse("The query image of this link is no longer kept on the server; upload it again.");
+    img.src = `/api/queries/${encodeURIComponent(id)}`;
+  }
+
+  // A file that is not an image, or one the browser cannot decode, is refused at once,
+  // with the reason where the file was dropped (nothing is sent to the server).
+  function refuse(message) {
+    file = null;
+    queryId = null;
+    box = null;
+    $("query").hidden = true;
+    $("drop-hint").hidden = false;
+    const error = $("file-error");
+    error.textContent = message;
+    error.hidden = false;
+    status.textContent = "";
+  }
+
+  function setQuery(newFile) {
+    if (!newFile) return;
+    const name = newFile.name || "the pasted file";
+    if (!newFile.type.startsWith("image/")) {
+      refuse(`“${name}” is not an image file; choose a JPEG, PNG, WebP or GIF picture.`);
+      return;
+    }
+    $("file-error").hidden = true;
     file = newFile;
+    queryId = null;
+    lastText = null;
     box = null;
     if (objectURL) URL.revokeObjectURL(objectURL);
     objectURL = URL.createObjectURL(file);
-    img.src = objectURL;
-    $("drop-hint").hidden = true;
-    $("query").hidden = false;
     img.onload = () => {
+      $("drop-hint").hidden = true;
+      $("query").hidden = false;
       drawBox();
       search();
     };
+    img.onerror = () => refuse(`“${name}” is not a readable image (it cannot be decoded); choose another file.`);
+    img.src = objectURL;
   }
 
   // -- drawing the box -----------------------------------------------------
@@ -105,9 +178,10 @@
   }
 
   async function search(options = {}) {
-    if (!file) return;
+    if (!file && !queryId) return;
     const form = new FormData();
-    form.append("image", file);
+    if (queryId) form.append("query", queryId);
+    else form.append("image", file);
     form.append("k", $("k").value);
     form.append("mode", $("robust").checked ? "robust" : "fast");
     if (options.object) form.append("object", "1");
@@ -119,6 +193,8 @@
         box = doc.box.map(Math.round);
         drawBox();
       }
+      queryId = doc.query;
+      if (!options.fromURL) writeURL(true);
       show(doc);
     } catch (e) {
       status.textContent = "";
@@ -171,22 +247,27 @@
   });
 
   // -- text search (CLIP libraries) -------------------------------------------
+  async function searchText(text, push) {
+    status.textContent = "Searching…";
+    try {
+      const doc = await api("POST", "/api/search", { text, k: Number($("k").value) });
+      lastDoc = doc;
+      results.replaceChildren(...doc.results.map((r) => card(r)));
+      status.textContent = `${doc.results.length} images for “${text}” (${doc.took_ms} ms)`;
+      queryId = null;
+      lastText = text;
+      writeURL(push);
+    } catch (e) {
+      status.textContent = "";
+      toast(e.message, "error");
+    }
+  }
   const textForm = $("text-form");
   if (textForm) {
-    textForm.addEventListener("submit", async (event) => {
+    textForm.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = $("text").value.trim();
-      if (!text) return;
-      status.textContent = "Searching…";
-      try {
-        const doc = await api("POST", "/api/search", { text, k: Number($("k").value) });
-        lastDoc = doc;
-        results.replaceChildren(...doc.results.map((r) => card(r)));
-        status.textContent = `${doc.results.length} images for “${text}” (${doc.took_ms} ms)`;
-      } catch (e) {
-        status.textContent = "";
-        toast(e.message, "error");
-      }
+      if (text) searchText(text, true);
     });
   }
 
@@ -204,4 +285,6 @@
     results.replaceChildren(...lastDoc.results.map((r) => card(r)));
   }
   LKSelect.attach(results, { changed: relabelled });
+  window.addEventListener("popstate", () => readURL());
+  readURL();
 })();
