@@ -86,6 +86,7 @@ class IndexSummary:
             "unchanged": self.unchanged,
             "labelled": self.labelled,
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "skipped_total": len(self.skipped),  # the web job's summary shows only the first
             "offline": [o._asdict() for o in self.offline],
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 1),

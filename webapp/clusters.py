@@ -32,7 +32,17 @@ class ClusterReview:
         (``stale`` says the library changed since; ``clustered`` False: never clustered)."""
         found, fresh = review.stored_listing(self.service.library)
         clustered = review.stored_min_size(self.service.library) is not None
+        if not clustered:
+            self._check_something_to_cluster()
         return self._page(found) | {"stale": clustered and not fresh, "clustered": clustered}
+
+    def _check_something_to_cluster(self) -> None:
+        """NothingToCluster (a 4xx the page shows as its empty state) for a library
+        without images, or with every image labelled."""
+        catalog = self.service.catalog
+        images = catalog.count()
+        if not images or not catalog.unlabelled_ids():
+            raise review.NothingToCluster(images)
 
     def recluster(self, min_size: Any = None) -> dict[str, Any]:
         """Cluster the unlabelled images now (POST) and answer the new listing."""

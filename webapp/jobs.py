@@ -117,7 +117,6 @@ class IndexJobs:
             self._finish("failed", error=INTERNAL_ERROR)
         else:
             doc = summary.as_dict()
-            doc["skipped_total"] = len(doc["skipped"])
             doc["skipped"] = doc["skipped"][:SHOW_SKIPPED]
             if "copy_descriptors" in doc:
                 copies = doc["copy_descriptors"]

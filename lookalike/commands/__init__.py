@@ -16,7 +16,7 @@ COMMANDS: dict[str, str] = {  # name -> the first sentence of its help
     "serve": "Serve the web app and the JSON API over a library.",
     "duplicates": "Group near-duplicate images (resized, recompressed, slightly cropped copies).",
     "clusters": "Group the images without a human label into clusters, most promising first.",
-    "labels": "Human labels: import/export CSV, set and remove per image, list with counts.",
+    "labels": "Human labels: import/export (CSV, COCO, YOLO), set, remove, list, label next.",
     "tag": "Tag every image that has no human label, from the labelled ones.",
     "tags": "Keywords for other photo tools: XMP sidecars of labels and predicted tags.",
     "evaluate": "Which head tags this library best? Stratified K-fold CV over the human labels.",

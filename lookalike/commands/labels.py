@@ -1,4 +1,4 @@
-"""lookalike labels: human labels -- import and export CSV, set, remove, list, next."""
+"""lookalike labels: human labels -- import and export, set, remove, list, next."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ SHOW_REJECTED = 50
 
 @click.group()
 def labels() -> None:
-    """Human labels: import/export CSV, set and remove, list with counts, label next.
+    """Human labels: import/export (CSV, COCO, YOLO), set, remove, list, label next.
 
     Labels come from folder names (lookalike index --labels-from-folders), a CSV,
     or by hand; each records its origin and time. `lookalike tag` predicts the

@@ -279,7 +279,7 @@ def test_more_of_a_labelled_class_carries_its_label(client, app):
 
 
 def test_the_head_chosen_for_tagging_is_kept_and_used(client, app):
-    assert client.get("/api/evaluation").get_json()["tag_head"] == "knn"
+    assert client.get("/api/evaluation").get_json()["tag_head"] == "proto"
     chosen = client.put("/api/tag-head", json={"head": "linear"}, headers=CSRF)
     assert chosen.get_json() == {"tag_head": "linear"}
     assert client.get("/api/evaluation").get_json()["tag_head"] == "linear"
@@ -287,4 +287,4 @@ def test_the_head_chosen_for_tagging_is_kept_and_used(client, app):
     assert run["head"] == "linear"
     bad = client.put("/api/tag-head", json={"head": "forest"}, headers=CSRF)
     assert bad.status_code == 400 and "knn" in bad.get_json()["error"]
-    assert client.put("/api/tag-head", json={"head": "svm"}).status_code == 403  # no CSRF header
+    assert client.put("/api/tag-head", json={"head": "svm"}, headers=CROSS_SITE).status_code == 403
