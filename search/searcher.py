@@ -42,10 +42,18 @@ from lookalike.indexer.images import load_image
 from lookalike.indexer.models.copy_model import CopyModel, load_copy_model
 from lookalike.indexer.models.protocol import Embedder, FeatureVector
 from lookalike.indexer.models.registry import load_embedder_for
+from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.copy_vectors import CopyIndex
 from lookalike.indexer.store.library import Library
 from lookalike.indexer.store.live_index import LiveIndex, live_view
 from lookalike.indexer.store.vector_index import VectorIndex
+from lookalike.search.copy_groups import (
+    CANDIDATES,
+    DEFAULT_CANDIDATE_THRESHOLD,
+    CopyPass,
+    copy_pairs,
+    find_copy_groups,
+)
 from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, find_duplicates
 from lookalike.search.localize import localize
 from lookalike.search.rerank import Reranker
@@ -395,6 +403,23 @@ class Searcher:
         if not isinstance(index, VectorIndex):  # a file plus an overlay: one index of both
             index = self.library.live_index()
         return find_duplicates(index, self.library.catalog, t, on_progress=on_progress)
+
+    def copy_groups(self, threshold: float | None = None, neighbours: int = CANDIDATES) -> CopyPass:
+        """Verified duplicate groups, largest first (see lookalike.search.copy_groups).
+
+        Opens the catalog for writing (only to keep the pair verdicts for next time).
+        """
+        t = DEFAULT_CANDIDATE_THRESHOLD if threshold is None else threshold
+        index = self.index
+        if not isinstance(index, VectorIndex):
+            index = self.library.live_index()
+        copies = self.copy_search()
+        catalog = Catalog(self.library.catalog.path)
+        try:
+            extra = copy_pairs(catalog, copies[1]) if copies is not None else ()
+            return find_copy_groups(index, catalog, t, neighbours, extra)
+        finally:
+            catalog.close()
 
     def similar(self, image_id: int, k: int = 10) -> list[SearchResult]:
         """Look-alikes of an indexed image (itself excluded)."""

@@ -111,6 +111,20 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE IF NOT EXISTS cluster_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # Verdicts of the duplicates pass (indexer/store/duplicate_pairs.py): a pair (a < b)
+    # checked while the two files had these hashes, and the local matches found.
+    """
+    CREATE TABLE duplicate_pairs (
+        a INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        b INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        a_hash TEXT NOT NULL,
+        b_hash TEXT NOT NULL,
+        inliers INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        PRIMARY KEY (a, b)
+    ) WITHOUT ROWID;
+    CREATE INDEX duplicate_pairs_b ON duplicate_pairs (b);
+    """,
 ]
 
 
@@ -417,6 +431,15 @@ class Catalog:
             (image_id,),
         ).fetchone()
         return _image_row(row) if row else None
+
+    def images(self, ids: Iterable[int]) -> dict[int, ImageRow]:
+        """id -> row of the indexed images among ``ids``."""
+        rows = self._rows_in(
+            "SELECT id, path, size, mtime_ns, hash, width, height FROM images "
+            "WHERE id IN ({marks})",
+            _ints(ids),
+        )
+        return {r["id"]: _image_row(r) for r in rows}
 
     def image_by_path(self, path: str) -> ImageRow | None:
         row = self.conn.execute(

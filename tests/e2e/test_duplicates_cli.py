@@ -57,16 +57,34 @@ def test_copies_are_grouped_with_their_originals(lib):
     assert first["size"] == 3 and first["members"][0]["score"] == 1.0
 
 
-def test_threshold_changes_what_counts(lib):
-    loose = sum(g["size"] for g in _groups(lib, "--threshold", "0.3")["groups"])
-    strict = sum(g["size"] for g in _groups(lib, "--threshold", "1.0")["groups"])
-    assert loose > 5 and strict == 0
+def test_verification_keeps_look_alikes_out_where_the_semantic_mode_groups_them(lib):
+    loose = _groups(lib, "--threshold", "0.3")
+    assert loose["mode"] == "verified" and sum(g["size"] for g in loose["groups"]) == 5
+    semantic = _groups(lib, "--look-alikes", "--threshold", "0.3")
+    assert semantic["mode"] == "look-alikes" and sum(g["size"] for g in semantic["groups"]) > 5
+    assert _groups(lib, "--threshold", "1.0")["groups"] == []
 
 
-def test_text_output(lib):
+def test_each_member_says_how_it_matches_the_one_to_keep(lib):
+    first = _groups(lib)["groups"][0]
+    best, *copies = first["members"]
+    assert first["keep"] == best["id"] and best["kind"] == "best" and best["path"] == lib["a"]
+    kinds = {m["path"].rsplit("/", 1)[1]: m["kind"] for m in copies}
+    assert kinds == {"copy-a-small.jpg": "resized", "copy-a-cropped.jpg": "cropped"}
+    assert all(m["inliers"] >= 15 and m["width"] < best["width"] for m in copies)
+
+
+def test_text_output_and_a_second_pass_verifies_nothing_again(lib):
+    _groups(lib)
     out = run_cli("duplicates", "--library", str(lib["library"])).stdout.splitlines()
-    assert out[0].startswith("2 groups of near-duplicates (5 images)")
-    assert out[1] == "group 1: 3 images"
+    assert out[0].startswith("2 groups of copies (5 images; ")
+    assert out[0].endswith(", 0 verified now)")
+    assert out[1] == "group 1: 3 images" and out[2].endswith("(keep)")
+
+
+def test_look_alikes_text_output(lib):
+    out = run_cli("duplicates", "--library", str(lib["library"]), "--look-alikes").stdout
+    assert out.startswith("2 groups of look-alikes (5 images) at threshold 0.86")
 
 
 @pytest.mark.parametrize("bad", ["0", "-0.2", "1.01", "nan"])
