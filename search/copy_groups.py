@@ -25,7 +25,7 @@ verifies only the pairs it has not seen with both images unchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -37,6 +37,7 @@ from lookalike.indexer.images import load_image
 from lookalike.indexer.store.catalog import Catalog, ImageRow
 from lookalike.indexer.store.copy_vectors import CopyIndex
 from lookalike.indexer.store.duplicate_pairs import Pair, known_verdicts, write_verdicts
+from lookalike.indexer.store.image_marks import hidden_ids, kept_ids
 from lookalike.indexer.store.vector_index import VectorIndex
 from lookalike.search.duplicates import check_threshold, duplicate_pairs
 from lookalike.search.rerank import QueryFeatures, Reranker, RerankOptions, Verification
@@ -162,15 +163,18 @@ def keep_order(row: ImageRow) -> tuple:
     return (-_area(row), -per_pixel, FORMAT_RANK.get(suffix, 3), row["id"])
 
 
-def star_groups(verified: Iterable[Pair], rows: Mapping[int, ImageRow]) -> list[list[int]]:
-    """Groups around their best image: each member verified against that image."""
+def star_groups(
+    verified: Iterable[Pair], rows: Mapping[int, ImageRow], kept: Collection[int] = ()
+) -> list[list[int]]:
+    """Groups around their best image: each member verified against that image. Images
+    a person marked to keep (``kept``) come first, then by ``keep_order``."""
     linked: dict[int, set[int]] = {}
     for a, b in verified:
         linked.setdefault(a, set()).add(b)
         linked.setdefault(b, set()).add(a)
     taken: set[int] = set()
     groups = []
-    for best in sorted(linked, key=lambda i: keep_order(rows[i])):
+    for best in sorted(linked, key=lambda i: (i not in kept, keep_order(rows[i]))):
         if best in taken:
             continue
         members = sorted(
@@ -262,6 +266,8 @@ def find_copy_groups(
     """
     pairs = candidate_pairs(index, threshold, neighbours, extra)
     rows = catalog.images({i for p in pairs for i in p})
+    for i in hidden_ids(catalog):
+        rows.pop(i, None)
     pairs = {p for p in pairs if p[0] in rows and p[1] in rows}
     known = {p: Verdict(*v) for p, v in known_verdicts(catalog, rows).items()}
     todo = [p for p in pairs if p not in known]
@@ -273,7 +279,8 @@ def find_copy_groups(
     write_verdicts(catalog, found, rows)
     verdicts = {p: known.get(p) or found[p] for p in pairs}
     enough = VERIFY_OPTIONS.min_inliers
-    groups = star_groups((p for p, v in verdicts.items() if v.inliers >= enough), rows)
+    verified = (p for p, v in verdicts.items() if v.inliers >= enough)
+    groups = star_groups(verified, rows, kept_ids(catalog))
     return CopyPass(describe(groups, rows, verdicts, _cosine(index)), len(pairs), len(todo))
 
 

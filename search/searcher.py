@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from itertools import zip_longest
 from pathlib import Path
@@ -44,6 +44,7 @@ from lookalike.indexer.models.protocol import Embedder, FeatureVector
 from lookalike.indexer.models.registry import load_embedder_for
 from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.copy_vectors import CopyIndex
+from lookalike.indexer.store.image_marks import hidden_ids
 from lookalike.indexer.store.library import Library
 from lookalike.indexer.store.live_index import LiveIndex, live_view
 from lookalike.indexer.store.vector_index import VectorIndex
@@ -358,7 +359,7 @@ class Searcher:
         extra = [int(i) for i in ids[0] if i >= 0 and int(i) not in scored]
         if extra:
             present, vectors = self.library.catalog.vectors(extra)
-            paths = self.library.catalog.paths(present.tolist())
+            paths = self.visible_paths(present.tolist())
             cos = (vectors @ np.asarray(query_vectors, dtype=np.float32).T).max(axis=1)
             for i, c in zip(present.tolist(), cos.tolist(), strict=True):
                 if i in paths:
@@ -380,7 +381,7 @@ class Searcher:
         if k < 1:
             raise BadQuery(f"k must be at least 1, not {k}")
         scores, ids = self.index.search(vectors, k)
-        paths = self.library.catalog.paths(int(i) for i in ids.ravel() if i >= 0)
+        paths = self.visible_paths(int(i) for i in ids.ravel() if i >= 0)
         out = []
         for row_scores, row_ids in zip(scores, ids, strict=True):
             out.append(
@@ -391,6 +392,13 @@ class Searcher:
                 ]
             )
         return out
+
+    def visible_paths(self, ids: Iterable[int]) -> dict[int, str]:
+        """id -> path of the images among ``ids`` that are not hidden (image_marks)."""
+        paths = self.library.catalog.paths(ids)
+        for i in hidden_ids(self.library.catalog):
+            paths.pop(i, None)
+        return paths
 
     def duplicates(
         self,

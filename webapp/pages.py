@@ -48,6 +48,11 @@ def clusters_page():
     return render_template("clusters.html", page="clusters")
 
 
+@bp.get("/duplicates")
+def duplicates_page():
+    return render_template("duplicates.html", page="duplicates")
+
+
 @bp.get("/evaluation")
 def evaluation_page():
     return render_template("evaluation.html", page="evaluation")

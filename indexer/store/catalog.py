@@ -125,6 +125,20 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX duplicate_pairs_b ON duplicate_pairs (b);
     """,
+    # What a person decided about images (indexer/store/image_marks.py): hidden from
+    # results, the copy to keep of a duplicate group, and files taken out of the library
+    # (by path: indexing skips them until they are put back).
+    """
+    CREATE TABLE hidden_images (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        at REAL NOT NULL
+    );
+    CREATE TABLE keep_marks (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        at REAL NOT NULL
+    );
+    CREATE TABLE removed_files (path TEXT PRIMARY KEY, at REAL NOT NULL);
+    """,
 ]
 
 
