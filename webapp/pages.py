@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from werkzeug.exceptions import NotFound
 
+from lookalike.search.copy_groups import DEFAULT_CANDIDATE_THRESHOLD
 from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("pages", __name__)
@@ -50,7 +51,9 @@ def clusters_page():
 
 @bp.get("/duplicates")
 def duplicates_page():
-    return render_template("duplicates.html", page="duplicates")
+    return render_template(
+        "duplicates.html", page="duplicates", threshold=DEFAULT_CANDIDATE_THRESHOLD
+    )
 
 
 @bp.get("/evaluation")
