@@ -49,9 +49,10 @@ log = logging.getLogger(__name__)
 # holds 0.83 of the pairs at 0.4 (k 12), 0.69 at 0.6; 0.3 adds nothing more.
 DEFAULT_CANDIDATE_THRESHOLD = 0.4
 CANDIDATES = 12  # nearest neighbours per image proposed for verification
-# Smaller than search's settings: a pass verifies every image, search only a few.
+# Smaller than search's settings: a pass verifies every image, search only a few; a
+# stricter pixel check (see RerankOptions.same_picture): a group must be one picture.
 VERIFY_OPTIONS = RerankOptions(
-    side=320, features=500, candidate_side=400, candidate_features=700, same_picture=0.85
+    side=320, features=500, candidate_side=400, candidate_features=700, same_picture=0.9
 )
 COPY_NEIGHBOURS = 4  # copy-descriptor neighbours per image proposed for verification
 COPY_MIN_SCORE = 0.3  # ... at this copy-descriptor cosine or more

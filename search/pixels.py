@@ -18,6 +18,8 @@ import numpy as np
 
 # Overlapping pixels (at the thumbnails' scale) below which nothing is decided.
 MIN_OVERLAP = 150
+DARK = 8  # gray levels at or below this in the query are fill, left out of the overlap
+FLAT = 2.0  # gray-level spread below which an overlap is blank
 BLUR = 1.0  # Gaussian sigma in thumbnail pixels, against JPEG blocks and resampling
 
 
@@ -34,7 +36,7 @@ def agreement(
 
     Returns:
         The normalised cross-correlation in [-1, 1]; 0.0 when the overlap is too small
-        to tell (a degenerate transform: not the same picture).
+        (a degenerate transform) or blank to tell: not the same picture.
     """
     import cv2  # heavy (OpenCV): only when a copy is verified
 
@@ -45,11 +47,14 @@ def agreement(
     q = cv2.GaussianBlur(query.astype(np.float32), (0, 0), BLUR)
     c = cv2.GaussianBlur(candidate.astype(np.float32), (0, 0), BLUR)
     warped = cv2.warpAffine(q, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-    inside = cv2.warpAffine(np.ones_like(q), m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    # Black fill (the corners of a rotated copy, letterbox bars) is no picture content.
+    content = cv2.erode((query > DARK).astype(np.float32), np.ones((5, 5), np.uint8))
+    inside = cv2.warpAffine(content, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
     overlap = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0.5
     if int(overlap.sum()) < MIN_OVERLAP:
         return 0.0
     a = warped[overlap] - warped[overlap].mean()
     b = c[overlap] - c[overlap].mean()
-    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b) / norm if norm > 1e-6 else 1.0
+    if min(float(a.std()), float(b.std())) < FLAT:
+        return 0.0  # a blank overlap proves nothing: not the same picture
+    return float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b))

@@ -113,3 +113,15 @@ def test_python_api(lib):
         assert {h.path for h in hits} == {lib["b"], str(lib["photos"] / "copy-b.jpg")}
         with pytest.raises(search.BadQuery):
             api.duplicates(threshold=2.0)
+
+
+def test_a_library_without_vectors_is_one_line(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    library = tmp_path / "library"
+    run_cli("index", str(photos), "--library", str(library), "--quiet", check=False)
+    proc = run_cli("duplicates", "--library", str(library), check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "has no images yet" in lines[0]
