@@ -1,4 +1,5 @@
-"""Near-duplicate groups: connected components of "more similar than a threshold".
+"""Look-alike groups (`duplicates --look-alikes`): connected components of "more similar
+than a threshold". Verified copies of one picture are lookalike.search.copy_groups.
 
 Every indexed vector is looked up in the index (kNN, ``neighbours`` at a time), the
 pairs scoring at least the threshold are joined with a union-find, and the

@@ -105,6 +105,13 @@ def test_python_api(lib):
     from lookalike import search
 
     with search.open_library(lib["library"]) as api:
+        copies = api.copy_groups()
+        assert isinstance(copies, search.CopyPass) and isinstance(
+            copies.groups[0], search.CopyGroup
+        )
+        assert copies.groups[0].size == 3 and isinstance(
+            copies.groups[0].members[0], search.CopyMember
+        )
         groups = api.duplicates()
         assert isinstance(groups[0], search.DuplicateGroup)
         assert groups[0].size == 3 and isinstance(groups[0].members[0], search.DuplicateMember)
