@@ -19,7 +19,7 @@ verify) and the candidate stage's own recall. Sources have no near-duplicate in 
 library (see bench_support.edits.pick_sources), so "the original" is unambiguous.
 
     python scripts/bench_duplicates.py [--copies 300] [--seeds 3] [--strength strong]
-        [--library DIR] [--show 20] [--json]
+        [--library DIR] [--neighbours 12] [--show 20] [--json]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from bench_support.data import long_tailed_library
 from bench_support.edits import EDITS, STRENGTHS, pick_sources, use_strength
 from bench_support.figures import emit, parser
 from lookalike.indexer.images import load_image
-from lookalike.search.copy_groups import candidate_pairs
+from lookalike.search.copy_groups import CANDIDATES, candidate_pairs
 from lookalike.search.searcher import Searcher
 
 KINDS = ("crop", "rotate", "resize", "grayscale", "colour", "mirror")
@@ -97,16 +97,16 @@ def score(groups: list[list[int]], truth: dict, seconds: float) -> dict:
     }
 
 
-def measure(root: Path, truth: dict, show: int) -> dict:
+def measure(root: Path, truth: dict, show: int, neighbours: int) -> dict:
     with Searcher.open(root) as searcher:
         t0 = time.perf_counter()
         semantic = [g.ids for g in searcher.duplicates()]
         t1, c1 = time.perf_counter(), time.process_time()
-        first = searcher.copy_groups()
+        first = searcher.copy_groups(neighbours=neighbours)
         t2, c2 = time.perf_counter(), time.process_time()
-        again = searcher.copy_groups()
+        again = searcher.copy_groups(neighbours=neighbours)
         t3 = time.perf_counter()
-        cands = candidate_pairs(searcher.library.live_index())
+        cands = candidate_pairs(searcher.library.live_index(), neighbours=neighbours)
         paths = searcher.library.catalog.paths(i for g in first.groups for i in g.ids)
     verified = score([g.ids for g in first.groups], truth, t2 - t1)
     verified |= {
@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=300)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--strength", choices=sorted(STRENGTHS), default="strong")
+    ap.add_argument("--neighbours", type=int, default=CANDIDATES, help="candidates per image")
     ap.add_argument("--show", type=int, default=0, help="print this many other pairs per seed")
     args = ap.parse_args()
     use_strength(args.strength)
@@ -146,7 +147,7 @@ def main() -> None:
             with Searcher.open(root) as searcher:
                 images = searcher.library.catalog.count()
             print(f"seed {seed}: {images} images ({len(truth)} copies indexed in {indexing:.0f} s)")
-            r = measure(root, truth, args.show)
+            r = measure(root, truth, args.show, args.neighbours)
             v = r["verified"]
             print(line("verified", v))
             print(line("look-alikes", r["look_alikes"]) + "  (reference, same run)")

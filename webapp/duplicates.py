@@ -39,7 +39,7 @@ class DuplicateReview:
         return {
             "threshold": threshold,
             "candidates": found.candidates,
-            "verified": found.verified,
+            "newly_verified": found.verified,
             "groups": [self._group(g, kept) for g in found.groups],
         }
 

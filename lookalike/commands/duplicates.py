@@ -38,11 +38,12 @@ def duplicates(library, threshold, look_alikes, as_json):
 
     Each group lists its best image first (the one to keep: largest, least compressed,
     original format), then each copy with its kind of match (identical, re-encoded,
-    resized, cropped) and score (local matches with the best image; the vectors'
+    resized, cropped, edited) and score (local matches with the best image; the vectors'
     cosine). Pair verdicts are kept in the library, so a later run verifies only pairs
     with new or changed images. With --json, prints {"threshold": T, "mode":
-    "verified", "groups": [{"size": n, "keep": id, "members": [{"id", "path",
-    "score", "kind", "inliers", "width", "height", "bytes"}, ...]}, ...]};
+    "verified", "candidates": n, "newly_verified": n, "groups": [{"size": n, "keep":
+    id, "members": [{"id", "path", "score", "kind", "inliers", "width", "height",
+    "bytes"}, ...]}, ...]};
     with --look-alikes, members carry only id, path and score.
     """
     default = DEFAULT_THRESHOLD if look_alikes else DEFAULT_CANDIDATE_THRESHOLD
@@ -71,7 +72,7 @@ def _print_copies(found: CopyPass, threshold: float, as_json: bool) -> None:
             "threshold": threshold,
             "mode": "verified",
             "candidates": found.candidates,
-            "verified": found.verified,
+            "newly_verified": found.verified,
             "groups": [
                 {
                     "size": g.size,

@@ -74,7 +74,7 @@
     list.replaceChildren();
     const images = doc.groups.reduce((n, g) => n + g.size, 0);
     status.textContent = doc.groups.length
-      ? `${plural(doc.groups.length, "group")} of copies, ${plural(images, "image")} (${doc.candidates} candidate pairs, ${doc.verified} verified now).`
+      ? `${plural(doc.groups.length, "group")} of copies, ${plural(images, "image")} (${doc.candidates} candidate pairs, ${doc.newly_verified} verified now).`
       : "No copies found: no two images are the same picture. Lower the similarity to look further.";
     for (const group of doc.groups) {
       const node = el("article", { class: "cluster dup-group" }, el("header", {}, el("h2", { text: plural(group.size, "image") })));
