@@ -10,7 +10,7 @@ CASCADE). Nothing a person made lives here: the table can always be recomputed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from lookalike.indexer.store.catalog import Catalog, ImageRow
 
@@ -45,14 +45,3 @@ def write_verdicts(
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 items[start : start + WRITE_CHUNK],
             )
-
-
-def count_verdicts(catalog: Catalog) -> int:
-    return catalog.conn.execute("SELECT COUNT(*) FROM duplicate_pairs").fetchone()[0]
-
-
-def forget_verdicts(catalog: Catalog, ids: Iterable[int]) -> None:
-    """Drop the verdicts involving ``ids`` (they are verified again next time)."""
-    chunk = [(i, i) for i in ids]
-    with catalog.transaction() as conn:
-        conn.executemany("DELETE FROM duplicate_pairs WHERE a = ? OR b = ?", chunk)

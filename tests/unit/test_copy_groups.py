@@ -87,3 +87,26 @@ def test_images_that_cannot_be_verified_never_break_the_pass(tmp_path):
         check.close()
     assert set(verdicts) == set(pairs)
     assert all(v.inliers < 15 for p, v in verdicts.items() if 9 in p or 1 in p)
+
+
+def test_stored_verdicts_count_only_while_both_files_are_unchanged(tmp_path):
+    from lookalike.indexer.store.catalog import Catalog
+    from lookalike.indexer.store.duplicate_pairs import known_verdicts, write_verdicts
+
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        with catalog.transaction() as conn:
+            for i in (1, 2, 3):
+                conn.execute(
+                    "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
+                    "updated) VALUES (?, ?, 1, 0, ?, 300, 200, 0, 0)",
+                    (i, f"/lib/{i}.jpg", f"h{i}"),
+                )
+        rows = catalog.images([1, 2, 3])
+        write_verdicts(catalog, {(1, 2): (40, "resized"), (1, 3): (0, "")}, rows)
+        assert known_verdicts(catalog, rows) == {(1, 2): (40, "resized"), (1, 3): (0, "")}
+        changed = dict(rows)
+        changed[3] = {**rows[3], "hash": "new"}  # image 3's file changed: verify it again
+        assert known_verdicts(catalog, changed) == {(1, 2): (40, "resized")}
+    finally:
+        catalog.close()
