@@ -19,7 +19,7 @@ verify) and the candidate stage's own recall. Sources have no near-duplicate in 
 library (see bench_support.edits.pick_sources), so "the original" is unambiguous.
 
     python scripts/bench_duplicates.py [--copies 300] [--seeds 3] [--strength strong]
-        [--library DIR] [--neighbours 12] [--show 20] [--json]
+        [--library DIR] [--neighbours 20] [--show 20] [--json]
 """
 
 from __future__ import annotations
