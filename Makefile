@@ -54,6 +54,7 @@ bench: setup
 	$(PY) scripts/bench_clusters.py
 	$(PY) scripts/bench_web.py
 	$(PY) scripts/bench_ray.py
+	$(PY) scripts/bench_map.py
 
 serve:
 	bash scripts/serve.sh $(IMAGES) $(LIBRARY) $(PORT)

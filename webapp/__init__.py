@@ -13,7 +13,16 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from lookalike.indexer.store.library import default_library_dir
-from lookalike.webapp import api, duplicates, errors, media, pages, review, security
+from lookalike.webapp import (
+    api,
+    duplicates,
+    errors,
+    library_map,
+    media,
+    pages,
+    review,
+    security,
+)
 from lookalike.webapp.jobs import IndexJobs
 from lookalike.webapp.services import LibraryService
 from lookalike.webapp.settings import DEFAULTS
@@ -57,11 +66,12 @@ def create_app(
     app.extensions["lookalike.thumbnails"] = ThumbnailCache(thumbs)
     app.extensions["lookalike.jobs"] = IndexJobs(svc)
     app.extensions["lookalike.review"] = review.ReviewService(svc)
+    app.extensions["lookalike.map"] = library_map.MapCache(svc)
     app.extensions["lookalike.duplicates"] = duplicates.DuplicateReview(svc)
 
     security.register(app)
     errors.register(app)
-    for blueprint in (api.bp, media.bp, review.bp, duplicates.bp, pages.bp):
+    for blueprint in (api.bp, media.bp, review.bp, duplicates.bp, pages.bp, library_map.bp):
         app.register_blueprint(blueprint)
     if app.config["WARM_UP"]:
         svc.warm_up()

@@ -698,6 +698,11 @@ class Catalog:
         rows = self.conn.execute("SELECT label, COUNT(*) FROM tags GROUP BY label")
         return {r[0]: r[1] for r in rows}
 
+    def tag_labels(self) -> dict[int, str]:
+        """image id -> its predicted label, for the images tagged with one (not unknown)."""
+        rows = self.conn.execute("SELECT image_id, label FROM tags WHERE label IS NOT NULL")
+        return {r[0]: r[1] for r in rows}
+
     def label_rows(self) -> list[LabelExport]:
         """Every human label with its image's path, by path."""
         rows = self.conn.execute(
