@@ -55,7 +55,12 @@ CANDIDATES = 20
 # Smaller than search's settings: a pass verifies every image, search only a few; a
 # stricter pixel check (see RerankOptions.same_picture): a group must be one picture.
 VERIFY_OPTIONS = RerankOptions(
-    side=320, features=500, candidate_side=400, candidate_features=700, same_picture=0.9
+    side=320,
+    features=500,
+    candidate_side=400,
+    candidate_features=700,
+    same_picture=0.9,
+    pixel_check_all=True,
 )
 COPY_NEIGHBOURS = 4  # copy-descriptor neighbours per image proposed for verification
 COPY_MIN_SCORE = 0.3  # ... at this copy-descriptor cosine or more

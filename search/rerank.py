@@ -80,6 +80,10 @@ class RerankOptions:
     # more (the least, recoloured and turned, 0.86); different photos that verify (one
     # face before one wall, stop signs) 0.72-0.88, near-identical ones more.
     same_picture: float = 0.88
+    # Which matches the pixel check applies to: mirrored ones only (where search marked
+    # another photo of the same face as a copy; a strong hue shift of a crop agrees only
+    # 0.74, so checking every match would unmark such copies), or all (duplicates).
+    pixel_check_all: bool = False
     cache_size: int = 2048  # candidates kept in memory (about 45 KB each)
     workers: int = 0  # verification threads; 0: up to 4, one per core
 
@@ -315,7 +319,8 @@ class Reranker:
 
         A match of ``min_inliers`` or more whose pixels disagree once aligned (below
         ``same_picture``, see search/pixels.py) is another photo of the same scene, not
-        a copy: it counts as ``min_inliers - 1``.
+        a copy: it counts as ``min_inliers - 1`` (mirrored matches only, unless
+        ``pixel_check_all``).
         """
         found = self.candidate_features(path)
         if found is None:
@@ -329,7 +334,13 @@ class Reranker:
             if flipped.inliers > best.inliers:
                 best, mirrored = flipped, True
         inliers, agree = best.inliers, 1.0
-        if inliers >= o.min_inliers and query.pixels is not None and best.transform is not None:
+        checked = mirrored or o.pixel_check_all
+        if (
+            checked
+            and inliers >= o.min_inliers
+            and query.pixels is not None
+            and best.transform is not None
+        ):
             pixels = query.pixels[:, ::-1] if mirrored else query.pixels
             agree = agreement(
                 pixels,
