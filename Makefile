@@ -47,7 +47,8 @@ bench: setup
 	$(PY) scripts/bench_copy_index.py --n 100000
 	$(PY) scripts/bench_copies.py --sources 50 --extra 1000
 	$(PY) scripts/probe_copy_model.py sscd_distilled
-	$(PY) scripts/bench_duplicates.py --originals 80 --seeds 3
+	$(PY) scripts/bench_duplicates.py --seeds 3
+	$(PY) scripts/bench_look_alikes.py --originals 80 --seeds 3
 	$(PY) scripts/bench_neighbours.py
 	$(PY) scripts/bench_tagging.py
 	$(PY) scripts/bench_clusters.py

@@ -28,6 +28,7 @@ from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress, progress_bar
 from lookalike.indexer.scan import FileEntry, Skipped, scan
 from lookalike.indexer.store.catalog import NewImage
+from lookalike.indexer.store.image_marks import removed_paths
 from lookalike.indexer.store.library import Library
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ class BatchIndexer:
         self._progress.update()
         try:
             entries, summary.skipped = scan(roots, exclude=[self.library.root])
+            removed = removed_paths(self.catalog)  # taken out of the library by a person
+            entries = [e for e in entries if e.path not in removed]
             known = self.catalog.known_files()
             jobs, missing = self._plan(entries, known, roots, summary)
             by_hash: dict[str, list[int]] = {}

@@ -27,11 +27,15 @@ from pathlib import Path
 
 from lookalike.indexer.errors import BadQuery, LibraryNotFound, LookalikeError, UnreadableImage
 from lookalike.indexer.models.protocol import Embedder
+from lookalike.search.copy_groups import CopyGroup, CopyMember, CopyPass
 from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, DuplicateMember
 from lookalike.search.searcher import ObjectSearch, Searcher, SearchResult
 
 __all__ = [
     "BadQuery",
+    "CopyGroup",
+    "CopyMember",
+    "CopyPass",
     "DEFAULT_THRESHOLD",
     "DuplicateGroup",
     "DuplicateMember",

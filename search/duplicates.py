@@ -1,4 +1,5 @@
-"""Near-duplicate groups: connected components of "more similar than a threshold".
+"""Look-alike groups (`duplicates --look-alikes`): connected components of "more similar
+than a threshold". Verified copies of one picture are lookalike.search.copy_groups.
 
 Every indexed vector is looked up in the index (kNN, ``neighbours`` at a time), the
 pairs scoring at least the threshold are joined with a union-find, and the
@@ -9,7 +10,7 @@ of one photo would make a range search return 10^8 pairs). A group larger than
 ``neighbours`` still comes out whole, because its members link up through chains.
 
 The default threshold was chosen on copies of the dev images against distinct images
-(scripts/bench_duplicates.py: 80 originals x 4 copies among 2,113 images, 3 seeds):
+(scripts/bench_look_alikes.py: 80 originals x 4 copies among 2,113 images, 3 seeds):
 pair F1 peaks at 0.86 (precision 0.81, recall 0.88; F1 0.835-0.842 from 0.85 to 0.87).
 Recall per edit at 0.86: resized to 70% 0.98, JPEG quality 30 0.99, cropped 3-6% a side
 0.97, all three 0.67. Precision is a lower bound: nearly all the "false" pairs are

@@ -48,10 +48,12 @@ from PIL import Image, ImageFilter
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
 from lookalike.indexer.store.faiss_loader import load_faiss
+from lookalike.search.pixels import agreement
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,15 @@ class RerankOptions:
     thumb_side: int = 48  # ... at most this many pixels on the longer side
     thumb_match: float = 0.95  # correlation of a whole-image match (a verified copy)
     thumb_sure: float = 0.99  # ... and of a sure one
+    # Pixel agreement (search/pixels.py) below which a match is another photo of the same
+    # scene, not a copy: of 892 verified edited copies of dev images 99% agree 0.925 or
+    # more (the least, recoloured and turned, 0.86); different photos that verify (one
+    # face before one wall, stop signs) 0.72-0.88, near-identical ones more.
+    same_picture: float = 0.88
+    # Which matches the pixel check applies to: mirrored ones only (where search marked
+    # another photo of the same face as a copy; a strong hue shift of a crop agrees only
+    # 0.74, so checking every match would unmark such copies), or all (duplicates).
+    pixel_check_all: bool = False
     cache_size: int = 2048  # candidates kept in memory (about 45 KB each)
     workers: int = 0  # verification threads; 0: up to 4, one per core
 
@@ -90,7 +101,8 @@ class LocalFeatures(NamedTuple):
 
 
 EMPTY = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
-THUMB_KEPT = 64  # longer side of the gray thumbnail kept per candidate
+THUMB_KEPT = 128  # longer side of the gray thumbnail kept per candidate (and query)
+BOX = Image.Resampling.BOX
 
 
 class Candidate(NamedTuple):
@@ -146,9 +158,19 @@ def hamming_two_nearest(queries: np.ndarray, base: np.ndarray) -> tuple[np.ndarr
     return distances, nearest
 
 
-def count_inliers(
+class Match(NamedTuple):
+    """The consistent matches of a query in a candidate, and the transform they fit."""
+
+    inliers: int
+    transform: np.ndarray | None  # 2x3: query feature pixels -> candidate feature pixels
+
+
+NO_MATCH = Match(0, None)
+
+
+def match_features(
     query: LocalFeatures, candidate: LocalFeatures, ratio: float = 0.8, reprojection: float = 4.0
-) -> int:
+) -> Match:
     """Matches of ``query`` in ``candidate`` consistent with one similarity transform.
 
     Args:
@@ -157,22 +179,32 @@ def count_inliers(
         reprojection: the RANSAC inlier distance in pixels.
 
     Returns:
-        The number of RANSAC inliers; 0 when fewer than 4 matches survive the ratio test.
+        The number of RANSAC inliers and the transform; no match when fewer than 4
+        matches survive the ratio test.
     """
     import cv2  # heavy (OpenCV): only when a box is found or a copy verified
 
     if query.size < 4 or candidate.size < 4:
-        return 0
+        return NO_MATCH
     distances, nearest = hamming_two_nearest(query.descriptors, candidate.descriptors)
     good = np.flatnonzero(distances[:, 0] < ratio * distances[:, 1])
     if len(good) < 4:
-        return 0
+        return NO_MATCH
     src = query.points[good]
     dst = candidate.points[nearest[good, 0]]
-    _transform, mask = cv2.estimateAffinePartial2D(
+    transform, mask = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=reprojection, maxIters=1000
     )
-    return int(mask.sum()) if mask is not None else 0
+    if mask is None or transform is None:
+        return NO_MATCH
+    return Match(int(mask.sum()), transform)
+
+
+def count_inliers(
+    query: LocalFeatures, candidate: LocalFeatures, ratio: float = 0.8, reprojection: float = 4.0
+) -> int:
+    """The inliers of ``match_features``."""
+    return match_features(query, candidate, ratio, reprojection).inliers
 
 
 class QueryFeatures(NamedTuple):
@@ -182,6 +214,17 @@ class QueryFeatures(NamedTuple):
     plain: LocalFeatures
     mirrored: LocalFeatures
     small: SmallQuery | None = None
+    # gray levels at most THUMB_KEPT pixels on the longer side, for the pixel check
+    pixels: np.ndarray | None = None
+
+
+class Verification(NamedTuple):
+    """What verifying a query against one candidate found."""
+
+    inliers: int  # consistent local matches (what a whole-image match counts as, if more)
+    mirrored: bool  # the matches were found with the query mirrored
+    agreement: float  # pixel agreement once aligned (1.0: not checked; see search/pixels.py)
+    transform: np.ndarray | None = None  # 2x3: query feature pixels -> candidate's
 
 
 class SmallQuery(NamedTuple):
@@ -248,7 +291,8 @@ class Reranker:
         mirrored = extract(np.ascontiguousarray(gray[:, ::-1]), self.options.features)
         o = self.options
         small = small_query(image, o.thumb_side) if max(image.size) <= o.small_query else None
-        return QueryFeatures(plain, mirrored, small)
+        pixels = np.asarray(Image.fromarray(gray).resize(_fit(image.size, THUMB_KEPT), BOX))
+        return QueryFeatures(plain, mirrored, small, pixels)
 
     def candidate_features(self, path: str) -> Candidate | None:
         """What is verified of a library image (cached); None when it cannot be read now."""
@@ -274,27 +318,63 @@ class Reranker:
         return features
 
     def inliers(self, query: QueryFeatures, path: str) -> int | None:
+        """The inliers of ``verify``; None: unreadable."""
+        found = self.verify(query, path)
+        return None if found is None else found.inliers
+
+    def verify(self, query: QueryFeatures, path: str) -> Verification | None:
         """The more consistent of the plain and mirrored matches, or for a small query
-        what its whole-image correlation counts as, if more; None: unreadable."""
+        what its whole-image correlation counts as, if more; None: unreadable.
+
+        A match of ``min_inliers`` or more whose pixels disagree once aligned (below
+        ``same_picture``, see search/pixels.py) is another photo of the same scene, not
+        a copy: it counts as ``min_inliers - 1`` (mirrored matches only, unless
+        ``pixel_check_all``).
+        """
         found = self.candidate_features(path)
         if found is None:
             return None
-        candidate = found.features
-        ratio, px = self.options.ratio, self.options.reprojection * self.options.candidate_side
-        plain = count_inliers(query.plain, candidate, ratio, px)
-        if plain >= 4 * self.options.min_inliers:  # clearly a copy in this orientation
-            return plain
-        inliers = max(plain, count_inliers(query.mirrored, candidate, ratio, px))
-        if query.small is None:
-            return inliers
         o = self.options
+        candidate = found.features
+        ratio, px = o.ratio, o.reprojection * o.candidate_side
+        best, mirrored = match_features(query.plain, candidate, ratio, px), False
+        if best.inliers < 4 * o.min_inliers:  # not clearly a copy in this orientation
+            flipped = match_features(query.mirrored, candidate, ratio, px)
+            if flipped.inliers > best.inliers:
+                best, mirrored = flipped, True
+        inliers, agree = best.inliers, 1.0
+        checked = mirrored or o.pixel_check_all
+        if (
+            checked
+            and inliers >= o.min_inliers
+            and query.pixels is not None
+            and best.transform is not None
+        ):
+            pixels = query.pixels[:, ::-1] if mirrored else query.pixels
+            agree = agreement(
+                pixels,
+                max(pixels.shape) / o.side,
+                np.asarray(found.thumb),
+                max(found.thumb.size) / o.candidate_side,
+                best.transform,
+            )
+            if agree < o.same_picture:
+                inliers = o.min_inliers - 1
+        if query.small is not None:
+            inliers = max(inliers, self._whole_image(query, found))
+        return Verification(inliers, mirrored, agree, best.transform)
+
+    def _whole_image(self, query: QueryFeatures, found: Candidate) -> int:
+        """What a small query's whole-image correlation counts as (0: no match)."""
+        o = self.options
+        assert query.small is not None
         r = thumb_correlation(query.small, found.thumb, found.aspect)
         if r < o.thumb_match:
-            return inliers
+            return 0
         # thumb_match counts as min_inliers, thumb_sure (or more) as a sure copy's count
         t = min(1.0, (r - o.thumb_match) / (o.thumb_sure - o.thumb_match))
         bar = self._sure_bar(query)
-        return max(inliers, int(np.ceil(o.min_inliers + t * (bar - o.min_inliers))))
+        return int(np.ceil(o.min_inliers + t * (bar - o.min_inliers)))
 
     def rerank(
         self,
@@ -329,7 +409,7 @@ class Reranker:
         if not head:
             return [(r, None) for r in results]
         query = self.query_features(image)
-        counts: list[int | None] = self._map(
+        counts: list[int | None] = self.map(
             lambda r: self.inliers(query, path(r)), head[: self.options.first]
         )
         end = depth
@@ -337,7 +417,7 @@ class Reranker:
             if len(counts) >= depth and any((n or 0) >= enough for n in counts):
                 break  # a verified copy among the first ``depth``: no deeper search
             more = head[len(counts) : end]
-            counts += self._map(lambda r: self.inliers(query, path(r)), more)
+            counts += self.map(lambda r: self.inliers(query, path(r)), more)
             end += depth
         counts += [None] * (len(head) - len(counts))
         verified = sorted(
@@ -365,7 +445,8 @@ class Reranker:
         with self._lock:
             self._cache.clear()
 
-    def _map(self, fn, items: list) -> list:
+    def map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        """``fn`` over ``items`` on the verification threads, in order."""
         if self._workers == 1 or len(items) == 1:
             return [fn(x) for x in items]
         with self._lock:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from itertools import zip_longest
 from pathlib import Path
@@ -42,10 +42,19 @@ from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
 from lookalike.indexer.models.copy_model import CopyModel, load_copy_model
 from lookalike.indexer.models.protocol import Embedder, FeatureVector
 from lookalike.indexer.models.registry import load_embedder_for
+from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.copy_vectors import CopyIndex
+from lookalike.indexer.store.image_marks import hidden_ids
 from lookalike.indexer.store.library import Library
 from lookalike.indexer.store.live_index import LiveIndex, live_view
 from lookalike.indexer.store.vector_index import VectorIndex
+from lookalike.search.copy_groups import (
+    CANDIDATES,
+    DEFAULT_CANDIDATE_THRESHOLD,
+    CopyPass,
+    copy_pairs,
+    find_copy_groups,
+)
 from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, find_duplicates
 from lookalike.search.localize import localize
 from lookalike.search.rerank import Reranker
@@ -352,7 +361,7 @@ class Searcher:
         extra = [int(i) for i in ids[0] if i >= 0 and int(i) not in scored]
         if extra:
             present, vectors = self.library.catalog.vectors(extra)
-            paths = self.library.catalog.paths(present.tolist())
+            paths = self.visible_paths(present.tolist())
             cos = (vectors @ np.asarray(query_vectors, dtype=np.float32).T).max(axis=1)
             for i, c in zip(present.tolist(), cos.tolist(), strict=True):
                 if i in paths:
@@ -374,7 +383,7 @@ class Searcher:
         if k < 1:
             raise BadQuery(f"k must be at least 1, not {k}")
         scores, ids = self.index.search(vectors, k)
-        paths = self.library.catalog.paths(int(i) for i in ids.ravel() if i >= 0)
+        paths = self.visible_paths(int(i) for i in ids.ravel() if i >= 0)
         out = []
         for row_scores, row_ids in zip(scores, ids, strict=True):
             out.append(
@@ -385,6 +394,13 @@ class Searcher:
                 ]
             )
         return out
+
+    def visible_paths(self, ids: Iterable[int]) -> dict[int, str]:
+        """id -> path of the images among ``ids`` that are not hidden (image_marks)."""
+        paths = self.library.catalog.paths(ids)
+        for i in hidden_ids(self.library.catalog):
+            paths.pop(i, None)
+        return paths
 
     def duplicates(
         self,
@@ -397,6 +413,23 @@ class Searcher:
         if not isinstance(index, VectorIndex):  # a file plus an overlay: one index of both
             index = self.library.live_index()
         return find_duplicates(index, self.library.catalog, t, on_progress=on_progress)
+
+    def copy_groups(self, threshold: float | None = None, neighbours: int = CANDIDATES) -> CopyPass:
+        """Verified duplicate groups, largest first (see lookalike.search.copy_groups).
+
+        Opens the catalog for writing (only to keep the pair verdicts for next time).
+        """
+        t = DEFAULT_CANDIDATE_THRESHOLD if threshold is None else threshold
+        index = self.index
+        if not isinstance(index, VectorIndex):
+            index = self.library.live_index()
+        copies = self.copy_search()
+        catalog = Catalog(self.library.catalog.path)
+        try:
+            extra = copy_pairs(catalog, copies[1]) if copies is not None else ()
+            return find_copy_groups(index, catalog, t, neighbours, extra)
+        finally:
+            catalog.close()
 
     def similar(self, image_id: int, k: int = 10) -> list[SearchResult]:
         """Look-alikes of an indexed image (itself excluded)."""

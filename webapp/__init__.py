@@ -12,7 +12,17 @@ from typing import Any
 from flask import Flask
 
 from lookalike.indexer.store.library import default_library_dir
-from lookalike.webapp import annotate, api, errors, library_map, media, pages, review, security
+from lookalike.webapp import (
+    annotate,
+    api,
+    duplicates,
+    errors,
+    library_map,
+    media,
+    pages,
+    review,
+    security,
+)
 from lookalike.webapp.budget import PixelBudget
 from lookalike.webapp.inputs import CatalogIdConverter, StrictJSONProvider
 from lookalike.webapp.jobs import IndexJobs
@@ -67,10 +77,12 @@ def create_app(
     app.extensions["lookalike.queries"] = QueryStore(
         app.config["QUERY_KEEP"], app.config["QUERY_KEEP_MB"] * 1024 * 1024
     )
+    app.extensions["lookalike.duplicates"] = duplicates.DuplicateReview(svc)
 
     security.register(app)
     errors.register(app)
-    for blueprint in (api.bp, annotate.bp, media.bp, review.bp, pages.bp, library_map.bp):
+    blueprints = (api.bp, annotate.bp, media.bp, review.bp, duplicates.bp, pages.bp)
+    for blueprint in (*blueprints, library_map.bp):
         app.register_blueprint(blueprint)
     if app.config["WARM_UP"]:
         svc.warm_up()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 from werkzeug.exceptions import NotFound
 
+from lookalike.search.copy_groups import DEFAULT_CANDIDATE_THRESHOLD
 from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("pages", __name__)
@@ -48,6 +49,13 @@ def browse_page():
 @bp.get("/clusters")
 def clusters_page():
     return render_template("clusters.html", page="clusters")
+
+
+@bp.get("/duplicates")
+def duplicates_page():
+    return render_template(
+        "duplicates.html", page="duplicates", threshold=DEFAULT_CANDIDATE_THRESHOLD
+    )
 
 
 @bp.get("/evaluation")

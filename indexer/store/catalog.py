@@ -138,6 +138,34 @@ MIGRATIONS: list[str] = [
     ALTER TABLE images ADD COLUMN dev INTEGER;
     ALTER TABLE images ADD COLUMN ino INTEGER;
     """,
+    # Verdicts of the duplicates pass (indexer/store/duplicate_pairs.py): a pair (a < b)
+    # checked while the two files had these hashes, and the local matches found.
+    """
+    CREATE TABLE duplicate_pairs (
+        a INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        b INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        a_hash TEXT NOT NULL,
+        b_hash TEXT NOT NULL,
+        inliers INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        PRIMARY KEY (a, b)
+    ) WITHOUT ROWID;
+    CREATE INDEX duplicate_pairs_b ON duplicate_pairs (b);
+    """,
+    # What a person decided about images (indexer/store/image_marks.py): hidden from
+    # results, the copy to keep of a duplicate group, and files taken out of the library
+    # (by path: indexing skips them until they are put back).
+    """
+    CREATE TABLE hidden_images (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        at REAL NOT NULL
+    );
+    CREATE TABLE keep_marks (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        at REAL NOT NULL
+    );
+    CREATE TABLE removed_files (path TEXT PRIMARY KEY, at REAL NOT NULL);
+    """,
 ]
 
 
@@ -539,6 +567,15 @@ class Catalog:
             (image_id,),
         ).fetchone()
         return _image_row(row) if row else None
+
+    def images(self, ids: Iterable[int]) -> dict[int, ImageRow]:
+        """id -> row of the indexed images among ``ids``."""
+        rows = self._rows_in(
+            "SELECT id, path, size, mtime_ns, hash, width, height FROM images "
+            "WHERE id IN ({marks})",
+            _ints(ids),
+        )
+        return {r["id"]: _image_row(r) for r in rows}
 
     def image_by_path(self, path: str) -> ImageRow | None:
         row = self.conn.execute(

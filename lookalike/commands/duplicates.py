@@ -8,7 +8,9 @@ import sys
 import click
 
 from lookalike.commands.options import json_option, library_option
-from lookalike.search.duplicates import DEFAULT_THRESHOLD, check_threshold
+from lookalike.indexer.errors import LookalikeError
+from lookalike.search.copy_groups import DEFAULT_CANDIDATE_THRESHOLD, CopyPass
+from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, check_threshold
 from lookalike.search.searcher import Searcher
 
 
@@ -18,28 +20,87 @@ from lookalike.search.searcher import Searcher
     "--threshold",
     type=float,
     default=None,
-    help="Cosine similarity in (0, 1] at or above which two images are near-duplicates "
-    "[default: 0.86, the best F1 on generated copies; higher finds fewer, closer copies].",
+    help="Cosine similarity in (0, 1] at or above which a neighbour is a candidate, "
+    f"verified afterwards [default: {DEFAULT_CANDIDATE_THRESHOLD:g}; with --look-alikes "
+    f"the grouping threshold, default {DEFAULT_THRESHOLD:g}].",
+)
+@click.option(
+    "--look-alikes",
+    "look_alikes",
+    is_flag=True,
+    help="Group by the semantic vector alone, without verification (connected components "
+    "of similar images: look-alikes of one kind, not only copies of one picture).",
 )
 @json_option
-def duplicates(library, threshold, as_json):
-    """Group near-duplicate images (resized, recompressed, slightly cropped copies).
+def duplicates(library, threshold, look_alikes, as_json):
+    """Group copies of one picture (resized, recompressed, cropped, turned, recoloured,
+    mirrored), verified by local features as search verifies its results.
 
-    Groups are printed largest first; each member's score is its similarity to the
-    group's first image. With --json, prints {"threshold": T, "groups": [{"size": n,
-    "members": [{"id", "path", "score"}, ...]}, ...]}. Runs in memory proportional to
-    the library, never to its square, so it works on a million images (it takes minutes).
+    Each group lists its best image first (the one to keep: largest, least compressed,
+    original format), then each copy with its kind of match (identical, re-encoded,
+    resized, cropped, edited) and score (local matches with the best image; the vectors'
+    cosine). Pair verdicts are kept in the library, so a later run verifies only pairs
+    with new or changed images. With --json, prints {"threshold": T, "mode":
+    "verified", "candidates": n, "newly_verified": n, "groups": [{"size": n, "keep":
+    id, "members": [{"id", "path", "score", "kind", "inliers", "width", "height",
+    "bytes"}, ...]}, ...]};
+    with --look-alikes, members carry only id, path and score.
     """
-    threshold = check_threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
+    default = DEFAULT_THRESHOLD if look_alikes else DEFAULT_CANDIDATE_THRESHOLD
+    threshold = check_threshold(default if threshold is None else threshold)
     searcher = Searcher.open(library)
     try:
-        with _progress(searcher.index.ntotal) as on_progress:
-            groups = searcher.duplicates(threshold, on_progress=on_progress)
+        if searcher.library.catalog.count() == 0:
+            raise LookalikeError(f"the library {searcher.library.root} has no images yet")
+        if look_alikes:
+            with _progress(searcher.index.ntotal) as on_progress:
+                semantic = searcher.duplicates(threshold, on_progress=on_progress)
+        else:
+            found = searcher.copy_groups(threshold)
     finally:
         searcher.close()
+    if look_alikes:
+        _print_look_alikes(semantic, threshold, as_json)
+    else:
+        _print_copies(found, threshold, as_json)
+
+
+def _print_copies(found: CopyPass, threshold: float, as_json: bool) -> None:
+    groups = found.groups
     if as_json:
         doc = {
             "threshold": threshold,
+            "mode": "verified",
+            "candidates": found.candidates,
+            "newly_verified": found.verified,
+            "groups": [
+                {
+                    "size": g.size,
+                    "keep": g.keep,
+                    "members": [m._asdict() | {"score": round(m.score, 6)} for m in g.members],
+                }
+                for g in groups
+            ],
+        }
+        click.echo(json.dumps(doc))
+        return
+    images = sum(g.size for g in groups)
+    click.echo(
+        f"{len(groups)} {_plural(len(groups), 'group')} of copies ({images} images; "
+        f"{found.candidates} candidate pairs, {found.verified} verified now)"
+    )
+    for number, g in enumerate(groups, start=1):
+        click.echo(f"group {number}: {g.size} images")
+        for m in g.members:
+            what = "keep" if m.kind == "best" else f"{m.kind}, {m.inliers} matches"
+            click.echo(f"  {m.score:.4f}  {m.path}  ({what})")
+
+
+def _print_look_alikes(groups: list[DuplicateGroup], threshold: float, as_json: bool) -> None:
+    if as_json:
+        doc = {
+            "threshold": threshold,
+            "mode": "look-alikes",
             "groups": [
                 {
                     "size": g.size,
@@ -51,13 +112,15 @@ def duplicates(library, threshold, as_json):
         click.echo(json.dumps(doc))
         return
     images = sum(g.size for g in groups)
-    click.echo(
-        f"{len(groups)} groups of near-duplicates ({images} images) at threshold {threshold:g}"
-    )
+    click.echo(f"{len(groups)} groups of look-alikes ({images} images) at threshold {threshold:g}")
     for number, g in enumerate(groups, start=1):
         click.echo(f"group {number}: {g.size} images")
         for m in g.members:
             click.echo(f"  {m.score:.4f}  {m.path}")
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
 
 
 class _progress:

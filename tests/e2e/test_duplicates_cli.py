@@ -57,16 +57,34 @@ def test_copies_are_grouped_with_their_originals(lib):
     assert first["size"] == 3 and first["members"][0]["score"] == 1.0
 
 
-def test_threshold_changes_what_counts(lib):
-    loose = sum(g["size"] for g in _groups(lib, "--threshold", "0.3")["groups"])
-    strict = sum(g["size"] for g in _groups(lib, "--threshold", "1.0")["groups"])
-    assert loose > 5 and strict == 0
+def test_verification_keeps_look_alikes_out_where_the_semantic_mode_groups_them(lib):
+    loose = _groups(lib, "--threshold", "0.3")
+    assert loose["mode"] == "verified" and sum(g["size"] for g in loose["groups"]) == 5
+    semantic = _groups(lib, "--look-alikes", "--threshold", "0.3")
+    assert semantic["mode"] == "look-alikes" and sum(g["size"] for g in semantic["groups"]) > 5
+    assert _groups(lib, "--threshold", "1.0")["groups"] == []
 
 
-def test_text_output(lib):
+def test_each_member_says_how_it_matches_the_one_to_keep(lib):
+    first = _groups(lib)["groups"][0]
+    best, *copies = first["members"]
+    assert first["keep"] == best["id"] and best["kind"] == "best" and best["path"] == lib["a"]
+    kinds = {m["path"].rsplit("/", 1)[1]: m["kind"] for m in copies}
+    assert kinds == {"copy-a-small.jpg": "resized", "copy-a-cropped.jpg": "cropped"}
+    assert all(m["inliers"] >= 15 and m["width"] < best["width"] for m in copies)
+
+
+def test_text_output_and_a_second_pass_verifies_nothing_again(lib):
+    _groups(lib)
     out = run_cli("duplicates", "--library", str(lib["library"])).stdout.splitlines()
-    assert out[0].startswith("2 groups of near-duplicates (5 images)")
-    assert out[1] == "group 1: 3 images"
+    assert out[0].startswith("2 groups of copies (5 images; ")
+    assert out[0].endswith(", 0 verified now)")
+    assert out[1] == "group 1: 3 images" and out[2].endswith("(keep)")
+
+
+def test_look_alikes_text_output(lib):
+    out = run_cli("duplicates", "--library", str(lib["library"]), "--look-alikes").stdout
+    assert out.startswith("2 groups of look-alikes (5 images) at threshold 0.86")
 
 
 @pytest.mark.parametrize("bad", ["0", "-0.2", "1.01", "nan"])
@@ -87,6 +105,13 @@ def test_python_api(lib):
     from lookalike import search
 
     with search.open_library(lib["library"]) as api:
+        copies = api.copy_groups()
+        assert isinstance(copies, search.CopyPass) and isinstance(
+            copies.groups[0], search.CopyGroup
+        )
+        assert copies.groups[0].size == 3 and isinstance(
+            copies.groups[0].members[0], search.CopyMember
+        )
         groups = api.duplicates()
         assert isinstance(groups[0], search.DuplicateGroup)
         assert groups[0].size == 3 and isinstance(groups[0].members[0], search.DuplicateMember)
@@ -95,3 +120,15 @@ def test_python_api(lib):
         assert {h.path for h in hits} == {lib["b"], str(lib["photos"] / "copy-b.jpg")}
         with pytest.raises(search.BadQuery):
             api.duplicates(threshold=2.0)
+
+
+def test_a_library_without_vectors_is_one_line(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    library = tmp_path / "library"
+    run_cli("index", str(photos), "--library", str(library), "--quiet", check=False)
+    proc = run_cli("duplicates", "--library", str(library), check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "has no images yet" in lines[0]

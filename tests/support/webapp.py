@@ -111,3 +111,37 @@ def upload(data: bytes, name: str = "query.jpg", **fields) -> dict:
     form = {"image": (io.BytesIO(data), name)}
     form.update({k: str(v) for k, v in fields.items()})
     return form
+
+
+def build_duplicate_library(base: Path) -> tuple[Path, dict[str, Path]]:
+    """A library with copies in it: 4 classes x 2 dev images, two copies of the first
+    image (smaller and recompressed; cropped) and one of the second (smaller). Returns
+    the library and the named files ("a", "a-small", "a-cropped", "b", "b-small")."""
+    from PIL import Image
+
+    from lookalike.indexer.batch import IndexOptions, index_paths
+    from lookalike.indexer.store.library import Library
+
+    photos = base / "photos"
+    photos.mkdir(parents=True)
+    sources = dev_images(4, 2)
+    for path in sources:
+        shutil.copy(path, photos / f"{path.parent.name}-{path.name}")
+    a, b = (photos / f"{s.parent.name}-{s.name}" for s in (sources[0], sources[2]))
+    named = {"a": a, "b": b}
+    for name, src, crop, scale in (
+        ("a-small", a, 0.0, 0.7),
+        ("a-cropped", a, 0.08, 0.9),
+        ("b-small", b, 0.0, 0.8),
+    ):
+        image = Image.open(src).convert("RGB")
+        w, h = image.size
+        image = image.crop((int(crop * w), 0, w, int(h - crop * h)))
+        image = image.resize((int(image.width * scale), int(image.height * scale)))
+        named[name] = photos / f"copy-{name}.jpg"
+        image.save(named[name], "JPEG", quality=50)
+    root = base / "library"
+    model = embedder()
+    with Library.create(root, model.info) as lib:
+        index_paths(lib, model, [str(photos)], IndexOptions(progress=False))
+    return root, named

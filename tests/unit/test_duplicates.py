@@ -95,10 +95,12 @@ def test_described_groups_carry_paths_and_scores():
     assert all(0.85 <= m.score <= 1.0 for g in groups for m in g.members)
 
 
-def test_cli_help_states_the_default_threshold():
+def test_cli_help_states_the_default_thresholds():
     from click.testing import CliRunner
 
     from lookalike.cli import main
+    from lookalike.search.copy_groups import DEFAULT_CANDIDATE_THRESHOLD
 
-    out = CliRunner().invoke(main, ["duplicates", "--help"]).output
-    assert f"default: {DEFAULT_THRESHOLD:.2f}" in " ".join(out.split())
+    out = " ".join(CliRunner().invoke(main, ["duplicates", "--help"]).output.split())
+    assert f"default: {DEFAULT_CANDIDATE_THRESHOLD:g};" in out
+    assert f"--look-alikes the grouping threshold, default {DEFAULT_THRESHOLD:g}" in out

@@ -1,0 +1,320 @@
+"""Verified duplicate groups: copies of one picture, checked geometrically.
+
+The semantic grouping (lookalike.search.duplicates) links images whose CNN vectors are
+close, so look-alikes of one kind chain into one "duplicate" group. Here the vectors
+only propose candidates: each image's ``neighbours`` nearest above a low cosine
+(``threshold``), plus the copy descriptor's nearest where the library has copy
+detection. Every candidate pair is then verified as search verifies its results
+(lookalike.search.rerank: ORB keypoints, a similarity transform fit with RANSAC, both
+orientations, thumbnails compared whole), and only verified pairs group.
+
+Groups are stars, not connected components: images are taken best first (the one to
+keep: largest, least compressed, original format), and each takes the images not yet
+grouped that verify against it directly. A chain of look-alikes (a verifies with b, b
+with c) never joins a and c unless they verify with each other's best image.
+
+Each member says how it relates to the group's best image (``kind``): ``identical``
+(the same file content), ``re-encoded`` (same pixel size), ``resized`` (same aspect
+ratio), ``cropped`` (another aspect ratio), ``edited`` (matched only mirrored); and its
+score (matches consistent with one transform, ``inliers``, and the vectors' cosine).
+
+Verdicts are kept in the catalog (indexer/store/duplicate_pairs.py): a later pass
+verifies only the pairs it has not seen with both images unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from lookalike.indexer.errors import UnreadableImage
+from lookalike.indexer.images import load_image
+from lookalike.indexer.store.catalog import Catalog, ImageRow
+from lookalike.indexer.store.copy_vectors import CopyIndex
+from lookalike.indexer.store.duplicate_pairs import Pair, known_verdicts, write_verdicts
+from lookalike.indexer.store.image_marks import hidden_ids, kept_ids
+from lookalike.indexer.store.vector_index import VectorIndex
+from lookalike.search.duplicates import check_threshold, duplicate_pairs
+from lookalike.search.rerank import QueryFeatures, Reranker, RerankOptions, Verification
+
+log = logging.getLogger(__name__)
+
+# Cosine above which a kNN neighbour becomes a candidate pair (verified afterwards). On
+# the bench's two-edit copies (scripts/bench_duplicates.py, seed 0) the candidate stage
+# holds 0.83 of the pairs at 0.4 (k 12), 0.69 at 0.6; 0.3 adds nothing more.
+DEFAULT_CANDIDATE_THRESHOLD = 0.4
+# Nearest neighbours per image proposed for verification: 20 against 12 gave pair recall
+# 0.820 against 0.793 (candidates 0.863, 0.833) for 1.45x the CPU (40 against 28 ms per
+# image), seed 0 of the bench.
+CANDIDATES = 20
+# Smaller than search's settings: a pass verifies every image, search only a few; a
+# stricter pixel check (see RerankOptions.same_picture): a group must be one picture.
+VERIFY_OPTIONS = RerankOptions(
+    side=320,
+    features=500,
+    candidate_side=400,
+    candidate_features=700,
+    same_picture=0.9,
+    pixel_check_all=True,
+)
+COPY_NEIGHBOURS = 4  # copy-descriptor neighbours per image proposed for verification
+COPY_MIN_SCORE = 0.3  # ... at this copy-descriptor cosine or more
+COPY_CHUNK = 20_000  # copy descriptors read at a time
+# The file formats people keep originals in, best first; anything else after these.
+FORMAT_RANK = {".tif": 0, ".tiff": 0, ".png": 1, ".bmp": 1, ".jpg": 2, ".jpeg": 2}
+
+MAX_TURN = 2.0  # degrees of rotation above which a copy counts as edited
+UNCHANGED = 0.95  # pixel agreement below which a copy counts as edited (colour, gray)
+CROPPED = 0.93  # a copy covering less of the other image's area than this is cropped
+SAME_FILE = 10_000  # the inliers recorded for two files of the same content
+
+
+class Verdict(NamedTuple):
+    """A verified pair: its consistent local matches and the kind of copy it is."""
+
+    inliers: int
+    kind: str  # see match_kind; "" when not verified
+
+
+class CopyMember(NamedTuple):
+    id: int
+    path: str
+    score: float  # cosine similarity to the group's best image (1.0 for itself)
+    kind: str  # "best", "identical", "re-encoded", "resized", "cropped" or "edited"
+    inliers: int  # consistent local matches with the best image (0 for itself)
+    width: int
+    height: int
+    bytes: int
+
+
+class CopyGroup(NamedTuple):
+    members: list[CopyMember]  # the best image (the one to keep) first
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def ids(self) -> list[int]:
+        return [m.id for m in self.members]
+
+    @property
+    def keep(self) -> int:
+        return self.members[0].id
+
+
+def candidate_pairs(
+    index: VectorIndex,
+    threshold: float = DEFAULT_CANDIDATE_THRESHOLD,
+    neighbours: int = CANDIDATES,
+    extra: Iterable[Pair] = (),
+) -> set[Pair]:
+    """Pairs of ids proposed by the vectors' kNN (and ``extra``), smaller id first."""
+    check_threshold(threshold)
+    out: set[Pair] = set()
+    for a, b in duplicate_pairs(index, threshold, neighbours):
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        out.update(zip(lo.tolist(), hi.tolist(), strict=True))
+    out.update((min(a, b), max(a, b)) for a, b in extra if a != b)
+    return out
+
+
+class PairVerifier:
+    """Verifies pairs of library images with the search's Reranker, features once each."""
+
+    def __init__(self, rows: Mapping[int, ImageRow], reranker: Reranker | None = None) -> None:
+        self.rows = rows
+        cache = max(VERIFY_OPTIONS.cache_size, len(rows))
+        self.reranker = reranker or Reranker(replace(VERIFY_OPTIONS, cache_size=cache))
+        self._queries: dict[int, QueryFeatures | None] = {}
+
+    def query(self, image_id: int) -> QueryFeatures | None:
+        if image_id not in self._queries:
+            path = self.rows[image_id]["path"]
+            try:
+                image = load_image(path, min_side=self.reranker.options.side // 2).image
+                self._queries[image_id] = self.reranker.query_features(image)
+            except UnreadableImage as e:
+                log.debug("not verifying %s: %s", path, e.reason)
+                self._queries[image_id] = None
+        return self._queries[image_id]
+
+    def inliers(self, pair: Pair) -> Verdict:
+        """Verifies the smaller image (as the query) against the larger one."""
+        a, b = sorted(pair, key=lambda i: _area(self.rows[i]))
+        small, large = self.rows[a], self.rows[b]
+        if small["hash"] == large["hash"]:
+            return Verdict(SAME_FILE, "identical")
+        query = self.query(a)
+        found = None if query is None else self.reranker.verify(query, large["path"])
+        if found is None:
+            return Verdict(0, "")
+        return Verdict(found.inliers, match_kind(small, large, found, self.reranker.options))
+
+    def verify(self, pairs: Iterable[Pair]) -> dict[Pair, Verdict]:
+        # Pairs sorted by their smaller id: the pairs of one image run one after another,
+        # so its features are computed while the others still need them.
+        items = sorted(pairs)
+        verdicts = self.reranker.map(self.inliers, items) if items else []
+        return dict(zip(items, verdicts, strict=True))
+
+    def close(self) -> None:
+        self.reranker.close()
+
+
+def keep_order(row: ImageRow) -> tuple:
+    """Sort key, best to keep first: most pixels, most bytes per pixel, original format."""
+    suffix = Path(row["path"]).suffix.lower()
+    per_pixel = row["size"] / max(1, _area(row))
+    return (-_area(row), -per_pixel, FORMAT_RANK.get(suffix, 3), row["id"])
+
+
+def star_groups(
+    verified: Iterable[Pair], rows: Mapping[int, ImageRow], kept: Collection[int] = ()
+) -> list[list[int]]:
+    """Groups around their best image: each member verified against that image. Images
+    a person marked to keep (``kept``) come first, then by ``keep_order``."""
+    linked: dict[int, set[int]] = {}
+    for a, b in verified:
+        linked.setdefault(a, set()).add(b)
+        linked.setdefault(b, set()).add(a)
+    taken: set[int] = set()
+    groups = []
+    for best in sorted(linked, key=lambda i: (i not in kept, keep_order(rows[i]))):
+        if best in taken:
+            continue
+        members = sorted(
+            (i for i in linked[best] if i not in taken), key=lambda i: keep_order(rows[i])
+        )
+        if members:
+            groups.append([best, *members])
+            taken.update(groups[-1])
+    groups.sort(key=lambda g: (-len(g), g[0]))
+    return groups
+
+
+def match_kind(small: ImageRow, large: ImageRow, found: Verification, options) -> str:
+    """How the smaller image of a verified pair relates to the larger one: "edited"
+    (mirrored, turned, or its pixels changed), "cropped" (it shows part of the larger
+    one), "re-encoded" (the same pixel size) or "resized"."""
+    if found.transform is None:
+        return "re-encoded" if _area(small) == _area(large) else "resized"
+    a = found.transform[:, :2]
+    scale = float(np.sqrt(abs(np.linalg.det(a))))
+    angle = float(np.degrees(np.arctan2(a[1, 0], a[0, 0])))
+    if found.mirrored or abs(angle) > MAX_TURN or found.agreement < UNCHANGED:
+        return "edited"
+    # the small image's feature frame (longer side options.side) in the large one's
+    fw, fh = _fit_side(small, options.side)
+    cw, ch = _fit_side(large, options.candidate_side)
+    if (fw * scale) * (fh * scale) < CROPPED * cw * ch:
+        return "cropped"
+    return "re-encoded" if _area(small) == _area(large) else "resized"
+
+
+def _fit_side(row: ImageRow, side: int) -> tuple[float, float]:
+    scale = side / max(row["width"], row["height"])
+    return row["width"] * scale, row["height"] * scale
+
+
+def describe(
+    groups: list[list[int]],
+    rows: Mapping[int, ImageRow],
+    verdicts: Mapping[Pair, Verdict],
+    cosine: Callable[[list[int]], np.ndarray],
+) -> list[CopyGroup]:
+    out = []
+    for ids in groups:
+        scores = cosine(ids)
+        members = []
+        for i, s in zip(ids, scores.tolist(), strict=True):
+            row = rows[i]
+            found = verdicts.get((min(i, ids[0]), max(i, ids[0])), Verdict(0, "best"))
+            members.append(
+                CopyMember(
+                    i,
+                    row["path"],
+                    1.0 if i == ids[0] else float(min(s, 1.0)),
+                    found.kind,
+                    found.inliers,
+                    row["width"],
+                    row["height"],
+                    row["size"],
+                )
+            )
+        out.append(CopyGroup(members))
+    return out
+
+
+def _area(row: ImageRow) -> int:
+    return int(row["width"]) * int(row["height"])
+
+
+class CopyPass(NamedTuple):
+    """What a duplicates pass found, and what it cost."""
+
+    groups: list[CopyGroup]
+    candidates: int  # candidate pairs proposed by the vectors (and copy descriptors)
+    verified: int  # of those, verified in this pass (the rest were stored verdicts)
+
+
+def find_copy_groups(
+    index: VectorIndex,
+    catalog: Catalog,
+    threshold: float = DEFAULT_CANDIDATE_THRESHOLD,
+    neighbours: int = CANDIDATES,
+    extra: Iterable[Pair] = (),
+    verifier: Callable[[Mapping[int, ImageRow]], PairVerifier] = PairVerifier,
+) -> CopyPass:
+    """Verified duplicate groups of the images in ``index``, largest first.
+
+    ``catalog`` must be writable: new verdicts are stored there for the next pass.
+    """
+    pairs = candidate_pairs(index, threshold, neighbours, extra)
+    rows = catalog.images({i for p in pairs for i in p})
+    for i in hidden_ids(catalog):
+        rows.pop(i, None)
+    pairs = {p for p in pairs if p[0] in rows and p[1] in rows}
+    known = {p: Verdict(*v) for p, v in known_verdicts(catalog, rows).items()}
+    todo = [p for p in pairs if p not in known]
+    check = verifier(rows)
+    try:
+        found = check.verify(todo)
+    finally:
+        check.close()
+    write_verdicts(catalog, found, rows)
+    verdicts = {p: known.get(p) or found[p] for p in pairs}
+    enough = VERIFY_OPTIONS.min_inliers
+    verified = (p for p, v in verdicts.items() if v.inliers >= enough)
+    groups = star_groups(verified, rows, kept_ids(catalog))
+    return CopyPass(describe(groups, rows, verdicts, _cosine(index)), len(pairs), len(todo))
+
+
+def _cosine(index: VectorIndex) -> Callable[[list[int]], np.ndarray]:
+    def scores(ids: list[int]) -> np.ndarray:
+        vectors = index.reconstruct(np.array(ids, dtype=np.int64))
+        return vectors @ vectors[0]
+
+    return scores
+
+
+def copy_pairs(
+    catalog: Catalog, index: CopyIndex, neighbours: int = COPY_NEIGHBOURS
+) -> Iterator[Pair]:
+    """Candidate pairs from the copy descriptors: each image's nearest few, above
+    COPY_MIN_SCORE (the copy model finds crops and rotations the CNN vector misses)."""
+    seq = 0
+    while True:
+        seq, ids, rows = catalog.copy_vectors_since(seq, COPY_CHUNK)
+        if not len(ids):
+            return
+        scores, found = index.search(rows.astype(np.float32), neighbours + 1)
+        keep = (found >= 0) & (found != ids[:, None]) & (scores >= COPY_MIN_SCORE)
+        r, c = np.nonzero(keep)
+        for a, b in zip(ids[r].tolist(), found[r, c].tolist(), strict=True):
+            yield (min(a, b), max(a, b))

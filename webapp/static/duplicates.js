@@ -1,0 +1,106 @@
+// The duplicates page: groups of verified copies, largest first, the image to keep
+// first; "keep this one", hide and remove per image; a threshold for the candidates.
+"use strict";
+
+(() => {
+  const { api, el, toast, plural } = LK;
+  const $ = (id) => document.getElementById(id);
+  const list = $("groups");
+  const status = $("status");
+  const slider = $("threshold");
+
+  function member(group, m, node) {
+    const act = async (method, url, body, message, done) => {
+      try {
+        await api(method, url, body);
+        toast(message, "ok");
+        done();
+      } catch (e) {
+        toast(e.message, "error");
+      }
+    };
+    const item = el(
+      "figure",
+      { class: `dup-member${m.id === group.keep ? " keep" : ""}`, "data-id": m.id },
+      el("a", { href: m.url, title: m.path }, el("img", { src: m.thumbnail_url, alt: m.name, loading: "lazy" })),
+      el(
+        "figcaption",
+        {},
+        el("span", { class: "chip match", text: m.id === group.keep ? "keep" : m.kind }),
+        el("span", { class: "score", text: `${m.width}×${m.height} · ${Math.round(m.bytes / 1024)} KB` }),
+        m.inliers ? el("span", { class: "score", title: "local matches with the image to keep", text: `${m.inliers} matches` }) : null,
+        el("span", { class: "dup-name", text: m.name })
+      )
+    );
+    const ids = group.members.map((x) => x.id);
+    const row = el(
+      "div",
+      { class: "actions" },
+      el("button", {
+        type: "button",
+        class: "keep-one secondary",
+        text: "Keep this one",
+        disabled: m.id === group.keep,
+        onclick: () =>
+          act("POST", `/api/images/${m.id}/keep`, { group: ids }, `Keeping ${m.name}`, () => {
+            for (const other of node.querySelectorAll(".dup-member")) other.classList.remove("keep");
+            item.classList.add("keep");
+            for (const b of node.querySelectorAll("button.keep-one")) b.disabled = false;
+            item.querySelector("button.keep-one").disabled = true;
+          }),
+      }),
+      el("button", {
+        type: "button",
+        class: "hide secondary",
+        text: "Hide",
+        onclick: () =>
+          act("PUT", `/api/images/${m.id}/hidden`, { hidden: true }, `Hidden: ${m.name}`, () => item.classList.add("gone")),
+      }),
+      el("button", {
+        type: "button",
+        class: "remove danger",
+        text: "Remove",
+        onclick: () => {
+          if (!window.confirm(`Remove ${m.name} from the library? The file stays on disk.`)) return;
+          act("DELETE", `/api/images/${m.id}`, undefined, `Removed from the library: ${m.name}`, () => item.classList.add("gone"));
+        },
+      })
+    );
+    item.append(row);
+    return item;
+  }
+
+  function show(doc) {
+    list.replaceChildren();
+    const images = doc.groups.reduce((n, g) => n + g.size, 0);
+    status.textContent = doc.groups.length
+      ? `${plural(doc.groups.length, "group")} of copies, ${plural(images, "image")} (${doc.candidates} candidate pairs, ${doc.newly_verified} verified now).`
+      : "No copies found: no two images are the same picture. Lower the similarity to look further.";
+    for (const group of doc.groups) {
+      const node = el("article", { class: "cluster dup-group" }, el("header", {}, el("h2", { text: plural(group.size, "image") })));
+      const members = el("div", { class: "dup-members" });
+      for (const m of group.members) members.append(member(group, m, node));
+      node.append(members);
+      list.append(node);
+    }
+  }
+
+  async function load() {
+    const t = Number(slider.value).toFixed(2);
+    status.textContent = "Looking for duplicates… (the first pass verifies every candidate pair; later ones only new images)";
+    list.replaceChildren();
+    try {
+      show(await api("GET", `/api/duplicates?threshold=${t}`));
+    } catch (e) {
+      status.textContent = e.message;
+      toast(e.message, "error");
+    }
+  }
+
+  slider.addEventListener("input", () => ($("threshold-value").textContent = Number(slider.value).toFixed(2)));
+  $("dup-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    load();
+  });
+  document.addEventListener("DOMContentLoaded", load);
+})();
