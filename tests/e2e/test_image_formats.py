@@ -72,15 +72,16 @@ def test_postscript_upload_and_library_file_never_reach_gs(tmp_path, monkeypatch
     first = client.get("/api/images?limit=1").get_json()["images"][0]
     doc = client.get(f"/api/images/{first['id']}").get_json()
     path = Path(doc["path"])
-    original = path.read_bytes()
+    original, before = path.read_bytes(), path.stat()
     try:
         path.write_bytes(EPS.ljust(len(original), b"\n"))  # same size: passes the size check
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns))
         response = client.get(f"/api/images/{first['id']}/preview")
         assert response.status_code in (404, 409)
         assert "error" in response.get_json()
-    finally:
+    finally:  # the session's photo as it was, mtime included (later tests serve it)
         path.write_bytes(original)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert not log.exists()
 
 
