@@ -33,8 +33,10 @@ from lookalike.search.searcher import Searcher
 )
 @json_option
 def duplicates(library, threshold, look_alikes, as_json):
-    """Group copies of one picture (resized, recompressed, cropped, turned, recoloured,
-    mirrored), verified by local features as search verifies its results.
+    """Group copies of one picture: resized, recompressed, cropped, turned, recoloured.
+
+    Mirrored copies too; every pair is verified by local features as search verifies
+    its results.
 
     Each group lists its best image first (the one to keep: largest, least compressed,
     original format), then each copy with its kind of match (identical, re-encoded,
