@@ -14,7 +14,7 @@ COMMANDS: dict[str, str] = {  # name -> the first sentence of its help
     "info": "Show what the library holds: images, errors, model, index, labels, size.",
     "check": "Check the catalog, the index file and vectors.f16, and find left-over files.",
     "serve": "Serve the web app and the JSON API over a library.",
-    "duplicates": "Group copies of one picture: resized, recompressed, cropped, turned, recoloured.",
+    "duplicates": "Group copies of one picture (resized, recompressed, cropped, edited).",
     "clusters": "Group the images without a human label into clusters, most promising first.",
     "labels": "Human labels: import/export (CSV, COCO, YOLO), set, remove, list, label next.",
     "tag": "Tag every image that has no human label, from the labelled ones.",

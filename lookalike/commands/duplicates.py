@@ -33,7 +33,7 @@ from lookalike.search.searcher import Searcher
 )
 @json_option
 def duplicates(library, threshold, look_alikes, as_json):
-    """Group copies of one picture: resized, recompressed, cropped, turned, recoloured.
+    """Group copies of one picture (resized, recompressed, cropped, edited).
 
     Mirrored copies too; every pair is verified by local features as search verifies
     its results.
