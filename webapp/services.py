@@ -181,7 +181,9 @@ class LibraryService:
         if row is None:
             raise NotFound("image", image_id)
         doc = _card(row["id"], row["path"], row["hash"])
+        cards = catalog.cards([image_id])
         doc.update(
+            offline=bool(cards and cards[0].offline),
             width=row["width"],
             height=row["height"],
             size=row["size"],

@@ -196,3 +196,33 @@ def test_evaluation_progress_and_the_full_report(page, context, first_run):
     report.screenshot(path=str(ARTIFACTS / "webux-report-1280.png"))
     download = page.request.get(server.url + "/evaluation/report?download=1")
     assert "attachment" in download.headers["content-disposition"]
+
+
+@pytest.fixture(scope="module")
+def unplugged(tmp_path_factory):
+    """A library whose only folder was moved away after indexing (an unplugged disk)."""
+    base = tmp_path_factory.mktemp("unplugged")
+    photos = base / "photos"
+    copy_slice(photos, classes=2, per_class=2)
+    run_cli("index", str(photos), "--library", str(base / "lib"), "--labels-from-folders")
+    photos.rename(base / "elsewhere")
+    run_cli("index", str(photos), "--library", str(base / "lib"))  # marks them offline
+    server = ServerProcess(base / "lib")
+    yield server
+    server.stop()
+
+
+def test_offline_images_are_marked_on_the_cards_and_the_image_page(page, unplugged):
+    page.goto(unplugged.url + "/library")
+    page.wait_for_selector("#grid .card")
+    cards = page.locator("#grid .card")
+    assert cards.count() == 4
+    expect(page.locator("#grid .card.offline")).to_have_count(4)
+    expect(cards.first.locator(".chip.offline")).to_have_text("offline")
+    assert page.locator("#toast").is_hidden()  # missing thumbnails are no error
+    shots(page, "library-offline")
+    cards.first.click()
+    note = page.locator("#offline-note")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("its folder cannot be read now")
+    shots(page, "image-offline")

@@ -44,6 +44,7 @@ def test_the_api_marks_the_images_of_an_offline_folder(tmp_path):
     assert facts["offline"] == {"images": 3, "folders": [str(photos / "things")]}
     cards = client.get("/api/images").get_json()["images"]
     assert [c["offline"] for c in cards] == [True, True, True]
+    assert client.get(f"/api/images/{cards[0]['id']}").get_json()["offline"] is True
     app.extensions["lookalike"].close()
 
 

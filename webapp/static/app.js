@@ -82,6 +82,15 @@ const LK = (() => {
         })
       );
     }
+    if (item.offline) {
+      chips.append(
+        el("span", {
+          class: "chip offline",
+          title: "its folder cannot be read now (an unplugged disk?); kept in the library",
+          text: "offline",
+        })
+      );
+    }
     const meta = el("div", { class: "meta" });
     if (typeof item.score === "number") {
       meta.append(el("span", { class: "score", title: "cosine similarity", text: item.score.toFixed(3) }));
@@ -101,7 +110,7 @@ const LK = (() => {
     meta.append(chips);
     return el(
       "a",
-      { class: "card", href: item.url, title: item.path, "data-id": item.id },
+      { class: item.offline ? "card offline" : "card", href: item.url, title: item.path, "data-id": item.id },
       el("img", { src: item.thumbnail_url, alt: item.name, loading: "lazy", decoding: "async" }),
       meta,
       options.caption ? el("div", { class: "caption", text: item.name }) : null

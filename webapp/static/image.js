@@ -15,6 +15,7 @@
     $("name").textContent = doc.name;
     $("caption").textContent = `${doc.path} · ${doc.width}×${doc.height}`;
     $("file-link").href = doc.file_url;
+    $("offline-note").hidden = !doc.offline;
 
     const label = $("label");
     if (doc.label) {
