@@ -384,6 +384,7 @@ class Catalog:
         try:
             self.conn = connect(self.path, readonly=readonly)
             self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            self._check_schema()
             if not readonly:
                 self._migrate()
         except sqlite3.DatabaseError as e:
@@ -403,11 +404,31 @@ class Catalog:
             raise
         self.conn.execute("COMMIT")
 
+    def _check_schema(self) -> None:
+        """Refuse a catalog of a newer schema than this code knows (written by a newer
+        Lookalike): reading or writing it could misread what that version stores."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            self.conn.close()
+            raise CatalogUnavailable(
+                self.path,
+                f"it was written by a newer Lookalike (catalog schema {version}, this one"
+                f" knows schemas up to {len(MIGRATIONS)}); upgrade Lookalike to open it",
+            )
+
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits first; the version bump is part of the script.
-            self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+            try:
+                self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+            except sqlite3.DatabaseError as e:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                why = catalog_unavailable(self.path, e).reason
+                raise CatalogUnavailable(
+                    self.path, f"cannot upgrade it from schema {number - 1} to {number}: {why}"
+                ) from e
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity_check and foreign_key_check find; [] when whole."""

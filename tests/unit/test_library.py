@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import numpy as np
@@ -11,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from lookalike.cli import main
-from lookalike.indexer.errors import LibraryBusy
+from lookalike.indexer.errors import CatalogUnavailable, LibraryBusy
 from lookalike.indexer.models.protocol import ModelInfo
-from lookalike.indexer.store.catalog import IN_CHUNK, NewImage
+from lookalike.indexer.store.catalog import IN_CHUNK, MIGRATIONS, Catalog, NewImage
 from lookalike.indexer.store.library import Library
 
 INFO = ModelInfo("test-model", 8, "none", "0")
@@ -163,3 +164,27 @@ def test_stored_embedding_is_what_indexing_wrote(lib):
     np.testing.assert_array_equal(stored.vector, lib.catalog.vector(image_id))
     assert stored.top == [("cat", 0.75), ("dog", 0.25)]
     assert lib.catalog.stored_embedding(image_id + 1) is None
+
+
+def test_a_catalog_of_a_newer_schema_is_refused_and_left_as_it_is(tmp_path):
+    path = tmp_path / "catalog.sqlite"
+    Catalog(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    for readonly in (False, True):
+        with pytest.raises(CatalogUnavailable, match="written by a newer Lookalike"):
+            Catalog(path, readonly=readonly)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) + 1
+
+
+def test_a_migration_that_fails_names_the_step_and_keeps_the_version(tmp_path):
+    path = tmp_path / "catalog.sqlite"
+    Catalog(path).close()
+    # A catalog whose tables are ahead of its version (as another build's schema may be).
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    with pytest.raises(CatalogUnavailable, match=f"from schema {len(MIGRATIONS) - 1} to"):
+        Catalog(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) - 1
