@@ -98,7 +98,9 @@ const LKSelect = (() => {
     if (!lastUndo) return;
     try {
       const doc = await api("POST", "/api/labels/undo", { undo: lastUndo });
-      toast(`Undone: ${plural(doc.restored, "image")} as before`, "ok");
+      const kept = doc.changed_since.length;
+      const left = kept ? `; ${kept} ${kept === 1 ? "was" : "were"} changed since and ${kept === 1 ? "was" : "were"} left as ${kept === 1 ? "it is" : "they are"}` : "";
+      toast(`Undone for ${plural(doc.restored, "image")}${left}`, kept ? "info" : "ok");
       lastUndo = null;
       changed();
       loadLabels();
