@@ -17,8 +17,10 @@
   let objectURL = null;
 
   // -- the search in the URL ---------------------------------------------------
-  // ?query=ID (an uploaded image the server keeps) or ?text=..., with box, mode and k:
-  // Back, a reload or a shared link run the same search again.
+  // ?query=ID (an uploaded image the server keeps) or ?text=..., with box, mode, k,
+  // the filter (filter, label) and the page: Back, a reload or a shared link run the
+  // same search again. A new search, filter or page is a new history entry.
+  let page = 1;
   function writeURL(push) {
     const params = new URLSearchParams();
     if (queryId) params.set("query", queryId);
@@ -27,6 +29,9 @@
     if (box && queryId) params.set("box", box.join(","));
     params.set("mode", $("robust").checked ? "robust" : "fast");
     params.set("k", $("k").value);
+    if ($("filter").value !== "all") params.set("filter", $("filter").value);
+    if ($("label-filter").value) params.set("label", $("label-filter").value);
+    if (page > 1) params.set("page", String(page));
     const url = `${location.pathname}?${params}`;
     if (url === location.pathname + location.search) return;
     if (push) history.pushState(null, "", url);
@@ -38,10 +43,14 @@
     const params = new URLSearchParams(location.search);
     if (params.get("k")) $("k").value = params.get("k");
     if (params.get("mode")) $("robust").checked = params.get("mode") === "robust";
+    $("filter").value = params.get("filter") || "all";
+    if (!$("filter").value) $("filter").value = "all"; // a filter this page does not offer
+    setLabelFilter(params.get("label") || "");
+    page = Math.max(1, parseInt(params.get("page"), 10) || 1);
     const text = params.get("text");
     if (text && $("text")) {
       $("text").value = text;
-      searchText(text, false);
+      searchText(text, false, page);
       return;
     }
     const id = params.get("query");
@@ -52,6 +61,7 @@
       $("drop-hint").hidden = false;
       results.replaceChildren();
       status.textContent = "";
+      $("search-filters").hidden = $("pager").hidden = true;
       return;
     }
     const parts = (params.get("box") || "").split(",").map(Number);
@@ -166,24 +176,38 @@
 
   // -- searching ------------------------------------------------------------
   let lastDoc = null; // the results shown, refreshed after a bulk edit of them
+  function showPager(doc) {
+    $("search-filters").hidden = false;
+    $("pager").hidden = page === 1 && !doc.more;
+    $("prev").disabled = page === 1;
+    $("next").disabled = !doc.more;
+    $("page-no").textContent = `page ${page}`;
+  }
+
   function show(doc) {
     lastDoc = doc;
+    showPager(doc);
     results.replaceChildren(...doc.results.map((r) => card(r)));
     const what = box ? "region" : "image";
     const copies = doc.results.filter((r) => r.match).length;
     const found = copies
       ? `${copies} ${copies === 1 ? "copy" : "copies"} and ${doc.results.length - copies} look-alikes`
       : `${doc.results.length} look-alikes`;
-    status.textContent = `${found} of the ${what} (${doc.took_ms} ms on the server)`;
+    const where = filterWords();
+    status.textContent = doc.results.length || page === 1
+      ? `${found}${where} of the ${what} (${doc.took_ms} ms on the server)`
+      : `No more results${where} on page ${page}.`;
   }
 
   async function search(options = {}) {
     if (!file && !queryId) return;
+    if (!options.fromURL) page = options.page || 1;
     const form = new FormData();
     if (queryId) form.append("query", queryId);
     else form.append("image", file);
     form.append("k", $("k").value);
     form.append("mode", $("robust").checked ? "robust" : "fast");
+    for (const [key, value] of Object.entries(filterFields())) form.append(key, value);
     if (options.object) form.append("object", "1");
     else if (box) form.append("box", box.join(","));
     status.textContent = "Searching…";
@@ -213,7 +237,7 @@
     search();
   });
   if ($("object")) $("object").addEventListener("click", () => search({ object: true }));
-  $("k").addEventListener("change", () => search());
+  $("k").addEventListener("change", () => again(1));
   $("robust").addEventListener("change", () => search());
   for (const id of ["file", "file2"]) {
     $(id).addEventListener("change", (event) => setQuery(event.target.files[0]));
@@ -247,13 +271,15 @@
   });
 
   // -- text search (CLIP libraries) -------------------------------------------
-  async function searchText(text, push) {
+  async function searchText(text, push, pageNo = 1) {
     status.textContent = "Searching…";
+    page = pageNo;
     try {
-      const doc = await api("POST", "/api/search", { text, k: Number($("k").value) });
+      const doc = await api("POST", "/api/search", { text, k: Number($("k").value), ...filterFields() });
       lastDoc = doc;
+      showPager(doc);
       results.replaceChildren(...doc.results.map((r) => card(r)));
-      status.textContent = `${doc.results.length} images for “${text}” (${doc.took_ms} ms)`;
+      status.textContent = `${doc.results.length} images${filterWords()} for “${text}” (${doc.took_ms} ms)`;
       queryId = null;
       lastText = text;
       writeURL(push);
@@ -270,6 +296,53 @@
       if (text) searchText(text, true);
     });
   }
+
+  // -- filters and pages -----------------------------------------------------
+  function filterFields() {
+    const fields = { filter: $("filter").value, page };
+    if ($("label-filter").value) fields.label = $("label-filter").value;
+    return fields;
+  }
+  function filterWords() {
+    const label = $("label-filter").value;
+    if (label) return ` labelled “${label}”`;
+    const filter = $("filter").value;
+    return filter === "all" ? "" : ` (${$("filter").selectedOptions[0].textContent})`;
+  }
+  function setLabelFilter(value) {
+    const select = $("label-filter");
+    if (value && ![...select.options].some((o) => o.value === value)) {
+      select.append(LK.el("option", { value, text: value })); // before the list comes
+    }
+    select.value = value;
+  }
+  async function loadLabels() {
+    try {
+      const doc = await api("GET", "/api/labels");
+      const keep = $("label-filter").value;
+      $("label-filter").replaceChildren(
+        LK.el("option", { value: "", text: "any" }),
+        ...doc.labels.map((l) => LK.el("option", { value: l.label, text: `${l.label} (${l.count})` }))
+      );
+      setLabelFilter(keep);
+    } catch (e) {
+      /* the label list is a convenience; the filter still works from the URL */
+    }
+  }
+  // A new filter starts at page 1; Previous and Next move by one page.
+  function again(pageNo) {
+    if (lastText && !queryId) return searchText(lastText, true, pageNo);
+    return search({ page: pageNo });
+  }
+  async function turn(pageNo) {
+    await again(pageNo);
+    $("search-filters").scrollIntoView({ block: "start" }); // the new page from its top
+  }
+  $("filter").addEventListener("change", () => again(1));
+  $("label-filter").addEventListener("change", () => again(1));
+  $("prev").addEventListener("click", () => turn(Math.max(1, page - 1)));
+  $("next").addEventListener("click", () => turn(page + 1));
+  loadLabels();
 
   // -- selection and bulk labelling (static/select.js) -------------------------
   async function relabelled() {
