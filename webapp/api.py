@@ -96,7 +96,7 @@ def search():
     both take ``page``, ``filter`` and ``label`` (lookalike.search.paging)."""
     start = time.perf_counter()
     svc = service()
-    query = None
+    query: str | None = None
     box: tuple | None = None
     if request.is_json:
         body = json_body()
@@ -150,16 +150,24 @@ def page_args(fields: Any) -> tuple[int, str, str | None]:
     return page, filter, label
 
 
-def _query_image() -> tuple[bytes, str]:
-    """The query image of a multipart search (an upload, kept, or a kept one by id)."""
+def _query_image() -> tuple[bytes, str | None]:
+    """The query image of a multipart search (an upload, kept, a kept one by id, or a
+    library image by its id) and the id it is kept under (None for a library image)."""
     queries = current_app.extensions["lookalike.queries"]
     upload = request.files.get("image")
+    if upload is None and request.form.get("image_id"):
+        image_id = whole_number(request.form.get("image_id"), "image_id", 1, MAX_ID, 0)
+        media = service().media_file(image_id)  # the file indexed, checked; else 404
+        with media.file:
+            data = media.file.read()
+        sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
+        return data, None
     if upload is None:
         key = request.form.get("query")
         if not key:
             raise BadQuery(
                 "send the query image as the multipart field 'image', the id of a kept "
-                "one as 'query' (or JSON text)"
+                "one as 'query', a library image's id as 'image_id' (or JSON text)"
             )
         return queries.get(key), key
     data = upload.read()

@@ -3,9 +3,10 @@ cluster in the URL (issue 16), in a real browser (Debian's chromium, `lookalike 
 
 A dev slice of 6 classes x 12 images labelled from folders; the first class loses its
 labels (a new category of 12). Shift-click selects a range of members, the bar labels
-them and Undo puts them back, except one relabelled by hand since; Ctrl-click and "Leave out" leave members out of the
-decision (Undo takes them back); the accepted class leaves them unlabelled. Screenshots
-at 1280 and 390 px go to test-artifacts/ (``cluster-select-*``).
+them and Undo puts them back, except one relabelled by hand since; Ctrl-click and
+"Leave out" leave members out of the decision (Undo takes them back); the accepted
+class leaves them unlabelled. Screenshots at 1280 and 390 px go to test-artifacts/
+(``cluster-select-*``).
 """
 
 from __future__ import annotations

@@ -164,3 +164,17 @@ def test_search_filter_and_page_survive_back_reload_and_a_shared_link(page, brow
     page.wait_for_url(lambda url: "filter=unlabelled" in url and "page=" not in url)
     expect(page.locator("#page-no")).to_have_text("page 1")
     assert ids(page, "#results", 12) == unlabelled_first
+
+
+def test_a_library_image_search_link(page, library):
+    server, _ = library
+    page.goto(server.url + "/library?filter=labelled")
+    target = ids(page, "#grid", 20)[7]
+    page.goto(f"{server.url}/?image={target}&k=12&filter=labelled&mode=fast")
+    found = ids(page, "#results", 12)
+    assert found[0] == target  # a labelled image finds itself first
+    expect(page.locator("#filter")).to_have_value("labelled")
+    assert page.locator("#query-img").evaluate("i => i.naturalWidth") > 0
+    spans = page.locator("#results .card .chips span")
+    chips = spans.evaluate_all("cs => cs.map(c => c.className)")
+    assert chips == ["chip human"] * 12

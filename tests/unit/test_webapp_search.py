@@ -373,3 +373,17 @@ def test_bad_page_or_filter_is_400(client, fields, words):
     data, _ = query_bytes()
     answer = client.post("/api/search", data=upload(data, **fields), headers=CSRF)
     assert answer.status_code == 400 and words in answer.get_json()["error"]
+
+
+def test_search_by_a_library_image(client):
+    ids = client.get("/api/images/ids").get_json()["ids"]
+    form = {"image_id": str(ids[3]), "k": "5", "mode": "fast"}
+    answer = client.post("/api/search", data=form, headers=CSRF)
+    assert answer.status_code == 200, answer.get_json()
+    doc = answer.get_json()
+    assert doc["results"][0]["id"] == ids[3] and doc["query"] is None
+    assert doc["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    missing = client.post("/api/search", data={"image_id": "999999"}, headers=CSRF)
+    assert missing.status_code == 404
+    bad = client.post("/api/search", data={"image_id": "x"}, headers=CSRF)
+    assert bad.status_code == 400 and "image_id" in bad.get_json()["error"]

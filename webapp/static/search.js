@@ -13,20 +13,23 @@
   const results = $("results");
   let file = null;
   let queryId = null; // the server's id of the uploaded image (kept there for a while)
+  let libraryId = null; // or the query is a library image (?image=ID)
   let box = null; // [x0, y0, x1, y1] in the image's natural pixels
   let objectURL = null;
 
   // -- the search in the URL ---------------------------------------------------
-  // ?query=ID (an uploaded image the server keeps) or ?text=..., with box, mode, k,
+  // ?query=ID (an uploaded image the server keeps), ?image=ID (a library image) or
+  // ?text=..., with box, mode, k,
   // the filter (filter, label) and the page: Back, a reload or a shared link run the
   // same search again. A new search, filter or page is a new history entry.
   let page = 1;
   function writeURL(push) {
     const params = new URLSearchParams();
     if (queryId) params.set("query", queryId);
+    else if (libraryId) params.set("image", libraryId);
     else if (lastText) params.set("text", lastText);
     else return;
-    if (box && queryId) params.set("box", box.join(","));
+    if (box && (queryId || libraryId)) params.set("box", box.join(","));
     params.set("mode", $("robust").checked ? "robust" : "fast");
     params.set("k", $("k").value);
     if ($("filter").value !== "all") params.set("filter", $("filter").value);
@@ -54,9 +57,10 @@
       return;
     }
     const id = params.get("query");
-    if (!id) {
+    const image = /^[0-9]+$/.test(params.get("image") || "") ? params.get("image") : null;
+    if (!id && !image) {
       // Back to the page without a search: its empty state.
-      queryId = file = lastText = box = null;
+      queryId = libraryId = file = lastText = box = null;
       $("query").hidden = true;
       $("drop-hint").hidden = false;
       results.replaceChildren();
@@ -66,7 +70,8 @@
     }
     const parts = (params.get("box") || "").split(",").map(Number);
     box = parts.length === 4 && parts.every(Number.isFinite) ? parts : null;
-    queryId = id;
+    queryId = id || null;
+    libraryId = id ? null : image;
     file = null;
     img.onload = () => {
       $("drop-hint").hidden = true;
@@ -74,8 +79,13 @@
       drawBox();
       search({ fromURL: true });
     };
-    img.onerror = () => refuse("The query image of this link is no longer kept on the server; upload it again.");
-    img.src = `/api/queries/${encodeURIComponent(id)}`;
+    img.onerror = () =>
+      refuse(
+        id
+          ? "The query image of this link is no longer kept on the server; upload it again."
+          : "This library image cannot be shown here (it is not in the library, its file changed, or the browser cannot show its format)."
+      );
+    img.src = id ? `/api/queries/${encodeURIComponent(id)}` : `/api/images/${image}/file`;
   }
 
   // A file that is not an image, or one the browser cannot decode, is refused at once,
@@ -83,6 +93,7 @@
   function refuse(message) {
     file = null;
     queryId = null;
+    libraryId = null;
     box = null;
     $("query").hidden = true;
     $("drop-hint").hidden = false;
@@ -102,6 +113,7 @@
     $("file-error").hidden = true;
     file = newFile;
     queryId = null;
+    libraryId = null;
     lastText = null;
     box = null;
     if (objectURL) URL.revokeObjectURL(objectURL);
@@ -200,10 +212,11 @@
   }
 
   async function search(options = {}) {
-    if (!file && !queryId) return;
+    if (!file && !queryId && !libraryId) return;
     if (!options.fromURL) page = options.page || 1;
     const form = new FormData();
     if (queryId) form.append("query", queryId);
+    else if (libraryId) form.append("image_id", libraryId);
     else form.append("image", file);
     form.append("k", $("k").value);
     form.append("mode", $("robust").checked ? "robust" : "fast");
@@ -217,7 +230,7 @@
         box = doc.box.map(Math.round);
         drawBox();
       }
-      queryId = doc.query;
+      if (!libraryId) queryId = doc.query;
       if (!options.fromURL) writeURL(true);
       show(doc);
     } catch (e) {
@@ -280,7 +293,7 @@
       showPager(doc);
       results.replaceChildren(...doc.results.map((r) => card(r)));
       status.textContent = `${doc.results.length} images${filterWords()} for “${text}” (${doc.took_ms} ms)`;
-      queryId = null;
+      queryId = libraryId = null;
       lastText = text;
       writeURL(push);
     } catch (e) {
@@ -331,7 +344,7 @@
   }
   // A new filter starts at page 1; Previous and Next move by one page.
   function again(pageNo) {
-    if (lastText && !queryId) return searchText(lastText, true, pageNo);
+    if (lastText && !queryId && !libraryId) return searchText(lastText, true, pageNo);
     return search({ page: pageNo });
   }
   async function turn(pageNo) {
