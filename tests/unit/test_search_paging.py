@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.store.catalog import ImageCounts
 from lookalike.search import paging
 from lookalike.search.searcher import SearchResult
 
@@ -15,6 +16,12 @@ class Catalog:
 
     def count(self) -> int:
         return 1000
+
+    def image_counts(self) -> ImageCounts:
+        return ImageCounts(1000, 100, 900, 450, 0)
+
+    def label_counts(self):
+        return [("common", 80), ("rare", 20)]
 
     def labels_of(self, ids):
         return {i: ("rare" if i % 50 == 0 else "common") for i in ids if i % 10 == 0}
@@ -46,9 +53,29 @@ def test_a_rare_filter_searches_deeper_until_the_page_is_full():
     depths: list[int] = []
     page = paging.search_page(searcher(depths), Catalog(), 2, 5, label="rare")
     assert [r.id for r in page.results] == [300, 350, 400, 450, 500] and page.more
-    assert depths == [44, 176, 704]  # 4x the 11 needed, then 4x deeper each time
-    end = paging.search_page(searcher([]), Catalog(), 4, 5, label="rare")
+    # 11 needed, 1 in 50 held: 11 x 50 x 1.5 deep at first; then 4x deeper.
+    assert depths == [826]
+    depths.clear()
+    end = paging.search_page(searcher(depths), Catalog(), 4, 5, label="rare")
     assert [r.id for r in end.results] == [800, 850, 900, 950, 1000] and not end.more
+    assert depths == [1000]  # more than the 20 it holds needed: the whole library
+    depths.clear()
+    paging.search_page(searcher(depths), Catalog(), 3, 10, label="rare")  # 31 needed
+    assert depths == [1000]
+
+
+def test_a_filter_whose_images_lie_far_searches_deeper_again():
+    class Far(Catalog):  # holds 1 in 10, but none of the nearest 500
+        def labels_of(self, ids):
+            return {i: "far" for i in ids if i > 500 and i % 10 == 0}
+
+        def label_counts(self):
+            return [("far", 100)]
+
+    depths: list[int] = []
+    page = paging.search_page(searcher(depths), Far(), 1, 5, label="far")
+    assert [r.id for r in page.results] == [510, 520, 530, 540, 550] and page.more
+    assert depths == [91, 364, 1000]
 
 
 @pytest.mark.parametrize(
