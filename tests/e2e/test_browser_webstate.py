@@ -102,14 +102,20 @@ def test_library_filter_and_page_two_survive_back_reload_and_a_shared_link(page,
     assert shown[:PAGE_SIZE] == first and len(set(shown)) == 110
     shared = page.url
     shots(page, "library-pages")
-    page.locator("#grid .card").nth(100).click()
+    target = page.locator("#grid .card").nth(100)
+    target.scroll_into_view_if_needed()
+    y = page.evaluate("window.scrollY")
+    assert y > 1000
+    target.click()
     page.wait_for_url(f"**/images/{shown[100]}")
     page.go_back()
     page.wait_for_url(shared)
     assert ids(page, "#grid", 110) == shown
     expect(page.locator("#filters .on")).to_have_attribute("data-filter", "unlabelled")
+    page.wait_for_function(f"Math.abs(window.scrollY - {y}) < 2")  # where it was
     page.reload()
     assert ids(page, "#grid", 110) == shown
+    page.wait_for_function(f"Math.abs(window.scrollY - {y}) < 2")
     assert in_new_context(browser, shared, "#grid", 110) == shown
     page.go_back()  # the filter before: all images, one page
     page.wait_for_url(server.url + "/library")
