@@ -53,6 +53,7 @@ bench: setup
 	$(PY) scripts/bench_tagging.py
 	$(PY) scripts/bench_clusters.py
 	$(PY) scripts/bench_web.py
+	$(PY) scripts/bench_search_filters.py
 	$(PY) scripts/bench_ray.py
 	$(PY) scripts/bench_map.py
 

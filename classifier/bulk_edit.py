@@ -3,14 +3,17 @@
 An edit labels (or relabels) every image of a selection, removes their labels, or
 accepts their predicted tags as labels. It checks every id first (an unknown id:
 :class:`UnknownImages` naming it, nothing written), then writes in one
-transaction, and returns what the images had before (:class:`Before`): giving
-that to :func:`undo` puts their labels and predicted tags back as they were.
+transaction, and returns what the images had before and the labels it set
+(:class:`Before`): giving that to :func:`undo` puts their labels and predicted tags
+back as they were, for the images whose label is still what the edit set. An image
+whose label a person changed since (by hand, another edit, a review) keeps it: undo
+never overwrites later work, and says which images it left alone (:class:`Undone`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from lookalike.classifier.labels import UnknownImages, check_label
 from lookalike.indexer.errors import LookalikeError
@@ -23,11 +26,19 @@ ACTIONS = ("label", "relabel", "remove", "accept")
 
 @dataclass(frozen=True)
 class Before:
-    """The labels and predicted tags of an edit's images before it: enough to undo it."""
+    """The labels and predicted tags of an edit's images before it, and the labels the
+    edit left them with (``after``; an id absent from it had none): enough to undo it."""
 
     ids: list[int]
     labels: dict[int, LabelRow]
     tags: dict[int, TagRow]
+    after: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Undone:
+    restored: list[int]  # images put back as they were before the edit
+    changed_since: list[int]  # images whose label changed after the edit: left alone
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ def apply(
             cat.remove_tags(conn, [i for i, _ in items])  # a human label replaces a tag
         cat.bump_labels_version(conn)
         after = cat.labels_of(ids)
+    before = replace(before, after=after)
     changed = sum(
         1
         for i in ids
@@ -97,10 +109,20 @@ def _planned(
     return [(i, label) for i in ids], []
 
 
-def undo(library: Library, before: Before) -> int:
-    """Put back the labels and tags of an edit's images; returns how many images."""
+def undo(library: Library, before: Before) -> Undone:
+    """Put back the labels and tags of an edit's images whose label is still the one
+    the edit left (``before.after``); the others changed since and are left alone."""
     cat = library.catalog
-    with cat.transaction() as conn:
-        cat.restore_annotations(conn, before.ids, before.labels, before.tags)
+    with cat.transaction() as conn:  # read and write under one lock
+        now = cat.labels_of(before.ids)
+        restored = [i for i in before.ids if now.get(i) == before.after.get(i)]
+        changed_since = [i for i in before.ids if now.get(i) != before.after.get(i)]
+        keep = set(restored)
+        cat.restore_annotations(
+            conn,
+            restored,
+            {i: row for i, row in before.labels.items() if i in keep},
+            {i: row for i, row in before.tags.items() if i in keep},
+        )
         cat.bump_labels_version(conn)
-    return len(before.ids)
+    return Undone(restored, changed_since)

@@ -55,7 +55,7 @@ def main() -> None:
         undo_s, undone = timed(
             lambda: client.post("/api/labels/undo", json={"undo": doc["undo"]}, headers=CSRF)
         )
-        assert undone.get_json() == {"restored": args.n}, undone.get_json()
+        assert undone.get_json() == {"restored": args.n, "changed_since": []}, undone.get_json()
         remove_s, _ = timed(lambda: bulk("remove"))
 
         def singles():

@@ -2,7 +2,8 @@
 label-next queue (its API and its page).
 
 A bulk edit answers with an undo token; ``POST /api/labels/undo`` with the token
-puts the labels and tags of the edit's images back. The server keeps the last
+puts the labels and tags of the edit's images back, except those whose label was
+changed since (they are left as they are and listed in ``changed_since``). The server keeps the last
 ``UNDO_KEEP`` edits' tokens in memory (a restart forgets them).
 """
 
@@ -102,8 +103,8 @@ def bulk():
 def undo():
     before = undo_store().take(json_body().get("undo"))
     with service().writable() as library:
-        restored = bulk_edit.undo(library, before)
-    return jsonify({"restored": restored})
+        done = bulk_edit.undo(library, before)
+    return jsonify({"restored": len(done.restored), "changed_since": done.changed_since})
 
 
 @bp.get("/api/images/ids")

@@ -17,7 +17,7 @@ from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.images import decoded_pixels, open_image
 from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.indexer.store.library import Library
-from lookalike.search import searcher
+from lookalike.search import paging, searcher
 from lookalike.webapp import browse
 from lookalike.webapp.inputs import boolean, id_list, json_body, whole_number
 from lookalike.webapp.services import LibraryService
@@ -92,46 +92,82 @@ def library():
 
 @bp.post("/search")
 def search():
-    """Multipart ``image`` or ``query`` (+ ``k``, ``box``, ``object``) or JSON ``{"text", "k"}``."""
+    """Multipart ``image`` or ``query`` (+ ``k``, ``box``, ``object``) or JSON ``{"text", "k"}``;
+    both take ``page``, ``filter`` and ``label`` (lookalike.search.paging)."""
     start = time.perf_counter()
     svc = service()
-    query = None
+    query: str | None = None
+    box: tuple | None = None
     if request.is_json:
         body = json_body()
-        results, box = _text_search(svc, body.get("text"), k_arg(body.get("k"))), None
+        k, (page, filter, label) = k_arg(body.get("k")), page_args(body)
+        text = body.get("text")
+
+        def run(depth: int) -> list[searcher.SearchResult]:
+            return _text_search(svc, text, depth)
+
+        found = paging.search_page(run, svc.catalog, page, k, filter, label)
     else:
         data, query = _query_image()
         k = k_arg(request.form.get("k", request.args.get("k")))
+        page, filter, label = page_args(request.form)
         box = parse_box(request.form.get("box"))
         mode = mode_arg(request.form.get("mode", request.args.get("mode")))
         want_object = request.form.get("object", "").lower() in ("1", "true", "on", "yes")
         full = want_object or box is not None  # decoded in full, not at reduced size
         pixels = decoded_pixels(data, None if full else svc.searcher.embedder.min_side)
-        with current_app.extensions["lookalike.decode_budget"].reserve(pixels):
+        found_box: list[tuple] = []
+
+        def run(depth: int) -> list[searcher.SearchResult]:
             if want_object and box is None:
-                results, box = _object_search(svc, data, k, mode)
-            else:
-                results = svc.searcher.search(data, k, box=box, **mode)
+                results, object_box = _object_search(svc, data, depth, mode)
+                found_box[:] = [object_box]
+                return results
+            return svc.searcher.search(data, depth, box=box, **mode)
+
+        with current_app.extensions["lookalike.decode_budget"].reserve(pixels):
+            found = paging.search_page(run, svc.catalog, page, k, filter, label)
+        box = found_box[0] if found_box else box
     return jsonify(
         {
-            "results": svc.scored(results),
+            "results": svc.scored(found.results),
             "box": list(box) if box is not None else None,
             "query": query,
+            "page": page,
+            "more": found.more,
             "took_ms": round((time.perf_counter() - start) * 1000, 2),
         }
     )
 
 
-def _query_image() -> tuple[bytes, str]:
-    """The query image of a multipart search (an upload, kept, or a kept one by id)."""
+def page_args(fields: Any) -> tuple[int, str, str | None]:
+    """(page, filter, label) of a search: its page from 1 and a browse filter."""
+    page = whole_number(fields.get("page"), "page", 1, 10_000, 1)
+    filter, label = fields.get("filter") or "all", fields.get("label") or None
+    if not isinstance(filter, str) or not (label is None or isinstance(label, str)):
+        raise BadQuery("filter and label must be strings")
+    paging.check_filter(filter, label)
+    return page, filter, label
+
+
+def _query_image() -> tuple[bytes, str | None]:
+    """The query image of a multipart search (an upload, kept, a kept one by id, or a
+    library image by its id) and the id it is kept under (None for a library image)."""
     queries = current_app.extensions["lookalike.queries"]
     upload = request.files.get("image")
+    if upload is None and request.form.get("image_id"):
+        image_id = whole_number(request.form.get("image_id"), "image_id", 1, MAX_ID, 0)
+        media = service().media_file(image_id)  # the file indexed, checked; else 404
+        with media.file:
+            data = media.file.read()
+        sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
+        return data, None
     if upload is None:
         key = request.form.get("query")
         if not key:
             raise BadQuery(
                 "send the query image as the multipart field 'image', the id of a kept "
-                "one as 'query' (or JSON text)"
+                "one as 'query', a library image's id as 'image_id' (or JSON text)"
             )
         return queries.get(key), key
     data = upload.read()

@@ -45,10 +45,24 @@ def test_bulk_label_then_undo_restores_labels_and_tags(client):
     bulk(client, action="relabel", ids=ids[:2], label="  THING ")
     assert state(client)[ids[0]] == ("Thing", "-")
     undone = client.post("/api/labels/undo", json={"undo": doc["undo"]}, headers=CSRF)
-    assert undone.get_json() == {"restored": len(ids)}
+    assert undone.get_json() == {"restored": len(ids), "changed_since": []}
     assert state(client) == before
     again = client.post("/api/labels/undo", json={"undo": doc["undo"]}, headers=CSRF)
     assert again.status_code == 400 and "undo token" in again.get_json()["error"]
+
+
+def test_undo_leaves_labels_changed_since_by_hand(client):
+    before = state(client)
+    ids = sorted(before)
+    doc = bulk(client, action="label", ids=ids, label="Thing").get_json()
+    hand = client.put(f"/api/images/{ids[0]}/label", json={"label": "Other"}, headers=CSRF)
+    assert hand.status_code == 200
+    assert client.delete(f"/api/images/{ids[1]}/label", headers=CSRF).status_code == 200
+    undone = client.post("/api/labels/undo", json={"undo": doc["undo"]}, headers=CSRF)
+    assert undone.get_json() == {"restored": len(ids) - 2, "changed_since": ids[:2]}
+    after = state(client)
+    assert after[ids[0]] == ("Other", "-") and after[ids[1]][0] is None
+    assert {i: after[i] for i in ids[2:]} == {i: before[i] for i in ids[2:]}
 
 
 def test_bulk_with_an_unknown_id_changes_nothing_and_names_it(client):

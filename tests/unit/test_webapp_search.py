@@ -333,3 +333,57 @@ def test_the_query_store_is_bounded_in_count_and_bytes():
     store.put(b"x" * 9)  # over the byte bound: all older ones go
     with pytest.raises(NotFound, match="upload it again"):
         store.get(a)
+
+
+def test_search_pages_and_filters(client):
+    data, _ = query_bytes()
+
+    def search(**fields):
+        answer = client.post("/api/search", data=upload(data, mode="fast", **fields), headers=CSRF)
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()
+
+    whole = [r["id"] for r in search(k=20)["results"]]
+    assert len(whole) == 20
+    pages = [search(k=6, page=p) for p in (1, 2, 3, 4)]
+    assert [p["page"] for p in pages] == [1, 2, 3, 4]
+    assert [p["more"] for p in pages] == [True, True, True, False]
+    assert [r["id"] for p in pages for r in p["results"]] == whole
+    assert search(k=6, page=5)["results"] == []
+
+    labelled = search(k=24, filter="labelled")["results"]
+    assert len(labelled) == 18 and all(r["label"] for r in labelled)
+    assert [r["id"] for r in labelled] == [i for i in whole if i in {r["id"] for r in labelled}]
+    unlabelled = search(k=24, filter="unlabelled")["results"]
+    assert len(unlabelled) == 2 and not any(r["label"] for r in unlabelled)
+    assert [r["tag"]["label"] is None for r in search(filter="unknown")["results"]] == [True]
+    name = labelled[0]["label"]
+    one = search(k=3, label=name)
+    assert one["more"] and all(r["label"] == name for r in one["results"])
+    second = search(k=3, label=name, page=2)
+    assert not second["more"] and all(r["label"] == name for r in second["results"])
+    assert len(one["results"]) + len(second["results"]) == 5
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [({"filter": "errors"}, "unknown filter"), ({"page": "0"}, "page"), ({"page": "x"}, "page")],
+)
+def test_bad_page_or_filter_is_400(client, fields, words):
+    data, _ = query_bytes()
+    answer = client.post("/api/search", data=upload(data, **fields), headers=CSRF)
+    assert answer.status_code == 400 and words in answer.get_json()["error"]
+
+
+def test_search_by_a_library_image(client):
+    ids = client.get("/api/images/ids").get_json()["ids"]
+    form = {"image_id": str(ids[3]), "k": "5", "mode": "fast"}
+    answer = client.post("/api/search", data=form, headers=CSRF)
+    assert answer.status_code == 200, answer.get_json()
+    doc = answer.get_json()
+    assert doc["results"][0]["id"] == ids[3] and doc["query"] is None
+    assert doc["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    missing = client.post("/api/search", data={"image_id": "999999"}, headers=CSRF)
+    assert missing.status_code == 404
+    bad = client.post("/api/search", data={"image_id": "x"}, headers=CSRF)
+    assert bad.status_code == 400 and "image_id" in bad.get_json()["error"]

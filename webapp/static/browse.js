@@ -1,5 +1,7 @@
 // The library browser: filters, a label filter, keyset paging ("show more"), the
-// skipped-files list, and the index-a-folder form with its progress bar.
+// skipped-files list, and the index-a-folder form with its progress bar. The view is
+// in the URL (?filter=&label=&pages=N, the scroll position in the history entry):
+// Back, a reload or a shared link show the same images, as the search page does.
 "use strict";
 
 (() => {
@@ -11,6 +13,66 @@
   let filter = "all";
   let label = "";
   let after = null; // the keyset cursor of the next page, null at the end
+  let pages = 0; // pages shown
+  const FILTERS = [...document.querySelectorAll("#filters [data-filter]")].map((b) => b.dataset.filter);
+  const MAX_PAGES = 50; // a link asks for at most this many pages at once
+
+  // -- the view in the URL ---------------------------------------------------------
+  // A new filter or label is a new history entry; "Show more" and scrolling replace it.
+  function writeURL(push) {
+    const params = new URLSearchParams();
+    if (filter !== "all") params.set("filter", filter);
+    if (label) params.set("label", label);
+    if (pages > 1) params.set("pages", String(pages));
+    const query = params.toString();
+    const url = `${location.pathname}${query ? `?${query}` : ""}${push ? "" : location.hash}`;
+    if (url === location.pathname + location.search + location.hash) return;
+    if (push) history.pushState(null, "", url);
+    else history.replaceState(history.state, "", url);
+  }
+
+  function showFilter() {
+    for (const b of document.querySelectorAll("#filters [data-filter]")) {
+      b.classList.toggle("on", b.dataset.filter === filter);
+    }
+  }
+
+  async function readURL() {
+    const params = new URLSearchParams(location.search);
+    filter = FILTERS.includes(params.get("filter")) ? params.get("filter") : "all";
+    label = params.get("label") || "";
+    setLabel(label);
+    showFilter();
+    const wanted = Math.min(Math.max(parseInt(params.get("pages"), 10) || 1, 1), MAX_PAGES);
+    await show(wanted);
+    const scroll = history.state && history.state.scroll;
+    if (typeof scroll === "number") window.scrollTo(0, scroll);
+  }
+
+  // The first n pages of the current filter, again (after an edit, or from the URL).
+  async function show(n) {
+    await loadPage(true);
+    while (pages < n && after !== null) {
+      if (!(await loadPage(false))) break;
+    }
+  }
+
+  function setLabel(value) {
+    const select = $("label-select");
+    if (value && ![...select.options].some((o) => o.value === value)) {
+      select.append(el("option", { value, text: value })); // until the list comes
+    }
+    select.value = value;
+  }
+
+  let scrollTimer = null;
+  history.scrollRestoration = "manual"; // the pages load after the document: ours
+  window.addEventListener("scroll", () => {
+    clearTimeout(scrollTimer);
+    scrollTimer = setTimeout(() => history.replaceState({ scroll: window.scrollY }, "", location.href), 200);
+  });
+  grid.addEventListener("click", () => history.replaceState({ scroll: window.scrollY }, "", location.href), true);
+  window.addEventListener("popstate", () => readURL());
 
   async function loadCounts() {
     try {
@@ -20,12 +82,11 @@
         button.querySelector("span").textContent = n === undefined ? "" : n;
       }
       const select = $("label-select");
-      const keep = select.value;
       select.replaceChildren(
         el("option", { value: "", text: "any" }),
         ...doc.labels.map((l) => el("option", { value: l.label, text: `${l.label} (${l.count})` }))
       );
-      select.value = keep;
+      setLabel(label);
     } catch (e) {
       toast(e.message, "error");
     }
@@ -60,26 +121,32 @@
       }
     } catch (e) {
       toast(e.message, "error");
-      return;
+      return false;
     }
     after = doc.next_after;
     more.hidden = after === null;
+    pages = reset ? 1 : pages + 1;
+    return true;
   }
 
   for (const button of document.querySelectorAll("#filters [data-filter]")) {
-    button.addEventListener("click", () => {
+    button.addEventListener("click", async () => {
       filter = button.dataset.filter;
-      for (const b of document.querySelectorAll("#filters [data-filter]")) {
-        b.classList.toggle("on", b === button);
-      }
-      loadPage(true);
+      showFilter();
+      pages = 1;
+      writeURL(true);
+      await loadPage(true);
     });
   }
-  $("label-select").addEventListener("change", (event) => {
+  $("label-select").addEventListener("change", async (event) => {
     label = event.target.value;
-    loadPage(true);
+    pages = 1;
+    writeURL(true);
+    await loadPage(true);
   });
-  more.addEventListener("click", () => loadPage(false));
+  more.addEventListener("click", async () => {
+    if (await loadPage(false)) writeURL(false);
+  });
 
   const tagNow = $("tag-now");
   if (tagNow) {
@@ -90,7 +157,7 @@
         const run = await api("POST", "/api/tag", {});
         toast(`Tagged ${plural(run.tagged, "image")}, ${run.unknown} left unknown`, "ok");
         loadCounts();
-        loadPage(true);
+        show(pages);
       } catch (e) {
         toast(e.message, "error");
       } finally {
@@ -146,7 +213,7 @@
   }
 
   loadCounts();
-  loadPage(true);
+  readURL();
 
   // -- selection and bulk labelling (static/select.js) -------------------------
   LKSelect.attach(grid, {
@@ -157,7 +224,7 @@
     },
     changed: () => {
       loadCounts();
-      loadPage(true);
+      show(pages); // the same pages, relabelled
     },
   });
 })();

@@ -2,6 +2,9 @@
 // existing label), every member visible page by page, members left out before a
 // decision, and the primary action following the evidence: Merge into the nearest
 // label above the measured similarity, else Accept with a name the user types.
+// The members grids share the selection bar (static/select.js): label, remove labels or
+// leave out the selected members in one step, with one undo. The open cluster and its
+// members page are in the URL (?cluster=ID&offset=N): a reload or a link opens it again.
 "use strict";
 
 (() => {
@@ -12,15 +15,43 @@
   const PAGE = 24;
   let labels = [];
   let mergeAbove = 0.8;
+  const memberOf = new Map(); // image id -> its cluster card's {excluded, update}
+  let grids = []; // the members grids attached to the selection bar
+
+  // -- the open cluster in the URL (replaceState: opening one is not a navigation) --------
+  function writeURL(clusterId, offset) {
+    const params = new URLSearchParams(location.search);
+    params.delete("cluster");
+    params.delete("offset");
+    if (clusterId !== null) params.set("cluster", String(clusterId));
+    if (clusterId !== null && offset > 0) params.set("offset", String(offset));
+    const query = params.toString();
+    history.replaceState(history.state, "", `${location.pathname}${query ? `?${query}` : ""}`);
+  }
+  function openFromURL() {
+    const params = new URLSearchParams(location.search);
+    const node = params.get("cluster") && list.querySelector(`.cluster[data-id="${CSS.escape(params.get("cluster"))}"]`);
+    if (!node) return;
+    node.open(Math.max(0, parseInt(params.get("offset"), 10) || 0));
+    node.scrollIntoView({ block: "start" });
+  }
 
   const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
   // The members, PAGE at a time; a click leaves one out (or takes it back).
   function membersPanel(cluster, excluded, onChange) {
-    const grid = el("div", { class: "members" });
+    const grid = el("div", { class: "members", "aria-label": `members of cluster ${cluster.id}` });
     const pager = el("div", { class: "pager" });
     const panel = el("div", { class: "members-panel", hidden: true }, grid, pager);
     let offset = 0;
+    // The tiles follow `excluded` (changed by a click or by the bar's "Leave out").
+    function mark() {
+      for (const tile of grid.querySelectorAll(".member")) {
+        const out = excluded.has(Number(tile.dataset.id));
+        tile.classList.toggle("left-out", out);
+        tile.setAttribute("aria-pressed", out ? "true" : "false");
+      }
+    }
     async function load() {
       grid.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
       try {
@@ -37,13 +68,13 @@
                 "data-id": card.id,
               },
               el("img", { src: card.thumbnail_url, alt: card.name, loading: "lazy" }),
+              card.label ? el("span", { class: "chip human member-label", title: "human label", text: card.label }) : null,
               el("span", { class: "out", text: "left out" })
             );
             tile.addEventListener("click", () => {
               if (excluded.has(card.id)) excluded.delete(card.id);
               else excluded.add(card.id);
-              tile.classList.toggle("left-out", excluded.has(card.id));
-              tile.setAttribute("aria-pressed", excluded.has(card.id) ? "true" : "false");
+              mark();
               onChange();
             });
             return tile;
@@ -51,16 +82,31 @@
         );
         const last = Math.min(offset + PAGE, doc.total);
         pager.replaceChildren(
-          el("button", { type: "button", class: "secondary prev", text: "‹ Previous", disabled: offset === 0, onclick: () => { offset -= PAGE; load(); } }),
+          el("button", { type: "button", class: "secondary prev", text: "‹ Previous", disabled: offset === 0, onclick: () => turn(-PAGE) }),
           el("span", { class: "muted", text: `${offset + 1}–${last} of ${doc.total}` }),
-          el("button", { type: "button", class: "secondary next", text: "Next ›", disabled: last >= doc.total, onclick: () => { offset += PAGE; load(); } })
+          el("button", { type: "button", class: "secondary next", text: "Next ›", disabled: last >= doc.total, onclick: () => turn(PAGE) })
         );
       } catch (e) {
         grid.replaceChildren();
         toast(e.message, "error");
       }
     }
-    return { panel, load };
+    function turn(step) {
+      offset = Math.max(0, offset + step);
+      writeURL(cluster.id, offset);
+      load();
+    }
+    function openAt(at) {
+      offset = Math.floor(Math.max(0, Math.min(at, cluster.size - 1)) / PAGE) * PAGE;
+      return load();
+    }
+    LKSelect.attach(grid, {
+      matching: async () => cluster.members, // every member, not only this page
+      changed: () => (panel.hidden ? null : load()),
+      at: list,
+    });
+    grids.push(grid);
+    return { panel, load, openAt, mark, offset: () => offset };
   }
 
   function actions(cluster, node, excluded) {
@@ -138,21 +184,29 @@
     const similarity = typeof sim === "number" ? ` (similarity ${sim.toFixed(2)})` : "";
     const excluded = new Set();
     const counter = el("span", { class: "left-out-count muted" });
-    const members = membersPanel(cluster, excluded, () => {
+    const counted = () => {
       counter.textContent = excluded.size ? `${excluded.size} left out` : "";
-    });
+    };
+    const members = membersPanel(cluster, excluded, counted);
+    const update = () => {
+      members.mark();
+      counted();
+    };
+    for (const id of cluster.members || []) memberOf.set(id, { excluded, update });
+    const setOpen = (open, at = 0) => {
+      members.panel.hidden = !open;
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      writeURL(open ? cluster.id : null, at);
+      if (open) members.openAt(at);
+    };
     const toggle = el("button", {
       type: "button",
       class: "secondary show-members",
       text: `See all ${cluster.size} / leave some out`,
       "aria-expanded": "false",
-      onclick: () => {
-        const open = members.panel.hidden;
-        members.panel.hidden = !open;
-        toggle.setAttribute("aria-expanded", open ? "true" : "false");
-        if (open) members.load();
-      },
+      onclick: () => setOpen(members.panel.hidden),
     });
+    node.open = (at) => setOpen(true, at);
     node.append(
       el(
         "header",
@@ -183,6 +237,9 @@
   }
 
   function show(doc) {
+    for (const grid of grids) LKSelect.detach(grid); // the cards are about to go
+    grids = [];
+    memberOf.clear();
     labels = doc.labels || labels;
     mergeAbove = typeof doc.merge_similarity === "number" ? doc.merge_similarity : mergeAbove;
     const datalist = el("datalist", { id: "cluster-labels" }, ...labels.map((l) => el("option", { value: l })));
@@ -197,7 +254,37 @@
         ? "Not clustered yet: press “Cluster now” to group the unlabelled images."
         : `No clusters.${fresh}`;
     $("recluster").textContent = doc.clustered === false ? "Cluster now" : "Cluster again";
+    openFromURL();
   }
+
+  // The bar's own action here: leave the selected members out of their cluster's
+  // decision (the tiles and counters follow); Undo takes them back.
+  LKSelect.action({
+    text: "Leave out",
+    title: "leave the selected images out of their cluster's decision (accept, merge)",
+    run: async (ids) => {
+      const added = [];
+      for (const id of ids) {
+        const owner = memberOf.get(id);
+        if (owner && !owner.excluded.has(id)) {
+          owner.excluded.add(id);
+          added.push([id, owner]);
+        }
+      }
+      const owners = new Set(added.map(([, o]) => o));
+      for (const owner of owners) owner.update();
+      return {
+        message: `Left ${plural(added.length, "image")} out of ${owners.size > 1 ? `${owners.size} clusters` : "the cluster"}`,
+        undo: added.length
+          ? async () => {
+              for (const [id, owner] of added) owner.excluded.delete(id);
+              for (const owner of new Set(added.map(([, o]) => o))) owner.update();
+              return `Taken back: ${plural(added.length, "image")}`;
+            }
+          : null,
+      };
+    },
+  });
 
   // Nothing to show (no images, or every image labelled): say why and what to do, no toast.
   function empty(message) {

@@ -104,10 +104,13 @@
     const last = history.pop();
     if (!last) return toast("nothing to undo", "info");
     try {
+      let kept = false; // its label was changed since (on its page): left as it is
       if (last.undo) {
-        await api("POST", "/api/labels/undo", { undo: last.undo });
-        labelled -= 1;
+        const doc = await api("POST", "/api/labels/undo", { undo: last.undo });
+        kept = doc.changed_since.length > 0;
+        if (!kept) labelled -= 1;
       }
+      if (kept) return toast("not undone: its label was changed since and was left as it is", "info");
       done.delete(last.item.id);
       if (current) queue.unshift(current);
       show(last.item);

@@ -13,20 +13,28 @@
   const results = $("results");
   let file = null;
   let queryId = null; // the server's id of the uploaded image (kept there for a while)
+  let libraryId = null; // or the query is a library image (?image=ID)
   let box = null; // [x0, y0, x1, y1] in the image's natural pixels
   let objectURL = null;
 
   // -- the search in the URL ---------------------------------------------------
-  // ?query=ID (an uploaded image the server keeps) or ?text=..., with box, mode and k:
-  // Back, a reload or a shared link run the same search again.
+  // ?query=ID (an uploaded image the server keeps), ?image=ID (a library image) or
+  // ?text=..., with box, mode, k,
+  // the filter (filter, label) and the page: Back, a reload or a shared link run the
+  // same search again. A new search, filter or page is a new history entry.
+  let page = 1;
   function writeURL(push) {
     const params = new URLSearchParams();
     if (queryId) params.set("query", queryId);
+    else if (libraryId) params.set("image", libraryId);
     else if (lastText) params.set("text", lastText);
     else return;
-    if (box && queryId) params.set("box", box.join(","));
+    if (box && (queryId || libraryId)) params.set("box", box.join(","));
     params.set("mode", $("robust").checked ? "robust" : "fast");
     params.set("k", $("k").value);
+    if ($("filter").value !== "all") params.set("filter", $("filter").value);
+    if ($("label-filter").value) params.set("label", $("label-filter").value);
+    if (page > 1) params.set("page", String(page));
     const url = `${location.pathname}?${params}`;
     if (url === location.pathname + location.search) return;
     if (push) history.pushState(null, "", url);
@@ -38,25 +46,32 @@
     const params = new URLSearchParams(location.search);
     if (params.get("k")) $("k").value = params.get("k");
     if (params.get("mode")) $("robust").checked = params.get("mode") === "robust";
+    $("filter").value = params.get("filter") || "all";
+    if (!$("filter").value) $("filter").value = "all"; // a filter this page does not offer
+    setLabelFilter(params.get("label") || "");
+    page = Math.max(1, parseInt(params.get("page"), 10) || 1);
     const text = params.get("text");
     if (text && $("text")) {
       $("text").value = text;
-      searchText(text, false);
+      searchText(text, false, page);
       return;
     }
     const id = params.get("query");
-    if (!id) {
+    const image = /^[0-9]+$/.test(params.get("image") || "") ? params.get("image") : null;
+    if (!id && !image) {
       // Back to the page without a search: its empty state.
-      queryId = file = lastText = box = null;
+      queryId = libraryId = file = lastText = box = null;
       $("query").hidden = true;
       $("drop-hint").hidden = false;
       results.replaceChildren();
       status.textContent = "";
+      $("search-filters").hidden = $("pager").hidden = true;
       return;
     }
     const parts = (params.get("box") || "").split(",").map(Number);
     box = parts.length === 4 && parts.every(Number.isFinite) ? parts : null;
-    queryId = id;
+    queryId = id || null;
+    libraryId = id ? null : image;
     file = null;
     img.onload = () => {
       $("drop-hint").hidden = true;
@@ -64,8 +79,13 @@
       drawBox();
       search({ fromURL: true });
     };
-    img.onerror = () => refuse("The query image of this link is no longer kept on the server; upload it again.");
-    img.src = `/api/queries/${encodeURIComponent(id)}`;
+    img.onerror = () =>
+      refuse(
+        id
+          ? "The query image of this link is no longer kept on the server; upload it again."
+          : "This library image cannot be shown here (it is not in the library, its file changed, or the browser cannot show its format)."
+      );
+    img.src = id ? `/api/queries/${encodeURIComponent(id)}` : `/api/images/${image}/file`;
   }
 
   // A file that is not an image, or one the browser cannot decode, is refused at once,
@@ -73,6 +93,7 @@
   function refuse(message) {
     file = null;
     queryId = null;
+    libraryId = null;
     box = null;
     $("query").hidden = true;
     $("drop-hint").hidden = false;
@@ -92,6 +113,7 @@
     $("file-error").hidden = true;
     file = newFile;
     queryId = null;
+    libraryId = null;
     lastText = null;
     box = null;
     if (objectURL) URL.revokeObjectURL(objectURL);
@@ -166,24 +188,39 @@
 
   // -- searching ------------------------------------------------------------
   let lastDoc = null; // the results shown, refreshed after a bulk edit of them
+  function showPager(doc) {
+    $("search-filters").hidden = false;
+    $("pager").hidden = page === 1 && !doc.more;
+    $("prev").disabled = page === 1;
+    $("next").disabled = !doc.more;
+    $("page-no").textContent = `page ${page}`;
+  }
+
   function show(doc) {
     lastDoc = doc;
+    showPager(doc);
     results.replaceChildren(...doc.results.map((r) => card(r)));
     const what = box ? "region" : "image";
     const copies = doc.results.filter((r) => r.match).length;
     const found = copies
       ? `${copies} ${copies === 1 ? "copy" : "copies"} and ${doc.results.length - copies} look-alikes`
       : `${doc.results.length} look-alikes`;
-    status.textContent = `${found} of the ${what} (${doc.took_ms} ms on the server)`;
+    const where = filterWords();
+    status.textContent = doc.results.length || page === 1
+      ? `${found}${where} of the ${what} (${doc.took_ms} ms on the server)`
+      : `No more results${where} on page ${page}.`;
   }
 
   async function search(options = {}) {
-    if (!file && !queryId) return;
+    if (!file && !queryId && !libraryId) return;
+    if (!options.fromURL) page = options.page || 1;
     const form = new FormData();
     if (queryId) form.append("query", queryId);
+    else if (libraryId) form.append("image_id", libraryId);
     else form.append("image", file);
     form.append("k", $("k").value);
     form.append("mode", $("robust").checked ? "robust" : "fast");
+    for (const [key, value] of Object.entries(filterFields())) form.append(key, value);
     if (options.object) form.append("object", "1");
     else if (box) form.append("box", box.join(","));
     status.textContent = "Searching…";
@@ -193,7 +230,7 @@
         box = doc.box.map(Math.round);
         drawBox();
       }
-      queryId = doc.query;
+      if (!libraryId) queryId = doc.query;
       if (!options.fromURL) writeURL(true);
       show(doc);
     } catch (e) {
@@ -213,7 +250,7 @@
     search();
   });
   if ($("object")) $("object").addEventListener("click", () => search({ object: true }));
-  $("k").addEventListener("change", () => search());
+  $("k").addEventListener("change", () => again(1));
   $("robust").addEventListener("change", () => search());
   for (const id of ["file", "file2"]) {
     $(id).addEventListener("change", (event) => setQuery(event.target.files[0]));
@@ -247,14 +284,16 @@
   });
 
   // -- text search (CLIP libraries) -------------------------------------------
-  async function searchText(text, push) {
+  async function searchText(text, push, pageNo = 1) {
     status.textContent = "Searching…";
+    page = pageNo;
     try {
-      const doc = await api("POST", "/api/search", { text, k: Number($("k").value) });
+      const doc = await api("POST", "/api/search", { text, k: Number($("k").value), ...filterFields() });
       lastDoc = doc;
+      showPager(doc);
       results.replaceChildren(...doc.results.map((r) => card(r)));
-      status.textContent = `${doc.results.length} images for “${text}” (${doc.took_ms} ms)`;
-      queryId = null;
+      status.textContent = `${doc.results.length} images${filterWords()} for “${text}” (${doc.took_ms} ms)`;
+      queryId = libraryId = null;
       lastText = text;
       writeURL(push);
     } catch (e) {
@@ -270,6 +309,53 @@
       if (text) searchText(text, true);
     });
   }
+
+  // -- filters and pages -----------------------------------------------------
+  function filterFields() {
+    const fields = { filter: $("filter").value, page };
+    if ($("label-filter").value) fields.label = $("label-filter").value;
+    return fields;
+  }
+  function filterWords() {
+    const label = $("label-filter").value;
+    if (label) return ` labelled “${label}”`;
+    const filter = $("filter").value;
+    return filter === "all" ? "" : ` (${$("filter").selectedOptions[0].textContent})`;
+  }
+  function setLabelFilter(value) {
+    const select = $("label-filter");
+    if (value && ![...select.options].some((o) => o.value === value)) {
+      select.append(LK.el("option", { value, text: value })); // before the list comes
+    }
+    select.value = value;
+  }
+  async function loadLabels() {
+    try {
+      const doc = await api("GET", "/api/labels");
+      const keep = $("label-filter").value;
+      $("label-filter").replaceChildren(
+        LK.el("option", { value: "", text: "any" }),
+        ...doc.labels.map((l) => LK.el("option", { value: l.label, text: `${l.label} (${l.count})` }))
+      );
+      setLabelFilter(keep);
+    } catch (e) {
+      /* the label list is a convenience; the filter still works from the URL */
+    }
+  }
+  // A new filter starts at page 1; Previous and Next move by one page.
+  function again(pageNo) {
+    if (lastText && !queryId && !libraryId) return searchText(lastText, true, pageNo);
+    return search({ page: pageNo });
+  }
+  async function turn(pageNo) {
+    await again(pageNo);
+    $("search-filters").scrollIntoView({ block: "start" }); // the new page from its top
+  }
+  $("filter").addEventListener("change", () => again(1));
+  $("label-filter").addEventListener("change", () => again(1));
+  $("prev").addEventListener("click", () => turn(Math.max(1, page - 1)));
+  $("next").addEventListener("click", () => turn(page + 1));
+  loadLabels();
 
   // -- selection and bulk labelling (static/select.js) -------------------------
   async function relabelled() {

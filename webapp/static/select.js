@@ -1,11 +1,16 @@
 // Selection in every grid of image cards (search results, the library, clusters, tag
 // results) and one bulk action on it, with one undo.
 //
-//   LKSelect.attach(grid, { matching, changed })
-//     grid:     an element whose [data-id] children are image cards (links);
+//   LKSelect.attach(grid, { matching, changed, at })
+//     grid:     an element whose [data-id] children are image cards (links, or buttons
+//               with their own click action for a plain click);
 //     matching: optional async () => [ids]: every image the grid's query matches
 //               ("select all matching"); without it that button selects the page;
-//     changed:  optional () => void, called after an edit or its undo (reload the grid).
+//     changed:  optional () => void, called after an edit or its undo (reload the grid);
+//     at:       optional element the bar goes before (default: the first grid).
+//   LKSelect.action({ text, title, run })
+//     one more bulk action on the bar, for a page's own kind of edit: run(ids) does it
+//     and returns { message, undo } (undo: async () => message, or null).
 //
 // Click the tick of a card (or, once something is selected, anywhere on a card) to
 // toggle it; Ctrl/Cmd-click toggles; Shift-click selects the range from the last
@@ -56,6 +61,8 @@ const LKSelect = (() => {
     refresh();
   }
 
+  // Runs in the capture phase: a click the selection takes (stopPropagation) never
+  // reaches a card's own click action (a cluster member's "leave out").
   function onClick(g, event) {
     const card = event.target.closest("[data-id]");
     if (!card || !g.grid.contains(card)) return;
@@ -73,8 +80,9 @@ const LKSelect = (() => {
       else selected.add(id);
       anchor = card;
     } else {
-      return; // a plain click with nothing selected opens the image
+      return; // a plain click with nothing selected opens the image (or its action)
     }
+    event.stopPropagation();
     refresh();
   }
 
@@ -82,7 +90,7 @@ const LKSelect = (() => {
     const ids = [...selected];
     try {
       const doc = await api("POST", "/api/labels/bulk", { action, ids, ...extra });
-      lastUndo = doc.undo;
+      lastUndo = { token: doc.undo };
       const skipped = doc.skipped.length ? ` (${doc.skipped.length} without a suggestion)` : "";
       toast(`${action === "remove" ? "Removed the labels of" : "Labelled"} ${plural(doc.changed, "image")}${skipped}`, "ok");
       selected.clear();
@@ -97,8 +105,17 @@ const LKSelect = (() => {
   async function undo() {
     if (!lastUndo) return;
     try {
-      const doc = await api("POST", "/api/labels/undo", { undo: lastUndo });
-      toast(`Undone: ${plural(doc.restored, "image")} as before`, "ok");
+      if (lastUndo.run) {
+        toast(await lastUndo.run(), "ok");
+        lastUndo = null;
+        changed();
+        refresh();
+        return;
+      }
+      const doc = await api("POST", "/api/labels/undo", { undo: lastUndo.token });
+      const kept = doc.changed_since.length;
+      const left = kept ? `; ${kept} ${kept === 1 ? "was" : "were"} changed since and ${kept === 1 ? "was" : "were"} left as ${kept === 1 ? "it is" : "they are"}` : "";
+      toast(`Undone for ${plural(doc.restored, "image")}${left}`, kept ? "info" : "ok");
       lastUndo = null;
       changed();
       loadLabels();
@@ -145,7 +162,33 @@ const LKSelect = (() => {
       el("button", { type: "button", class: "secondary sel-clear", text: "Clear", onclick: () => setSelection([]) }),
       el("button", { type: "button", class: "sel-undo", text: "Undo", hidden: true, onclick: undo })
     );
+    for (const button of extraActions) bar.querySelector(".sel-clear").before(button);
     loadLabels();
+  }
+
+  const extraActions = [];
+  function action(spec) {
+    const button = el("button", {
+      type: "button",
+      class: "secondary sel-extra",
+      "data-needs-selection": true,
+      title: spec.title,
+      text: spec.text,
+      onclick: async () => {
+        try {
+          const done = await spec.run([...selected]);
+          lastUndo = done.undo ? { run: done.undo } : null;
+          toast(done.message, "ok");
+          selected.clear();
+          changed();
+        } catch (e) {
+          toast(e.message, "error");
+        }
+        refresh();
+      },
+    });
+    extraActions.push(button);
+    if (bar) bar.querySelector(".sel-clear").before(button);
   }
 
   function selectPage() {
@@ -171,9 +214,9 @@ const LKSelect = (() => {
     grids.push(g);
     if (!bar) {
       build();
-      grid.before(bar); // a toolbar above the first grid, sticky under the header
+      (options.at || grid).before(bar); // a toolbar above the grids, sticky under the header
     }
-    grid.addEventListener("click", (event) => onClick(g, event));
+    grid.addEventListener("click", (event) => onClick(g, event), true);
     new MutationObserver(refresh).observe(grid, { childList: true });
     if (!active) active = g;
     refresh();
@@ -188,5 +231,12 @@ const LKSelect = (() => {
     if (event.key === "Escape" && selected.size) setSelection([]);
   });
 
-  return { attach, selected: () => [...selected], select: setSelection, undo };
+  function detach(grid) {
+    const at = grids.findIndex((g) => g.grid === grid);
+    if (at >= 0) grids.splice(at, 1);
+    if (active && active.grid === grid) active = grids[0] || null;
+    refresh();
+  }
+
+  return { attach, detach, action, selected: () => [...selected], select: setSelection, undo };
 })();
