@@ -92,7 +92,8 @@ def library():
 
 @bp.post("/search")
 def search():
-    """Multipart ``image`` or ``query`` (+ ``k``, ``box``, ``object``) or JSON ``{"text", "k"}``."""
+    """Multipart ``image``, ``query`` or ``image_id`` (+ ``k``, ``box``, ``object``) or JSON
+    ``{"text", "k"}``."""
     start = time.perf_counter()
     svc = service()
     query = None
@@ -126,17 +127,28 @@ def _query_image() -> tuple[bytes, str]:
     """The query image of a multipart search (an upload, kept, or a kept one by id)."""
     queries = current_app.extensions["lookalike.queries"]
     upload = request.files.get("image")
+    if upload is None and request.form.get("image_id"):
+        data = _library_image(request.form["image_id"])
+        return data, queries.put(data)
     if upload is None:
         key = request.form.get("query")
         if not key:
             raise BadQuery(
                 "send the query image as the multipart field 'image', the id of a kept "
-                "one as 'query' (or JSON text)"
+                "one as 'query', a library image's id as 'image_id' (or JSON text)"
             )
         return queries.get(key), key
     data = upload.read()
     sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
     return data, queries.put(data)
+
+
+def _library_image(value: str) -> bytes:
+    """The file of a library image, as indexed (a box search from its page)."""
+    image_id = whole_number(value, "image_id", 1, MAX_ID, 0)
+    media = service().media_file(image_id)
+    with media.file:
+        return media.file.read()
 
 
 @bp.get("/queries/<key>")
