@@ -18,12 +18,15 @@ a bad box or label changes nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
+from lookalike.classifier.labels import RejectedRow, Row
 from lookalike.indexer.errors import BadQuery, LookalikeError
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
-from lookalike.indexer.label_text import canonical, check_label
+from lookalike.indexer.label_text import canonical, check_label, match_key
 from lookalike.indexer.models.protocol import Embedder, FeatureVector
 from lookalike.indexer.scan import file_hash
 from lookalike.indexer.store import boxes as store
@@ -256,28 +259,6 @@ def delete_boxes(library: Library, box_ids: Sequence[int], image_id: int | None 
     return n
 
 
-def refresh_vectors(library: Library, embedder: Embedder) -> tuple[int, list[str]]:
-    """Compute the vectors of current human boxes that have none of this model (a box
-    saved by another model, or whose vector was not written); returns (computed,
-    problems), one line per box that could not be read."""
-    catalog = library.catalog
-    key = embedder.info.key()
-    done, problems = 0, []
-    for row in store.boxes_without_vectors(catalog, key):
-        image = catalog.image(row.image_id)
-        if image is None:
-            continue
-        try:
-            vector = crop_vector(embedder, image, row.box)
-        except LookalikeError as e:
-            problems.append(f"box {row.id}: {e}")
-            continue
-        with catalog.transaction() as conn:
-            store.set_box_vector(conn, row.id, vector, key)
-        done += 1
-    return done, problems
-
-
 def box_json(row: BoxRow) -> dict[str, Any]:
     """A box as the API and ``labels boxes --json`` give it."""
     return {
@@ -290,3 +271,118 @@ def box_json(row: BoxRow) -> dict[str, Any]:
         "created": row.created,
         "updated": row.updated,
     }
+
+
+class BoxAnnotation(NamedTuple):
+    """A box read from an annotation file (a COCO annotation), not yet checked."""
+
+    line: int  # the annotation's number in the file (from 1)
+    path: str
+    label: str
+    region: tuple[float, float, float, float]  # x0, y0, x1, y1 in the file's pixels
+    size: tuple[int, int]  # the image's width and height as the file gives them
+    name: str  # how messages name it: "annotation id 7"
+
+
+class NewBox(NamedTuple):
+    image: ImageRow
+    region: PixelBox
+    label: str
+    vector: FeatureVector
+    model: str
+
+
+@dataclass
+class BoxPlan:
+    """What an import of boxes takes: checked boxes with their vectors, and why not."""
+
+    taken: list[Row] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+    new: list[NewBox] = field(default_factory=list)
+    unchanged: int = 0  # boxes the library has already (same image, region and label)
+
+
+def plan_import(
+    library: Library,
+    rows: Sequence[BoxAnnotation],
+    embedder: Callable[[], Embedder] | None,
+) -> BoxPlan:
+    """Check each box against the library's image (known path, the same size, inside
+    it, some area, a usable label, not given twice), then embed the crops of the new
+    ones. Nothing is written here (see :func:`write_planned`)."""
+    plan = BoxPlan()
+    catalog = library.catalog
+    seen: dict[tuple[int, PixelBox, str], int] = {}
+    checked: list[tuple[BoxAnnotation, ImageRow, PixelBox, str]] = []
+    for row in rows:
+        try:
+            image, region, text = _check_annotation(library, row)
+        except LookalikeError as e:
+            plan.rejected.append(RejectedRow(row.line, row.path, row.label, f"{row.name}: {e}"))
+            continue
+        key = (image["id"], region, match_key(text))
+        if key in seen:
+            reason = f"{row.name}: the same box as annotation {seen[key]}"
+            plan.rejected.append(RejectedRow(row.line, row.path, row.label, reason))
+            continue
+        seen[key] = row.line
+        checked.append((row, image, region, text))
+    if checked and embedder is None:
+        for row, *_ in checked:
+            reason = f"{row.name}: boxes need the library's model, which is not loaded"
+            plan.rejected.append(RejectedRow(row.line, row.path, row.label, reason))
+        return plan
+    model = embedder() if checked and embedder is not None else None
+    for row, image, region, text in checked:
+        have = {
+            (b.box, match_key(b.label or ""))
+            for b in store.boxes_of(catalog, image["id"])
+            if b.origin == "human" and not b.stale
+        }
+        plan.taken.append(Row(row.line, row.path, text))
+        if (region, match_key(text)) in have:
+            plan.unchanged += 1
+            continue
+        assert model is not None
+        try:
+            vector = crop_vector(model, image, region)
+        except LookalikeError as e:
+            plan.taken.pop()
+            plan.rejected.append(RejectedRow(row.line, row.path, row.label, f"{row.name}: {e}"))
+            continue
+        plan.new.append(NewBox(image, region, text, vector, model.info.key()))
+    return plan
+
+
+def _check_annotation(library: Library, row: BoxAnnotation) -> tuple[ImageRow, PixelBox, str]:
+    image = library.catalog.image_by_path(row.path)
+    if image is None:
+        raise LookalikeError("unknown path (not an image of the library)")
+    if row.size != (image["width"], image["height"]):
+        raise BadBox(
+            f"the file gives the image as {row.size[0]}x{row.size[1]}, the library has it "
+            f"as {image['width']}x{image['height']}"
+        )
+    return image, check_box(row.region, image["width"], image["height"]), check_label(row.label)
+
+
+def write_planned(library: Library, conn: sqlite3.Connection, plan: BoxPlan) -> None:
+    """Insert the plan's new boxes in the caller's transaction (after its labels, so a
+    box's label takes the spelling just written for an image)."""
+    if not plan.new:
+        return
+    catalog = library.catalog
+    for new in plan.new:
+        _current(library, new.image)
+        text = box_label(library, new.label)
+        store.insert_box(
+            conn,
+            new.image["id"],
+            new.region,
+            text,
+            "human",
+            new.image["hash"],
+            new.vector,
+            new.model,
+        )
+    catalog.bump_labels_version(conn)

@@ -99,6 +99,8 @@ class ImportReport:
     new: int = 0  # images that had no label
     changed: int = 0  # images whose label changed
     unchanged: int = 0  # images that already had this label
+    boxes_new: int = 0  # boxes added (COCO import)
+    boxes_unchanged: int = 0  # boxes the library had already
     applied: bool = False
 
     def as_dict(self) -> dict:
@@ -110,6 +112,8 @@ class ImportReport:
             "new": self.new,
             "changed": self.changed,
             "unchanged": self.unchanged,
+            "boxes_new": self.boxes_new,
+            "boxes_unchanged": self.boxes_unchanged,
         }
 
 
@@ -225,7 +229,7 @@ def apply_rows(
     report, items = plan_import(library, path, rows)
     if items and not (strict and report.rejected):
         with library.catalog.transaction() as conn:
-            _write(library, conn, items, origin)
+            write_labels(library, conn, items, origin)
         report.applied = True
     return report
 
@@ -241,7 +245,7 @@ def set_labels(
     _check_ids(library, ids)
     with library.catalog.transaction() as conn:
         before = library.catalog.labels_of(ids)  # read inside the write transaction
-        _write(library, conn, [(i, label) for i in ids], origin)
+        write_labels(library, conn, [(i, label) for i in ids], origin)
     return sum(1 for i in ids if before.get(i) != label)
 
 
@@ -330,9 +334,10 @@ def write_csv(rows: Sequence[LabelExport | TagExport], out: TextIO, tags: bool =
         writer.writerow(doc)
 
 
-def _write(
+def write_labels(
     library: Library, conn: sqlite3.Connection, items: list[tuple[int, str]], origin: str
 ) -> None:
+    """Write checked (image id, label) pairs in the caller's transaction."""
     catalog = library.catalog
     catalog.set_labels(conn, items, origin)
     # A human label replaces any predicted tag of the image.

@@ -160,14 +160,6 @@ def update_box(
     )
 
 
-def set_box_vector(
-    conn: sqlite3.Connection, box_id: int, vector: FeatureVector, model: str
-) -> None:
-    conn.execute(
-        "UPDATE boxes SET vector = ?, model = ? WHERE id = ?", (_blob(vector), model, box_id)
-    )
-
-
 def delete_boxes(conn: sqlite3.Connection, box_ids: Iterable[int]) -> int:
     """Delete boxes by id; returns how many were there."""
     return sum(conn.execute("DELETE FROM boxes WHERE id = ?", (int(i),)).rowcount for i in box_ids)
@@ -199,19 +191,6 @@ def box_vector(catalog: Catalog, box_id: int) -> FeatureVector | None:
     if row is None or row[0] is None:
         return None
     return np.frombuffer(row[0], dtype=np.float32).copy()
-
-
-def boxes_without_vectors(catalog: Catalog, model: str) -> list[BoxRow]:
-    """Current human boxes whose vector is missing or from another model."""
-    if not has_boxes(catalog):
-        return []
-    rows = catalog.conn.execute(
-        f"SELECT {_COLUMNS} FROM boxes b JOIN images i ON i.id = b.image_id "
-        "WHERE b.origin = 'human' AND b.hash = i.hash AND (b.vector IS NULL OR b.model IS NULL "
-        "OR b.model != ?) ORDER BY b.id",
-        (model,),
-    )
-    return [_row(r) for r in rows]
 
 
 def export_boxes(catalog: Catalog) -> list[ExportBox]:
