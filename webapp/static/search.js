@@ -13,18 +13,21 @@
   const results = $("results");
   let file = null;
   let queryId = null; // the server's id of the uploaded image (kept there for a while)
+  let libraryImage = null; // the id of a library image searched by (a box of its page)
   let box = null; // [x0, y0, x1, y1] in the image's natural pixels
   let objectURL = null;
 
   // -- the search in the URL ---------------------------------------------------
-  // ?query=ID (an uploaded image the server keeps) or ?text=..., with box, mode and k:
-  // Back, a reload or a shared link run the same search again.
+  // ?query=ID (an uploaded image the server keeps), ?image=ID (a library image) or
+  // ?text=..., with box, mode and k: Back, a reload or a shared link run the same
+  // search again.
   function writeURL(push) {
     const params = new URLSearchParams();
-    if (queryId) params.set("query", queryId);
+    if (libraryImage) params.set("image", libraryImage);
+    else if (queryId) params.set("query", queryId);
     else if (lastText) params.set("text", lastText);
     else return;
-    if (box && queryId) params.set("box", box.join(","));
+    if (box && (queryId || libraryImage)) params.set("box", box.join(","));
     params.set("mode", $("robust").checked ? "robust" : "fast");
     params.set("k", $("k").value);
     const url = `${location.pathname}?${params}`;
@@ -45,9 +48,10 @@
       return;
     }
     const id = params.get("query");
-    if (!id) {
+    const imageParam = params.get("image");
+    if (!id && !imageParam) {
       // Back to the page without a search: its empty state.
-      queryId = file = lastText = box = null;
+      queryId = file = lastText = box = libraryImage = null;
       $("query").hidden = true;
       $("drop-hint").hidden = false;
       results.replaceChildren();
@@ -56,7 +60,8 @@
     }
     const parts = (params.get("box") || "").split(",").map(Number);
     box = parts.length === 4 && parts.every(Number.isFinite) ? parts : null;
-    queryId = id;
+    queryId = imageParam ? null : id;
+    libraryImage = imageParam || null;
     file = null;
     img.onload = () => {
       $("drop-hint").hidden = true;
@@ -64,6 +69,11 @@
       drawBox();
       search({ fromURL: true });
     };
+    if (libraryImage) {
+      img.onerror = () => refuse("The library image of this link cannot be shown (it is gone or changed).");
+      img.src = `/api/images/${encodeURIComponent(libraryImage)}/file`;
+      return;
+    }
     img.onerror = () => refuse("The query image of this link is no longer kept on the server; upload it again.");
     img.src = `/api/queries/${encodeURIComponent(id)}`;
   }
@@ -72,7 +82,7 @@
   // with the reason where the file was dropped (nothing is sent to the server).
   function refuse(message) {
     file = null;
-    queryId = null;
+    queryId = libraryImage = null;
     box = null;
     $("query").hidden = true;
     $("drop-hint").hidden = false;
@@ -91,7 +101,7 @@
     }
     $("file-error").hidden = true;
     file = newFile;
-    queryId = null;
+    queryId = libraryImage = null;
     lastText = null;
     box = null;
     if (objectURL) URL.revokeObjectURL(objectURL);
@@ -178,9 +188,10 @@
   }
 
   async function search(options = {}) {
-    if (!file && !queryId) return;
+    if (!file && !queryId && !libraryImage) return;
     const form = new FormData();
     if (queryId) form.append("query", queryId);
+    else if (libraryImage) form.append("image_id", libraryImage);
     else form.append("image", file);
     form.append("k", $("k").value);
     form.append("mode", $("robust").checked ? "robust" : "fast");
@@ -254,7 +265,7 @@
       lastDoc = doc;
       results.replaceChildren(...doc.results.map((r) => card(r)));
       status.textContent = `${doc.results.length} images for “${text}” (${doc.took_ms} ms)`;
-      queryId = null;
+      queryId = libraryImage = null;
       lastText = text;
       writeURL(push);
     } catch (e) {
