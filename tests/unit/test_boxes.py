@@ -210,3 +210,21 @@ def test_box_vectors_join_the_tagger_only_when_there_are_boxes(lib):
         (r.label, r.confidence) for r in before.results
     ]
     assert np.isfinite([r.confidence for r in after.results]).all()
+
+
+def test_without_boxes_tagging_is_the_tagging_of_the_labelled_images_alone(lib):
+    """No boxes: compute_tags gives exactly what tag_vectors gives on the images (the
+    path scripts/bench_tagging.py measures)."""
+    from lookalike.classifier.tagging.tagger import DEFAULT_MIN_CONFIDENCE, tag_vectors
+
+    run = compute_tags(lib)
+    ids, vectors = lib.catalog.vectors()
+    labels = lib.catalog.labels()
+    seeds = np.array([r for r, i in enumerate(ids) if int(i) in labels])
+    rows, guesses, prediction, _ = tag_vectors(vectors, seeds, [labels[int(ids[r])] for r in seeds])
+    tagged, confidence = prediction.decide(DEFAULT_MIN_CONFIDENCE)
+    expected = [
+        (int(ids[r]), g if t else None, float(c))
+        for r, g, t, c in zip(rows, guesses, tagged, confidence, strict=True)
+    ]
+    assert [(r.id, r.label, r.confidence) for r in run.results] == expected
