@@ -44,6 +44,7 @@ from lookalike.classifier.labels import (
     write_csv,
     write_labels,
 )
+from lookalike.classifier.yolo import is_yolo, read_yolo
 from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.store import boxes as box_store
@@ -317,14 +318,34 @@ def import_labels(
     strict: bool = False,
     embedder: Callable[[], Embedder] | None = None,
 ) -> ImportReport:
-    """Import a CSV or a COCO file (told apart by content) as human labels and boxes.
+    """Import a CSV or a COCO file (told apart by content), or a YOLO folder, as human
+    labels and boxes.
 
     ``embedder`` gives the library's model, asked for only when the file has boxes
     (their crops' vectors); without one, box annotations are refused.
     """
+    if is_yolo(path):
+        rows = read_yolo(path, lambda p: _size(library, p))
+        return _apply(library, path, rows, strict, embedder, "yolo")
     if not is_coco(path):
         return apply_rows(library, path, read_csv(path), strict, "csv")
-    rows = read_coco(path)
+    return _apply(library, path, read_coco(path), strict, embedder, "coco")
+
+
+def _size(library: Library, path: str) -> tuple[int, int] | None:
+    image = library.catalog.image_by_path(path)
+    return None if image is None else (image["width"], image["height"])
+
+
+def _apply(
+    library: Library,
+    path: str | Path,
+    rows: list[Row | RejectedRow | boxes.BoxAnnotation],
+    strict: bool,
+    embedder: Callable[[], Embedder] | None,
+    origin: str,
+) -> ImportReport:
+    """Check label rows and box rows, then write the good ones in one transaction."""
     box_rows = [r for r in rows if isinstance(r, boxes.BoxAnnotation)]
     label_rows = [r for r in rows if not isinstance(r, boxes.BoxAnnotation)]
     report, items = plan_import(library, path, label_rows)
@@ -335,7 +356,7 @@ def import_labels(
     if report.taken and not (strict and report.rejected):
         with library.catalog.transaction() as conn:
             if items:
-                write_labels(library, conn, items, "coco")
+                write_labels(library, conn, items, origin)
             boxes.write_planned(library, conn, plan)
         report.applied = True
     return report

@@ -28,7 +28,7 @@ from lookalike.indexer.label_text import BadLabel, check_label
 from lookalike.indexer.store.catalog import LabelExport, TagExport
 from lookalike.indexer.store.library import Library
 
-ORIGINS = ("folder", "csv", "coco", "manual", "review")
+ORIGINS = ("folder", "csv", "coco", "yolo", "manual", "review")
 __all__ = ["BadLabel", "check_label"]  # the one label rule, from lookalike.indexer.label_text
 # A cell starting with one of these is a formula to a spreadsheet: export writes it
 # with a leading apostrophe, and import takes one such apostrophe away again.

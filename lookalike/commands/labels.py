@@ -41,7 +41,7 @@ def labels() -> None:
 
 
 @labels.command("import")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @library_option
 @click.option(
     "--strict",
@@ -50,9 +50,13 @@ def labels() -> None:
 )
 @json_option
 def import_(file, library, strict, as_json):
-    """Import labels from FILE: a CSV with a header line `path,label`, or COCO JSON.
+    """Import labels from FILE: a CSV with a header line `path,label`, COCO JSON, or a YOLO folder.
 
-    The two are told apart by content. Relative paths (a COCO image's file_name)
+    A YOLO folder (FILE is a directory) is read as `labels export --format yolo`
+    writes it: classes.txt, images.txt, labels/ (a row `class 0.5 0.5 1 1` labels
+    its image, any other is a box); each bad row is named by its file and row.
+
+    CSV and COCO are told apart by content. Relative paths (a COCO image's file_name)
     are taken relative to the file's folder; other CSV columns are ignored; a COCO
     annotation labels its image when its box is the whole image (or it has none),
     else it is a box of the image (bbox [x, y, width, height] in its pixels; the

@@ -192,3 +192,64 @@ def test_bad_coco_boxes_are_named_and_strict_imports_nothing(built, lib, tmp_pat
     assert boxes_of(fresh, one) == []  # nothing half-imported
     listed = json.loads(cli(fresh, "labels", "list", "--json").stdout)
     assert not any(c["human"] for c in listed["labels"])
+
+
+def _yolo_files(folder):
+    return {
+        str(p.relative_to(folder)): p.read_text()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "data.yaml"
+    }
+
+
+def test_yolo_round_trip_with_boxes_is_exact(built, lib, tmp_path):
+    one, two = images(built)[:2]
+    w, h = Image.open(one).size
+    cli(lib, "labels", "set", str(one), "--as", "ear", "--box", f"1,2,{w // 2},{h // 3}")
+    cli(lib, "labels", "set", str(two), "--as", "nose", "--box", f"7,9,{w - 3},{h - 5}")
+    first = tmp_path / "first"
+    cli(lib, "labels", "export", str(first), "--format", "yolo")
+    fresh = tmp_path / "fresh"
+    run_cli("index", str(built / "photos"), "--library", str(fresh), "-q")
+    done = json.loads(cli(fresh, "labels", "import", str(first), "--json").stdout)
+    assert done["taken"] == 8 and done["boxes_new"] == 2 and done["rejected"] == []
+    second = tmp_path / "second"
+    cli(fresh, "labels", "export", str(second), "--format", "yolo")
+    assert _yolo_files(first) == _yolo_files(second)
+    assert [b["box"] for b in boxes_of(fresh, one)] == [[1, 2, w // 2, h // 3]]
+
+
+def test_bad_yolo_rows_are_named_and_strict_imports_nothing(built, lib, tmp_path):
+    one = images(built)[0]
+    out = tmp_path / "yolo"
+    cli(lib, "labels", "export", str(out), "--format", "yolo")
+    label_file = out / "labels" / one.parent.name / f"{one.stem}.txt"
+    rel = f"labels/{one.parent.name}/{one.stem}.txt"
+    label_file.write_text(
+        label_file.read_text()
+        + "0 0.5 0.5 0.2\n"  # row 2: four fields
+        + "9 0.5 0.5 0.2 0.2\n"  # row 3: no class 9
+        + "0 0.5 0.5 0 0.2\n"  # row 4: no area
+        + "0 0.9 0.5 0.4 0.2\n"  # row 5: outside
+        + "0 x 0.5 0.4 0.2\n"  # row 6: not a number
+    )
+    (out / "labels" / "stray.txt").write_text("0 0.5 0.5 1 1\n")
+    fresh = tmp_path / "fresh"
+    run_cli("index", str(built / "photos"), "--library", str(fresh), "-q")
+    proc = cli(fresh, "labels", "import", str(out), "--strict", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    for words in (
+        f"{rel} row 2: a row is `class cx cy w h`",
+        f"{rel} row 3: unknown class 9 (classes.txt has 2)",
+        f"{rel} row 4: the box has no area",
+        f"{rel} row 5: the box lies outside its image",
+        f"{rel} row 6: cx cy w h must be numbers",
+        "labels/stray.txt: no image of images.txt has this label file",
+    ):
+        assert words in proc.stderr, (words, proc.stderr)
+    assert "nothing imported (--strict)" in proc.stdout
+    listed = json.loads(cli(fresh, "labels", "list", "--json").stdout)
+    assert not any(c["human"] for c in listed["labels"])  # nothing half-imported
+    (tmp_path / "empty").mkdir()
+    proc = cli(fresh, "labels", "import", str(tmp_path / "empty"), check=False)
+    assert proc.returncode == 1 and "not a YOLO folder: it has no classes.txt" in proc.stderr
