@@ -138,6 +138,7 @@ def test_new_content_makes_boxes_stale_and_they_are_not_learnt_from(lib):
         )
     stale = store.box(lib.catalog, row.id)
     assert stale is not None and stale.stale
+    assert lib.describe()["boxes"] == {"human": 1, "stale": 1}  # info reports it
     assert store.labelled_box_vectors(lib.catalog, key)[0] == []
     assert store.export_boxes(lib.catalog) == []
     with pytest.raises(boxes.ImageChanged, match="earlier content"):
