@@ -19,6 +19,7 @@ from lookalike.classifier import boxes
 from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.images import load_image
 from lookalike.indexer.store import boxes as store
+from lookalike.indexer.store.catalog import ImageRow
 from lookalike.search.localize import can_localize, localize
 from lookalike.webapp.inputs import json_body
 from lookalike.webapp.services import LibraryService, NotFound
@@ -38,11 +39,11 @@ def _hash_arg(value: Any) -> str | None:
     return value
 
 
-def _image(svc: LibraryService, image_id: int) -> dict[str, Any]:
+def _image(svc: LibraryService, image_id: int) -> ImageRow:
     row = svc.catalog.image(image_id)
     if row is None:
         raise NotFound("image", image_id)
-    return row  # type: ignore[return-value]
+    return row
 
 
 def _listing(svc: LibraryService, image_id: int) -> dict[str, Any]:

@@ -898,6 +898,7 @@ class Catalog:
         """
         given = list(items)
         existing = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
+        existing += [r[0] for r in conn.execute(_BOX_SPELLINGS)]  # a box's label is one too
         spelling = canonical({label for _, label in given}, existing)
         items = [(int(i), spelling[label]) for i, label in given]
         before = {
@@ -1110,6 +1111,9 @@ IN_CHUNK = 900
 
 # Each label once, the spelling used first before the others.
 _FIRST_SPELLINGS = "SELECT label FROM labels GROUP BY label ORDER BY MIN(at), label"
+_BOX_SPELLINGS = (
+    "SELECT label FROM boxes WHERE label IS NOT NULL GROUP BY label ORDER BY MIN(created), label"
+)
 
 
 def _ints(ids: Iterable[int]) -> list[int]:

@@ -229,3 +229,12 @@ def test_without_boxes_tagging_is_the_tagging_of_the_labelled_images_alone(lib):
         for r, g, t, c in zip(rows, guesses, tagged, confidence, strict=True)
     ]
     assert [(r.id, r.label, r.confidence) for r in run.results] == expected
+
+
+def test_an_image_label_takes_the_spelling_of_a_box_label(lib):
+    from lookalike.classifier.labels import set_labels
+
+    image = first_image(lib)
+    boxes.add_box(lib, embedder(), image["id"], (0, 0, 20, 20), "Ear Flap")
+    set_labels(lib, [image["id"]], "ear flap")
+    assert lib.catalog.label_of(image["id"]) == "Ear Flap"
