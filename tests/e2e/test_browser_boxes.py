@@ -1,7 +1,8 @@
 """Real-browser tests of boxes on the image page (Playwright, Debian's chromium, over
 `lookalike serve`): draw a box with the pointer, label it, move and resize it, accept the
 suggested main-object box, delete one with the Delete key, search with a box and see
-results; at 390 px wide the scaled picture maps back to the image's pixels. Screenshots
+results; at 390 px wide a finger (touch input) draws a box, and the scaled picture maps
+back to the image's pixels. Screenshots
 at 1280 and 390 px wide go to test-artifacts/."""
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def browser():
         browser.close()
 
 
-def open_page(browser, width: int):
-    context = browser.new_context(viewport={"width": width, "height": 900})
+def open_page(browser, width: int, touch: bool = False):
+    context = browser.new_context(viewport={"width": width, "height": 900}, has_touch=touch)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -95,13 +96,29 @@ def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
     page.mouse.up()
 
 
+def touch_drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A finger's drag, as the browser's touch input (pointer events of type touch)."""
+    cdp = page.context.new_cdp_session(page)
+
+    def send(kind: str, x: float | None = None, y: float | None = None) -> None:
+        points = [] if x is None else [{"x": x, "y": y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    send("touchStart", *start)
+    for k in range(1, 6):
+        f = k / 5
+        send("touchMove", start[0] + (end[0] - start[0]) * f, start[1] + (end[1] - start[1]) * f)
+    send("touchEnd")
+    cdp.detach()
+
+
 def stage_point(page, fx: float, fy: float) -> tuple[float, float]:
     r = page.locator("#box-stage").bounding_box()
     return r["x"] + r["width"] * fx, r["y"] + r["height"] * fy
 
 
-def draw_and_label(page, label: str, a=(0.2, 0.25), b=(0.6, 0.7)) -> None:
-    drag(page, stage_point(page, *a), stage_point(page, *b))
+def draw_and_label(page, label: str, a=(0.2, 0.25), b=(0.6, 0.7), by=drag) -> None:
+    by(page, stage_point(page, *a), stage_point(page, *b))
     expect(page.locator("#box-form")).to_be_visible()
     page.fill("#box-label", label)
     page.click("#box-save")
@@ -170,8 +187,8 @@ def test_draw_label_move_resize_accept_delete_and_search(browser, server, librar
     assert errors == [], errors
 
 
-def test_at_390_px_the_box_maps_back_to_the_images_pixels(browser, server, library):
-    context, page, errors = open_page(browser, 390)
+def test_at_390_px_a_finger_draws_a_box_in_the_images_pixels(browser, server, library):
+    context, page, errors = open_page(browser, 390, touch=True)
     try:
         image_id = image_ids(library)[1]
         w, h = size_of(library, image_id)
@@ -179,7 +196,7 @@ def test_at_390_px_the_box_maps_back_to_the_images_pixels(browser, server, libra
         expect(page.locator(".bx.suggested")).to_have_count(1)
         stage = page.locator("#box-stage").bounding_box()
         assert stage["width"] <= 390 and stage["x"] >= 0
-        draw_and_label(page, "Narrow thing", (0.25, 0.25), (0.75, 0.75))
+        draw_and_label(page, "Narrow thing", (0.25, 0.25), (0.75, 0.75), by=touch_drag)
         (made,) = [b for b in boxes(library, image_id) if b[6] == "human"]
         scale = w / stage["width"]
         assert near(made[1:5], (0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h), 2 * scale + 1), made
