@@ -182,6 +182,14 @@ def test_draw_label_move_resize_accept_delete_and_search(browser, server, librar
         # Back on the image page, the box is still there (reloaded from the server).
         page.go_back()
         expect(page.locator(".bx.human", has_text="Box thing")).to_have_count(1)
+        # Narrowed to 390 px, the picture and its boxes follow (nothing wider than that).
+        page.set_viewport_size({"width": 390, "height": 900})
+        page.wait_for_function("() => document.getElementById('box-stage').offsetWidth <= 366")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        (kept,) = boxes(library, image_id)
+        tag = page.locator(".bx.human").bounding_box()
+        stage = page.locator("#box-stage").bounding_box()
+        assert abs((tag["x"] - stage["x"]) / stage["width"] * w - kept[1]) <= 2 * w / stage["width"]
     finally:
         context.close()
     assert errors == [], errors

@@ -24,6 +24,9 @@ const LKBoxes = (() => {
       if (!w || !h) return;
       const frame = stage.parentElement;
       const style = getComputedStyle(frame);
+      // Measured without the picture: its old size must not hold the column open when
+      // the window narrows.
+      img.style.width = img.style.height = "0px";
       const room = frame.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
       const scale = Math.min(room / w, (window.innerHeight * 0.7) / h);
       img.style.width = `${Math.max(1, Math.floor(w * scale))}px`;
