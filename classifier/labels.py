@@ -28,7 +28,7 @@ from lookalike.indexer.label_text import BadLabel, check_label
 from lookalike.indexer.store.catalog import LabelExport, TagExport
 from lookalike.indexer.store.library import Library
 
-ORIGINS = ("folder", "csv", "coco", "manual", "review")
+ORIGINS = ("folder", "csv", "coco", "yolo", "manual", "review")
 __all__ = ["BadLabel", "check_label"]  # the one label rule, from lookalike.indexer.label_text
 # A cell starting with one of these is a formula to a spreadsheet: export writes it
 # with a leading apostrophe, and import takes one such apostrophe away again.
@@ -99,6 +99,8 @@ class ImportReport:
     new: int = 0  # images that had no label
     changed: int = 0  # images whose label changed
     unchanged: int = 0  # images that already had this label
+    boxes_new: int = 0  # boxes added (COCO import)
+    boxes_unchanged: int = 0  # boxes the library had already
     applied: bool = False
 
     def as_dict(self) -> dict:
@@ -110,6 +112,8 @@ class ImportReport:
             "new": self.new,
             "changed": self.changed,
             "unchanged": self.unchanged,
+            "boxes_new": self.boxes_new,
+            "boxes_unchanged": self.boxes_unchanged,
         }
 
 
@@ -225,7 +229,7 @@ def apply_rows(
     report, items = plan_import(library, path, rows)
     if items and not (strict and report.rejected):
         with library.catalog.transaction() as conn:
-            _write(library, conn, items, origin)
+            write_labels(library, conn, items, origin)
         report.applied = True
     return report
 
@@ -241,7 +245,7 @@ def set_labels(
     _check_ids(library, ids)
     with library.catalog.transaction() as conn:
         before = library.catalog.labels_of(ids)  # read inside the write transaction
-        _write(library, conn, [(i, label) for i in ids], origin)
+        write_labels(library, conn, [(i, label) for i in ids], origin)
     return sum(1 for i in ids if before.get(i) != label)
 
 
@@ -330,9 +334,10 @@ def write_csv(rows: Sequence[LabelExport | TagExport], out: TextIO, tags: bool =
         writer.writerow(doc)
 
 
-def _write(
+def write_labels(
     library: Library, conn: sqlite3.Connection, items: list[tuple[int, str]], origin: str
 ) -> None:
+    """Write checked (image id, label) pairs in the caller's transaction."""
     catalog = library.catalog
     catalog.set_labels(conn, items, origin)
     # A human label replaces any predicted tag of the image.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-IRREGULAR = {"copy": "copies", "class": "classes"}
+IRREGULAR = {"copy": "copies", "class": "classes", "box": "boxes"}
 
 
 def count(n: int, noun: str) -> str:

@@ -15,6 +15,7 @@ from lookalike.indexer.store.library import default_library_dir
 from lookalike.webapp import (
     annotate,
     api,
+    boxes,
     duplicates,
     errors,
     library_map,
@@ -81,7 +82,7 @@ def create_app(
 
     security.register(app)
     errors.register(app)
-    blueprints = (api.bp, annotate.bp, media.bp, review.bp, duplicates.bp, pages.bp)
+    blueprints = (api.bp, annotate.bp, boxes.bp, media.bp, review.bp, duplicates.bp, pages.bp)
     for blueprint in (*blueprints, library_map.bp):
         app.register_blueprint(blueprint)
     if app.config["WARM_UP"]:

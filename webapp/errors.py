@@ -13,6 +13,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from lookalike.classifier.boxes import ImageChanged, UnknownBox, UnknownImage
 from lookalike.indexer.errors import (
     BadQuery,
     LibraryBusy,
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 STATUS_OF: list[tuple[type[Exception], int]] = [
     (NotFound, 404),
+    (UnknownImage, 404),
+    (UnknownBox, 404),
+    (ImageChanged, 409),
     (BadQuery, 400),
     (UnreadableImage, 400),
     (LibraryBusy, 409),

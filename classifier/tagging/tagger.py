@@ -68,6 +68,7 @@ from lookalike.classifier.tagging.knn_head import (
 from lookalike.classifier.tagging.proto_head import PROTO_DEFAULT_CALIBRATION, ProtoHead
 from lookalike.indexer.errors import LookalikeError
 from lookalike.indexer.numerics import l2_normalize
+from lookalike.indexer.store.boxes import labelled_box_vectors
 from lookalike.indexer.store.library import Library
 
 log = logging.getLogger(__name__)
@@ -367,6 +368,15 @@ def compute_tags(
     labels = cat.labels()
     row_of = {int(i): r for r, i in enumerate(ids)}
     pairs = [(row_of[i], lab) for i, lab in labels.items() if i in row_of]
+    # Labelled boxes are labelled vectors too (their crops'): extra seed rows after
+    # the images, so they join their label's prototype and are never tagged themselves.
+    model = library.model_info()
+    box_labels, box_vectors = (
+        labelled_box_vectors(cat, model.key()) if model is not None else ([], None)
+    )
+    if box_labels and box_vectors is not None and len(ids):
+        pairs += [(len(ids) + n, lab) for n, lab in enumerate(box_labels)]
+        vectors = np.concatenate([vectors, box_vectors])
     classes = len({lab for _, lab in pairs})
     if len(ids) == 0 or classes < 2:
         raise NotEnoughLabels(len(ids), classes)
@@ -387,7 +397,7 @@ def compute_tags(
         at=time.time(),
         seconds=round(time.perf_counter() - started, 3),
         images=int(len(ids)),
-        labelled=int(len(seeds)),
+        labelled=int(len(seeds)) - len(box_labels),  # images; boxes are extra seeds
         classes=classes,
         tagged=int(tagged.sum()),
         unknown=int((~tagged).sum()),

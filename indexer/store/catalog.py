@@ -166,6 +166,45 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE removed_files (path TEXT PRIMARY KEY, at REAL NOT NULL);
     """,
+    # Bounding boxes (indexer/store/boxes.py): a region of an image in its pixels as
+    # indexed (EXIF-rotated, x1 and y1 exclusive), its label (NULL only for a suggested
+    # box not yet accepted), 'human' or 'suggested', the image's content hash when the
+    # box was drawn (a box on content changed since is stale, never applied), and the
+    # crop's vector with the key of the model that made it. ``kept_boxes``: the human
+    # boxes of removed images by content hash, back when the same content is indexed.
+    """
+    CREATE TABLE boxes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        x0 INTEGER NOT NULL,
+        y0 INTEGER NOT NULL,
+        x1 INTEGER NOT NULL,
+        y1 INTEGER NOT NULL,
+        label TEXT,
+        origin TEXT NOT NULL CHECK (origin IN ('human', 'suggested')),
+        hash TEXT NOT NULL,
+        vector BLOB,
+        model TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        CHECK (x1 > x0 AND y1 > y0 AND x0 >= 0 AND y0 >= 0)
+    );
+    CREATE INDEX boxes_image ON boxes (image_id);
+    CREATE INDEX boxes_label ON boxes (label);
+    CREATE TABLE kept_boxes (
+        hash TEXT NOT NULL,
+        x0 INTEGER NOT NULL,
+        y0 INTEGER NOT NULL,
+        x1 INTEGER NOT NULL,
+        y1 INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        vector BLOB,
+        model TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX kept_boxes_hash ON kept_boxes (hash);
+    """,
 ]
 
 
@@ -708,18 +747,40 @@ class Catalog:
             "SELECT ?, label, origin, at FROM kept_labels WHERE hash = ?",
             (image_id, digest),
         ).rowcount
+        boxes = conn.execute(
+            "INSERT INTO boxes (image_id, x0, y0, x1, y1, label, origin, hash, vector, model, "
+            "created, updated) SELECT ?, x0, y0, x1, y1, label, 'human', hash, vector, model, "
+            "created, updated FROM kept_boxes WHERE hash = ?",
+            (image_id, digest),
+        ).rowcount
+        if boxes:
+            conn.execute("DELETE FROM kept_boxes WHERE hash = ?", (digest,))
         if restored:
             conn.execute("DELETE FROM kept_labels WHERE hash = ?", (digest,))
+        if restored or boxes:
             self.bump_labels_version(conn)
 
     def remove_images(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
-        """Remove images from the library; their human labels are kept by content hash."""
+        """Remove images from the library; their human labels and boxes are kept by
+        content hash (boxes drawn on the content the image has now, that is)."""
         for chunk in _chunks(_ints(ids), IN_CHUNK):
             marks = ",".join("?" * len(chunk))
             conn.execute(
                 "INSERT OR REPLACE INTO kept_labels (hash, label, origin, at) "
                 "SELECT i.hash, l.label, l.origin, l.at FROM labels l "
                 f"JOIN images i ON i.id = l.image_id WHERE i.id IN ({marks})",
+                chunk,
+            )
+            conn.execute(
+                f"DELETE FROM kept_boxes WHERE hash IN (SELECT hash FROM images "
+                f"WHERE id IN ({marks}))",
+                chunk,
+            )
+            conn.execute(
+                "INSERT INTO kept_boxes (hash, x0, y0, x1, y1, label, vector, model, created, "
+                "updated) SELECT b.hash, b.x0, b.y0, b.x1, b.y1, b.label, b.vector, b.model, "
+                "b.created, b.updated FROM boxes b JOIN images i ON i.id = b.image_id "
+                f"WHERE i.id IN ({marks}) AND b.origin = 'human' AND b.hash = i.hash",
                 chunk,
             )
             conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
@@ -858,6 +919,7 @@ class Catalog:
         """
         given = list(items)
         existing = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
+        existing += [r[0] for r in conn.execute(_BOX_SPELLINGS)]  # a box's label is one too
         spelling = canonical({label for _, label in given}, existing)
         items = [(int(i), spelling[label]) for i, label in given]
         before = {
@@ -1070,6 +1132,9 @@ IN_CHUNK = 900
 
 # Each label once, the spelling used first before the others.
 _FIRST_SPELLINGS = "SELECT label FROM labels GROUP BY label ORDER BY MIN(at), label"
+_BOX_SPELLINGS = (
+    "SELECT label FROM boxes WHERE label IS NOT NULL GROUP BY label ORDER BY MIN(created), label"
+)
 
 
 def _ints(ids: Iterable[int]) -> list[int]:

@@ -45,6 +45,7 @@ from lookalike.indexer.errors import DamagedIndex, LibraryBusy, LibraryNotFound,
 from lookalike.indexer.models.copy_model import CopyModelInfo
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.models.registry import with_capabilities
+from lookalike.indexer.store.boxes import box_counts
 from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.exact_vectors import FILE_NAME as EXACT_NAME
 from lookalike.indexer.store.exact_vectors import ExactVectors, Writer, write_rows
@@ -96,6 +97,7 @@ class LibraryFacts(TypedDict):
     index: dict[str, Any]  # file, kind, structure, generation, pending, problem (or None)
     copy_detection: dict[str, Any] | None  # model, descriptors; None: copy detection off
     labels: dict[str, Any]  # images, classes (label -> images)
+    boxes: dict[str, int]  # human: boxes a person made; stale: of them, on changed content
     tags: dict[str, int]  # images, unknown
     tagging: Any  # what the last tagging run recorded, or None
     bytes: int  # on disk, every file of the library directory
@@ -216,6 +218,7 @@ class Library:
             if copies
             else None,
             labels={"images": sum(n for _label, n in labels), "classes": dict(labels)},
+            boxes=dict(zip(("human", "stale"), box_counts(cat), strict=True)),
             tags={"images": tagged, "unknown": unknown},
             tagging=json.loads(cat.get_meta(TAGGING_META) or "null"),
             bytes=self.disk_bytes(),

@@ -16,7 +16,7 @@ COMMANDS: dict[str, str] = {  # name -> the first sentence of its help
     "serve": "Serve the web app and the JSON API over a library.",
     "duplicates": "Group copies of one picture (resized, recompressed, cropped, edited).",
     "clusters": "Group the images without a human label into clusters, most promising first.",
-    "labels": "Human labels: import/export (CSV, COCO, YOLO), set, remove, list, label next.",
+    "labels": "Human labels and boxes: import/export (CSV, COCO, YOLO), set, remove, list, next.",
     "tag": "Tag every image that has no human label, from the labelled ones.",
     "tags": "Keywords for other photo tools: XMP sidecars of labels and predicted tags.",
     "evaluate": "Which head tags this library best? Stratified K-fold CV over the human labels.",

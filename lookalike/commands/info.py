@@ -51,6 +51,14 @@ def info(library, as_json):
         f"labels   {count(doc['labels']['images'], 'image')} in "
         f"{count(len(doc['labels']['classes']), 'class')}"
     )
+    boxes = doc["boxes"]
+    stale = (
+        f" ({boxes['stale']} stale: drawn on content the image no longer has; "
+        "lookalike labels boxes PATH lists them)"
+        if boxes["stale"]
+        else ""
+    )
+    click.echo(f"boxes    {count(boxes['human'], 'box')}{stale}")
     tags = doc["tags"]
     click.echo(f"tags     {count(tags['images'], 'image')} ({tags['unknown']} unknown)")
     click.echo(f"size     {doc['bytes'] / 1e6:.1f} MB")

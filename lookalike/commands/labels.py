@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from lookalike.classifier import boxes
 from lookalike.classifier.exports import FORMATS, import_labels, write_coco, write_yolo
 from lookalike.classifier.label_queue import next_images
 from lookalike.classifier.labels import (
@@ -22,6 +23,7 @@ from lookalike.classifier.labels import (
 )
 from lookalike.classifier.tagging.tagger import last_run
 from lookalike.commands.options import json_option, library_option
+from lookalike.indexer.store import boxes as box_store
 from lookalike.indexer.store.library import Library
 from lookalike.words import count
 
@@ -30,7 +32,7 @@ SHOW_REJECTED = 50
 
 @click.group()
 def labels() -> None:
-    """Human labels: import/export (CSV, COCO, YOLO), set, remove, list, label next.
+    """Human labels and boxes: import/export (CSV, COCO, YOLO), set, remove, list, next.
 
     Labels come from folder names (lookalike index --labels-from-folders), a CSV,
     or by hand; each records its origin and time. `lookalike tag` predicts the
@@ -39,7 +41,7 @@ def labels() -> None:
 
 
 @labels.command("import")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @library_option
 @click.option(
     "--strict",
@@ -48,18 +50,25 @@ def labels() -> None:
 )
 @json_option
 def import_(file, library, strict, as_json):
-    """Import labels from FILE: a CSV with a header line `path,label`, or COCO JSON.
+    """Import labels from FILE: a CSV with a header line `path,label`, COCO JSON, or a YOLO folder.
 
-    The two are told apart by content. Relative paths (a COCO image's file_name)
+    A YOLO folder (FILE is a directory) is read as `labels export --format yolo`
+    writes it: classes.txt, images.txt, labels/ (a row `class 0.5 0.5 1 1` labels
+    its image, any other is a box); each bad row is named by its file and row.
+
+    CSV and COCO are told apart by content. Relative paths (a COCO image's file_name)
     are taken relative to the file's folder; other CSV columns are ignored; a COCO
-    annotation labels its image when its box is the whole image (or it has none).
-    Every row or annotation is checked first (known path, no duplicate, a usable
-    label, known image and category ids); then the good ones are written in one
-    transaction, or with --strict nothing at all if any is bad. Prints which were
-    taken and which not, with the reason; exits 1 when any was not taken.
+    annotation labels its image when its box is the whole image (or it has none),
+    else it is a box of the image (bbox [x, y, width, height] in its pixels; the
+    `kind` of Lookalike's own exports says which). Every row or annotation is
+    checked first (known path, no duplicate, a usable label, known image and
+    category ids, a box inside its image of the library's size); then the good
+    ones are written in one transaction, or with --strict nothing at all if any is
+    bad. Prints which were taken and which not, with the reason; exits 1 when any
+    was not taken.
     """
     with Library.open(library, readonly=False) as lib:
-        report = import_labels(lib, file, strict=strict)
+        report = import_labels(lib, file, strict=strict, embedder=lambda: _embedder(lib))
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -69,9 +78,15 @@ def import_(file, library, strict, as_json):
             more = len(report.rejected) - SHOW_REJECTED
             click.echo(f"... and {more} more rows not taken (--json lists all)", err=True)
         if report.applied:
+            boxes_note = (
+                f", {count(report.boxes_new, 'new box')}, {report.boxes_unchanged} already there"
+                if report.boxes_new or report.boxes_unchanged
+                else ""
+            )
             click.echo(
                 f"took {len(report.taken)} rows ({report.new} new labels, {report.changed} "
-                f"changed, {report.unchanged} unchanged); {len(report.rejected)} rows not taken"
+                f"changed, {report.unchanged} unchanged{boxes_note}); "
+                f"{len(report.rejected)} rows not taken"
             )
         elif report.rejected and strict:
             click.echo(
@@ -94,12 +109,13 @@ def import_(file, library, strict, as_json):
     type=click.Choice(FORMATS),
     default="csv",
     show_default=True,
-    help="csv: path,label,origin,at; coco: one JSON file (whole-image boxes); yolo: a "
-    "folder of classes.txt, images.txt, labels/ and data.yaml.",
+    help="csv: path,label,origin,at (image labels); coco: one JSON file (labels as "
+    "whole-image boxes, and the boxes); yolo: a folder of classes.txt, images.txt, "
+    "labels/ and data.yaml.",
 )
 def export(file, library, tags, fmt):
     """Write the human labels as CSV (path,label,origin,at) to FILE or standard output,
-    or as COCO (FILE) or YOLO (FILE is a folder).
+    or the labels and boxes as COCO (FILE) or YOLO (FILE is a folder).
 
     CSV and COCO files import back with `lookalike labels import`.
     """
@@ -120,14 +136,90 @@ def export(file, library, tags, fmt):
 @labels.command("set")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--as", "label", required=True, help="The label to give.")
+@click.option(
+    "--box",
+    metavar="X0,Y0,X1,Y1",
+    help="Label this region of the image (one file) instead: a box, in the image's pixels "
+    "after EXIF rotation, as `search --box` takes them.",
+)
 @library_option
-def set_(paths, label, library):
-    """Label the images at PATHS (files, or folders: every image under them) as LABEL."""
+def set_(paths, label, box, library):
+    """Label the images at PATHS (files, or folders: every image under them) as LABEL.
+
+    With --box, PATH is one image file and the label goes to a new box of it, which
+    gets its own vector (the crop's): a box is a query and tagging learns from it.
+    """
     label = check_label(label)
+    if box is not None:
+        _add_box(paths, label, box, library)
+        return
     with Library.open(library, readonly=False) as lib:
         ids = resolve_paths(lib, paths)
         changed = set_labels(lib, ids, label, origin="manual")
     click.echo(f"labelled {count(len(ids), 'image')} as {label!r} ({changed} changed)")
+
+
+def _add_box(paths, label, text, library):
+    if len(paths) != 1:
+        raise click.UsageError("--box labels a region of one image: give one PATH")
+    region = boxes.parse_box(text)
+    with Library.open(library, readonly=False) as lib:
+        image_id = _one_image(lib, paths[0])
+        row = boxes.add_box(lib, _embedder(lib), image_id, region, label)
+    x0, y0, x1, y1 = row.box
+    click.echo(f"box {row.id} added to {paths[0]}: {x0},{y0},{x1},{y1} as {row.label!r}")
+
+
+def _one_image(lib, path) -> int:
+    row = lib.catalog.image_by_path(os.path.abspath(os.path.expanduser(path)))
+    if row is None:
+        resolve_paths(lib, [path])  # an unknown path: UnknownImages, saying why
+        raise click.UsageError(f"{path} is a folder; --box and boxes take one image file")
+    return row["id"]
+
+
+def _embedder(lib):
+    from lookalike.indexer.models.registry import load_embedder_for
+
+    info = lib.model_info()
+    if info is None:
+        raise click.ClickException("the library has no model yet: index some images first")
+    return load_embedder_for(info)
+
+
+@labels.command("boxes")
+@click.argument("path", type=click.Path())
+@library_option
+@json_option
+def boxes_(path, library, as_json):
+    """The boxes of the image at PATH: id, region X0,Y0,X1,Y1, label, origin.
+
+    A box marked stale was drawn on content the image no longer has (an index run
+    found the file changed): it is neither searched nor learnt from; remove it with
+    `lookalike labels remove-box ID` and draw it again.
+    """
+    with Library.open(library) as lib:
+        image_id = _one_image(lib, path)
+        rows = box_store.boxes_of(lib.catalog, image_id)
+    if as_json:
+        click.echo(json.dumps([boxes.box_json(r) for r in rows]))
+        return
+    if not rows:
+        click.echo(f"no boxes on {path}: lookalike labels set {path} --as LABEL --box X0,Y0,X1,Y1")
+        return
+    for r in rows:
+        notes = [r.origin] + (["stale: the image changed since"] if r.stale else [])
+        click.echo(f"{r.id}\t{','.join(map(str, r.box))}\t{r.label or '-'}\t{', '.join(notes)}")
+
+
+@labels.command("remove-box")
+@click.argument("ids", nargs=-1, required=True, type=int)
+@library_option
+def remove_box(ids, library):
+    """Remove the boxes with these IDS (as `labels boxes PATH` lists them); all or none."""
+    with Library.open(library, readonly=False) as lib:
+        n = boxes.delete_boxes(lib, ids)
+    click.echo(f"removed {count(n, 'box')}")
 
 
 @labels.command()

@@ -296,7 +296,15 @@ def test_gone_clusters_and_nothing_to_cluster(tmp_path):
 
 def _undo_migrations_after_3(conn):
     """What the migrations after the cluster tables added, taken out again."""
-    for table in ("kept_labels", "duplicate_pairs", "hidden_images", "keep_marks", "removed_files"):
+    for table in (
+        "kept_labels",
+        "duplicate_pairs",
+        "hidden_images",
+        "keep_marks",
+        "removed_files",
+        "boxes",
+        "kept_boxes",
+    ):
         conn.execute(f"DROP TABLE {table}")
     for table, column in (("errors", "max_pixels"), ("images", "dev"), ("images", "ino")):
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

@@ -1,5 +1,6 @@
 // The image page: the image, its human label, predicted tag and suggestions, the
-// buttons that accept, fix or remove them, and its look-alikes.
+// buttons that accept, fix or remove them, its boxes (static/boxes.js), and its
+// look-alikes.
 "use strict";
 
 (() => {
@@ -102,5 +103,19 @@
     }
   }
   LKSelect.attach($("similar"), { changed: load }); // bulk-label the look-alikes (static/select.js)
+  LKBoxes.attach({
+    // draw, label, move, resize, delete and search with boxes (static/boxes.js)
+    stage: $("box-stage"),
+    img: $("preview"),
+    layer: $("box-layer"),
+    form: $("box-form"),
+    input: $("box-label"),
+    list: $("box-list"),
+    note: $("box-note"),
+    save: $("box-save"),
+    searchButton: $("box-search"),
+    remove: $("box-delete"),
+    imageId: id,
+  });
   load();
 })();

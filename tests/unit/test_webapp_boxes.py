@@ -1,0 +1,149 @@
+"""The box routes via Flask's test client over a real library and the real model."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.webapp import CROSS_SITE, CSRF, build_library, copy_library, make_app
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return build_library(tmp_path_factory.mktemp("weblib"))
+
+
+@pytest.fixture()
+def client(source, tmp_path):
+    return make_app(copy_library(source, tmp_path / "library")).test_client()
+
+
+def first_id(client) -> int:
+    return client.get("/api/images?limit=1").get_json()["images"][0]["id"]
+
+
+def listing(client, image_id):
+    answer = client.get(f"/api/images/{image_id}/boxes")
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()
+
+
+def test_create_list_update_delete(client):
+    i = first_id(client)
+    doc = listing(client, i)
+    assert doc["boxes"] == [] and doc["can_suggest"] is True
+    w, h, digest = doc["image"]["width"], doc["image"]["height"], doc["image"]["hash"]
+    made = client.post(
+        f"/api/images/{i}/boxes",
+        json={"box": [1, 2, w // 2, h // 2], "label": "Thing", "hash": digest},
+        headers=CSRF,
+    )
+    assert made.status_code == 201, made.get_json()
+    box = made.get_json()["box"]
+    assert box["box"] == [1, 2, w // 2, h // 2] and box["label"] == "Thing"
+    assert box["origin"] == "human" and box["stale"] is False
+    assert [b["id"] for b in listing(client, i)["boxes"]] == [box["id"]]
+    moved = client.patch(
+        f"/api/images/{i}/boxes/{box['id']}",
+        json={"box": [3, 4, w - 1, h - 1], "label": "thing"},
+        headers=CSRF,
+    )
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json()["box"]["box"] == [3, 4, w - 1, h - 1]
+    assert moved.get_json()["box"]["label"] == "Thing"  # the first spelling
+    gone = client.delete(f"/api/images/{i}/boxes/{box['id']}", headers=CSRF)
+    assert gone.get_json() == {"deleted": 1}
+    assert listing(client, i)["boxes"] == []
+    again = client.delete(f"/api/images/{i}/boxes/{box['id']}", headers=CSRF)
+    assert again.status_code == 404 and f"no box with id {box['id']}" in again.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"box": [10, 10, 10, 50], "label": "x"}, 400, "zero area"),
+        ({"box": [50, 10, 10, 50], "label": "x"}, 400, "inverted"),
+        ({"box": [0, 0, 100000, 50], "label": "x"}, 400, "outside"),
+        ({"box": [0, 0, 20], "label": "x"}, 400, "four numbers"),
+        ({"box": "0,0,20,20", "label": "x"}, 400, "four numbers"),
+        ({"box": [0, 0, 20, 20], "label": "<b>"}, 400, "odd characters"),
+        ({"box": [0, 0, 20, 20]}, 400, "label"),
+        ({"box": [0, 0, 20, 20], "label": "x", "hash": "not-this"}, 409, "changed since"),
+        ({"box": [0, 0, 20, 20], "label": "x", "hash": 5}, 400, "hash"),
+    ],
+)
+def test_bad_boxes_are_4xx_with_a_json_error_and_nothing_written(client, body, status, words):
+    i = first_id(client)
+    version = client.get("/api/library").get_json()
+    answer = client.post(f"/api/images/{i}/boxes", json=body, headers=CSRF)
+    assert answer.status_code == status, answer.get_json()
+    assert words in answer.get_json()["error"]
+    assert listing(client, i)["boxes"] == []
+    assert client.get("/api/library").get_json() == version
+
+
+def test_unknown_ids_are_404_and_cross_site_writes_403(client):
+    answer = client.post("/api/images/999999/boxes", json={"box": [0, 0, 5, 5], "label": "x"})
+    assert answer.status_code == 404 and "no image with id 999999" in answer.get_json()["error"]
+    assert client.get("/api/images/999999/boxes").status_code == 404
+    i = first_id(client)
+    patched = client.patch(f"/api/images/{i}/boxes/77", json={"label": "x"}, headers=CSRF)
+    assert patched.status_code == 404
+    refused = client.post(
+        f"/api/images/{i}/boxes", json={"box": [0, 0, 5, 5], "label": "x"}, headers=CROSS_SITE
+    )
+    assert refused.status_code == 403 and "cross-site" in refused.get_json()["error"]
+    assert listing(client, i)["boxes"] == []
+
+
+def test_a_box_of_one_image_is_not_changed_through_another(client):
+    ids = [c["id"] for c in client.get("/api/images?limit=2").get_json()["images"]]
+    made = client.post(
+        f"/api/images/{ids[0]}/boxes", json={"box": [0, 0, 30, 30], "label": "x"}, headers=CSRF
+    ).get_json()["box"]
+    url = f"/api/images/{ids[1]}/boxes/{made['id']}"
+    assert client.patch(url, json={"label": "y"}, headers=CSRF).status_code == 404
+    assert client.delete(url, headers=CSRF).status_code == 404
+    assert listing(client, ids[0])["boxes"][0]["label"] == "x"
+
+
+def test_the_suggested_box_is_accepted_with_a_label(client):
+    i = first_id(client)
+    answer = client.post(f"/api/images/{i}/boxes/suggest", headers=CSRF)
+    assert answer.status_code == 201, answer.get_json()
+    suggested = answer.get_json()["box"]
+    assert suggested["origin"] == "suggested" and suggested["label"] is None
+    doc = listing(client, i)
+    x0, y0, x1, y1 = suggested["box"]
+    assert 0 <= x0 < x1 <= doc["image"]["width"] and 0 <= y0 < y1 <= doc["image"]["height"]
+    url = f"/api/images/{i}/boxes/{suggested['id']}"
+    no_label = client.patch(url, json={"box": suggested["box"]}, headers=CSRF)
+    assert no_label.status_code == 400 and "no label yet" in no_label.get_json()["error"]
+    accepted = client.patch(url, json={"label": "main thing"}, headers=CSRF)
+    assert accepted.status_code == 200
+    assert accepted.get_json()["box"]["origin"] == "human"
+    assert accepted.get_json()["box"]["box"] == suggested["box"]
+
+
+def test_search_with_a_library_images_box(client):
+    i = first_id(client)
+    doc = listing(client, i)
+    w, h = doc["image"]["width"], doc["image"]["height"]
+    box = f"{w // 4},{h // 4},{3 * w // 4},{3 * h // 4}"
+    answer = client.post(
+        "/api/search", data={"image_id": str(i), "box": box, "k": "5"}, headers=CSRF
+    )
+    assert answer.status_code == 200, answer.get_json()
+    found = answer.get_json()
+    assert found["box"] == [w // 4, h // 4, 3 * w // 4, 3 * h // 4]
+    assert len(found["results"]) == 5 and found["query"]
+    # The kept query searches again with the same box: the same results.
+    again = client.post(
+        "/api/search", data={"query": found["query"], "box": box, "k": "5"}, headers=CSRF
+    ).get_json()
+    assert [r["id"] for r in again["results"]] == [r["id"] for r in found["results"]]
+    missing = client.post("/api/search", data={"image_id": "999999", "box": box}, headers=CSRF)
+    assert missing.status_code == 404
+    outside = client.post(
+        "/api/search", data={"image_id": str(i), "box": f"0,0,{w + 5},{h}"}, headers=CSRF
+    )
+    assert outside.status_code == 400 and "outside" in outside.get_json()["error"]
