@@ -135,10 +135,10 @@ def test_search_with_a_library_images_box(client):
     assert answer.status_code == 200, answer.get_json()
     found = answer.get_json()
     assert found["box"] == [w // 4, h // 4, 3 * w // 4, 3 * h // 4]
-    assert len(found["results"]) == 5 and found["query"]
-    # The kept query searches again with the same box: the same results.
+    # A library image is its own link (?image=ID): nothing is kept as an upload.
+    assert len(found["results"]) == 5 and found["query"] is None
     again = client.post(
-        "/api/search", data={"query": found["query"], "box": box, "k": "5"}, headers=CSRF
+        "/api/search", data={"image_id": str(i), "box": box, "k": "5"}, headers=CSRF
     ).get_json()
     assert [r["id"] for r in again["results"]] == [r["id"] for r in found["results"]]
     missing = client.post("/api/search", data={"image_id": "999999", "box": box}, headers=CSRF)
