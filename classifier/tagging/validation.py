@@ -279,11 +279,12 @@ def evaluate_vectors(
 ) -> Evaluation:
     """Validate ``heads`` on the labelled rows ``seeds`` of ``vectors`` (module docstring).
 
-    ``progress(head, step)`` is called as each head starts (step ``"starting"``) and
+    ``progress(head, step)`` is called as each head starts (step ``"starting"``),
     before each fold of its cross-validation, learning curve and open-set rounds
-    (``"cross-validation fold 2 of 5 (head 3 of 5)"``...). The heads run in ``workers``
-    processes at once (default: head_pool.default_workers()), so several heads report
-    progress at the same time, from more than one thread.
+    (``"cross-validation fold 2 of 5 (head 3 of 5)"``...) and when it is done (``"done"``).
+    The heads run in ``workers`` processes at once (default:
+    head_pool.default_workers()), so several heads report progress at the same time,
+    from more than one thread.
 
     Returns:
         The evaluation; example images (``confused_pairs``) are row numbers of the
@@ -316,9 +317,8 @@ def evaluate_vectors(
     def step(name: str, text: str) -> None:
         if progress:
             number = heads.index(name) + 1
-            progress(
-                name, text if text == "starting" else f"{text} (head {number} of {len(heads)})"
-            )
+            plain = text in ("starting", "done")
+            progress(name, text if plain else f"{text} (head {number} of {len(heads)})")
 
     groups = split(heads, lambda h: HEAD_COST.get(h, 1.0), workers or default_workers())
     by_head = run_groups(job, x, groups, step)
@@ -375,6 +375,7 @@ def evaluate_heads(
                 seconds=round(time.perf_counter() - started, 2),
                 cpu_seconds=round(time.thread_time() - cpu, 2),
             )
+            step("done")
     return results
 
 
