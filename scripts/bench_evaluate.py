@@ -10,16 +10,26 @@ unlabelled, from the library the bench cache holds (indexed once). Printed per h
   LinearSVC C=1, MLPClassifier 256 units, 100 epochs on the full 1,280-d vectors)
   against the same 5 fits of today's heads: time, accuracy and the ratio.
 
-The CLI's own time (`lookalike evaluate --json`, start-up included) is printed too.
+The CLI's own time (`lookalike evaluate --json`, all heads, start-up included) is printed
+too: wall seconds and CPU seconds (its process and its children, the worker process that
+runs half of the heads included), the best of ``--repeat`` runs. With ``--reference
+CHECKOUT`` (another checkout with its own .venv, e.g. /work/main) that checkout's CLI is
+timed the same way on the same labelled library, the runs alternating, and the ratios
+printed.
 
 Usage:
-    python scripts/bench_evaluate.py [--heads knn,linear,svm,mlp] [--no-reference] [--json]
+    python scripts/bench_evaluate.py [--heads knn,linear,svm,mlp] [--no-reference]
+        [--reference CHECKOUT] [--repeat N] [--cli-only] [--json]
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -64,6 +74,9 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--heads", default=",".join(HEADS))
     p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--reference", type=Path, help="another checkout whose CLI to time too")
+    p.add_argument("--repeat", type=int, default=1, help="CLI runs of each checkout")
+    p.add_argument("--cli-only", action="store_true", help="only the CLI's times")
     args = p.parse_args()
     heads = args.heads.split(",")
     library = dev_library()
@@ -72,22 +85,34 @@ def main() -> None:
     names = [class_of(paths[i]) for i in seeds]
     print(f"{len(seeds)} labelled images of {len(set(names))} classes, {len(paths)} in all")
     figures: dict = {}
-    for name in heads:
-        result = evaluate_vectors(vectors, seeds, names, heads=[name])
-        h = result.heads[name]
-        figures[name] = {"seconds": h.seconds, "accuracy": round(h.accuracy, 4)}
-        print(f"{name:7s} whole validation {h.seconds:6.1f} s  accuracy {h.accuracy:.3f}")
-    total = sum(f["seconds"] for f in figures.values())
-    print(f"all heads: {total:.1f} s")
-    if not args.no_reference:
-        reference(vectors, seeds, names, [h for h in heads if h != "knn"], figures)
-    figures["cli_seconds"] = cli_evaluate(library, [paths[i] for i in seeds], names)
-    print(f"lookalike evaluate (all heads, 5 folds, start-up included): {figures['cli_seconds']} s")
+    if not args.cli_only:
+        for name in heads:
+            result = evaluate_vectors(vectors, seeds, names, heads=[name])
+            h = result.heads[name]
+            figures[name] = {
+                "seconds": h.seconds,
+                "cpu_seconds": h.cpu_seconds,
+                "accuracy": round(h.accuracy, 4),
+            }
+            print(
+                f"{name:7s} whole validation {h.seconds:6.1f} s (CPU {h.cpu_seconds:5.1f} s)  "
+                f"accuracy {h.accuracy:.3f}"
+            )
+        total = sum(f["seconds"] for f in figures.values())
+        print(f"all heads, one after the other: {total:.1f} s")
+        if not args.no_reference:
+            reference(vectors, seeds, names, [h for h in heads if h != "knn"], figures)
+    figures["cli"] = cli_evaluate(
+        library, [paths[i] for i in seeds], names, args.reference, args.repeat
+    )
     emit(args, figures)
 
 
-def cli_evaluate(library: Path, paths: list[str], names: list[str]) -> float:
-    """Seconds of `lookalike evaluate --json` on a labelled copy of the library."""
+def cli_evaluate(
+    library: Path, paths: list[str], names: list[str], other: Path | None, repeat: int
+) -> dict:
+    """Wall and CPU seconds of `lookalike evaluate --json` (all heads) on a labelled copy
+    of the library: this checkout's CLI, and ``other``'s when given, alternating."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "library"
         shutil.copytree(library, copy)
@@ -97,9 +122,53 @@ def cli_evaluate(library: Path, paths: list[str], names: list[str]) -> float:
             writer.writerow(["path", "label"])
             writer.writerows(zip(paths, names, strict=True))
         cli("labels", "import", str(labels), library=copy)
-        start = time.perf_counter()
-        cli("evaluate", "--json", library=copy)
-        return round(time.perf_counter() - start, 1)
+        pythons = {"this checkout": sys.executable}
+        if other is not None:
+            pythons["reference " + str(other)] = str(other / ".venv/bin/python")
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in pythons}
+        for _ in range(repeat):
+            for name, python in pythons.items():
+                runs[name].append(
+                    timed_run(python, copy, cwd=other if "reference" in name else None)
+                )
+    out = {}
+    for name, times in runs.items():
+        wall, cpu = min(t[0] for t in times), min(t[1] for t in times)
+        out[name] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+        print(
+            f"lookalike evaluate, {name} (all heads, 5 folds, start-up included): "
+            f"{wall:.1f} s wall, {cpu:.1f} s CPU (best of {len(times)})"
+        )
+    if other is not None:
+        mine, ref = out["this checkout"], out[f"reference {other}"]
+        out["wall_ratio"] = round(ref["wall_s"] / mine["wall_s"], 2)
+        out["cpu_ratio"] = round(ref["cpu_s"] / mine["cpu_s"], 2)
+        print(
+            f"reference / this checkout: {out['wall_ratio']}x wall, {out['cpu_ratio']}x CPU "
+            f"(load average now {os.getloadavg()[0]:.1f})"
+        )
+    return out
+
+
+def timed_run(python: str, library: Path, cwd: Path | None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one `python -m lookalike evaluate --json`, its children's
+    CPU (the worker processes) included."""
+    env = dict(os.environ, LOOKALIKE_LIBRARY=str(library))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [python, "-m", "lookalike", "evaluate", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"{python} -m lookalike evaluate failed:\n{proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def reference(vectors, seeds, names, heads, figures) -> None:

@@ -37,6 +37,7 @@ class EvaluationRunner:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._status: dict[str, Any] = {"state": "none"}
+        self._running: dict[str, str] = {}  # head -> its step, while the evaluation runs
         self.report_html: str | None = None
 
     def start(self, folds: Any = 5, heads: Any = None) -> dict[str, Any]:
@@ -49,6 +50,7 @@ class EvaluationRunner:
             if self._thread is not None and self._thread.is_alive():
                 raise LibraryBusy("an evaluation is already running; wait for it to finish")
             self._status = {"state": "running", "progress": "starting", "started": time.time()}
+            self._running = {}
             self._thread = threading.Thread(target=self._run, args=(folds, heads), daemon=True)
             self._thread.start()
         return self.status()
@@ -68,8 +70,16 @@ class EvaluationRunner:
         return doc
 
     def _progress(self, head: str, step: str) -> None:
+        # Heads run two at a time (validation.evaluate_vectors): the page shows each
+        # running head's step.
         with self._lock:
-            self._status["progress"] = f"{head}: {step}"
+            if step == "done":
+                self._running.pop(head, None)
+            else:
+                self._running[head] = step
+            if self._running:
+                steps = self._running.items()
+                self._status["progress"] = "; ".join(f"{h}: {s}" for h, s in steps)
 
     def _run(self, folds: int, heads: list[str]) -> None:
         try:

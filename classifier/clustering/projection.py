@@ -109,11 +109,13 @@ def _pca(
     x: np.ndarray, rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """The PCA centre and top directions, from the eigenvectors of the covariance
-    (a d x d problem: ~10x faster than an SVD of the n x d sample)."""
+    (a d x d problem: ~10x faster than an SVD of the n x d sample). The covariance is
+    summed in float32 (a float64 product of the 20,000 x 1,280 sample took 6 of the
+    14 s of this step at 100k images), its eigenvectors found in float64."""
     sample = x if len(x) <= FIT_SAMPLE else x[rng.choice(len(x), FIT_SAMPLE, replace=False)]
     mean = sample.mean(axis=0, dtype=np.float64)
-    centred = sample - mean.astype(np.float32)
-    _, vectors = np.linalg.eigh(centred.T.astype(np.float64) @ centred)
+    centred = np.ascontiguousarray(sample - mean.astype(np.float32), dtype=np.float32)
+    _, vectors = np.linalg.eigh((centred.T @ centred).astype(np.float64))
     dims = min(PCA_DIM, vectors.shape[1])
     return mean.astype(np.float32), np.ascontiguousarray(vectors[:, ::-1][:, :dims], np.float32)
 

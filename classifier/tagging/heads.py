@@ -10,7 +10,8 @@ prepared space as the kNN tagger, and answers with the same ``Scores``
 
 They are fitted in numpy, fast on 1,280-d vectors (``lookalike evaluate`` fits each
 head about 65 times): the vectors are first projected on their top ``PCA_DIMS``
-principal axes (computed once per head from at most ``PCA_SAMPLE`` images), the linear
+principal axes (computed from at most ``PCA_SAMPLE`` images, once per head or once for
+all of them: ``project``), the linear
 probe and the SVM (squared hinge, one-vs-rest) minimise their smooth objectives with
 L-BFGS from the least-squares fit of the same images (a warm start that knows nothing
 of the held-out ones), and the MLP trains with Adam and stops early when its loss stops
@@ -47,13 +48,14 @@ class _InductiveHead:
     name = "?"
     transductive = False
 
-    def __init__(self, x: np.ndarray, seed: int = 0) -> None:
+    def __init__(self, x: np.ndarray, seed: int = 0, z: np.ndarray | None = None) -> None:
         self.x = x
         self.seed = seed
         self._classes = np.zeros(0, dtype=int)
         self._model: Any = None  # the fitted weights; None while one class is left
         self._centre: np.ndarray | None = None
-        self._z: np.ndarray | None = None  # x on its PCA_DIMS principal axes, on first fit
+        # x on its PCA_DIMS principal axes (``project(x, seed)``): given, or on first fit.
+        self._z = z
 
     def fit(self, seeds: np.ndarray, y: np.ndarray) -> None:
         self._classes = np.unique(y)
@@ -80,11 +82,7 @@ class _InductiveHead:
 
     def _project(self, rows: np.ndarray) -> np.ndarray:
         if self._z is None:
-            rng = np.random.default_rng(self.seed)
-            n = len(self.x)
-            sample = np.sort(rng.permutation(n)[:PCA_SAMPLE]) if n > PCA_SAMPLE else slice(None)
-            axes = principal_axes(self.x[sample], PCA_DIMS)
-            self._z = np.asarray(self.x, dtype=np.float32) @ axes
+            self._z = project(self.x, self.seed)
         return self._z[rows]
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> Any:
@@ -141,5 +139,19 @@ class MlpHead(_InductiveHead):
 INDUCTIVE_HEADS = {h.name: h for h in (LinearHead, SvmHead, MlpHead)}
 
 
-def make_inductive_head(name: str, x: np.ndarray, seed: int = 0) -> _InductiveHead:
-    return INDUCTIVE_HEADS[name](x, seed=seed)
+def project(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``x`` on its top ``PCA_DIMS`` principal axes (float32), the space every inductive
+    head fits in: an evaluation computes it once for all of them (an eigendecomposition
+    of the 1,280-d covariance, about 0.5 s each)."""
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    sample = np.sort(rng.permutation(n)[:PCA_SAMPLE]) if n > PCA_SAMPLE else slice(None)
+    axes = principal_axes(x[sample], PCA_DIMS)
+    return np.asarray(x, dtype=np.float32) @ axes
+
+
+def make_inductive_head(
+    name: str, x: np.ndarray, seed: int = 0, z: np.ndarray | None = None
+) -> _InductiveHead:
+    """An inductive head by name; ``z`` is ``project(x, seed)`` when already computed."""
+    return INDUCTIVE_HEADS[name](x, seed=seed, z=z)

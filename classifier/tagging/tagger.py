@@ -115,13 +115,21 @@ def prepare(vectors: np.ndarray) -> np.ndarray:
     return l2_normalize(x)
 
 
-def make_head(name: str, x: np.ndarray, graph: Graph | None = None, seed: int = 0) -> Head:
-    """A head by name over the prepared vectors ``x`` of every library image."""
+def make_head(
+    name: str,
+    x: np.ndarray,
+    graph: Graph | None = None,
+    seed: int = 0,
+    projected: np.ndarray | None = None,
+) -> Head:
+    """A head by name over the prepared vectors ``x`` of every library image; ``graph``
+    (the kNN head's) and ``projected`` (heads.project(x, seed), the inductive heads')
+    when already computed."""
     if name == "knn":
         return KnnHead(x, graph=graph)
     if name == "proto":
         return ProtoHead(x)
-    return make_inductive_head(name, x, seed=seed)
+    return make_inductive_head(name, x, seed=seed, z=projected)
 
 
 def default_calibration(name: str) -> Calibrator:

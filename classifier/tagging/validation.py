@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +34,8 @@ from lookalike.classifier.tagging.calibration import (
     expected_calibration_error,
     reliability,
 )
+from lookalike.classifier.tagging.head_pool import default_workers, run_groups, split
+from lookalike.classifier.tagging.heads import INDUCTIVE_HEADS, project
 from lookalike.classifier.tagging.knn_head import Graph
 from lookalike.classifier.tagging.tagger import (
     DEFAULT_HEAD,
@@ -55,6 +58,11 @@ EXAMPLES_PER_PAIR = 3
 # Calibration rounds inside each open-set round: fewer than when tagging, to keep
 # evaluate to minutes with the heads that refit a scikit-learn model every round.
 EVAL_SIMULATION = SimulationSettings(min_rounds=4, max_rounds=6)
+# CPU seconds of each head's validation on the 2,013 dev images (scripts/bench_evaluate.py,
+# the mean of 5 runs): how the heads are split between the processes. The first group
+# (here: svm, linear, proto, 12.9 s) stays in this process, the other (knn, mlp, 12.4 s)
+# goes to the worker, which first spends about a second importing.
+HEAD_COST = {"proto": 0.85, "knn": 4.5, "linear": 4.1, "svm": 8.0, "mlp": 7.9}
 
 
 # -- results -------------------------------------------------------------------------------
@@ -142,7 +150,8 @@ class HeadFigures:
     confused_pairs: list[ConfusedPair]
     learning_curve: list[CurvePoint]
     open_set: OpenSetFigures
-    seconds: float
+    seconds: float  # wall time of the head's whole validation
+    cpu_seconds: float = 0.0  # its CPU time (the BLAS is single-threaded)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -155,6 +164,7 @@ class HeadFigures:
             "learning_curve": [p._asdict() for p in self.learning_curve],
             "open_set": self.open_set.to_json(),
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
         }
 
 
@@ -267,12 +277,16 @@ def evaluate_vectors(
     curve: Sequence[int] = DEFAULT_CURVE,
     seed: int = 0,
     progress: Callable[[str, str], None] | None = None,
+    workers: int | None = None,
 ) -> Evaluation:
     """Validate ``heads`` on the labelled rows ``seeds`` of ``vectors`` (module docstring).
 
-    ``progress(head, step)`` is called as each head starts (step ``"starting"``) and
+    ``progress(head, step)`` is called as each head starts (step ``"starting"``),
     before each fold of its cross-validation, learning curve and open-set rounds
-    (``"cross-validation fold 2 of 5"``...).
+    (``"cross-validation fold 2 of 5 (head 3 of 5)"``...) and when it is done (``"done"``).
+    The heads run in ``workers`` processes at once (default:
+    head_pool.default_workers()), so several heads report progress at the same time,
+    from more than one thread.
 
     Returns:
         The evaluation; example images (``confused_pairs``) are row numbers of the
@@ -291,27 +305,26 @@ def evaluate_vectors(
             "label at least two images of some classes"
         )
     x = prepare(vectors)
-    graph = Graph.build(x) if "knn" in heads else None
-    results: dict[str, HeadFigures] = {}
-    for number, name in enumerate(heads, 1):
-        started = time.perf_counter()
+    job = partial(
+        evaluate_heads,
+        seeds=seeds,
+        y=y,
+        fold=fold,
+        folds=folds,
+        n_classes=len(names),
+        curve=tuple(curve),
+        seed=seed,
+    )
 
-        def step(text: str, name: str = name, number: int = number) -> None:
-            if progress:
-                progress(
-                    name, text if text == "starting" else f"{text} (head {number} of {len(heads)})"
-                )
+    def step(name: str, text: str) -> None:
+        if progress:
+            number = heads.index(name) + 1
+            plain = text in ("starting", "done")
+            progress(name, text if plain else f"{text} (head {number} of {len(heads)})")
 
-        step("starting")
-        head = make_head(name, x, graph=graph, seed=seed)
-        with single_threaded_blas():
-            tested, metrics = _cross_validate(head, seeds, y, fold, folds, len(names), step)
-            learning_curve = _learning_curve(head, seeds, y, fold, folds, curve, seed, step)
-            open_set = _open_set(head, seeds, y, fold, folds, seed, step)
-        seconds = round(time.perf_counter() - started, 2)
-        results[name] = HeadFigures(
-            tested, *metrics, learning_curve=learning_curve, open_set=open_set, seconds=seconds
-        )
+    groups = split(heads, lambda h: HEAD_COST.get(h, 1.0), workers or default_workers())
+    by_head = run_groups(job, x, groups, step)
+    results = {name: by_head[name] for name in heads}
     best = max(results, key=lambda h: results[h].accuracy)
     return Evaluation(
         classes=[str(n) for n in names],
@@ -322,6 +335,50 @@ def evaluate_vectors(
         heads=results,
         best_head=best,
     )
+
+
+def evaluate_heads(
+    x: np.ndarray,
+    heads: Sequence[str],
+    report: Callable[[str, str], None],
+    *,
+    seeds: np.ndarray,
+    y: np.ndarray,
+    fold: np.ndarray,
+    folds: int,
+    n_classes: int,
+    curve: Sequence[int],
+    seed: int,
+) -> dict[str, HeadFigures]:
+    """Cross-validation, learning curve and open-set rounds of ``heads`` on the prepared
+    vectors ``x`` (a head_pool task: run here or in a worker process). What several
+    heads share is computed once: the kNN graph, the inductive heads' PCA projection."""
+    graph = Graph.build(x) if "knn" in heads else None
+    results: dict[str, HeadFigures] = {}
+    with single_threaded_blas():
+        projected = project(x, seed) if set(heads) & set(INDUCTIVE_HEADS) else None
+        for name in heads:
+            started = time.perf_counter()
+            cpu = time.thread_time()
+
+            def step(text: str, name: str = name) -> None:
+                report(name, text)
+
+            step("starting")
+            head = make_head(name, x, graph=graph, seed=seed, projected=projected)
+            tested, metrics = _cross_validate(head, seeds, y, fold, folds, n_classes, step)
+            learning_curve = _learning_curve(head, seeds, y, fold, folds, curve, seed, step)
+            open_set = _open_set(head, seeds, y, fold, folds, seed, step)
+            results[name] = HeadFigures(
+                tested,
+                *metrics,
+                learning_curve=learning_curve,
+                open_set=open_set,
+                seconds=round(time.perf_counter() - started, 2),
+                cpu_seconds=round(time.thread_time() - cpu, 2),
+            )
+            step("done")
+    return results
 
 
 def _cross_validate(head, seeds, y, fold, folds, n_classes, step) -> tuple[int, Metrics]:
@@ -493,6 +550,7 @@ def evaluate_library(
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     progress: Callable[[str, str], None] | None = None,
+    workers: int | None = None,
 ) -> Evaluation:
     """Validate the heads on a library's human labels (any open library; nothing written).
 
@@ -508,7 +566,14 @@ def evaluate_library(
         raise NotEnoughLabels(len(ids), len({lab for _, lab in pairs}))
     seeds = np.array([r for r, _ in pairs], dtype=np.int64)
     result = evaluate_vectors(
-        vectors, seeds, [lab for _, lab in pairs], heads, folds, seed=seed, progress=progress
+        vectors,
+        seeds,
+        [lab for _, lab in pairs],
+        heads,
+        folds,
+        seed=seed,
+        progress=progress,
+        workers=workers,
     )
     by_id = {
         name: replace(

@@ -51,7 +51,8 @@ def evaluate(library, folds, heads_text, report_path, seed, as_json):
     matrix, a learning curve (1, 2, 5, 10, 20 labels per class) and open-set
     figures (whole classes hidden: AUROC of the confidence, known-class images
     tagged right, hidden-class images left unknown). Classes with fewer labels
-    than folds are tested in fewer folds; one-label classes only train.
+    than folds are tested in fewer folds; one-label classes only train. On two or
+    more cores the heads run two at a time (half of them in a worker process).
     """
     heads = _heads(heads_text)
 

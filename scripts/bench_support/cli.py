@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,3 +44,43 @@ def cli(*args: str, library: Path | None = None, timeout: float | None = None) -
     if proc.returncode != 0:
         sys.exit(f"lookalike {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return Ran(proc.stdout, seconds)
+
+
+@contextmanager
+def served(library: Path, timeout: float = 600) -> Iterator[str]:
+    """``lookalike serve --port 0`` on ``library``: its base URL once it listens (read
+    from what it prints, no guessed delay); stopped on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lookalike", "serve", "--library", str(library), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    lines: list[str] = []
+    found = threading.Event()
+    url = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            match = re.search(r"on (http://127\.0\.0\.1:\d+)/", line)
+            if match and not found.is_set():
+                url.append(match.group(1))
+                found.set()
+        found.set()  # the server ended
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        found.wait(timeout)
+        if not url:
+            sys.exit("lookalike serve did not start:\n" + "".join(lines)[-3000:])
+        yield url[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -126,3 +126,33 @@ def test_the_map_page_fits_the_screen(browser, server, width, height):
     page.screenshot(path=str(ARTIFACTS / f"map-{width}.png"), full_page=True)
     assert errors == []
     page.close()
+
+
+def test_a_pan_moves_the_cached_points_as_a_full_redraw_would(browser, server):
+    """Panning copies the offscreen bitmap at an offset: the same pixels as drawing every
+    point afresh at the new place, and no redraw of the points for a short pan."""
+    page, errors = open_map(browser, server, 1280, 900)
+    frame = """() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"""
+    checksum = """() => {
+        const c = document.getElementById("map");
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let h = 0, n = 0;
+        for (let k = 0; k < d.length; k++) { h = (h * 31 + d[k] * (k % 997 + 1)) >>> 0; }
+        for (let k = 3; k < d.length; k += 4) if (d[k] > 0) n++;
+        return [h, n];
+    }"""
+    page.evaluate(frame)
+    before = page.evaluate(checksum)
+    renders = page.evaluate("() => window.lookalikeMap.renders")
+    page.evaluate("() => { const s = window.lookalikeMap; s.tx += 37; s.ty -= 23; s.dirty = 1; }")
+    page.evaluate(frame)
+    panned = page.evaluate(checksum)
+    assert page.evaluate("() => window.lookalikeMap.renders") == renders  # a copy, no redraw
+    assert panned != before  # the points moved
+    page.evaluate("() => { const s = window.lookalikeMap; s.version += 1; s.dirty = true; }")
+    page.evaluate(frame)
+    assert page.evaluate("() => window.lookalikeMap.renders") == renders + 1
+    assert page.evaluate(checksum) == panned  # drawn afresh: the same pixels
+    assert panned[1] > 5_000
+    assert errors == []
+    page.close()

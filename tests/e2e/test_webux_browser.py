@@ -179,6 +179,8 @@ def test_evaluation_progress_and_the_full_report(page, context, first_run):
         if cv["state"] != "running":
             break
         seen.append(cv["progress"])
+        if "; " in cv["progress"] and not any("; " in s for s in seen[:-1]):
+            shots(page, "evaluation-running")  # two heads at once, each with its step
         page.wait_for_timeout(50)
     assert any("fold" in s and "head" in s for s in seen), seen  # per head and fold
     expect(page.locator("#figures table")).to_contain_text("accuracy", timeout=120_000)

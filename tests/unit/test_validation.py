@@ -106,7 +106,7 @@ def test_evaluation_json_and_stored_summary_round_trip(evaluation):
     knn = doc["heads"]["knn"]
     assert list(knn) == [
         "tested", "accuracy", "macro_f1", "per_class", "confusion", "confused_pairs",
-        "learning_curve", "open_set", "seconds",
+        "learning_curve", "open_set", "seconds", "cpu_seconds",
     ]  # fmt: skip
     assert set(knn["per_class"][0]) == {"class", "precision", "recall", "f1", "support"}
     assert set(knn["learning_curve"][0]) == {"labels_per_class", "accuracy", "classes_with_fewer"}
