@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 from werkzeug.exceptions import NotFound
 
+from lookalike.classifier.tagging.tagger import HEADS
 from lookalike.search.copy_groups import DEFAULT_CANDIDATE_THRESHOLD
 from lookalike.webapp.services import LibraryService
 
@@ -60,7 +61,7 @@ def duplicates_page():
 
 @bp.get("/evaluation")
 def evaluation_page():
-    return render_template("evaluation.html", page="evaluation")
+    return render_template("evaluation.html", page="evaluation", heads=HEADS)
 
 
 REPORT_POLICY = (

@@ -10,6 +10,7 @@ import sqlite3
 
 import pytest
 
+from lookalike.classifier.tagging.tagger import HEADS
 from tests.support.webapp import CROSS_SITE, CSRF, build_cluster_library, copy_library, make_app
 
 
@@ -280,6 +281,9 @@ def test_more_of_a_labelled_class_carries_its_label(client, app):
 
 def test_the_head_chosen_for_tagging_is_kept_and_used(client, app):
     assert client.get("/api/evaluation").get_json()["tag_head"] == "proto"
+    # The page's chooser offers every head, the default among them (it was left blank).
+    page = client.get("/evaluation").get_data(as_text=True)
+    assert all(f"<option>{head}</option>" in page for head in HEADS)
     chosen = client.put("/api/tag-head", json={"head": "linear"}, headers=CSRF)
     assert chosen.get_json() == {"tag_head": "linear"}
     assert client.get("/api/evaluation").get_json()["tag_head"] == "linear"
