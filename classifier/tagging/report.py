@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lookalike.classifier.tagging import plots
+from lookalike.classifier.tagging.coverage import Coverage
 from lookalike.classifier.tagging.validation import Evaluation, HeadFigures
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
@@ -35,6 +36,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom
 text-align:right}th{background:#f6f6f6}td.l,th.l{text-align:left}
 img.plot{max-width:100%}.pair{display:flex;gap:8px;align-items:center;margin:8px 0}
 .pair img{height:96px;border-radius:4px}.muted{color:#777}.best{font-weight:bold}
+.wide{overflow-x:auto;max-width:100%}
 """
 
 
@@ -59,6 +61,7 @@ def render_html(result: Evaluation, thumbnail: Callable[[str], str | None] | Non
         f"{len(classes)} classes, {result.images} images in all; "
         f"{result.folds}-fold stratified cross-validation.</p>",
         _summary_table(heads, best),
+        _coverage_section(result.coverage),
         "<h2>Which head?</h2>",
         _img(_plot_summary(heads)),
         "<h2>Learning curve</h2>",
@@ -95,6 +98,30 @@ def _summary_table(heads: dict[str, HeadFigures], best: str | None) -> str:
         )
     rows.append("</table>")
     return "\n".join(rows)
+
+
+def _coverage_section(coverage: Coverage | None) -> str:
+    if coverage is None or not coverage.labels:
+        return ""
+    when = "the last tag run" if coverage.tagged_at is not None else "no tag run yet"
+    parts = [
+        "<h2>Coverage on the unlabelled library</h2>",
+        f"<p>{coverage.unknown} of {coverage.images} images have no label or tag "
+        f"({html.escape(when)}). Per label: the images a person labelled, those the "
+        "last tag run tagged, and the unknown ones whose nearest class is this label; "
+        "many unknown against few tagged: the class is under-tagged (label a few of "
+        "them and tag again). Most unknown first.</p>",
+        "<div class='wide'><table><tr><th class='l'>label</th><th>human</th>"
+        "<th>tagged</th><th>unknown nearest</th><th>unknown share</th></tr>",
+    ]
+    for c in coverage.labels:
+        parts.append(
+            f"<tr><td class='l'>{html.escape(c.label)}</td><td>{c.human}</td>"
+            f"<td>{c.tagged}</td><td>{c.unknown_nearest}</td>"
+            f"<td>{_pct(c.unknown_share)}</td></tr>"
+        )
+    parts.append("</table></div>")
+    return "\n".join(parts)
 
 
 def _head_section(

@@ -34,6 +34,7 @@ from lookalike.classifier.tagging.calibration import (
     expected_calibration_error,
     reliability,
 )
+from lookalike.classifier.tagging.coverage import Coverage, library_coverage
 from lookalike.classifier.tagging.head_pool import default_workers, run_groups, split
 from lookalike.classifier.tagging.heads import INDUCTIVE_HEADS, project
 from lookalike.classifier.tagging.knn_head import Graph
@@ -212,9 +213,11 @@ class Evaluation:
     notes: list[ClassNote]
     heads: dict[str, HeadFigures]
     best_head: str  # the most accurate
-    # From evaluate_library: the library, and the paths of the example images.
+    # From evaluate_library: the library, the paths of the example images, and the
+    # labels' coverage on the unlabelled library (lookalike.classifier.tagging.coverage).
     library: str | None = None
     paths: dict[int, str] = field(default_factory=dict)
+    coverage: Coverage | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -232,6 +235,8 @@ class Evaluation:
         if self.library is not None:
             doc["paths"] = {str(i): p for i, p in self.paths.items()}
             doc["library"] = self.library
+        if self.coverage is not None:
+            doc["coverage"] = self.coverage.to_json()
         return doc
 
     def summary(self, at: float) -> StoredEvaluation:
@@ -587,7 +592,13 @@ def evaluate_library(
     }
     example_ids = sorted({i for h in by_id.values() for p in h.confused_pairs for i in p.examples})
     paths = library.catalog.paths(example_ids)
-    return replace(result, heads=by_id, paths=paths, library=str(library.root))
+    return replace(
+        result,
+        heads=by_id,
+        paths=paths,
+        library=str(library.root),
+        coverage=library_coverage(library),
+    )
 
 
 def store_summary(library: Library, evaluation: Evaluation) -> StoredEvaluation:

@@ -7,11 +7,14 @@ import os
 
 import click
 
+from lookalike.classifier.tagging.coverage import Coverage
 from lookalike.classifier.tagging.report import render_html
 from lookalike.classifier.tagging.tagger import HEADS
 from lookalike.classifier.tagging.validation import evaluate_library, store_summary
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.store.library import Library
+
+COVERAGE_ROWS = 10  # labels listed (most unknown images first); --json has all
 
 
 def _heads(value: str) -> tuple[str, ...]:
@@ -53,6 +56,10 @@ def evaluate(library, folds, heads_text, report_path, seed, as_json):
     tagged right, hidden-class images left unknown). Classes with fewer labels
     than folds are tested in fewer folds; one-label classes only train. On two or
     more cores the heads run two at a time (half of them in a worker process).
+
+    Then the coverage on the unlabelled library, per label: images labelled by a
+    person, tagged by the last tag run, and left unknown with this label's class
+    nearest (most unknown first; an under-tagged class shows at once).
     """
     heads = _heads(heads_text)
 
@@ -87,8 +94,25 @@ def evaluate(library, folds, heads_text, report_path, seed, as_json):
         "unknown (open-set rounds)"
     )
     click.echo(f"best accuracy: {result.best_head}")
+    if result.coverage is not None:
+        _echo_coverage(result.coverage)
     if report_path:
         click.echo(f"report: {report_path}")
+
+
+def _echo_coverage(coverage: Coverage, rows: int = COVERAGE_ROWS) -> None:
+    when = "" if coverage.tagged_at is not None else " (no tag run yet: lookalike tag)"
+    click.echo(
+        f"coverage: {coverage.unknown} of {coverage.images} images have no label or tag{when}"
+    )
+    click.echo(f"{'label':<24} {'human':>6} {'tagged':>7} {'unknown nearest':>15} {'share':>6}")
+    for c in coverage.labels[:rows]:
+        click.echo(
+            f"{c.label:<24} {c.human:>6} {c.tagged:>7} {c.unknown_nearest:>15} "
+            f"{c.unknown_share:>6.0%}"
+        )
+    if len(coverage.labels) > rows:
+        click.echo(f"... {len(coverage.labels) - rows} more labels in --json and the report")
 
 
 def _f(v: float | None) -> str:

@@ -181,3 +181,30 @@ def test_evaluate_small_classes_json_and_report(lib, tmp_path):
     assert re.search(r"^knn\s+\d\.\d{3}\s+\d\.\d{3}", text, re.M)
     bad = cli(lib_dir, "evaluate", "--heads", "knn,forest", check=False)
     assert bad.returncode == 2 and "unknown head 'forest'" in bad.stderr
+
+
+def test_evaluate_shows_the_labels_coverage_before_and_after_tagging(lib, tmp_path):
+    lib_dir, images = lib
+    cli(lib_dir, "labels", "import", str(write_csv(tmp_path / "l.csv", labelled(images))))
+    unlabelled = len(images) - len(KNOWN) * LABELS_PER_CLASS
+    args = ("evaluate", "--folds", "3", "--heads", "proto")
+    before = json.loads(cli(lib_dir, *args, "--json").stdout)["coverage"]
+    assert before["tagged_at"] is None and before["unknown"] == unlabelled
+    rows = {c["label"]: c for c in before["labels"]}
+    assert set(rows) == set(KNOWN)
+    assert all(c["human"] == LABELS_PER_CLASS and c["tagged"] == 0 for c in rows.values())
+    assert sum(c["unknown_nearest"] for c in rows.values()) == unlabelled
+
+    tags = json.loads(cli(lib_dir, "tag", "--json").stdout)
+    per_label = {cls: sum(t["label"] == cls for t in tags) for cls in KNOWN}
+    report = tmp_path / "report.html"
+    after = json.loads(cli(lib_dir, *args, "--json", "--report", str(report)).stdout)["coverage"]
+    assert after["tagged_at"] is not None
+    assert after["unknown"] == sum(t["label"] is None for t in tags)
+    rows = {c["label"]: c for c in after["labels"]}
+    assert {cls: rows[cls]["tagged"] for cls in KNOWN} == per_label
+    assert sum(c["unknown_nearest"] for c in rows.values()) == after["unknown"]
+    assert "Coverage on the unlabelled library" in report.read_text()
+    text = cli(lib_dir, *args).stdout
+    assert re.search(rf"^coverage: {after['unknown']} of {len(images)} images", text, re.M)
+    assert re.search(r"^Faces\s+3\s+\d+\s+\d+\s+\d+%$", text, re.M)
