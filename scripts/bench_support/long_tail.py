@@ -137,8 +137,11 @@ def library_classes() -> tuple[np.ndarray, np.ndarray]:
     return vectors, np.array([class_of(p) for p in paths])
 
 
-def run_tagger(head: str, vectors: np.ndarray, split: Split, truth: np.ndarray):
-    """(Outcome, seconds) of ``tag_vectors`` with ``head`` on one split."""
+def run_tagger(
+    head: str, vectors: np.ndarray, split: Split, truth: np.ndarray, diagnose: bool = False
+):
+    """(Outcome, seconds) of ``tag_vectors`` with ``head`` on one split; with
+    ``diagnose``, print where its known-class misses and tagged novel images come from."""
     from lookalike.classifier.tagging.calibration import expected_calibration_error
     from lookalike.classifier.tagging.tagger import tag_vectors
 
@@ -151,7 +154,44 @@ def run_tagger(head: str, vectors: np.ndarray, split: Split, truth: np.ndarray):
     got = outcome(
         truth[rows], np.array(guesses), tagged, confidence, split, expected_calibration_error
     )
+    if diagnose:
+        print_diagnosis(head, truth[rows], np.array(guesses), tagged, split)
     return got, seconds
+
+
+def print_diagnosis(
+    head: str, truth: np.ndarray, guess: np.ndarray, tagged: np.ndarray, split: Split
+) -> None:
+    """Known-class images: closed-set right (the best guess, tagged or not), left unknown,
+    tagged wrong, and the worst classes; novel-class images tagged, and as what."""
+    novel = np.isin(truth, list(split.novel))
+    known = ~novel & (truth != DISTRACTORS)
+    right = guess == truth
+    print(
+        f"    {head}: known closed-set right {right[known].mean():.3f}, left unknown "
+        f"{(~tagged[known]).mean():.3f}, tagged wrong {(tagged & ~right)[known].mean():.3f}; "
+        f"novel tagged {tagged[novel].mean():.3f}"
+    )
+    worst = sorted(
+        {str(c) for c in truth[known]},
+        key=lambda c: float(np.mean((tagged & right)[truth == c])),
+    )[:4]
+    print(
+        "      worst known: "
+        + ", ".join(
+            f"{c} ({split.sizes[c]}) right {np.mean((tagged & right)[truth == c]):.2f} "
+            f"unknown {np.mean(~tagged[truth == c]):.2f}"
+            for c in worst
+        )
+    )
+    pairs: dict[tuple[str, str], int] = {}
+    for t, g in zip(truth[novel & tagged], guess[novel & tagged], strict=True):
+        pairs[(str(t), str(g))] = pairs.get((str(t), str(g)), 0) + 1
+    top = sorted(pairs.items(), key=lambda kv: -kv[1])[:4]
+    print(
+        "      novel tagged as: "
+        + (", ".join(f"{t} ({split.sizes[t]}) -> {g} {n}" for (t, g), n in top) or "none")
+    )
 
 
 def long_tailed(args) -> None:
@@ -172,7 +212,7 @@ def long_tailed(args) -> None:
             truth = split.truth(classes)
             line = [f"  split {s:2d} ({len(split.rows)} images)"]
             for head in heads:
-                got, seconds = run_tagger(head, vectors, split, truth)
+                got, seconds = run_tagger(head, vectors, split, truth, args.diagnose)
                 table[head].append(got)
                 line.append(f"{head} {got.known_accuracy:.3f}/{got.novel_unknown:.3f}")
             new = table[args.new][-1]
