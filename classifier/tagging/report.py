@@ -30,7 +30,7 @@ HEAD_TITLES = {
 }
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em auto;padding:0 12px;max-width:1100px;color:#222}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom:1px solid #eee;
 text-align:right}th{background:#f6f6f6}td.l,th.l{text-align:left}
@@ -82,7 +82,7 @@ def render_html(result: Evaluation, thumbnail: Callable[[str], str | None] | Non
 
 def _summary_table(heads: dict[str, HeadFigures], best: str | None) -> str:
     rows = [
-        "<table><tr><th class='l'>head</th><th>accuracy</th><th>macro-F1</th>"
+        "<div class='wide'><table><tr><th class='l'>head</th><th>accuracy</th><th>macro-F1</th>"
         "<th>open-set AUROC</th><th>known tagged right</th><th>novel left unknown</th>"
         "<th>calibration error</th><th>seconds</th></tr>"
     ]
@@ -96,23 +96,23 @@ def _summary_table(heads: dict[str, HeadFigures], best: str | None) -> str:
             f"<td>{_pct(o.novel_unknown)}</td><td>{_num(o.calibration_error)}</td>"
             f"<td>{r.seconds:.1f}</td></tr>"
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "\n".join(rows)
 
 
 def _coverage_section(coverage: Coverage | None) -> str:
     if coverage is None or not coverage.labels:
         return ""
-    when = "the last tag run" if coverage.tagged_at is not None else "no tag run yet"
+    when = "after the last tag run" if coverage.tagged_at is not None else "no tag run yet"
     parts = [
         "<h2>Coverage on the unlabelled library</h2>",
         f"<p>{coverage.unknown} of {coverage.images} images have no label or tag "
         f"({html.escape(when)}). Per label: the images a person labelled, those the "
         "last tag run tagged, and the unknown ones whose nearest class is this label; "
         "many unknown against few tagged: the class is under-tagged (label a few of "
-        "them and tag again). Most unknown first.</p>",
+        "them and tag again). Share: unknown among all three. Most unknown first.</p>",
         "<div class='wide'><table><tr><th class='l'>label</th><th>human</th>"
-        "<th>tagged</th><th>unknown nearest</th><th>unknown share</th></tr>",
+        "<th>tagged</th><th>unknown nearest</th><th>share</th></tr>",
     ]
     for c in coverage.labels:
         parts.append(
