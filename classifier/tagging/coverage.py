@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lookalike.classifier.tagging.proto_head import nearest_prototype
 from lookalike.classifier.tagging.tagger import last_run, prepare
 from lookalike.indexer.numerics import l2_normalize
 from lookalike.indexer.store.library import Library
@@ -104,3 +103,13 @@ def _count(values) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
+
+
+def nearest_prototype(x: np.ndarray, prototypes: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """(n,) the class of the nearest prototype of every row of ``x``."""
+    p = prototypes.astype(np.float32).T
+    best = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), chunk):
+        rows = np.asarray(x[start : start + chunk], np.float32)
+        best[start : start + chunk] = (rows @ p).argmax(1)
+    return best
