@@ -352,7 +352,11 @@ def test_pages_render(client, url):
 
 
 def test_image_page_and_its_404(client, app):
-    assert client.get(f"/images/{labelled_id(app)}").status_code == 200
+    image_id = labelled_id(app)
+    page = client.get(f"/images/{image_id}")
+    assert page.status_code == 200
+    # The page links to a search with the image itself (the search page's ?image=ID).
+    assert f'href="/?image={image_id}"' in page.get_data(as_text=True)
     missing = client.get("/images/99999")
     assert missing.status_code == 404 and b"no image with id 99999" in missing.data
 
