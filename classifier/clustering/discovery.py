@@ -81,11 +81,12 @@ import numpy.typing as npt
 
 from lookalike.classifier.clustering.consolidate import (
     drop_small,
+    fold_by_links,
     fold_into_labels,
     join_new_groups,
 )
 from lookalike.classifier.clustering.groups import pooled_spread, spread, spreads
-from lookalike.classifier.clustering.linkage import knn_edges, merge_groups
+from lookalike.classifier.clustering.linkage import knn_edges, merge_groups, neighbour_table
 from lookalike.classifier.clustering.metric import (
     attach_within_reach,
     midpoint_threshold,
@@ -163,15 +164,17 @@ def cluster_vectors(
         p = replace(p, rho_apart=p.default_rho_apart if ratio is None else ratio)
     leaf_label = np.concatenate([np.full(n, -1), label_ids]).astype(np.int64)
     group = np.arange(len(z))
+    nbrs = np.full((len(z), 1), -1, dtype=np.int64)
     if len(z) > 1:
-        edges = knn_edges(z, p)
-        group, group_label = merge_groups(z, leaf_label, edges, threshold, p)
+        nbrs = neighbour_table(z, p)
+        group, group_label = merge_groups(z, leaf_label, knn_edges(z, p, nbrs), threshold, p)
     else:
         group_label = leaf_label.copy()
     assign = _assign(zu, zl, label_ids, len(classes), group[:n], group_label, threshold, p)
     assign = refine(zu, zl, label_ids, assign, len(classes), p.min_size, p.refine_passes)
     assign = attach_within_reach(zu, zl, label_ids, assign, len(classes))
     assign = fold_into_labels(unlabelled, labelled, label_ids, assign, len(classes), p)
+    assign = fold_by_links(nbrs, assign, label_ids, len(classes), p)
     assign = join_new_groups(unlabelled, assign, len(classes), p)
     assign = _keep_apart(assign, zu, apart or [], p.min_size, len(classes))
     assign = drop_small(assign, p.min_size, len(classes))
