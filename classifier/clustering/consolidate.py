@@ -101,7 +101,8 @@ def fold_by_links(
     ``p.fold_max_ratio`` the group's size: a big class cut in pieces leaves a smaller
     piece with many links into its body (Faces: 38-48 images of one person at 0.12-0.18
     of their links), while a class nobody labelled, as large as its look-alike, has few
-    (kangaroo next to cougar: 0.02-0.08); a handful of images is too few to judge
+    (kangaroo next to cougar: 0.02-0.08), though two look-alikes of similar size can have
+    more (mayfly into dragonfly at a ratio of 0.5); a handful of images is too few to judge
     (Zipf-sized novel classes of 5-11 images would be lost).
     """
     if not n_classes or p.fold_share is None or not (assign >= n_classes).any():
