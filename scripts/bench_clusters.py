@@ -18,6 +18,7 @@ every unlabelled image in the class with the nearest true centre (an oracle).
     python scripts/bench_clusters.py --from-library DIR   # another indexed copy of it
     python scripts/bench_clusters.py --from-library DIR --seeds 0,1,2,3,4
     python scripts/bench_clusters.py --long-tailed --labels 10 --splits 10 [--zipf]
+    python scripts/bench_clusters.py --long-tailed --first-split 10 --diagnose
 
 --long-tailed is issue 17's protocol (scripts/bench_support/cluster_splits.py): the
 long-tailed dev data (images/ + extra/ + distractors/, 51 classes of 31 to 435 images),
@@ -25,6 +26,9 @@ optionally Zipf-subsampled (--zipf: 5 to 1,000 a class), 10 classes never labell
 --labels human labels for each other class, over --splits random class splits; printed
 per split and worst + mean, with plain HDBSCAN (PCA-50, min cluster size 5) and the
 centre oracle on the same split. The 100k timing then uses synthetic vectors.
+--first-split N draws the splits N, N+1, ... (choose a method on one range of splits,
+confirm it on another); --diagnose prints, per split, where each class's images went
+(proposal pieces and noise) and the proposals that mix two classes.
 
 Without --from-library, the dev data is indexed into the bench cache on the first run
 (minutes) and reused after.
@@ -265,7 +269,7 @@ def long_tailed(args, work: Path) -> None:
     if args.splits < 10:
         print(f"note: {args.splits} splits; the protocol asks for 10 or more")
     rows: dict[str, list[dict]] = {}
-    for seed in range(args.splits):
+    for seed in range(args.first_split, args.first_split + args.splits):
         split = cluster_splits.make_split(truth, seed, args.labels, args.zipf)
         lib = work / f"split{seed}"
         shutil.copytree(source, lib)
@@ -298,8 +302,13 @@ def long_tailed(args, work: Path) -> None:
         for name, (r, sec) in figures.items():
             print(cluster_splits.line(name, r, sec), flush=True)
             rows.setdefault(name, []).append(r)
+        if args.diagnose:
+            kinds = [c["nearest_label"] if c["kind"] == "label" else "new" for c in doc["clusters"]]
+            groups = [c["members"] for c in doc["clusters"]]
+            print("\n".join(cluster_splits.confusion(groups, kinds, doc["noise"], class_of)))
         shutil.rmtree(lib)
     mode = f"long-tailed{' + Zipf' if args.zipf else ''}, {args.labels} labels a class"
+    mode += f", splits {args.first_split}-{args.first_split + args.splits - 1}"
     print(f"{args.splits} splits, {mode}:")
     for name, got in rows.items():
         print(f"  {name:22s} {cluster_splits.worst_and_mean(got)}")
@@ -365,6 +374,8 @@ def main() -> None:
     ap.add_argument("--zipf", action="store_true", help="Zipf-subsample the classes")
     ap.add_argument("--labels", type=int, default=10, help="human labels a labelled class")
     ap.add_argument("--splits", type=int, default=10, help="random class splits (>= 10)")
+    ap.add_argument("--first-split", type=int, default=0, help="seed of the first split")
+    ap.add_argument("--diagnose", action="store_true", help="per split: where classes went")
     args = ap.parse_args()
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-clusters-") as tmp:

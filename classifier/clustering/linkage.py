@@ -24,12 +24,20 @@ from lookalike.indexer.numerics import l2_normalize
 Vectors = npt.NDArray[np.float32]
 
 
-def knn_edges(z: Vectors, p: ClusterParams) -> npt.NDArray[np.int64]:
-    """Undirected edges (i < j) of the k-nearest-neighbour graph, each once."""
+def neighbour_table(z: Vectors, p: ClusterParams) -> npt.NDArray[np.int64]:
+    """Each row's ``p.neighbours`` nearest rows (FAISS), itself included (-1: none)."""
+    k = min(p.neighbours, len(z) - 1)
+    return knn(z, k + 1, exact_max=p.exact_graph_max, seed=p.seed)[1]
+
+
+def knn_edges(
+    z: Vectors, p: ClusterParams, nbrs: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.int64]:
+    """Undirected edges (i < j) of the k-nearest-neighbour graph, each once
+    (``nbrs``: the :func:`neighbour_table` of ``z`` when already computed)."""
     n = len(z)
-    k = min(p.neighbours, n - 1)
-    _sims, nbrs = knn(z, k + 1, exact_max=p.exact_graph_max, seed=p.seed)
-    src = np.repeat(np.arange(n, dtype=np.int64), k + 1)
+    nbrs = neighbour_table(z, p) if nbrs is None else nbrs
+    src = np.repeat(np.arange(n, dtype=np.int64), nbrs.shape[1])
     dst = nbrs.ravel().astype(np.int64)
     ok = (dst >= 0) & (dst != src)
     lo, hi = np.minimum(src[ok], dst[ok]), np.maximum(src[ok], dst[ok])

@@ -33,6 +33,13 @@ class ClusterParams:
     fold_similarity: float | None = 0.8
     # New clusters this similar to each other are one category (pieces of a large class).
     join_similarity: float | None = 0.8
+    # A new cluster of settled_factor * min_size+ images, at most fold_max_ratio the size
+    # of a label's group, joins that label when fold_share+ of its members' kNN links
+    # land in the group (consolidate.fold_by_links; scripts/bench_clusters.py
+    # --long-tailed: share chosen on splits 0-9; a ratio of 0.5 let two look-alike
+    # classes of similar size fold on splits 10-19, 0.25 ties with it on 0-9).
+    fold_share: float | None = 0.1
+    fold_max_ratio: float = 0.25
     refine_passes: int = 3  # nearest-centroid passes over the clustered images
     pca_sample: int = 10_000  # vectors the projection is fitted on
     pca_min_rows: int = 500  # fewer vectors (unlabelled + labelled): no projection

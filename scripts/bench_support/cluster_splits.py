@@ -110,3 +110,28 @@ def worst_and_mean(rows: list[dict]) -> str:
         f"mean {np.mean(found):.1f}; noise worst {max(noise):.1%} mean {np.mean(noise):.1%}; "
         f"large classes in > 2 pieces worst {max(frag)} mean {np.mean(frag):.1f}"
     )
+
+
+def confusion(groups: list[list[str]], kinds: list[str], noise: list[str], class_of) -> list[str]:
+    """Per true class not held whole by one proposal, where its images went: the largest
+    pieces as ``count@proposal-kind`` (the label a "label" proposal joins, or "new"),
+    and how many are noise; then each proposal mixing classes (its second class holding
+    >= 20%). ``kinds``: per group, its label or "new"."""
+    total = Counter(class_of(p) for g in groups for p in g) + Counter(class_of(p) for p in noise)
+    noisy = Counter(class_of(p) for p in noise)
+    per_group = [Counter(class_of(p) for p in g) for g in groups]
+    out = []
+    for c, n in total.most_common():
+        if c == DISTRACTOR:
+            continue
+        pieces = sorted(((g[c], k) for k, g in enumerate(per_group) if g[c]), reverse=True)
+        if len(pieces) == 1 and not noisy[c]:
+            continue
+        where = " ".join(f"{m}@{k}:{kinds[k]}" for m, k in pieces[:5])
+        out.append(f"    {c} ({n}): {where}{'' if len(pieces) <= 5 else ' ...'} noise {noisy[c]}")
+    for k, g in enumerate(per_group):
+        top = g.most_common(2)
+        if len(top) == 2 and top[1][1] >= 0.2 * sum(g.values()):
+            (a, na), (b, nb) = top
+            out.append(f"    proposal {k}:{kinds[k]} mixes {a} {na}, {b} {nb}")
+    return out

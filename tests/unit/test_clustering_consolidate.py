@@ -1,0 +1,53 @@
+"""One proposal per class: a new piece linked to a label's group folds into it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lookalike.classifier.clustering.consolidate import fold_by_links
+from lookalike.classifier.clustering.params import ClusterParams
+
+K = 10
+
+
+def _graph(assign: np.ndarray, label_ids: np.ndarray, links: dict[int, float]) -> np.ndarray:
+    """A kNN table (self first, then K neighbours): the members of new cluster c send
+    ``links[c]`` of their links to the labelled images of class 0, the rest inside c."""
+    group = np.concatenate([assign, label_ids])
+    rows = np.arange(len(group))
+    table = np.empty((len(group), K + 1), dtype=np.int64)
+    table[:, 0] = rows
+    rng = np.random.default_rng(0)
+    for i, g in enumerate(group):
+        own = rows[(group == g) & (rows != i)]
+        out = round(links.get(int(g), 0.0) * K) if g >= 1 else 0
+        to_label = rows[len(assign) :][label_ids == 0]
+        table[i, 1:] = np.concatenate(
+            [rng.choice(to_label, out), rng.choice(own, K - out)] if out else [rng.choice(own, K)]
+        )
+    return table
+
+
+def test_a_linked_piece_folds_and_unlinked_small_or_large_pieces_stay():
+    # Class 0: 10 labelled + 100 unlabelled images. New clusters: 1 (20 images, 30% of
+    # links into class 0), 2 (20 images, 5%), 3 (10 images, 50%: too few to judge),
+    # 4 (40 images, 30%: more than a quarter of the group, a look-alike class).
+    sizes = {0: 100, 1: 20, 2: 20, 3: 10, 4: 40}
+    assign = np.concatenate([np.full(n, c) for c, n in sizes.items()])
+    label_ids = np.zeros(10, dtype=np.int64)
+    nbrs = _graph(assign, label_ids, {1: 0.3, 2: 0.05, 3: 0.5, 4: 0.3})
+    out = fold_by_links(nbrs, assign, label_ids, 1, ClusterParams())
+    assert (out[assign == 1] == 0).all()
+    for c in (2, 3, 4):
+        assert (out[assign == c] == c).all(), c
+    assert (out[assign == 0] == 0).all()
+
+
+def test_folding_off_or_without_labels_changes_nothing():
+    assign = np.concatenate([np.zeros(30, np.int64), np.ones(20, np.int64)])
+    label_ids = np.zeros(5, dtype=np.int64)
+    nbrs = _graph(assign, label_ids, {1: 0.5})
+    off = fold_by_links(nbrs, assign, label_ids, 1, ClusterParams(fold_share=None))
+    assert (off == assign).all()
+    none = fold_by_links(nbrs[: len(assign)], assign + 1, np.zeros(0, np.int64), 0, ClusterParams())
+    assert (none == assign + 1).all()
