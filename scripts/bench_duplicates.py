@@ -14,12 +14,14 @@ Per seed (other sources, other edits) it prints, for the verified grouping (the
 default) and, in the same run, the semantic grouping (``--look-alikes``, the
 reference): pair recall, other pairs, groups, largest group and seconds of the pass
 after indexing (wall clock, and CPU seconds of the process: the machine is shared);
-for the verified one also a second, incremental pass (nothing new to
-verify) and the candidate stage's own recall. Sources have no near-duplicate in the
-library (see bench_support.edits.pick_sources), so "the original" is unambiguous.
+for the verified one also a second, incremental pass (nothing new to verify) and the
+candidate stage's own recall (with and without the perceptual hashes); with
+``--reference``, the verified pass as it was before the hashes (20 vector candidates),
+on a copy of the library. Sources have no near-duplicate in the library (see
+bench_support.edits.pick_sources), so "the original" is unambiguous.
 
     python scripts/bench_duplicates.py [--copies 300] [--seeds 3] [--strength strong]
-        [--library DIR] [--neighbours 20] [--show 20] [--json]
+        [--library DIR] [--neighbours 10] [--show 20] [--reference] [--json]
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from bench_support.data import long_tailed_library
 from bench_support.edits import EDITS, STRENGTHS, pick_sources, use_strength
 from bench_support.figures import emit, parser
 from lookalike.indexer.images import load_image
-from lookalike.search.copy_groups import CANDIDATES, candidate_pairs
+from lookalike.search.copy_groups import CANDIDATES, all_candidates
 from lookalike.search.searcher import Searcher
 
 KINDS = ("crop", "rotate", "resize", "grayscale", "colour", "mirror")
 PAIRS = list(itertools.combinations(KINDS, 2))
+REFERENCE_NEIGHBOURS = 20  # the vector candidates per image before the hashes came
 
 
 def two_edit_copy(path: str, rng: np.random.Generator) -> tuple[str, bytes]:
@@ -97,7 +100,23 @@ def score(groups: list[list[int]], truth: dict, seconds: float) -> dict:
     }
 
 
-def measure(root: Path, truth: dict, show: int, neighbours: int) -> dict:
+def measure(root: Path, truth: dict, show: int, neighbours: int, reference: bool) -> dict:
+    """The verified pass (twice), the semantic one and, with ``reference``, the verified
+    pass before the perceptual hashes (REFERENCE_NEIGHBOURS vector candidates, no
+    hashes) on a copy of the library with nothing verified yet."""
+    out = {}
+    if reference:
+        old = root.with_name(root.name + "-reference")
+        shutil.copytree(root, old, ignore=shutil.ignore_patterns("*-wal", "*-shm", ".lock"))
+        with Searcher.open(old) as searcher:
+            t0, c0 = time.perf_counter(), time.process_time()
+            before = searcher.copy_groups(neighbours=REFERENCE_NEIGHBOURS, hashes=False)
+            t1, c1 = time.perf_counter(), time.process_time()
+        out["reference"] = score([g.ids for g in before.groups], truth, t1 - t0) | {
+            "cpu_seconds": c1 - c0,
+            "verified_pairs": before.verified,
+        }
+        shutil.rmtree(old)
     with Searcher.open(root) as searcher:
         t0 = time.perf_counter()
         semantic = [g.ids for g in searcher.duplicates()]
@@ -106,7 +125,10 @@ def measure(root: Path, truth: dict, show: int, neighbours: int) -> dict:
         t2, c2 = time.perf_counter(), time.process_time()
         again = searcher.copy_groups(neighbours=neighbours)
         t3 = time.perf_counter()
-        cands = candidate_pairs(searcher.library.live_index(), neighbours=neighbours)
+        index = searcher.library.live_index()
+        rows = searcher.library.catalog.images(index.ids().tolist())
+        cands = all_candidates(index, rows, neighbours=neighbours)
+        plain = all_candidates(index, rows, neighbours=neighbours, hashes=False)
         paths = searcher.library.catalog.paths(i for g in first.groups for i in g.ids)
     verified = score([g.ids for g in first.groups], truth, t2 - t1)
     verified |= {
@@ -115,11 +137,13 @@ def measure(root: Path, truth: dict, show: int, neighbours: int) -> dict:
         "verified_pairs": first.verified,
         "reverified_pairs": again.verified,
         "candidate_recall": float(np.mean([p in cands for p in truth])),
+        "candidate_recall_vectors_only": float(np.mean([p in plain for p in truth])),
+        "candidate_pairs": len(cands),
     }
     others = sorted(reported([g.ids for g in first.groups]) - set(truth))
     for a, b in others[:show]:
         print(f"    other pair: {paths[a]}  {paths[b]}")
-    return {"verified": verified, "look_alikes": score(semantic, truth, t1 - t0)}
+    return out | {"verified": verified, "look_alikes": score(semantic, truth, t1 - t0)}
 
 
 def line(name: str, r: dict) -> str:
@@ -137,6 +161,11 @@ def main() -> None:
     ap.add_argument("--strength", choices=sorted(STRENGTHS), default="strong")
     ap.add_argument("--neighbours", type=int, default=CANDIDATES, help="candidates per image")
     ap.add_argument("--show", type=int, default=0, help="print this many other pairs per seed")
+    ap.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run the pass before the hashes (20 vector candidates) in the same run",
+    )
     args = ap.parse_args()
     use_strength(args.strength)
     base = args.library or long_tailed_library()
@@ -147,12 +176,20 @@ def main() -> None:
             with Searcher.open(root) as searcher:
                 images = searcher.library.catalog.count()
             print(f"seed {seed}: {images} images ({len(truth)} copies indexed in {indexing:.0f} s)")
-            r = measure(root, truth, args.show, args.neighbours)
+            r = measure(root, truth, args.show, args.neighbours, args.reference)
             v = r["verified"]
             print(line("verified", v))
+            if "reference" in r:
+                ref = r["reference"]
+                print(
+                    line("before", ref)
+                    + f"  (reference: 20 candidates, no hashes; {ref['cpu_seconds']:.0f} CPU s,"
+                    f" CPU ratio now/before {v['cpu_seconds'] / ref['cpu_seconds']:.2f})"
+                )
             print(line("look-alikes", r["look_alikes"]) + "  (reference, same run)")
             print(
-                f"  verified: candidate recall {v['candidate_recall']:.3f}, "
+                f"  verified: candidate recall {v['candidate_recall']:.3f} "
+                f"({v['candidate_recall_vectors_only']:.3f} without the hashes), "
                 f"{v['verified_pairs']} pairs verified ({v['cpu_seconds']:.0f} CPU s, "
                 f"{v['cpu_seconds'] / images * 1000:.1f} CPU ms per image), "
                 f"second pass {v['incremental_seconds']:.1f} s "

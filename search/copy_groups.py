@@ -3,10 +3,13 @@
 The semantic grouping (lookalike.search.duplicates) links images whose CNN vectors are
 close, so look-alikes of one kind chain into one "duplicate" group. Here the vectors
 only propose candidates: each image's ``neighbours`` nearest above a low cosine
-(``threshold``), plus the copy descriptor's nearest where the library has copy
-detection. Every candidate pair is then verified as search verifies its results
-(lookalike.search.rerank: ORB keypoints, a similarity transform fit with RANSAC, both
-orientations, thumbnails compared whole), and only verified pairs group.
+(``threshold``), each image's nearest perceptual hashes (lookalike.search.image_hash:
+they find the thumbnails the CNN vector misses), plus the copy descriptor's nearest
+where the library has copy detection. Every candidate pair is then verified as search
+verifies its results (lookalike.search.rerank: ORB keypoints, a similarity transform
+fit with RANSAC, both orientations, thumbnails compared whole), then by its pixels
+(search/pixels.py: the whole overlap and each part of it must agree, so two photos of
+one scene a moment apart are not one picture), and only verified pairs group.
 
 Groups are stars, not connected components: images are taken best first (the one to
 keep: largest, least compressed, original format), and each takes the images not yet
@@ -40,6 +43,7 @@ from lookalike.indexer.store.duplicate_pairs import Pair, known_verdicts, write_
 from lookalike.indexer.store.image_marks import hidden_ids, kept_ids
 from lookalike.indexer.store.vector_index import VectorIndex
 from lookalike.search.duplicates import check_threshold, duplicate_pairs
+from lookalike.search.image_hash import hash_pairs, image_hashes
 from lookalike.search.rerank import QueryFeatures, Reranker, RerankOptions, Verification
 
 log = logging.getLogger(__name__)
@@ -48,10 +52,17 @@ log = logging.getLogger(__name__)
 # the bench's two-edit copies (scripts/bench_duplicates.py, seed 0) the candidate stage
 # holds 0.83 of the pairs at 0.4 (k 12), 0.69 at 0.6; 0.3 adds nothing more.
 DEFAULT_CANDIDATE_THRESHOLD = 0.4
-# Nearest neighbours per image proposed for verification: 20 against 12 gave pair recall
-# 0.820 against 0.793 (candidates 0.863, 0.833) for 1.45x the CPU (40 against 28 ms per
-# image), seed 0 of the bench.
-CANDIDATES = 20
+# Nearest neighbours per image proposed for verification. With the perceptual hashes
+# (lookalike.search.image_hash) the candidate stage holds 0.917 of the bench's pairs at
+# 10 (seed 1: 0.927), 0.917 at 8 (0.910), 0.913 at 6 (0.897) and 0.933 at 20 (36.5k,
+# 30.8k, 25.0k and 63.5k pairs to verify); without them 0.823 at 10, 0.863 at 20.
+CANDIDATES = 10
+# The least agreement of a part (a 4 x 4 grid) of two verified images' overlap below
+# which they are two photos of one scene (search/pixels.py: agreements). Of the verified
+# pairs of the bench's seed 0, copies: 1 of 256 below 0.3 (3 below 0.4, 6 below 0.5);
+# the Faces class's same person before the same wall a moment apart: 15 of 30 (17, 18);
+# other verified pairs (mostly genuine duplicates of the dev data): 0 of 80.
+SAME_PARTS = 0.3
 # Smaller than search's settings: a pass verifies every image, search only a few; a
 # stricter pixel check (see RerankOptions.same_picture): a group must be one picture.
 VERIFY_OPTIONS = RerankOptions(
@@ -61,6 +72,7 @@ VERIFY_OPTIONS = RerankOptions(
     candidate_features=700,
     same_picture=0.9,
     pixel_check_all=True,
+    same_parts=SAME_PARTS,
 )
 COPY_NEIGHBOURS = 4  # copy-descriptor neighbours per image proposed for verification
 COPY_MIN_SCORE = 0.3  # ... at this copy-descriptor cosine or more
@@ -122,6 +134,23 @@ def candidate_pairs(
         out.update(zip(lo.tolist(), hi.tolist(), strict=True))
     out.update((min(a, b), max(a, b)) for a, b in extra if a != b)
     return out
+
+
+def all_candidates(
+    index: VectorIndex,
+    rows: Mapping[int, ImageRow],
+    threshold: float = DEFAULT_CANDIDATE_THRESHOLD,
+    neighbours: int = CANDIDATES,
+    extra: Iterable[Pair] = (),
+    hashes: bool = True,
+) -> set[Pair]:
+    """The candidate pairs of a pass over the images of ``rows``: the vectors' kNN,
+    ``extra`` and, with ``hashes``, each image's nearest perceptual hashes."""
+    more = set(extra)
+    if hashes:
+        more |= hash_pairs(*image_hashes({i: r["path"] for i, r in rows.items()}))
+    pairs = candidate_pairs(index, threshold, neighbours, more)
+    return {p for p in pairs if p[0] in rows and p[1] in rows}
 
 
 class PairVerifier:
@@ -270,16 +299,19 @@ def find_copy_groups(
     neighbours: int = CANDIDATES,
     extra: Iterable[Pair] = (),
     verifier: Callable[[Mapping[int, ImageRow]], PairVerifier] = PairVerifier,
+    hashes: bool = True,
 ) -> CopyPass:
     """Verified duplicate groups of the images in ``index``, largest first.
 
+    Candidates: the vectors' kNN, ``extra`` (the copy descriptors' pairs) and, with
+    ``hashes``, each image's nearest perceptual hashes (lookalike.search.image_hash).
+
     ``catalog`` must be writable: new verdicts are stored there for the next pass.
     """
-    pairs = candidate_pairs(index, threshold, neighbours, extra)
-    rows = catalog.images({i for p in pairs for i in p})
+    rows = catalog.images(index.ids().tolist())
     for i in hidden_ids(catalog):
         rows.pop(i, None)
-    pairs = {p for p in pairs if p[0] in rows and p[1] in rows}
+    pairs = all_candidates(index, rows, threshold, neighbours, extra, hashes)
     known = {p: Verdict(*v) for p, v in known_verdicts(catalog, rows).items()}
     todo = [p for p in pairs if p not in known]
     check = verifier(rows)

@@ -14,6 +14,8 @@ so the check costs a fraction of a millisecond.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 # Overlapping pixels (at the thumbnails' scale) below which nothing is decided.
@@ -21,6 +23,9 @@ MIN_OVERLAP = 150
 DARK = 8  # gray levels at or below this in the query are fill, left out of the overlap
 FLAT = 2.0  # gray-level spread below which an overlap is blank
 BLUR = 1.0  # Gaussian sigma in thumbnail pixels, against JPEG blocks and resampling
+CELLS = 4  # the overlap's parts compared one by one: CELLS x CELLS
+CELL_PIXELS = 30  # overlapping pixels a part needs to count
+CELL_FLAT = 4.0  # gray-level spread below which a part is blank (sky, a wall): left out
 
 
 def agreement(
@@ -38,6 +43,23 @@ def agreement(
         The normalised cross-correlation in [-1, 1]; 0.0 when the overlap is too small
         (a degenerate transform) or blank to tell: not the same picture.
     """
+    return agreements(query, query_scale, candidate, candidate_scale, transform).whole
+
+
+class Agreement(NamedTuple):
+    whole: float  # the correlation over the whole overlap (see ``agreement``)
+    # the least correlation of the cells of a CELLS x CELLS grid over the overlap's
+    # bounding box (cells with texture only; ``whole`` when none has)
+    least_cell: float
+
+
+def agreements(
+    query: np.ndarray, query_scale: float, candidate: np.ndarray, candidate_scale: float, transform
+) -> Agreement:
+    """``agreement``, and the least agreement of a part of the overlap: another photo of
+    the same scene taken a moment later (a person before the same wall) agrees over the
+    still background, so the whole correlates highly, but not where the subject moved.
+    A copy agrees in every part."""
     import cv2  # heavy (OpenCV): only when a copy is verified
 
     m = np.asarray(transform, dtype=np.float64).copy()
@@ -51,10 +73,31 @@ def agreement(
     content = cv2.erode((query > DARK).astype(np.float32), np.ones((5, 5), np.uint8))
     inside = cv2.warpAffine(content, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
     overlap = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0.5
-    if int(overlap.sum()) < MIN_OVERLAP:
-        return 0.0
-    a = warped[overlap] - warped[overlap].mean()
-    b = c[overlap] - c[overlap].mean()
-    if min(float(a.std()), float(b.std())) < FLAT:
-        return 0.0  # a blank overlap proves nothing: not the same picture
+    whole = _correlation(warped[overlap], c[overlap])
+    if whole is None:
+        return Agreement(0.0, 0.0)  # a blank or tiny overlap proves nothing: not the same
+    ys, xs = np.nonzero(overlap)
+    y = np.linspace(ys.min(), ys.max() + 1, CELLS + 1)
+    x = np.linspace(xs.min(), xs.max() + 1, CELLS + 1)
+    least = whole
+    for i in range(CELLS):
+        for j in range(CELLS):
+            part = (slice(int(y[i]), int(y[i + 1])), slice(int(x[j]), int(x[j + 1])))
+            inner = overlap[part]
+            r = _correlation(warped[part][inner], c[part][inner], CELL_PIXELS, CELL_FLAT)
+            if r is not None:
+                least = min(least, r)
+    return Agreement(whole, least)
+
+
+def _correlation(
+    a: np.ndarray, b: np.ndarray, least: int = MIN_OVERLAP, flat: float = FLAT
+) -> float | None:
+    """Normalised cross-correlation; None for fewer than ``least`` pixels or a blank."""
+    if len(a) < least:
+        return None
+    a = a - a.mean()
+    b = b - b.mean()
+    if min(float(a.std()), float(b.std())) < flat:
+        return None
     return float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b))

@@ -48,7 +48,7 @@ from PIL import Image, ImageFilter
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
 from lookalike.indexer.store.faiss_loader import load_faiss
-from lookalike.search.pixels import agreement
+from lookalike.search.pixels import agreements
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,10 @@ class RerankOptions:
     # another photo of the same face as a copy; a strong hue shift of a crop agrees only
     # 0.74, so checking every match would unmark such copies), or all (duplicates).
     pixel_check_all: bool = False
+    # The least agreement of a part of the overlap (search/pixels.py: agreements) below
+    # which a match is another photo of the same scene; 0: not checked (search). See
+    # lookalike.search.copy_groups.VERIFY_OPTIONS for the duplicates pass's measure.
+    same_parts: float = 0.0
     cache_size: int = 2048  # candidates kept in memory (about 45 KB each)
     workers: int = 0  # verification threads; 0: up to 4, one per core
 
@@ -169,7 +173,11 @@ NO_MATCH = Match(0, None)
 
 
 def match_features(
-    query: LocalFeatures, candidate: LocalFeatures, ratio: float = 0.8, reprojection: float = 4.0
+    query: LocalFeatures,
+    candidate: LocalFeatures,
+    ratio: float = 0.8,
+    reprojection: float = 4.0,
+    least: int = 4,
 ) -> Match:
     """Matches of ``query`` in ``candidate`` consistent with one similarity transform.
 
@@ -177,10 +185,12 @@ def match_features(
         query, candidate: local features of two images at about the same scale.
         ratio: Lowe's ratio test threshold.
         reprojection: the RANSAC inlier distance in pixels.
+        least: fewer matches surviving the ratio test than this (at least 4) are no
+            match, without fitting (RANSAC cannot find more inliers than matches).
 
     Returns:
-        The number of RANSAC inliers and the transform; no match when fewer than 4
-        matches survive the ratio test.
+        The number of RANSAC inliers and the transform; no match when fewer than
+        ``least`` matches survive the ratio test.
     """
     import cv2  # heavy (OpenCV): only when a box is found or a copy verified
 
@@ -188,7 +198,7 @@ def match_features(
         return NO_MATCH
     distances, nearest = hamming_two_nearest(query.descriptors, candidate.descriptors)
     good = np.flatnonzero(distances[:, 0] < ratio * distances[:, 1])
-    if len(good) < 4:
+    if len(good) < max(4, least):
         return NO_MATCH
     src = query.points[good]
     dst = candidate.points[nearest[good, 0]]
@@ -327,9 +337,9 @@ class Reranker:
         what its whole-image correlation counts as, if more; None: unreadable.
 
         A match of ``min_inliers`` or more whose pixels disagree once aligned (below
-        ``same_picture``, see search/pixels.py) is another photo of the same scene, not
-        a copy: it counts as ``min_inliers - 1`` (mirrored matches only, unless
-        ``pixel_check_all``).
+        ``same_picture``, see search/pixels.py; or in one part below ``same_parts``) is
+        another photo of the same scene, not a copy: it counts as ``min_inliers - 1``
+        (mirrored matches only, unless ``pixel_check_all``).
         """
         found = self.candidate_features(path)
         if found is None:
@@ -337,9 +347,11 @@ class Reranker:
         o = self.options
         candidate = found.features
         ratio, px = o.ratio, o.reprojection * o.candidate_side
-        best, mirrored = match_features(query.plain, candidate, ratio, px), False
+        # Fewer matches than a verified copy has inliers are left unfitted: no copy.
+        enough = o.min_inliers
+        best, mirrored = match_features(query.plain, candidate, ratio, px, enough), False
         if best.inliers < 4 * o.min_inliers:  # not clearly a copy in this orientation
-            flipped = match_features(query.mirrored, candidate, ratio, px)
+            flipped = match_features(query.mirrored, candidate, ratio, px, enough)
             if flipped.inliers > best.inliers:
                 best, mirrored = flipped, True
         inliers, agree = best.inliers, 1.0
@@ -351,14 +363,14 @@ class Reranker:
             and best.transform is not None
         ):
             pixels = query.pixels[:, ::-1] if mirrored else query.pixels
-            agree = agreement(
+            agree, part = agreements(
                 pixels,
                 max(pixels.shape) / o.side,
                 np.asarray(found.thumb),
                 max(found.thumb.size) / o.candidate_side,
                 best.transform,
             )
-            if agree < o.same_picture:
+            if agree < o.same_picture or part < o.same_parts:
                 inliers = o.min_inliers - 1
         if query.small is not None:
             inliers = max(inliers, self._whole_image(query, found))

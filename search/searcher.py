@@ -414,8 +414,11 @@ class Searcher:
             index = self.library.live_index()
         return find_duplicates(index, self.library.catalog, t, on_progress=on_progress)
 
-    def copy_groups(self, threshold: float | None = None, neighbours: int = CANDIDATES) -> CopyPass:
-        """Verified duplicate groups, largest first (see lookalike.search.copy_groups).
+    def copy_groups(
+        self, threshold: float | None = None, neighbours: int = CANDIDATES, hashes: bool = True
+    ) -> CopyPass:
+        """Verified duplicate groups, largest first (see lookalike.search.copy_groups);
+        ``hashes``: perceptual hashes propose candidates too.
 
         Opens the catalog for writing (only to keep the pair verdicts for next time).
         """
@@ -427,7 +430,7 @@ class Searcher:
         catalog = Catalog(self.library.catalog.path)
         try:
             extra = copy_pairs(catalog, copies[1]) if copies is not None else ()
-            return find_copy_groups(index, catalog, t, neighbours, extra)
+            return find_copy_groups(index, catalog, t, neighbours, extra, hashes=hashes)
         finally:
             catalog.close()
 

@@ -20,9 +20,10 @@ from lookalike.search.searcher import Searcher
     "--threshold",
     type=float,
     default=None,
-    help="Cosine similarity in (0, 1] at or above which a neighbour is a candidate, "
-    f"verified afterwards [default: {DEFAULT_CANDIDATE_THRESHOLD:g}; with --look-alikes "
-    f"the grouping threshold, default {DEFAULT_THRESHOLD:g}].",
+    help="Cosine similarity in (0, 1] at or above which a vector neighbour is a candidate, "
+    "verified afterwards (perceptual-hash candidates come in addition) [default: "
+    f"{DEFAULT_CANDIDATE_THRESHOLD:g}; with --look-alikes the grouping threshold, default "
+    f"{DEFAULT_THRESHOLD:g}].",
 )
 @click.option(
     "--look-alikes",

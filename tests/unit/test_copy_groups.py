@@ -7,7 +7,7 @@ from PIL import Image, ImageOps
 
 from lookalike.indexer.store.catalog import ImageRow
 from lookalike.search.copy_groups import PairVerifier, keep_order, star_groups
-from lookalike.search.pixels import agreement
+from lookalike.search.pixels import agreement, agreements
 from tests.unit.test_rerank import edited, scene
 
 
@@ -110,3 +110,17 @@ def test_stored_verdicts_count_only_while_both_files_are_unchanged(tmp_path):
         assert known_verdicts(catalog, changed) == {(1, 2): (40, "resized")}
     finally:
         catalog.close()
+
+
+def test_a_part_that_moved_disagrees_though_the_whole_agrees():
+    """Two photos of one scene a moment apart: the same background, the subject moved."""
+    shift = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    before = scene(5)
+    after = before.copy()
+    after.paste(scene(6).crop((0, 0, 90, 65)), (0, 0))  # a corner changed
+    copy = before.convert("L").convert("RGB")  # a copy: every part agrees
+    a = gray(before)
+    same = agreements(a, 1.0, gray(copy), 1.0, shift)
+    moved = agreements(a, 1.0, gray(after), 1.0, shift)
+    assert same.whole > 0.95 and same.least_cell > 0.95
+    assert moved.whole > 0.9 and moved.least_cell < 0.3  # the whole passes same_picture
