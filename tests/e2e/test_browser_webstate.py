@@ -6,20 +6,15 @@ new browser context). Screenshots at 1280 and 390 px go to test-artifacts/
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.browser import ARTIFACTS
 from tests.support.cli import run_cli
-from tests.support.data import REPO
 from tests.support.server import ServerProcess, copy_slice
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-ARTIFACTS = REPO / "test-artifacts"
 PAGE_SIZE = 60  # the library page's (webapp/settings.py PAGE_SIZE)
 
 
@@ -36,19 +31,6 @@ def library(tmp_path_factory):
     server = ServerProcess(lib)
     yield server, base / "photos"
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture()

@@ -14,14 +14,12 @@ import pytest
 
 from lookalike.indexer.models.registry import load_embedder
 from lookalike.indexer.store.library import Library
-from tests.support.data import REPO
+from tests.support.browser import ARTIFACTS
 from tests.support.server import ServerProcess
 from tests.support.vectors import clusters, write_vectors
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO / "test-artifacts"
 POINTS = 20_000
 
 
@@ -43,19 +41,6 @@ def server(library):
     server = ServerProcess(library)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def open_map(browser, server, width: int, height: int, query: str = ""):

@@ -8,20 +8,17 @@ Needs Debian's chromium (`apt-get install chromium`, never `playwright install`)
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.browser import ARTIFACTS
 from tests.support.cli import run_cli
-from tests.support.data import DATA, REPO
+from tests.support.data import DATA
 from tests.support.server import ServerProcess, copy_slice
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-ARTIFACTS = REPO / "test-artifacts"
 WIDTHS = (1280, 390)
 
 
@@ -52,19 +49,6 @@ def empty(tmp_path_factory):
     server = ServerProcess(base / "lib")
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture()
