@@ -254,6 +254,8 @@ def delete_boxes(library: Library, box_ids: Sequence[int], image_id: int | None 
             row = store.box(catalog, i)
             if row is None or (image_id is not None and row.image_id != int(image_id)):
                 raise UnknownBox(i)
+            if row.origin == "suggested":  # not offered again on this content
+                store.dismiss_suggestion(conn, row.image_id, row.hash)
         n = store.delete_boxes(conn, ids)
         catalog.bump_labels_version(conn)
     return n

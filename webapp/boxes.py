@@ -58,6 +58,7 @@ def _listing(svc: LibraryService, image_id: int) -> dict[str, Any]:
         },
         "boxes": [boxes.box_json(b) for b in found],
         "can_suggest": svc.object_search() and can_localize(svc.searcher.embedder),
+        "suggestion_dismissed": store.suggestion_dismissed(svc.catalog, image_id),
     }
 
 

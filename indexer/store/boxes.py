@@ -27,6 +27,9 @@ from lookalike.indexer.store.catalog import MIGRATIONS, Catalog
 
 # The migration that created the boxes table: its 1-based position in MIGRATIONS.
 BOXES_VERSION = next(n for n, m in enumerate(MIGRATIONS, 1) if "CREATE TABLE boxes" in m)
+DISMISSED_VERSION = next(
+    n for n, m in enumerate(MIGRATIONS, 1) if "CREATE TABLE dismissed_suggestions" in m
+)
 ORIGINS = ("human", "suggested")
 
 PixelBox = tuple[int, int, int, int]
@@ -163,6 +166,28 @@ def update_box(
 def delete_boxes(conn: sqlite3.Connection, box_ids: Iterable[int]) -> int:
     """Delete boxes by id; returns how many were there."""
     return sum(conn.execute("DELETE FROM boxes WHERE id = ?", (int(i),)).rowcount for i in box_ids)
+
+
+def dismiss_suggestion(conn: sqlite3.Connection, image_id: int, digest: str) -> None:
+    """Remember that a person deleted the image's suggested box (made on content ``digest``)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO dismissed_suggestions (image_id, hash, at) VALUES (?, ?, ?)",
+        (int(image_id), digest, time.time()),
+    )
+
+
+def suggestion_dismissed(catalog: Catalog, image_id: int) -> bool:
+    """Whether a person deleted the suggested box of the image's current content."""
+    if catalog.conn.execute("PRAGMA user_version").fetchone()[0] < DISMISSED_VERSION:
+        return False
+    return (
+        catalog.conn.execute(
+            "SELECT 1 FROM dismissed_suggestions d JOIN images i ON i.id = d.image_id "
+            "WHERE d.image_id = ? AND d.hash = i.hash",
+            (int(image_id),),
+        ).fetchone()
+        is not None
+    )
 
 
 def delete_suggested(conn: sqlite3.Connection, image_id: int) -> None:

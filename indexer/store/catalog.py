@@ -205,6 +205,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX kept_boxes_hash ON kept_boxes (hash);
     """,
+    # Suggested boxes a person deleted (indexer/store/boxes.py): the image page offers no
+    # main-object suggestion again while the image keeps the content it was dismissed on.
+    """
+    CREATE TABLE dismissed_suggestions (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        hash TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
 ]
 
 

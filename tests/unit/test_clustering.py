@@ -304,6 +304,7 @@ def _undo_migrations_after_3(conn):
         "removed_files",
         "boxes",
         "kept_boxes",
+        "dismissed_suggestions",
     ):
         conn.execute(f"DROP TABLE {table}")
     for table, column in (("errors", "max_pixels"), ("images", "dev"), ("images", "ino")):

@@ -124,6 +124,24 @@ def test_the_suggested_box_is_accepted_with_a_label(client):
     assert accepted.get_json()["box"]["box"] == suggested["box"]
 
 
+def test_a_deleted_suggestion_is_not_offered_again(client):
+    i = first_id(client)
+    assert listing(client, i)["suggestion_dismissed"] is False
+    suggested = client.post(f"/api/images/{i}/boxes/suggest", headers=CSRF).get_json()["box"]
+    assert listing(client, i)["suggestion_dismissed"] is False  # offered, not yet dismissed
+    url = f"/api/images/{i}/boxes/{suggested['id']}"
+    assert client.delete(url, headers=CSRF).get_json() == {"deleted": 1}
+    doc = listing(client, i)
+    assert doc["boxes"] == [] and doc["suggestion_dismissed"] is True
+    # A human box deleted is just gone: it does not dismiss another image's suggestion.
+    other = [r["id"] for r in client.get("/api/images?limit=2").get_json()["images"]][1]
+    made = client.post(
+        f"/api/images/{other}/boxes", json={"box": [0, 0, 30, 30], "label": "x"}, headers=CSRF
+    ).get_json()["box"]
+    client.delete(f"/api/images/{other}/boxes/{made['id']}", headers=CSRF)
+    assert listing(client, other)["suggestion_dismissed"] is False
+
+
 def test_search_with_a_library_images_box(client):
     i = first_id(client)
     doc = listing(client, i)

@@ -284,7 +284,7 @@ const LKBoxes = (() => {
       boxes = doc.boxes.map((b) => ({ ...b }));
       fit();
       render();
-      if (!boxes.length && doc.can_suggest) {
+      if (!boxes.length && doc.can_suggest && !doc.suggestion_dismissed) {
         // The main object as a pre-annotation (stored as a suggested box; a read-only
         // library refuses it, and the page simply offers none).
         try {
