@@ -40,7 +40,9 @@ class WorkerLost(RuntimeError):
 
 def default_workers() -> int:
     """Processes to use: the cores this process may run on, at most ``MAX_WORKERS``."""
-    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere, the core count
+    cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_WORKERS))
 
 
 def split(items: Sequence[str], cost: Callable[[str], float], groups: int) -> list[list[str]]:
