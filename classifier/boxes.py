@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from lookalike.classifier.labels import RejectedRow, Row
 from lookalike.indexer.errors import BadQuery, LookalikeError
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
+from lookalike.indexer.images import parse_box as parse_box_text
 from lookalike.indexer.label_text import canonical, check_label, match_key
 from lookalike.indexer.models.protocol import Embedder, FeatureVector
 from lookalike.indexer.scan import file_hash
@@ -59,13 +60,7 @@ class ImageChanged(LookalikeError):
 
 def parse_box(text: str) -> tuple[float, ...]:
     """'X0,Y0,X1,Y1' as numbers (checked against an image by :func:`check_box`)."""
-    try:
-        values = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise BadBox(f"a box is four numbers X0,Y0,X1,Y1, not {text!r}")
-    return values
+    return parse_box_text(text, BadBox)
 
 
 def check_box(region: Any, width: int, height: int) -> PixelBox:

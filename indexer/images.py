@@ -208,6 +208,24 @@ def center_crop_resize(img: Image.Image, resize: int, crop: int) -> Image.Image:
     )
 
 
+def parse_box(
+    text: str, error: type[Exception] = ValueError, what: str = "a box"
+) -> tuple[float, float, float, float]:
+    """'X0,Y0,X1,Y1' as four floats; anything else raises ``error`` saying so.
+
+    The one parser of the box text the CLI and the web take (a search region, a
+    labelled box); what the box must satisfy against its image is checked where it
+    is used.
+    """
+    try:
+        values = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise error(f"{what} is four numbers X0,Y0,X1,Y1, not {text!r}")
+    return values[0], values[1], values[2], values[3]
+
+
 def crop_box(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
     """Crop an RGB image to a box in pixel coordinates (x0, y0, x1, y1)."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)

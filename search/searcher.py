@@ -39,6 +39,7 @@ from PIL import Image
 
 from lookalike.indexer.errors import BadQuery, LookalikeError, ModelUnavailable
 from lookalike.indexer.images import DEFAULT_MAX_PIXELS, load_image
+from lookalike.indexer.images import parse_box as parse_box_text
 from lookalike.indexer.models.copy_model import CopyModel, load_copy_model
 from lookalike.indexer.models.protocol import Embedder, FeatureVector
 from lookalike.indexer.models.registry import load_embedder_for
@@ -535,13 +536,7 @@ def merge_results(lists: list[list[SearchResult]]) -> list[SearchResult]:
 
 def parse_box(value: str) -> Box:
     """'x0,y0,x1,y1' (pixels of the EXIF-rotated query image) as four floats."""
-    try:
-        box = tuple(float(p) for p in value.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4:
-        raise BadQuery(f"box must be four numbers x0,y0,x1,y1, not {value!r}")
-    return box
+    return parse_box_text(value, BadQuery, what="the box")
 
 
 def validate_box(box: Box, size: tuple[int, int]) -> tuple[int, int, int, int]:

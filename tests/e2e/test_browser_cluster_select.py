@@ -43,17 +43,6 @@ def server(library):
     server.stop()
 
 
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    context.close()
-    assert errors == [], errors
-
-
 def labels_of(library: Path, ids: list[int]) -> dict[int, str]:
     with sqlite3.connect(library / "catalog.sqlite") as conn:
         marks = ",".join("?" * len(ids))

@@ -45,17 +45,6 @@ def server(library):
     server.stop()
 
 
-@pytest.fixture()
-def page(server, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    context.close()
-    assert errors == [], errors
-
-
 def labelled(library: Path, label: str) -> int:
     with sqlite3.connect(library / "catalog.sqlite") as conn:
         query = "SELECT COUNT(*) FROM labels WHERE label = ? AND origin = 'review'"

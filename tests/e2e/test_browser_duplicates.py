@@ -30,17 +30,6 @@ def server(library):
     server.stop()
 
 
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    context.close()
-    assert errors == [], errors
-
-
 def test_duplicates_page_keep_hide_and_remove(page, server, library):
     page.goto(f"{server.url}/duplicates")
     groups = page.locator(".dup-group")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lookalike.indexer.errors import UnreadableImage
-from lookalike.indexer.images import center_crop_resize, load_image, to_rgb
+from lookalike.indexer.images import center_crop_resize, load_image, parse_box, to_rgb
 from tests.support.data import dev_images
 
 
@@ -144,3 +144,16 @@ def test_center_crop_resize_matches_torchvision():
 def test_to_rgb_keeps_rgb_untouched():
     img = Image.new("RGB", (3, 3), (1, 2, 3))
     assert to_rgb(img) is img
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "", "1,2,3,4,5", "1;2;3;4"])
+def test_parse_box_refuses_what_is_not_four_numbers_with_the_callers_error(text):
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused, match=r"four numbers X0,Y0,X1,Y1, not"):
+        parse_box(text, Refused)
+
+
+def test_parse_box_reads_four_numbers():
+    assert parse_box(" 1, 2.5,30,4e1") == (1.0, 2.5, 30.0, 40.0)
