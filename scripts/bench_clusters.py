@@ -28,7 +28,10 @@ per split and worst + mean, with plain HDBSCAN (PCA-50, min cluster size 5) and 
 centre oracle on the same split. The 100k timing then uses synthetic vectors.
 --first-split N draws the splits N, N+1, ... (choose a method on one range of splits,
 confirm it on another); --diagnose prints, per split, where each class's images went
-(proposal pieces and noise) and the proposals that mix two classes.
+(proposal pieces and noise), the proposals that mix two classes, and where ARI is lost:
+the ARI an oracle repair of each kind of mistake gains alone (stray images, pieces of a
+class apart from its main proposal, classes merged into another's, distractors inside
+proposals), and the classes whose repair gains most.
 
 Without --from-library, the dev data is indexed into the bench cache on the first run
 (minutes) and reused after.
@@ -306,6 +309,8 @@ def long_tailed(args, work: Path) -> None:
             kinds = [c["nearest_label"] if c["kind"] == "label" else "new" for c in doc["clusters"]]
             groups = [c["members"] for c in doc["clusters"]]
             print("\n".join(cluster_splits.confusion(groups, kinds, doc["noise"], class_of)))
+            losses = cluster_splits.ari_losses(groups, doc["noise"], class_of)
+            print("\n".join(cluster_splits.loss_lines(losses)))
         shutil.rmtree(lib)
     mode = f"long-tailed{' + Zipf' if args.zipf else ''}, {args.labels} labels a class"
     mode += f", splits {args.first_split}-{args.first_split + args.splits - 1}"

@@ -40,6 +40,12 @@ class ClusterParams:
     # classes of similar size fold on splits 10-19, 0.25 ties with it on 0-9).
     fold_share: float | None = 0.1
     fold_max_ratio: float = 0.25
+    # The same between new clusters (consolidate.join_by_links); None: off.
+    join_share: float | None = 0.1
+    # An image moves to the group holding this share of its kNN neighbours
+    # (consolidate.vote_reassign); None: off.
+    vote_share: float | None = None
+    vote_passes: int = 2
     refine_passes: int = 3  # nearest-centroid passes over the clustered images
     pca_sample: int = 10_000  # vectors the projection is fitted on
     pca_min_rows: int = 500  # fewer vectors (unlabelled + labelled): no projection

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.classifier.clustering.consolidate import fold_by_links
+from lookalike.classifier.clustering.consolidate import fold_by_links, join_by_links
 from lookalike.classifier.clustering.params import ClusterParams
 
 K = 10
@@ -51,3 +51,35 @@ def test_folding_off_or_without_labels_changes_nothing():
     assert (off == assign).all()
     none = fold_by_links(nbrs[: len(assign)], assign + 1, np.zeros(0, np.int64), 0, ClusterParams())
     assert (none == assign + 1).all()
+
+
+def _graph_to(assign: np.ndarray, links: dict[int, tuple[int, float]]) -> np.ndarray:
+    """A kNN table over unlabelled rows only (self first, then K neighbours): the members
+    of group c send ``links[c][1]`` of their links to group ``links[c][0]``."""
+    rows = np.arange(len(assign))
+    table = np.empty((len(assign), K + 1), dtype=np.int64)
+    table[:, 0] = rows
+    rng = np.random.default_rng(0)
+    for i, g in enumerate(assign):
+        own = rows[(assign == g) & (rows != i)]
+        target, share = links.get(int(g), (int(g), 0.0))
+        out = round(share * K)
+        table[i, 1:] = np.concatenate(
+            [rng.choice(rows[assign == target], out), rng.choice(own, K - out)]
+        )
+    return table
+
+
+def test_a_piece_of_a_large_new_cluster_joins_it_a_look_alike_of_similar_size_stays():
+    # No labels. New clusters: 0 (200 images), 1 (30, 30% of links into 0: one person
+    # of a large class nobody labelled), 2 (150, 30% into 0: a look-alike of similar
+    # size), 3 (30, 5% into 0), 4 (10 images, 50% into 0: too few to judge).
+    sizes = {0: 200, 1: 30, 2: 150, 3: 30, 4: 10}
+    assign = np.concatenate([np.full(n, c) for c, n in sizes.items()])
+    nbrs = _graph_to(assign, {1: (0, 0.3), 2: (0, 0.3), 3: (0, 0.05), 4: (0, 0.5)})
+    out = join_by_links(nbrs, assign, np.zeros(0, np.int64), 0, ClusterParams())
+    assert (out[assign == 1] == 0).all()
+    for c in (0, 2, 3, 4):
+        assert (out[assign == c] == c).all(), c
+    off = join_by_links(nbrs, assign, np.zeros(0, np.int64), 0, ClusterParams(join_share=None))
+    assert (off == assign).all()
