@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.classifier.clustering.consolidate import fold_by_links, join_by_links
+from lookalike.classifier.clustering.consolidate import fold_by_links, join_by_links, vote_reassign
 from lookalike.classifier.clustering.params import ClusterParams
 
 K = 10
@@ -83,3 +83,40 @@ def test_a_piece_of_a_large_new_cluster_joins_it_a_look_alike_of_similar_size_st
         assert (out[assign == c] == c).all(), c
     off = join_by_links(nbrs, assign, np.zeros(0, np.int64), 0, ClusterParams(join_share=None))
     assert (off == assign).all()
+
+
+def test_an_image_most_neighbours_disagree_with_moves_a_split_vote_leaves_it():
+    # Groups 0 and 1 (20 images each), then three images: one put in 0 whose 10
+    # neighbours are all in 1 (mis-assigned), one in 0 with 5 of 10 in 1 (no clear
+    # vote), and a noise image with 8 of 10 in 1.
+    assign = np.concatenate([np.zeros(20, np.int64), np.ones(20, np.int64), [0, 0, -1]])
+    rows = np.arange(len(assign))
+    table = np.empty((len(assign), K + 1), dtype=np.int64)
+    table[:, 0] = rows
+    for i in range(40):
+        table[i, 1:] = [j for j in range(20 * (i // 20), 20 * (i // 20) + 20) if j != i][:K]
+    table[40, 1:] = np.arange(20, 30)
+    table[41, 1:] = np.concatenate([np.arange(5), np.arange(20, 25)])
+    table[42, 1:] = np.concatenate([np.arange(2), np.arange(20, 28)])
+    out = vote_reassign(table, assign, np.zeros(0, np.int64), ClusterParams())
+    assert out[40] == 1 and out[42] == 1
+    assert out[41] == 0
+    assert (out[:40] == assign[:40]).all()
+    off = vote_reassign(table, assign, np.zeros(0, np.int64), ClusterParams(vote_share=None))
+    assert (off == assign).all()
+
+
+def test_a_labelled_neighbour_votes_for_its_label():
+    # One new cluster (id 1) of 12 images; an image in it whose neighbours are the 10
+    # labelled images of class 0 joins the label.
+    assign = np.ones(13, np.int64)
+    label_ids = np.zeros(10, np.int64)
+    table = np.empty((23, K + 1), dtype=np.int64)
+    table[:, 0] = np.arange(23)
+    for i in range(12):
+        table[i, 1:] = [j for j in range(12) if j != i][:K]
+    table[12, 1:] = np.arange(13, 23)
+    for i in range(13, 23):
+        table[i, 1:] = [j for j in range(13, 23) if j != i] + [0]
+    out = vote_reassign(table, assign, label_ids, ClusterParams())
+    assert out[12] == 0 and (out[:12] == 1).all()
