@@ -28,7 +28,10 @@ per split and worst + mean, with plain HDBSCAN (PCA-50, min cluster size 5) and 
 centre oracle on the same split. The 100k timing then uses synthetic vectors.
 --first-split N draws the splits N, N+1, ... (choose a method on one range of splits,
 confirm it on another); --diagnose prints, per split, where each class's images went
-(proposal pieces and noise) and the proposals that mix two classes.
+(proposal pieces and noise), the proposals that mix two classes, and where ARI is lost:
+the ARI an oracle repair of each kind of mistake gains alone (stray images, pieces of a
+class apart from its main proposal, classes merged into another's, distractors inside
+proposals), and the classes whose repair gains most.
 
 Without --from-library, the dev data is indexed into the bench cache on the first run
 (minutes) and reused after.
@@ -54,6 +57,7 @@ from bench_support.cli import cli
 from bench_support.data import class_of, dev_library, long_tailed_library, remove_images
 from bench_support.figures import parser
 from lookalike.classifier.clustering.discovery import cluster_vectors
+from lookalike.classifier.clustering.params import ClusterParams
 from lookalike.indexer.numerics import l2_normalize
 from lookalike.indexer.store.catalog import Catalog
 
@@ -306,6 +310,8 @@ def long_tailed(args, work: Path) -> None:
             kinds = [c["nearest_label"] if c["kind"] == "label" else "new" for c in doc["clusters"]]
             groups = [c["members"] for c in doc["clusters"]]
             print("\n".join(cluster_splits.confusion(groups, kinds, doc["noise"], class_of)))
+            losses = cluster_splits.ari_losses(groups, doc["noise"], class_of)
+            print("\n".join(cluster_splits.loss_lines(losses)))
         shutil.rmtree(lib)
     mode = f"long-tailed{' + Zipf' if args.zipf else ''}, {args.labels} labels a class"
     mode += f", splits {args.first_split}-{args.first_split + args.splits - 1}"
@@ -348,9 +354,15 @@ def synthetic_timing(n: int = 100_000, dim: int = 1280, classes: int = 200) -> N
     x = l2_normalize(centres[cls] + noise)
     lab = np.concatenate([np.flatnonzero(cls == c)[:10] for c in range(0, classes, 2)])
     unl = np.setdiff1d(np.arange(len(x)), lab)
+    names = [str(c) for c in cls[lab]]
     start, cpu = time.perf_counter(), time.process_time()
-    res = cluster_vectors(x[unl], x[lab], [str(c) for c in cls[lab]])
+    res = cluster_vectors(x[unl], x[lab], names)
     ours, cpu = time.perf_counter() - start, time.process_time() - cpu
+    # The reference in the same run: the method without its last two steps (the join of
+    # new pieces by kNN links and the kNN vote; main before them).
+    start, ref_cpu = time.perf_counter(), time.process_time()
+    cluster_vectors(x[unl], x[lab], names, ClusterParams(join_share=None, vote_share=None))
+    before, ref_cpu = time.perf_counter() - start, time.process_time() - ref_cpu
     sub = unl[:20_000]
     start = time.perf_counter()
     z = PCA(50, random_state=0).fit_transform(x[sub])
@@ -362,6 +374,10 @@ def synthetic_timing(n: int = 100_000, dim: int = 1280, classes: int = 200) -> N
         f"shared machine is longer) ({len(res.clusters)} proposals, "
         f"{len(res.noise) / len(unl):.1%} noise); HDBSCAN PCA-50 on 20,000 of them "
         f"{ref:.1f}s (ratio {ours / ref:.2f}x for 5x the vectors)"
+    )
+    print(
+        f"  without the join by links and the kNN vote, the same vectors: {before:.1f}s "
+        f"wall, {ref_cpu:.1f}s CPU (ratio, CPU: {cpu / ref_cpu:.2f}x)"
     )
 
 

@@ -22,20 +22,25 @@ gives every other class ``--labels`` labels (at most half its images), and with
 ``--zipf`` subsamples the classes to Zipf-like sizes (5 to 1,000 images, at most what a
 class has). Printed per split, then worst and mean: known-class accuracy (an
 abstention is a miss) and novel-class images left unknown for the default tagger
-(``--new``) and the old one (``--old``, kNN label propagation), the distractors left
+(``--new``) and the old one (``--old``: kNN label propagation; ``proto-alone``: the
+prototype head as it was before its transductive novelty), the distractors left
 unknown, the expected calibration error of the answers' confidence per class-size
 bucket, and the prototype reference: class prototypes with one cosine threshold chosen
 knowing the novel images, at the novel-unknown rate the new tagger reached. With
 ``--diagnose``, per split and head: the known-class images' closed-set accuracy (the
 best guess, tagged or not), the share left unknown and tagged wrong, the worst known
-classes, and the novel classes most often tagged, as what.
+classes, and the novel classes most often tagged, as what; and what limits the tagger:
+the best known accuracy reachable at 80% of the novel images unknown with a threshold
+chosen knowing them (an oracle) on the prototype head's z-score of the image alone, on
+the calibrated confidence, and on the transductive z-score (averaged over the image's
+nearest library images), beside the closed-set ceiling.
 
 Usage:
     python scripts/bench_tagging.py [--seed 0] [--heads knn,linear,svm,mlp]
         [--from-library /tmp/lib1]   # copy an indexed library of the dev data (default:
                                      # the dev data indexed once into the bench cache)
     python scripts/bench_tagging.py --long-tailed [--labels 1,3,10,30] [--splits 10]
-        [--zipf] [--novel 10] [--new proto] [--old knn] [--diagnose]
+        [--zipf] [--novel 10] [--new proto] [--old knn|proto-alone] [--diagnose]
 """
 
 from __future__ import annotations

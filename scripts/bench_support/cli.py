@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -19,7 +20,8 @@ class Ran(NamedTuple):
     """What a successful command printed, and how long the whole process took."""
 
     stdout: str
-    seconds: float
+    seconds: float  # wall time
+    cpu_seconds: float = 0.0  # user + system time of the process (and its children)
 
     def last_json(self) -> Any:
         """The JSON document on the last line of stdout (the CLI's ``--json`` output)."""
@@ -33,6 +35,7 @@ def cli(*args: str, library: Path | None = None, timeout: float | None = None) -
     if library is not None:
         env["LOOKALIKE_LIBRARY"] = str(library)
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         [sys.executable, "-m", "lookalike", *args],
         capture_output=True,
@@ -41,9 +44,11 @@ def cli(*args: str, library: Path | None = None, timeout: float | None = None) -
         timeout=timeout,
     )
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"lookalike {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return Ran(proc.stdout, seconds)
+    return Ran(proc.stdout, seconds, cpu)
 
 
 @contextmanager

@@ -135,3 +135,69 @@ def confusion(groups: list[list[str]], kinds: list[str], noise: list[str], class
             (a, na), (b, nb) = top
             out.append(f"    proposal {k}:{kinds[k]} mixes {a} {na}, {b} {nb}")
     return out
+
+
+def ari_losses(groups: list[list[str]], noise: list[str], class_of, min_size: int = 5) -> dict:
+    """Where ARI is lost: the ARI gained by repairing one kind of mistake at a time (an
+    oracle, each kind alone against the clustering as it is), and per class by repairing
+    that class alone (all its images in one group of their own).
+
+    A class's *main* group is the proposal holding most of it. Kinds: ``strays`` -- its
+    images outside the main group in pieces of fewer than ``min_size`` of it, or noise,
+    moved into the main group; ``pieces`` -- its pieces of ``min_size`` or more outside the
+    main group, moved in; ``merged`` -- a main group shared with a larger class, its images
+    taken out into a group of their own; ``distractors`` -- distractors inside proposals
+    made noise."""
+    truth = [class_of(p) for g in groups for p in g] + [class_of(p) for p in noise]
+    pred = np.array([k for k, g in enumerate(groups) for _p in g] + [-1] * len(noise))
+    truth_arr = np.array(truth)
+    base = _ari(truth_arr, pred)
+    classes = sorted(set(truth) - {DISTRACTOR})
+    main = {}
+    for c in classes:
+        got = Counter(pred[(truth_arr == c) & (pred >= 0)].tolist())
+        main[c] = got.most_common(1)[0][0] if got else -1
+    owner = {}
+    for c in sorted(classes, key=lambda c: -int(np.sum((truth_arr == c) & (pred == main[c])))):
+        owner.setdefault(main[c], c)
+    fixes = {kind: pred.copy() for kind in ("strays", "pieces", "merged", "distractors")}
+    fresh = len(groups)
+    for c in classes:
+        mine = truth_arr == c
+        count = Counter(pred[mine].tolist())
+        for g, n in count.items():
+            if g == main[c] or main[c] < 0:
+                continue
+            kind = "strays" if g < 0 or n < min_size else "pieces"
+            fixes[kind][mine & (pred == g)] = main[c]
+        if main[c] >= 0 and owner[main[c]] != c:
+            fixes["merged"][mine & (pred == main[c])] = fresh
+            fresh += 1
+    fixes["distractors"][(truth_arr == DISTRACTOR) & (pred >= 0)] = -1
+    gains = {kind: _ari(truth_arr, fixed) - base for kind, fixed in fixes.items()}
+    per_class = {}
+    for c in classes:
+        fixed = pred.copy()
+        fixed[truth_arr == c] = fresh
+        per_class[c] = _ari(truth_arr, fixed) - base
+    return {"ari": base, "gains": gains, "per_class": per_class}
+
+
+def _ari(truth: np.ndarray, pred: np.ndarray) -> float:
+    """ARI with noise (-1) and distractors as singletons, as :func:`score` counts them."""
+    flat = [t if t != DISTRACTOR else f"{DISTRACTOR} {k}" for k, t in enumerate(truth.tolist())]
+    single = pred.copy()
+    lone = np.flatnonzero(single < 0)
+    single[lone] = pred.max() + 1 + np.arange(len(lone))
+    return float(adjusted_rand_score(flat, single))
+
+
+def loss_lines(losses: dict, top: int = 6) -> list[str]:
+    """The printed breakdown of :func:`ari_losses`."""
+    kinds = ", ".join(f"{k} +{v:.3f}" for k, v in losses["gains"].items())
+    worst = sorted(losses["per_class"].items(), key=lambda kv: -kv[1])[:top]
+    classes = ", ".join(f"{c} +{v:.3f}" for c, v in worst)
+    return [
+        f"    ARI lost, by kind (oracle repair of each alone): {kinds}",
+        f"    ARI lost, by class (repairing that class alone): {classes}",
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.classifier.clustering.consolidate import fold_by_links
+from lookalike.classifier.clustering.consolidate import fold_by_links, join_by_links, vote_reassign
 from lookalike.classifier.clustering.params import ClusterParams
 
 K = 10
@@ -51,3 +51,72 @@ def test_folding_off_or_without_labels_changes_nothing():
     assert (off == assign).all()
     none = fold_by_links(nbrs[: len(assign)], assign + 1, np.zeros(0, np.int64), 0, ClusterParams())
     assert (none == assign + 1).all()
+
+
+def _graph_to(assign: np.ndarray, links: dict[int, tuple[int, float]]) -> np.ndarray:
+    """A kNN table over unlabelled rows only (self first, then K neighbours): the members
+    of group c send ``links[c][1]`` of their links to group ``links[c][0]``."""
+    rows = np.arange(len(assign))
+    table = np.empty((len(assign), K + 1), dtype=np.int64)
+    table[:, 0] = rows
+    rng = np.random.default_rng(0)
+    for i, g in enumerate(assign):
+        own = rows[(assign == g) & (rows != i)]
+        target, share = links.get(int(g), (int(g), 0.0))
+        out = round(share * K)
+        table[i, 1:] = np.concatenate(
+            [rng.choice(rows[assign == target], out), rng.choice(own, K - out)]
+        )
+    return table
+
+
+def test_a_piece_of_a_large_new_cluster_joins_it_a_look_alike_of_similar_size_stays():
+    # No labels. New clusters: 0 (200 images), 1 (30, 30% of links into 0: one person
+    # of a large class nobody labelled), 2 (150, 30% into 0: a look-alike of similar
+    # size), 3 (30, 5% into 0), 4 (10 images, 50% into 0: too few to judge).
+    sizes = {0: 200, 1: 30, 2: 150, 3: 30, 4: 10}
+    assign = np.concatenate([np.full(n, c) for c, n in sizes.items()])
+    nbrs = _graph_to(assign, {1: (0, 0.3), 2: (0, 0.3), 3: (0, 0.05), 4: (0, 0.5)})
+    out = join_by_links(nbrs, assign, np.zeros(0, np.int64), 0, ClusterParams())
+    assert (out[assign == 1] == 0).all()
+    for c in (0, 2, 3, 4):
+        assert (out[assign == c] == c).all(), c
+    off = join_by_links(nbrs, assign, np.zeros(0, np.int64), 0, ClusterParams(join_share=None))
+    assert (off == assign).all()
+
+
+def test_an_image_most_neighbours_disagree_with_moves_a_split_vote_leaves_it():
+    # Groups 0 and 1 (20 images each), then three images: one put in 0 whose 10
+    # neighbours are all in 1 (mis-assigned), one in 0 with 5 of 10 in 1 (no clear
+    # vote), and a noise image with 8 of 10 in 1.
+    assign = np.concatenate([np.zeros(20, np.int64), np.ones(20, np.int64), [0, 0, -1]])
+    rows = np.arange(len(assign))
+    table = np.empty((len(assign), K + 1), dtype=np.int64)
+    table[:, 0] = rows
+    for i in range(40):
+        table[i, 1:] = [j for j in range(20 * (i // 20), 20 * (i // 20) + 20) if j != i][:K]
+    table[40, 1:] = np.arange(20, 30)
+    table[41, 1:] = np.concatenate([np.arange(5), np.arange(20, 25)])
+    table[42, 1:] = np.concatenate([np.arange(2), np.arange(20, 28)])
+    out = vote_reassign(table, assign, np.zeros(0, np.int64), ClusterParams())
+    assert out[40] == 1 and out[42] == 1
+    assert out[41] == 0
+    assert (out[:40] == assign[:40]).all()
+    off = vote_reassign(table, assign, np.zeros(0, np.int64), ClusterParams(vote_share=None))
+    assert (off == assign).all()
+
+
+def test_a_labelled_neighbour_votes_for_its_label():
+    # One new cluster (id 1) of 12 images; an image in it whose neighbours are the 10
+    # labelled images of class 0 joins the label.
+    assign = np.ones(13, np.int64)
+    label_ids = np.zeros(10, np.int64)
+    table = np.empty((23, K + 1), dtype=np.int64)
+    table[:, 0] = np.arange(23)
+    for i in range(12):
+        table[i, 1:] = [j for j in range(12) if j != i][:K]
+    table[12, 1:] = np.arange(13, 23)
+    for i in range(13, 23):
+        table[i, 1:] = [j for j in range(13, 23) if j != i] + [0]
+    out = vote_reassign(table, assign, label_ids, ClusterParams())
+    assert out[12] == 0 and (out[:12] == 1).all()

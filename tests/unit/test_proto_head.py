@@ -134,3 +134,49 @@ def test_a_snapshot_run_drops_the_tags_of_images_removed_meanwhile(tmp_path):
         save_tags(lib, run)
         assert lib.catalog.tag_counts()[0] == len(run.results) - len(removed)
     assert set(removed) <= set(ids)
+
+
+def _class_around(centre: np.ndarray, n: int, noise: float, rng) -> np.ndarray:
+    return centre + noise * rng.standard_normal((n, len(centre)))
+
+
+def varied_library(seed: int = 0, dim: int = 32):
+    """Prepared vectors of: known class 0 (a tight core, plus outlying images whose
+    nearest images are the core), known classes 1-3, and a never-labelled class 4, a dense
+    group close to class 1 (a near-synonym)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((4, dim))
+    novel_centre = centres[1] + 0.9 * rng.standard_normal(dim)
+    parts = [
+        _class_around(centres[0], 300, 0.5, rng),
+        centres[0] + 0.9 * rng.standard_normal((30, dim)),  # the outlying images of class 0
+        _class_around(centres[1], 60, 0.5, rng),
+        _class_around(centres[2], 60, 0.5, rng),
+        _class_around(centres[3], 60, 0.5, rng),
+        _class_around(novel_centre, 60, 0.5, rng),
+    ]
+    y = np.repeat([0, 0, 1, 2, 3, 4], [len(p) for p in parts])
+    outlying = np.zeros(len(y), bool)
+    outlying[300:330] = True
+    return prepare(np.concatenate(parts)), y, outlying
+
+
+def test_the_transductive_novelty_reaches_a_class_s_outlying_images():
+    x, y, outlying = varied_library()
+    rng = np.random.default_rng(1)
+    core = np.flatnonzero((y < 4) & ~outlying)
+    seeds = np.sort(np.concatenate([rng.choice(core[y[core] == c], 10, False) for c in range(4)]))
+    heads = {k: ProtoHead(x, ProtoSettings(neighbours=k)) for k in (0, 10)}
+    novelty = {}
+    for k, head in heads.items():
+        head.fit(seeds, y[seeds])
+        novelty[k] = head.score(np.arange(len(y))).novelty
+    novel = y == 4
+    # Alone, the outlying images of class 0 look as far from its labels as the novel
+    # group does from class 1's; among their own class, they come closer ...
+    gain = np.median(novelty[10][outlying]) - np.median(novelty[0][outlying])
+    assert gain > 1.0
+    # ... while the novel group, among its own kind, gains nothing like it.
+    novel_gain = np.median(novelty[10][novel]) - np.median(novelty[0][novel])
+    assert novel_gain < gain / 2
+    assert np.median(novelty[10][outlying]) > np.quantile(novelty[10][novel], 0.9)
