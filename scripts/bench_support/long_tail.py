@@ -178,6 +178,11 @@ def run_tagger(
     return got, seconds
 
 
+# The neighbours the transductive novelty averages over when the diagnosis measures it
+# (ProtoSettings.neighbours is 0, off, by default).
+TRANSDUCTIVE = 10
+
+
 # The default head before the transductive novelty (main at b304117), for comparisons in
 # the same run: the prototype head's z-score of the image alone, at most 15% of the
 # simulated images of hidden classes tagged.
@@ -236,8 +241,11 @@ def oracle_figures(
     out: dict[str, float] = {}
     for name, settings in (
         ("z alone", ProtoSettings(neighbours=0)),
-        ("transductive z, neighbours weighing 1", ProtoSettings(weight_from=0.0, weight_to=0.0)),
-        ("transductive z, default weights", ProtoSettings()),
+        (
+            "transductive z, neighbours weighing 1",
+            ProtoSettings(neighbours=TRANSDUCTIVE, weight_from=0.0, weight_to=0.0),
+        ),
+        ("transductive z, default weights", ProtoSettings(neighbours=TRANSDUCTIVE)),
     ):
         head = ProtoHead(x, settings)
         head.fit(split.seeds, y)
