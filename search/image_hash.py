@@ -91,16 +91,22 @@ def image_hashes(paths: Mapping[int, str]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ids, dtype=np.int64), np.stack(rows).astype(np.float32)
 
 
-def hash_pairs(ids: np.ndarray, hashes: np.ndarray, neighbours: int = HASH_NEIGHBOURS) -> set[Pair]:
+def hash_pairs(
+    ids: np.ndarray,
+    hashes: np.ndarray,
+    neighbours: int = HASH_NEIGHBOURS,
+    exact_up_to: int = EXACT_UP_TO,
+) -> set[Pair]:
     """Each image and its ``neighbours`` nearest by the best cosine over the eight views
-    (smaller id first)."""
+    (smaller id first); searched exhaustively up to ``exact_up_to`` hashes, through an
+    HNSW graph above."""
     n = len(ids)
     if n < 2 or neighbours < 1:
         return set()
     faiss = load_faiss()
     dim = hashes.shape[2]
     plain = np.ascontiguousarray(hashes[:, 0])
-    if n <= EXACT_UP_TO:
+    if n <= exact_up_to:
         index = faiss.IndexFlatIP(dim)
     else:
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)

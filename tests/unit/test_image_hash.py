@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
-from lookalike.search.image_hash import coefficients, hash_pairs, image_hashes, views
+from lookalike.search.image_hash import ODD, coefficients, hash_pairs, image_hashes, views
 from tests.unit.test_rerank import scene
 
 
@@ -49,3 +49,26 @@ def test_copies_pair_with_their_originals_and_blank_or_unreadable_files_have_no_
 
 def test_no_pairs_from_fewer_than_two_hashes():
     assert hash_pairs(np.zeros(0, np.int64), np.zeros((0, 8, 63), np.float32)) == set()
+
+
+def test_the_hnsw_path_finds_the_copies_the_exact_search_finds():
+    # Above EXACT_UP_TO hashes the search goes through an HNSW graph; here it is forced
+    # on 3,000 synthetic codes: 2,600 unrelated images and 200 copies (flipped, turned or
+    # slightly changed) of 200 of them.
+    rng = np.random.default_rng(0)
+    originals = rng.normal(size=(2800, 8, 8)).astype(np.float32)
+    copies = []
+    for i in range(200):
+        d = originals[i].copy()
+        d = [d, d * ODD[None, :], d.T, d * ODD[:, None]][i % 4]
+        copies.append(d + rng.normal(scale=0.05, size=d.shape).astype(np.float32))
+    codes = np.stack([views(d) for d in [*originals, *copies]]).astype(np.float32)
+    ids = np.arange(len(codes), dtype=np.int64) + 1000
+    planted = {(1000 + i, 1000 + 2800 + i) for i in range(200)}
+
+    exact = hash_pairs(ids, codes)
+    graph = hash_pairs(ids, codes, exact_up_to=0)
+
+    assert planted <= exact
+    assert planted <= graph
+    assert len(graph & exact) >= 0.95 * len(exact)
