@@ -142,21 +142,31 @@ def _fold_pieces(nbrs, assign, label_ids, n_classes, p, into_new: bool) -> Assig
     dst = np.where(nbrs.ravel() >= 0, group[np.maximum(nbrs.ravel(), 0)], -1)
     keep = (src >= n_classes) & (dst >= n_classes if into_new else (dst >= 0) & (dst < n_classes))
     keep &= src != dst
-    links = np.zeros((count, count))
-    np.add.at(links, (src[keep], dst[keep]), 1.0)
+    # Links per (group, group) pair, counted sparsely (a dense groups x groups matrix
+    # would hold 3.2 GB at 20,000 groups); each group's most linked group, the lowest
+    # number among equals.
+    codes, counts = np.unique(src[keep] * count + dst[keep], return_counts=True)
+    src_of, dst_of = codes // count, codes % count
+    order = np.lexsort((dst_of, -counts, src_of))
+    first = order[np.r_[True, src_of[order][1:] != src_of[order][:-1]]] if len(order) else order
+    most_linked = np.full(count, -1, np.int64)
+    most_links = np.zeros(count)
+    most_linked[src_of[first]] = dst_of[first]
+    most_links[src_of[first]] = counts[first]
     size = np.bincount(group[group >= 0], minlength=count).astype(float)
     bar = p.join_share if into_new else p.fold_share
     out = assign.copy()
     piece = np.arange(n_classes, count)
     piece = piece[size[piece] >= p.settled_factor * p.min_size]
     # Strongest share first: a fold makes the group larger, which the ratio sees.
-    share = links[piece] / ((nbrs.shape[1] - 1) * size[piece])[:, None]
+    share = most_links[piece] / ((nbrs.shape[1] - 1) * size[piece])
     home = np.arange(count)  # where each group's members are now
-    for row in np.argsort(-share.max(1), kind="stable"):
+    for row in np.argsort(-share, kind="stable"):
         c = int(piece[row])
-        best = int(share[row].argmax())
-        target = int(home[best])
-        if home[c] != c or target == c or share[row, best] < bar:
+        if share[row] <= 0 or share[row] < bar:
+            continue
+        target = int(home[most_linked[c]])
+        if home[c] != c or target == c:
             continue
         if size[c] <= p.fold_max_ratio * size[target]:
             out[out == c] = target
