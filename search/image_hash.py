@@ -22,7 +22,9 @@ another picture's); those the CNN vector and local features find.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -73,22 +75,32 @@ def views(d: np.ndarray) -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def image_hashes(paths: Mapping[int, str]) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, views (n, 8, BAND^2 - 1)) of the readable, not blank images of ``paths``."""
-    ids, rows = [], []
-    for image_id, path in paths.items():
-        try:
-            image = load_image(path, min_side=SIDE).image
-        except UnreadableImage as e:
-            log.debug("no hash for %s: %s", path, e.reason)
-            continue
-        d = coefficients(image)
-        if d is not None:
-            ids.append(image_id)
-            rows.append(views(d))
+def image_hashes(paths: Mapping[int, str], workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, views (n, 8, BAND^2 - 1)) of the readable, not blank images of ``paths``,
+    decoded on ``workers`` threads (0: one per core, up to 4)."""
+    items = list(paths.items())
+    threads = max(1, workers or min(4, os.cpu_count() or 1))
+    if threads == 1 or len(items) < 2:
+        found = [_hash_views(item) for item in items]
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="hash") as pool:
+            found = list(pool.map(_hash_views, items, chunksize=64))
+    ids = [image_id for (image_id, _), v in zip(items, found, strict=True) if v is not None]
+    rows = [v for v in found if v is not None]
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, 8, BAND * BAND - 1), np.float32)
     return np.array(ids, dtype=np.int64), np.stack(rows).astype(np.float32)
+
+
+def _hash_views(item: tuple[int, str]) -> np.ndarray | None:
+    image_id, path = item
+    try:
+        image = load_image(path, min_side=SIDE).image
+    except UnreadableImage as e:
+        log.debug("no hash for %s: %s", path, e.reason)
+        return None
+    d = coefficients(image)
+    return None if d is None else views(d)
 
 
 def hash_pairs(

@@ -72,3 +72,16 @@ def test_the_hnsw_path_finds_the_copies_the_exact_search_finds():
     assert planted <= exact
     assert planted <= graph
     assert len(graph & exact) >= 0.95 * len(exact)
+
+
+def test_hashes_on_threads_are_those_of_one_thread(tmp_path):
+    paths = {}
+    for i in range(1, 9):
+        paths[i] = str(tmp_path / f"{i}.jpg")
+        scene(50 + i).save(paths[i], quality=50)
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    paths[9] = str(tmp_path / "broken.jpg")
+    one_ids, one = image_hashes(paths, workers=1)
+    ids, hashes = image_hashes(paths, workers=3)
+    assert ids.tolist() == one_ids.tolist() == list(range(1, 9))
+    assert np.array_equal(hashes, one)
