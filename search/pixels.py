@@ -60,6 +60,28 @@ def agreements(
     the same scene taken a moment later (a person before the same wall) agrees over the
     still background, so the whole correlates highly, but not where the subject moved.
     A copy agrees in every part."""
+    return _compared(query, query_scale, candidate, candidate_scale, transform, edges=False)
+
+
+def edge_agreements(
+    query: np.ndarray, query_scale: float, candidate: np.ndarray, candidate_scale: float, transform
+) -> Agreement:
+    """``agreements`` of the images' edges (gradient magnitudes) instead of their gray
+    levels. A recoloured copy changes gray levels region by region (a hue shift turns
+    red darker and green lighter, then grayscale keeps that), so its gray levels agree
+    less (0.75-0.89 on the bench's colour edits); its edges stay where they were. Where
+    the subject of another photo of the scene moved, its edges moved too."""
+    return _compared(query, query_scale, candidate, candidate_scale, transform, edges=True)
+
+
+def _compared(
+    query: np.ndarray,
+    query_scale: float,
+    candidate: np.ndarray,
+    candidate_scale: float,
+    transform,
+    edges: bool,
+) -> Agreement:
     import cv2  # heavy (OpenCV): only when a copy is verified
 
     m = np.asarray(transform, dtype=np.float64).copy()
@@ -68,11 +90,15 @@ def agreements(
     h, w = candidate.shape
     q = cv2.GaussianBlur(query.astype(np.float32), (0, 0), BLUR)
     c = cv2.GaussianBlur(candidate.astype(np.float32), (0, 0), BLUR)
+    if edges:  # a turn keeps gradient magnitudes, a scale multiplies them all alike
+        q, c = _edges(q), _edges(c)
     warped = cv2.warpAffine(q, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     # Black fill (the corners of a rotated copy, letterbox bars) is no picture content.
     content = cv2.erode((query > DARK).astype(np.float32), np.ones((5, 5), np.uint8))
     inside = cv2.warpAffine(content, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-    overlap = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0.5
+    # edges: one pixel more, the fill's own border is an edge of the query alone
+    rim = np.ones((5, 5) if edges else (3, 3), np.uint8)
+    overlap = cv2.erode(inside, rim) > 0.5
     whole = _correlation(warped[overlap], c[overlap])
     if whole is None:
         return Agreement(0.0, 0.0)  # a blank or tiny overlap proves nothing: not the same
@@ -88,6 +114,14 @@ def agreements(
             if r is not None:
                 least = min(least, r)
     return Agreement(whole, least)
+
+
+def _edges(gray: np.ndarray) -> np.ndarray:
+    import cv2
+
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1)
+    return np.sqrt(gx * gx + gy * gy)
 
 
 def _correlation(

@@ -48,7 +48,7 @@ from PIL import Image, ImageFilter
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
 from lookalike.indexer.store.faiss_loader import load_faiss
-from lookalike.search.pixels import agreements
+from lookalike.search.pixels import agreements, edge_agreements
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,12 @@ class RerankOptions:
     # which a match is another photo of the same scene; 0: not checked (search). See
     # lookalike.search.copy_groups.VERIFY_OPTIONS for the duplicates pass's measure.
     same_parts: float = 0.0
+    # A match whose gray levels disagree but agree at least this much overall is still a
+    # copy when its edges agree (search/pixels.py: edge_agreements, ``same_edges`` overall
+    # and ``same_edge_parts`` in every part): a recoloured copy; 0: not checked (search).
+    recoloured: float = 0.0
+    same_edges: float = 0.75
+    same_edge_parts: float = 0.5
     cache_size: int = 2048  # candidates kept in memory (about 45 KB each)
     workers: int = 0  # verification threads; 0: up to 4, one per core
 
@@ -316,16 +322,19 @@ class Reranker:
         except UnreadableImage as e:
             log.debug("not verifying %s: %s", path, e.reason)
             return None
-        gray = gray_at_side(image, self.options.candidate_side)
-        thumb = Image.fromarray(gray).resize(_fit(image.size, THUMB_KEPT), Image.Resampling.BOX)
-        features = Candidate(
-            extract(gray, self.options.candidate_features), thumb, image.size[0] / image.size[1]
-        )
+        features = self.candidate_of(image)
         with self._lock:
             self._cache[path] = features
             while len(self._cache) > self.options.cache_size:
                 self._cache.popitem(last=False)
         return features
+
+    def candidate_of(self, image: Image.Image) -> Candidate:
+        """What is verified of an image already decoded (not cached)."""
+        gray = gray_at_side(image, self.options.candidate_side)
+        thumb = Image.fromarray(gray).resize(_fit(image.size, THUMB_KEPT), Image.Resampling.BOX)
+        features = extract(gray, self.options.candidate_features)
+        return Candidate(features, thumb, image.size[0] / image.size[1])
 
     def inliers(self, query: QueryFeatures, path: str) -> int | None:
         """The inliers of ``verify``; None: unreadable."""
@@ -339,42 +348,78 @@ class Reranker:
         A match of ``min_inliers`` or more whose pixels disagree once aligned (below
         ``same_picture``, see search/pixels.py; or in one part below ``same_parts``) is
         another photo of the same scene, not a copy: it counts as ``min_inliers - 1``
-        (mirrored matches only, unless ``pixel_check_all``).
+        (mirrored matches only, unless ``pixel_check_all``), unless the match in the
+        other orientation is checked and agrees (a mirrored copy of a symmetric subject
+        can match plain, with many inliers) or, with ``recoloured``, its edges agree.
         """
         found = self.candidate_features(path)
-        if found is None:
-            return None
+        return None if found is None else self.verify_candidate(query, found)
+
+    def verify_candidate(self, query: QueryFeatures, found: Candidate) -> Verification:
+        """``verify`` against a candidate's features (see ``candidate_of``)."""
         o = self.options
         candidate = found.features
         ratio, px = o.ratio, o.reprojection * o.candidate_side
         # Fewer matches than a verified copy has inliers are left unfitted: no copy.
         enough = o.min_inliers
-        best, mirrored = match_features(query.plain, candidate, ratio, px, enough), False
-        if best.inliers < 4 * o.min_inliers:  # not clearly a copy in this orientation
-            flipped = match_features(query.mirrored, candidate, ratio, px, enough)
-            if flipped.inliers > best.inliers:
-                best, mirrored = flipped, True
-        inliers, agree = best.inliers, 1.0
-        checked = mirrored or o.pixel_check_all
-        if (
-            checked
-            and inliers >= o.min_inliers
-            and query.pixels is not None
-            and best.transform is not None
-        ):
-            pixels = query.pixels[:, ::-1] if mirrored else query.pixels
-            agree, part = agreements(
-                pixels,
-                max(pixels.shape) / o.side,
-                np.asarray(found.thumb),
-                max(found.thumb.size) / o.candidate_side,
-                best.transform,
-            )
-            if agree < o.same_picture or part < o.same_parts:
-                inliers = o.min_inliers - 1
+        tried = [(match_features(query.plain, candidate, ratio, px, enough), False)]
+        if tried[0][0].inliers < 4 * o.min_inliers:  # not clearly a copy in this orientation
+            tried.append((match_features(query.mirrored, candidate, ratio, px, enough), True))
+        tried.sort(key=lambda t: -t[0].inliers)  # stable: plain first on a tie
+        best, mirrored = tried[0]
+        result = Verification(best.inliers, mirrored, 1.0, best.transform)
+        for n, (match, flip) in enumerate(tried):
+            if match.inliers < o.min_inliers:
+                break
+            agree = self._agreement(query, found, match, flip)
+            if agree is None:  # not checked, or nothing to compare: taken as it is, unless
+                if n == 0:  # a better match in the other orientation was another photo
+                    result = Verification(match.inliers, flip, 1.0, match.transform)
+                break
+            if (agree[0] >= o.same_picture and agree[1] >= o.same_parts) or self._recoloured(
+                query, found, match, flip, agree[0]
+            ):
+                result = Verification(match.inliers, flip, agree[0], match.transform)
+                break
+            if n == 0:  # another photo of the scene, unless the other orientation is a copy
+                result = Verification(o.min_inliers - 1, flip, agree[0], match.transform)
+            if len(tried) == 1:  # a clear match in the plain orientation that disagrees
+                tried.append((match_features(query.mirrored, candidate, ratio, px, enough), True))
         if query.small is not None:
-            inliers = max(inliers, self._whole_image(query, found))
-        return Verification(inliers, mirrored, agree, best.transform)
+            whole = self._whole_image(query, found)
+            if whole > result.inliers:
+                result = result._replace(inliers=whole)
+        return result
+
+    def _agreement(
+        self, query: QueryFeatures, found: Candidate, match: Match, mirrored: bool, edges=False
+    ) -> tuple[float, float] | None:
+        """The pixel agreement of a match (whole overlap, least part; of the edges with
+        ``edges``), or None when the options do not check it or it cannot be checked."""
+        o = self.options
+        if not (mirrored or o.pixel_check_all):
+            return None
+        if query.pixels is None or match.transform is None:
+            return None
+        pixels = query.pixels[:, ::-1] if mirrored else query.pixels
+        return (edge_agreements if edges else agreements)(
+            pixels,
+            max(pixels.shape) / o.side,
+            np.asarray(found.thumb),
+            max(found.thumb.size) / o.candidate_side,
+            match.transform,
+        )
+
+    def _recoloured(
+        self, query: QueryFeatures, found: Candidate, match: Match, mirrored: bool, gray: float
+    ) -> bool:
+        """Whether a match whose gray levels disagree is a recoloured copy (see
+        ``RerankOptions.recoloured``)."""
+        o = self.options
+        if not o.recoloured or gray < o.recoloured:
+            return False
+        edges = self._agreement(query, found, match, mirrored, edges=True)
+        return edges is not None and edges[0] >= o.same_edges and edges[1] >= o.same_edge_parts
 
     def _whole_image(self, query: QueryFeatures, found: Candidate) -> int:
         """What a small query's whole-image correlation counts as (0: no match)."""

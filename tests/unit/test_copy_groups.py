@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.indexer.store.catalog import ImageRow
-from lookalike.search.copy_groups import PairVerifier, keep_order, star_groups
-from lookalike.search.pixels import agreement, agreements
+from lookalike.search.copy_groups import (
+    SAME_PARTS,
+    VERIFY_OPTIONS,
+    PairVerifier,
+    keep_order,
+    star_groups,
+)
+from lookalike.search.pixels import agreement, agreements, edge_agreements
+from lookalike.search.rerank import Reranker
 from tests.unit.test_rerank import edited, scene
 
 
@@ -124,3 +133,119 @@ def test_a_part_that_moved_disagrees_though_the_whole_agrees():
     moved = agreements(a, 1.0, gray(after), 1.0, shift)
     assert same.whole > 0.95 and same.least_cell > 0.95
     assert moved.whole > 0.9 and moved.least_cell < 0.3  # the whole passes same_picture
+
+
+def test_each_image_is_decoded_once_and_a_small_memory_gives_the_same_verdicts(
+    tmp_path, monkeypatch
+):
+    import lookalike.search.copy_groups as copy_groups
+
+    originals = {i: scene(30 + i) for i in range(1, 5)}
+    images = {**originals, 5: originals[1].resize((180, 130)), 6: ImageOps.mirror(originals[2])}
+    rows = {}
+    for i, img in images.items():
+        img.save(tmp_path / f"{i}.jpg", quality=60)
+        rows[i] = row(i, *img.size, path=str(tmp_path / f"{i}.jpg"))
+    pairs = [(a, b) for a in rows for b in rows if a < b]
+    loads: list[str] = []
+    real = copy_groups.load_image
+
+    def counting(path, **kw):
+        loads.append(str(path))
+        return real(path, **kw)
+
+    monkeypatch.setattr(copy_groups, "load_image", counting)
+    outcomes = []
+    for keep in (100, 1):
+        loads.clear()
+        check = PairVerifier(rows, keep=keep)
+        try:
+            outcomes.append(check.verify(pairs))
+        finally:
+            check.close()
+        if keep == 100:
+            assert sorted(loads) == sorted(r["path"] for r in rows.values())
+        else:  # nothing kept but the last image: read again when needed, same answers
+            assert len(loads) > len(rows)
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][(1, 5)].inliers >= 15 and outcomes[0][(2, 6)].kind == "edited"
+    assert all(v.inliers < 15 for p, v in outcomes[0].items() if p not in {(1, 5), (2, 6)})
+
+
+def test_a_match_whose_pixels_disagree_gives_way_to_the_other_orientation(monkeypatch):
+    """A symmetric subject matches plain with many inliers but its pixels disagree: the
+    mirrored match (a mirrored copy) is checked as well, and taken when it agrees."""
+    import lookalike.search.rerank as rerank
+
+    plain = rerank.LocalFeatures(np.zeros((500, 2), np.float32), np.zeros((500, 32), np.uint8))
+    mirrored = rerank.LocalFeatures(plain.points.copy(), plain.descriptors.copy())
+    shift = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    pixels = np.arange(64 * 48, dtype=np.uint8).reshape(48, 64)
+
+    def fake_match(query, candidate, ratio, reprojection, least):
+        return rerank.Match(80 if query is plain else 40, shift)
+
+    def fake_agreements(query_pixels, qs, cand, cs, transform):
+        same = np.array_equal(query_pixels, pixels[:, ::-1])  # only the mirrored agrees
+        return (0.99, 0.99) if same else (0.6, 0.5)
+
+    monkeypatch.setattr(rerank, "match_features", fake_match)
+    monkeypatch.setattr(rerank, "agreements", fake_agreements)
+    query = rerank.QueryFeatures(plain, mirrored, None, pixels)
+    found = rerank.Candidate(plain, Image.new("L", (64, 48)), 64 / 48)
+    checked = rerank.Reranker(VERIFY_OPTIONS).verify_candidate(query, found)
+    assert (checked.inliers, checked.mirrored, checked.agreement) == (40, True, 0.99)
+    # search checks mirrored matches only: the clear plain match stands unchecked
+    search = rerank.Reranker(rerank.RerankOptions()).verify_candidate(query, found)
+    assert (search.inliers, search.mirrored) == (80, False)
+
+    def nobody_agrees(query_pixels, qs, cand, cs, transform):
+        return (0.6, 0.5)
+
+    monkeypatch.setattr(rerank, "agreements", nobody_agrees)
+    rejected = rerank.Reranker(VERIFY_OPTIONS).verify_candidate(query, found)
+    assert rejected.inliers == VERIFY_OPTIONS.min_inliers - 1  # another photo of the scene
+
+
+def recoloured(img: Image.Image, hue: int) -> Image.Image:
+    h, s, v = img.convert("HSV").split()
+    return Image.merge("HSV", (h.point(lambda x: (x + hue) % 256), s, v)).convert("RGB")
+
+
+def test_a_recoloured_copy_agrees_by_its_edges_a_moved_subject_does_not():
+    shift = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    original = gray(scene(10))
+    copy = gray(recoloured(scene(10), 20))  # red turns darker, green lighter: region by region
+    levels, edges = (
+        agreements(original, 1.0, copy, 1.0, shift),
+        edge_agreements(original, 1.0, copy, 1.0, shift),
+    )
+    assert levels.whole < VERIFY_OPTIONS.same_picture or levels.least_cell < SAME_PARTS
+    assert levels.whole >= VERIFY_OPTIONS.recoloured
+    assert edges.whole >= VERIFY_OPTIONS.same_edges
+    assert edges.least_cell >= VERIFY_OPTIONS.same_edge_parts
+    before = scene(5)
+    after = before.copy()
+    after.paste(scene(6).crop((0, 0, 90, 65)), (0, 0))  # the subject moved
+    moved = edge_agreements(gray(before), 1.0, gray(after), 1.0, shift)
+    assert moved.least_cell < VERIFY_OPTIONS.same_edge_parts
+
+
+def test_the_pass_takes_a_recoloured_copy_only_with_the_edge_check(tmp_path):
+    scene(10).save(tmp_path / "original.png")
+    recoloured(scene(10), 20).resize((300, 217)).save(tmp_path / "copy.jpg", quality=70)
+    rows = {
+        1: row(1, 360, 260, path=str(tmp_path / "original.png")),
+        2: row(2, 300, 217, path=str(tmp_path / "copy.jpg")),
+    }
+    found = {}
+    for recolour in (VERIFY_OPTIONS.recoloured, 0.0):
+        options = replace(VERIFY_OPTIONS, recoloured=recolour)
+        check = PairVerifier(rows, Reranker(options))
+        try:
+            found[recolour] = check.verify([(1, 2)])[(1, 2)]
+        finally:
+            check.close()
+    assert found[VERIFY_OPTIONS.recoloured].inliers >= VERIFY_OPTIONS.min_inliers
+    assert found[VERIFY_OPTIONS.recoloured].kind == "edited"
+    assert found[0.0].inliers < VERIFY_OPTIONS.min_inliers  # the gray levels alone reject it
