@@ -144,6 +144,7 @@ def run_tagger(
     truth: np.ndarray,
     diagnose: bool = False,
     oracles: list[dict[str, float]] | None = None,
+    share: float | None = None,
 ):
     """(Outcome, seconds) of ``tag_vectors`` with ``head`` on one split; with
     ``diagnose``, print where its known-class misses and tagged novel images come from,
@@ -154,7 +155,7 @@ def run_tagger(
     started = time.perf_counter()
     if head in PROTO_VARIANTS:
         rows, guesses, prediction = tag_proto_variant(
-            head, vectors[split.rows], split.seeds, truth[split.seeds]
+            head, vectors[split.rows], split.seeds, truth[split.seeds], share
         )
     else:
         rows, guesses, prediction, _ = tag_vectors(
@@ -196,14 +197,22 @@ PROTO_TRANSDUCTIVE = "proto-transductive"
 PROTO_VARIANTS = {PROTO_ALONE: (0, 0.15), PROTO_TRANSDUCTIVE: (TRANSDUCTIVE, 0.12)}
 
 
-def tag_proto_variant(head: str, vectors: np.ndarray, seeds: np.ndarray, labels: np.ndarray):
+def tag_proto_variant(
+    head: str,
+    vectors: np.ndarray,
+    seeds: np.ndarray,
+    labels: np.ndarray,
+    share: float | None = None,
+):
     """(rows, best guesses, prediction) of one of PROTO_VARIANTS, as tag_vectors returns
-    them."""
+    them; ``share``: PROTO_TRANSDUCTIVE's share of simulated novel images tagged, when
+    not its own."""
     from lookalike.classifier.tagging.calibration import SimulationSettings
     from lookalike.classifier.tagging.proto_head import ProtoHead, ProtoSettings
     from lookalike.classifier.tagging.tagger import Tagger, prepare
 
-    neighbours, share = PROTO_VARIANTS[head]
+    neighbours, own = PROTO_VARIANTS[head]
+    share = share if share is not None and head == PROTO_TRANSDUCTIVE else own
     names, y = np.unique(labels, return_inverse=True)
     proto = ProtoHead(prepare(vectors), ProtoSettings(neighbours=neighbours))
     tagger = Tagger(proto, SimulationSettings(seed=0, novel_tagged=share)).fit(seeds, y)
@@ -320,7 +329,9 @@ def long_tailed(args) -> None:
             truth = split.truth(classes)
             line = [f"  split {s:2d} ({len(split.rows)} images)"]
             for head in heads:
-                got, seconds = run_tagger(head, vectors, split, truth, args.diagnose, oracles[head])
+                got, seconds = run_tagger(
+                    head, vectors, split, truth, args.diagnose, oracles[head], args.share
+                )
                 table[head].append(got)
                 line.append(f"{head} {got.known_accuracy:.3f}/{got.novel_unknown:.3f}")
             new = table[args.new][-1]
