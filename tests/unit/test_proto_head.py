@@ -180,3 +180,24 @@ def test_the_transductive_novelty_reaches_a_class_s_outlying_images():
     novel_gain = np.median(novelty[10][novel]) - np.median(novelty[0][novel])
     assert novel_gain < gain / 2
     assert np.median(novelty[10][outlying]) > np.quantile(novelty[10][novel], 0.9)
+
+
+def test_a_class_of_800_is_tagged_as_reliably_as_one_of_30():
+    # 13 labelled classes: one of 810 images, twelve of 40; three of 60 never labelled.
+    x, y = clusters(16, 810, seed=7)
+    sizes = {0: 810, **{c: 40 for c in range(1, 13)}, **{c: 60 for c in (13, 14, 15)}}
+    keep = np.concatenate([np.flatnonzero(y == c)[:n] for c, n in sizes.items()])
+    x, y = x[keep], y[keep]
+    rng = np.random.default_rng(0)
+    seeds = np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(y == c), 10, False) for c in range(13)])
+    )
+    rows, guesses, prediction, _ = tag_vectors(x, seeds, y[seeds].astype(str))
+    tagged, _ = prediction.decide()
+    truth = y[rows]
+    right = tagged & (np.array(guesses) == truth.astype(str))
+    large = right[truth == 0].mean()
+    small = min(right[truth == c].mean() for c in range(1, 13))
+    assert large >= 0.9
+    assert large >= small - 0.05
+    assert (~tagged[truth >= 13]).mean() >= 0.8
