@@ -9,7 +9,10 @@ where the library has copy detection. Every candidate pair is then verified as s
 verifies its results (lookalike.search.rerank: ORB keypoints, a similarity transform
 fit with RANSAC, both orientations, thumbnails compared whole), then by its pixels
 (search/pixels.py: the whole overlap and each part of it must agree, so two photos of
-one scene a moment apart are not one picture), and only verified pairs group.
+one scene a moment apart are not one picture; a recoloured copy, whose gray levels
+change region by region, by its edges), and only verified pairs group. Each image is
+decoded once and its features computed once (PairVerifier), for up to KEPT images in
+memory at a time.
 
 Groups are stars, not connected components: images are taken best first (the one to
 keep: largest, least compressed, original format), and each takes the images not yet
