@@ -93,6 +93,10 @@ class RerankOptions:
     # copy when its edges agree (search/pixels.py: edge_agreements, ``same_edges`` overall
     # and ``same_edge_parts`` in every part): a recoloured copy; 0: not checked (search).
     recoloured: float = 0.0
+    # A match with fewer than ``min_inliers`` but at least this many inliers is a copy
+    # when its pixels agree (it counts as ``min_inliers``): a small crop or a thumbnail
+    # keeps few keypoints; 0: not checked (search: ``min_inliers`` is the bar).
+    least_checked: int = 0
     same_edges: float = 0.75
     same_edge_parts: float = 0.5
     cache_size: int = 2048  # candidates kept in memory (about 45 KB each)
@@ -361,7 +365,7 @@ class Reranker:
         candidate = found.features
         ratio, px = o.ratio, o.reprojection * o.candidate_side
         # Fewer matches than a verified copy has inliers are left unfitted: no copy.
-        enough = o.min_inliers
+        enough = min(o.min_inliers, o.least_checked or o.min_inliers)
         tried = [(match_features(query.plain, candidate, ratio, px, enough), False)]
         if tried[0][0].inliers < 4 * o.min_inliers:  # not clearly a copy in this orientation
             tried.append((match_features(query.mirrored, candidate, ratio, px, enough), True))
@@ -369,9 +373,12 @@ class Reranker:
         best, mirrored = tried[0]
         result = Verification(best.inliers, mirrored, 1.0, best.transform)
         for n, (match, flip) in enumerate(tried):
-            if match.inliers < o.min_inliers:
+            if match.inliers < enough:
                 break
+            few = match.inliers < o.min_inliers  # a copy only if its pixels agree
             agree = self._agreement(query, found, match, flip)
+            if few and agree is None:
+                break
             if agree is None:  # not checked, or nothing to compare: taken as it is, unless
                 if n == 0:  # a better match in the other orientation was another photo
                     result = Verification(match.inliers, flip, 1.0, match.transform)
@@ -379,7 +386,10 @@ class Reranker:
             if (agree[0] >= o.same_picture and agree[1] >= o.same_parts) or self._recoloured(
                 query, found, match, flip, agree[0]
             ):
-                result = Verification(match.inliers, flip, agree[0], match.transform)
+                inliers = max(match.inliers, o.min_inliers)
+                result = Verification(inliers, flip, agree[0], match.transform)
+                break
+            if few:
                 break
             if n == 0:  # another photo of the scene, unless the other orientation is a copy
                 result = Verification(o.min_inliers - 1, flip, agree[0], match.transform)

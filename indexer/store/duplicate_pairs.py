@@ -45,3 +45,9 @@ def write_verdicts(
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 items[start : start + WRITE_CHUNK],
             )
+
+
+def forget_verdicts(catalog: Catalog) -> None:
+    """Drop every stored verdict (they were found by another verifier)."""
+    with catalog.transaction() as conn:
+        conn.execute("DELETE FROM duplicate_pairs")
