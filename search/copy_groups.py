@@ -254,10 +254,6 @@ class PairVerifier:
             self.reranker.candidate_of(image) if as_candidate else None,
         )
 
-    def query(self, image_id: int) -> QueryFeatures | None:
-        found = self.prepared(image_id)
-        return None if found is None else found.query
-
     def inliers(self, pair: Pair) -> Verdict:
         """Verifies the smaller image (as the query) against the larger one."""
         a, b = self._ordered(pair)
