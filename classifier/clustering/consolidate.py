@@ -126,7 +126,8 @@ def join_by_links(
     ``bench_clusters.py --long-tailed``: ARI 0.905 where a whole Faces gives 0.95),
     and its centroid is no closer than a look-alike's (0.8 joins neither). The size
     ratio keeps two never-labelled look-alikes of similar size apart (chair and
-    windsor chair).
+    windsor chair). ``p.join_share`` 0.08: that person's piece sent 0.094 of its links
+    to the rest of Faces on split 8.
     """
     if p.join_share is None or (assign >= n_classes).sum() == 0:
         return assign

@@ -120,3 +120,17 @@ def test_a_labelled_neighbour_votes_for_its_label():
         table[i, 1:] = [j for j in range(13, 23) if j != i] + [0]
     out = vote_reassign(table, assign, label_ids, ClusterParams())
     assert out[12] == 0 and (out[:12] == 1).all()
+
+
+def test_a_piece_sending_a_tenth_of_its_links_less_one_image_joins_by_default():
+    # New clusters 0 (200 images) and 1 (30): 27 of 1's members send one of their 10
+    # links into 0, three none: a share of 0.09 (a never-labelled Faces' one-person piece
+    # sent 0.094 on a long-tailed dev split). The default (0.08) joins it, 0.1 did not.
+    assign = np.concatenate([np.zeros(200, np.int64), np.ones(30, np.int64)])
+    nbrs = _graph_to(assign, {1: (0, 0.1)})
+    for row in range(200, 203):
+        nbrs[row, 1:] = [j for j in range(200, 230) if j != row][:K]
+    out = join_by_links(nbrs, assign, np.zeros(0, np.int64), 0, ClusterParams())
+    assert (out == 0).all()
+    before = join_by_links(nbrs, assign, np.zeros(0, np.int64), 0, ClusterParams(join_share=0.1))
+    assert (before == assign).all()
