@@ -29,7 +29,7 @@ from lookalike.indexer.store.library import Library
 # Part of the fingerprint: a change of algorithm re-clusters stored libraries.
 ALGORITHM = "graph-average-linkage-5"  # 2: new groups near a label fold into it; 3: or linked
 # to it; 4: a new piece linked to a larger new cluster joins it, images move by kNN vote;
-# 5: that join at 0.08 of the links
+# 5: the fold and the join by links at 0.08 of the links
 
 Known = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]  # (sorted ids, their vectors)
 Group = tuple[set[int], str | None]  # (member ids, the label it is more of or None)

@@ -134,3 +134,17 @@ def test_a_piece_sending_a_tenth_of_its_links_less_one_image_joins_by_default():
     assert (out == 0).all()
     before = join_by_links(nbrs, assign, np.zeros(0, np.int64), 0, ClusterParams(join_share=0.1))
     assert (before == assign).all()
+
+
+def test_a_piece_sending_nine_hundredths_of_its_links_to_a_label_folds_by_default():
+    # Class 0: 10 labelled + 100 unlabelled images; new cluster 1 (20 images): 18 of
+    # its members send one of their 10 links to the labelled images, two none (0.09).
+    assign = np.concatenate([np.zeros(100, np.int64), np.ones(20, np.int64)])
+    label_ids = np.zeros(10, dtype=np.int64)
+    nbrs = _graph(assign, label_ids, {1: 0.1})
+    for row in (100, 101):
+        nbrs[row, 1:] = [j for j in range(100, 120) if j != row][:K]
+    out = fold_by_links(nbrs, assign, label_ids, 1, ClusterParams())
+    assert (out == 0).all()
+    before = fold_by_links(nbrs, assign, label_ids, 1, ClusterParams(fold_share=0.1))
+    assert (before == assign).all()
