@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -63,7 +63,6 @@ from lookalike.classifier.tagging.knn_head import (
     KNN_DEFAULT_CALIBRATION,
     Graph,
     KnnHead,
-    KnnSettings,
 )
 from lookalike.classifier.tagging.proto_head import PROTO_DEFAULT_CALIBRATION, ProtoHead
 from lookalike.indexer.errors import LookalikeError
@@ -130,6 +129,13 @@ def make_head(
     if name == "proto":
         return ProtoHead(x)
     return make_inductive_head(name, x, seed=seed, z=projected)
+
+
+def head_settings(head: Head) -> dict[str, Any]:
+    """The settings a head ran with (its ``settings`` dataclass), as a dict; {} when
+    the head has none (the inductive heads)."""
+    settings = getattr(head, "settings", None)
+    return asdict(settings) if is_dataclass(settings) and not isinstance(settings, type) else {}
 
 
 def default_calibration(name: str) -> Calibrator:
@@ -286,7 +292,7 @@ class TagRunInfo:
     labels_version: int  # the catalog's labels_version the run saw
     calibration: Calibrator
     validation: HeldOutFigures | None  # None: too few rows to measure
-    settings: dict[str, Any]  # the kNN head's settings ({} for the other heads)
+    settings: dict[str, Any]  # the settings of the head that ran ({} for a head without)
     # The last evaluation's stored figures for this head, when there was one.
     evaluation: dict[str, Any] | None = None
 
@@ -412,7 +418,7 @@ def compute_tags(
         labels_version=cat.labels_version(),
         calibration=replace(tagger.calibrator),
         validation=simulated_figures(tagger),
-        settings=asdict(KnnSettings()) if head == "knn" else {},
+        settings=head_settings(tagger.head),
         evaluation=_evaluation_of(library, head),
     )
     return TagRun(results, info)

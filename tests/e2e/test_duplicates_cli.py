@@ -137,3 +137,25 @@ def test_a_library_without_vectors_is_one_line(tmp_path):
     assert proc.returncode == 1 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "has no images yet" in lines[0]
+
+
+def test_verdicts_of_another_verifier_version_are_verified_anew(lib):
+    from lookalike import search
+    from lookalike.indexer.store.catalog import Catalog
+    from lookalike.search.copy_groups import VERIFIER, VERIFIER_KEY
+
+    with search.open_library(lib["library"]) as api:
+        first = api.copy_groups()
+        assert api.copy_groups().verified == 0  # stored verdicts, same verifier
+        catalog = Catalog(api.library.catalog.path)
+        try:
+            assert catalog.get_meta(VERIFIER_KEY) == VERIFIER
+            with catalog.transaction() as conn:
+                catalog.set_meta(VERIFIER_KEY, "an older one", conn)
+            again = api.copy_groups()
+            assert again.candidates > 0 and again.verified == again.candidates
+            assert again.groups == first.groups
+            assert catalog.get_meta(VERIFIER_KEY) == VERIFIER
+        finally:
+            catalog.close()
+        assert api.copy_groups().verified == 0

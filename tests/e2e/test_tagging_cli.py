@@ -6,9 +6,11 @@ import csv
 import json
 import re
 import shutil
+from dataclasses import asdict
 
 import pytest
 
+from lookalike.classifier.tagging.proto_head import ProtoSettings
 from tests.support.cli import run_cli
 from tests.support.data import dev_images
 
@@ -124,6 +126,8 @@ def test_import_report_then_tag_json(lib, tmp_path):
     assert info["tags"]["unknown"] == sum(r["label"] is None for r in results)
     assert info["tagging"]["head"] == "proto" and info["tagging"]["labelled"] == 9
     assert 0 <= info["tagging"]["validation"]["known_accuracy"] <= 1
+    # the run records the settings its head ran with
+    assert info["tagging"]["settings"] == asdict(ProtoSettings())
 
     # A stricter threshold only turns tags into unknowns.
     strict = json.loads(cli(lib_dir, "tag", "--json", "--min-confidence", "0.99").stdout)
