@@ -115,6 +115,7 @@ KEPT = 10_000  # images whose features a pass keeps in memory at a time (PairVer
 # (seed 0) and 6 (seed 1) more of the true pairs into the candidates.
 SMALL_SIDE = 0.67
 SMALL_NEIGHBOURS = 40
+SMALL_CHUNK = 10_000  # small images searched at a time (bounded memory at 1M images)
 COPY_NEIGHBOURS = 4  # copy-descriptor neighbours per image proposed for verification
 COPY_MIN_SCORE = 0.3  # ... at this copy-descriptor cosine or more
 COPY_CHUNK = 20_000  # copy descriptors read at a time
@@ -211,12 +212,14 @@ def small_image_pairs(
     if not len(small):
         return set()
     areas = {i: _area(r) for i, r in rows.items()}
-    scores, found = index.search(index.reconstruct(small), neighbours + 1, rerank=0)
     out: set[Pair] = set()
-    for a, row_scores, row_found in zip(small.tolist(), scores, found.tolist(), strict=True):
-        for score, b in zip(row_scores.tolist(), row_found, strict=True):
-            if b >= 0 and b != a and score >= threshold and areas.get(b, 0) > areas[a]:
-                out.add((min(a, b), max(a, b)))
+    for start in range(0, len(small), SMALL_CHUNK):
+        chunk = small[start : start + SMALL_CHUNK]
+        scores, found = index.search(index.reconstruct(chunk), neighbours + 1, rerank=0)
+        for a, row_scores, row_found in zip(chunk.tolist(), scores, found.tolist(), strict=True):
+            for score, b in zip(row_scores.tolist(), row_found, strict=True):
+                if b >= 0 and b != a and score >= threshold and areas.get(b, 0) > areas[a]:
+                    out.add((min(a, b), max(a, b)))
     return out
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.indexer.store.catalog import ImageRow
+from lookalike.indexer.store.vector_index import VectorIndex
 from lookalike.search.copy_groups import (
     SAME_PARTS,
     VERIFY_OPTIONS,
@@ -16,7 +17,6 @@ from lookalike.search.copy_groups import (
     small_image_pairs,
     star_groups,
 )
-from lookalike.indexer.store.vector_index import VectorIndex
 from lookalike.search.pixels import agreement, agreements, edge_agreements
 from lookalike.search.rerank import Reranker
 from tests.unit.test_rerank import edited, scene
