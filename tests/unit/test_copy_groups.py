@@ -8,11 +8,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.indexer.store.catalog import ImageRow
+from lookalike.indexer.store.vector_index import VectorIndex
 from lookalike.search.copy_groups import (
     SAME_PARTS,
     VERIFY_OPTIONS,
     PairVerifier,
     keep_order,
+    small_image_pairs,
     star_groups,
 )
 from lookalike.search.pixels import agreement, agreements, edge_agreements
@@ -45,6 +47,24 @@ def test_the_image_to_keep_is_largest_then_least_compressed_then_original_format
 def test_a_mark_to_keep_wins_over_the_automatic_order():
     rows = {1: row(1, 600, 400), 2: row(2), 3: row(3)}
     assert star_groups([(1, 2), (1, 3), (2, 3)], rows, kept={3})[0][0] == 3
+
+
+def test_a_small_image_is_paired_with_its_far_larger_neighbours_only():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=16)
+    vectors = np.stack([base + rng.normal(scale=0.3, size=16) for _ in range(6)])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex.empty(16)
+    index.add(np.arange(1, 7, dtype=np.int64), vectors.astype(np.float32))
+    # 1 is small (longer side 200 against a median of 600); 2-5 are larger, 6 smaller
+    sizes = {1: (200, 150), 2: (600, 400), 3: (640, 480), 4: (600, 600), 5: (500, 700)}
+    rows = {i: row(i, *sizes.get(i, (100, 80))) for i in range(1, 7)}
+    rows[6] = row(6, 100, 80)
+    pairs = small_image_pairs(index, rows, threshold=-1.0)
+    # 1 with every larger image; 6 (the smallest) with all the others; never 2-5 together
+    assert pairs == {(1, 2), (1, 3), (1, 4), (1, 5)} | {(i, 6) for i in range(1, 6)}
+    assert small_image_pairs(index, rows, threshold=1.0) == set()
+    assert small_image_pairs(index, {}, threshold=0.4) == set()
 
 
 def gray(img: Image.Image, side: int = 128) -> np.ndarray:
