@@ -3,7 +3,8 @@
 The semantic grouping (lookalike.search.duplicates) links images whose CNN vectors are
 close, so look-alikes of one kind chain into one "duplicate" group. Here the vectors
 only propose candidates: each image's ``neighbours`` nearest above a low cosine
-(``threshold``), each image's nearest perceptual hashes (lookalike.search.image_hash:
+(``threshold``; more of them, larger images only, for a small image: SMALL_SIDE), each
+image's nearest perceptual hashes (lookalike.search.image_hash:
 they find the thumbnails the CNN vector misses), plus the copy descriptor's nearest
 where the library has copy detection. Every candidate pair is then verified as search
 verifies its results (lookalike.search.rerank: ORB keypoints, a similarity transform
@@ -187,7 +188,8 @@ def all_candidates(
     hashes: bool = True,
 ) -> set[Pair]:
     """The candidate pairs of a pass over the images of ``rows``: the vectors' kNN,
-    ``extra`` and, with ``hashes``, each image's nearest perceptual hashes."""
+    a small image's larger neighbours (small_image_pairs), ``extra`` and, with
+    ``hashes``, each image's nearest perceptual hashes."""
     more = set(extra)
     if hashes:
         more |= hash_pairs(*image_hashes({i: r["path"] for i, r in rows.items()}))
@@ -428,8 +430,9 @@ def find_copy_groups(
 ) -> CopyPass:
     """Verified duplicate groups of the images in ``index``, largest first.
 
-    Candidates: the vectors' kNN, ``extra`` (the copy descriptors' pairs) and, with
-    ``hashes``, each image's nearest perceptual hashes (lookalike.search.image_hash).
+    Candidates: the vectors' kNN (more for small images), ``extra`` (the copy
+    descriptors' pairs) and, with ``hashes``, each image's nearest perceptual hashes
+    (lookalike.search.image_hash).
 
     ``catalog`` must be writable: new verdicts are stored there for the next pass.
     """
