@@ -63,6 +63,9 @@ def test_a_small_image_is_paired_with_its_far_larger_neighbours_only():
     pairs = small_image_pairs(index, rows, threshold=-1.0)
     # 1 with every larger image; 6 (the smallest) with all the others; never 2-5 together
     assert pairs == {(1, 2), (1, 3), (1, 4), (1, 5)} | {(i, 6) for i in range(1, 6)}
+    # at a quarter of the median only 6 is small (100 against 150); 1 (200) is not
+    tiny = small_image_pairs(index, rows, threshold=-1.0, side=0.25)
+    assert tiny == {(i, 6) for i in range(1, 6)}
     assert small_image_pairs(index, rows, threshold=1.0) == set()
     assert small_image_pairs(index, {}, threshold=0.4) == set()
 
