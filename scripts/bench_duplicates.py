@@ -16,9 +16,10 @@ reference): pair recall, other pairs, groups, largest group and seconds of the p
 after indexing (wall clock, and CPU seconds of the process: the machine is shared);
 for the verified one also a second, incremental pass (nothing new to verify) and the
 candidate stage's own recall (with and without the perceptual hashes); with
-``--reference``, the verified pass as it was before the hashes (20 vector candidates),
-on a copy of the library. Sources have no near-duplicate in the library (see
-bench_support.edits.pick_sources), so "the original" is unambiguous.
+``--reference``, the verified pass as it was before the hashes (20 vector candidates;
+the small-image candidates of all_candidates included), on a copy of the library.
+Sources have no near-duplicate in the library (see bench_support.edits.pick_sources),
+so "the original" is unambiguous.
 
     python scripts/bench_duplicates.py [--copies 300] [--seeds 3] [--strength strong]
         [--library DIR] [--neighbours 10] [--show 20] [--reference] [--json]

@@ -3,9 +3,9 @@
 The semantic grouping (lookalike.search.duplicates) links images whose CNN vectors are
 close, so look-alikes of one kind chain into one "duplicate" group. Here the vectors
 only propose candidates: each image's ``neighbours`` nearest above a low cosine
-(``threshold``; more of them, larger images only, for a small image: SMALL_SIDE), each
-image's nearest perceptual hashes (lookalike.search.image_hash:
-they find the thumbnails the CNN vector misses), plus the copy descriptor's nearest
+(``threshold``; more of them, larger images only, for a small image: SMALL_SIDE,
+TINY_SIDE), each image's nearest perceptual hashes (lookalike.search.image_hash: they
+find the thumbnails the CNN vector misses), plus the copy descriptor's nearest
 where the library has copy detection. Every candidate pair is then verified as search
 verifies its results (lookalike.search.rerank: ORB keypoints, a similarity transform
 fit with RANSAC, both orientations, thumbnails compared whole), then by its pixels
