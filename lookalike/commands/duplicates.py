@@ -21,7 +21,8 @@ from lookalike.search.searcher import Searcher
     type=float,
     default=None,
     help="Cosine similarity in (0, 1] at or above which a vector neighbour is a candidate, "
-    "verified afterwards (perceptual-hash candidates come in addition) [default: "
+    "verified afterwards (for tiny images 0.75 of it; perceptual-hash candidates come in "
+    "addition) [default: "
     f"{DEFAULT_CANDIDATE_THRESHOLD:g}; with --look-alikes the grouping threshold, default "
     f"{DEFAULT_THRESHOLD:g}].",
 )
