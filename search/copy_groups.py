@@ -93,7 +93,7 @@ RECOLOURED = 0.8
 # other pair (seed 0; seed 1: 3 and none), at 10 or more 2 and 1 (3 and 1).
 LEAST_CHECKED = 11
 # What the stored verdicts were found with: a pass by another version verifies anew.
-VERIFIER = "2"
+VERIFIER = "3"
 VERIFIER_KEY = "duplicates_verifier"
 # Smaller than search's settings: a pass verifies every image, search only a few; a
 # stricter pixel check (see RerankOptions.same_picture): a group must be one picture.
@@ -107,6 +107,7 @@ VERIFY_OPTIONS = RerankOptions(
     same_parts=SAME_PARTS,
     recoloured=RECOLOURED,
     least_checked=LEAST_CHECKED,
+    mirror_keypoints=True,
 )
 KEPT = 10_000  # images whose features a pass keeps in memory at a time (PairVerifier)
 # A small image (longer side at most SMALL_SIDE of the library's median) is more often
