@@ -581,5 +581,10 @@ def _load_for_features(path: str, min_side: int) -> Image.Image:
 
 
 def _one_faiss_thread() -> None:
-    """The verification threads already share the cores: no OpenMP team inside each."""
+    """The verification threads already share the cores: no OpenMP team inside each, and
+    no OpenCV thread pool (a process-wide setting; on the duplicates bench, seed 0, the
+    pass took 23.1 CPU ms an image with it, 23.9-25.0 without)."""
     load_faiss().omp_set_num_threads(1)
+    import cv2  # heavy (OpenCV): loaded with the first verification anyway
+
+    cv2.setNumThreads(1)
