@@ -99,21 +99,40 @@ def _compared(
     # edges: one pixel more, the fill's own border is an edge of the query alone
     rim = np.ones((5, 5) if edges else (3, 3), np.uint8)
     overlap = cv2.erode(inside, rim) > 0.5
-    whole = _correlation(warped[overlap], c[overlap])
+    a, b = warped[overlap], c[overlap]
+    whole = _correlation(a, b)
     if whole is None:
         return Agreement(0.0, 0.0)  # a blank or tiny overlap proves nothing: not the same
-    ys, xs = np.nonzero(overlap)
-    y = np.linspace(ys.min(), ys.max() + 1, CELLS + 1)
-    x = np.linspace(xs.min(), xs.max() + 1, CELLS + 1)
-    least = whole
-    for i in range(CELLS):
-        for j in range(CELLS):
-            part = (slice(int(y[i]), int(y[i + 1])), slice(int(x[j]), int(x[j + 1])))
-            inner = overlap[part]
-            r = _correlation(warped[part][inner], c[part][inner], CELL_PIXELS, CELL_FLAT)
-            if r is not None:
-                least = min(least, r)
+    ys, xs = np.nonzero(overlap)  # the same order as the overlap's pixels above
+    cells = _cell_of(ys, CELLS) * CELLS + _cell_of(xs, CELLS)
+    parts = _cell_correlations(a, b, cells, CELLS * CELLS)
+    least = min(whole, float(np.nanmin(parts, initial=whole)))
     return Agreement(whole, least)
+
+
+def _cell_of(positions: np.ndarray, cells: int) -> np.ndarray:
+    """Which of ``cells`` equal parts of the span of ``positions`` each one falls in
+    (the parts' bounds rounded down to whole pixels, as slices of an image would be)."""
+    bounds = np.linspace(positions.min(), positions.max() + 1, cells + 1).astype(np.int64)
+    return np.clip(np.searchsorted(bounds, positions, side="right") - 1, 0, cells - 1)
+
+
+def _cell_correlations(a: np.ndarray, b: np.ndarray, cells: np.ndarray, n: int) -> np.ndarray:
+    """``_correlation`` of ``a`` and ``b`` within each of ``n`` cells (``cells``: the cell of
+    each pixel) at once, with CELL_PIXELS and CELL_FLAT; NaN for a cell that does not
+    count (too few pixels or blank)."""
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    count = np.bincount(cells, minlength=n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma = np.bincount(cells, a, n) / count
+        mb = np.bincount(cells, b, n) / count
+        va = np.maximum(np.bincount(cells, a * a, n) / count - ma * ma, 0.0)
+        vb = np.maximum(np.bincount(cells, b * b, n) / count - mb * mb, 0.0)
+        cov = np.bincount(cells, a * b, n) / count - ma * mb
+        r = cov / np.sqrt(va * vb)
+    counted = (count >= CELL_PIXELS) & (np.minimum(va, vb) >= CELL_FLAT * CELL_FLAT)
+    return np.where(counted, r, np.nan)
 
 
 def _edges(gray: np.ndarray) -> np.ndarray:

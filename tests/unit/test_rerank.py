@@ -13,6 +13,7 @@ from lookalike.search.rerank import (
     RerankOptions,
     count_inliers,
     extract,
+    extract_mirrored,
     gray_at_side,
     small_query,
     thumb_correlation,
@@ -123,6 +124,35 @@ def test_a_mirrored_copy_is_verified():
     reranker = Reranker(RerankOptions(workers=1), load=files.load)
     query = ImageOps.mirror(edited(scene(2)))
     assert ranked_paths(reranker, query, [f"/lib/{i}.jpg" for i in range(4)])[0] == "/lib/2.jpg"
+
+
+def test_mirrored_keypoints_match_a_mirrored_copy_as_a_second_detection_does():
+    gray = gray_at_side(scene(3), 320)
+    plain, mirrored = extract_mirrored(gray, 500)
+    assert plain.size == extract(gray, 500).size > 100
+    copy = features(ImageOps.mirror(edited(scene(3))))
+    detected = extract(np.ascontiguousarray(gray[:, ::-1]), 500)
+    found = count_inliers(mirrored, copy, reprojection=4.0)
+    assert found >= 40 and found >= 0.7 * count_inliers(detected, copy, reprojection=4.0)
+    assert (
+        count_inliers(plain, copy, reprojection=4.0) < 15
+    )  # the descriptors are not mirror invariant
+    assert count_inliers(mirrored, features(scene(4)), reprojection=4.0) < 15
+    thin = extract_mirrored(np.zeros((20, 400), np.uint8), 500)
+    assert thin == (EMPTY, EMPTY)
+    assert extract_mirrored(np.full((200, 200), 128, np.uint8), 500) == (EMPTY, EMPTY)
+
+
+def test_the_duplicates_pass_prepares_queries_with_mirrored_keypoints():
+    mirrored = Reranker(RerankOptions(workers=1, mirror_keypoints=True))
+    detected = Reranker(RerankOptions(workers=1))
+    copy = ImageOps.mirror(edited(scene(5)))
+    a, b = mirrored.query_features(copy), detected.query_features(copy)
+    assert np.array_equal(a.plain.descriptors, b.plain.descriptors)
+    assert a.mirrored.size > 0.8 * b.mirrored.size
+    found = mirrored.verify_candidate(a, mirrored.candidate_of(scene(5)))
+    assert found.mirrored and found.inliers >= 40
+    assert mirrored.verify_candidate(a, mirrored.candidate_of(scene(6))).inliers < 15
 
 
 def test_unreadable_candidates_stay_unverified_in_place():
