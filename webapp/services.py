@@ -262,12 +262,20 @@ class LibraryService:
 
     # -- human labels (through lookalike.classifier.labels, as the CLI) ---------------------
     def set_label(self, image_id: int, label: Any, origin: str = "manual") -> dict[str, Any]:
-        """Set (or fix) the image's human label; its predicted tag is dropped."""
-        self.set_labels([image_id], label, origin)
-        return self.image(image_id)
+        """Set (or fix) the image's human label; its predicted tag is dropped. The answer
+        is read before the writer is let go, so it shows this request's label, not one
+        that a concurrent request gave the same image a moment later."""
+        with self._labelled([image_id], label, origin):
+            return self.image(image_id)
 
     def set_labels(self, ids: Sequence[int], label: Any, origin: str = "manual") -> int:
         """One human label for many images, all or nothing; returns how many."""
+        with self._labelled(ids, label, origin) as done:
+            return len(done)
+
+    @contextmanager
+    def _labelled(self, ids: Sequence[int], label: Any, origin: str) -> Iterator[list[int]]:
+        """Labels the images and holds the writer while the caller reads the result."""
         if not isinstance(label, str):
             raise BadQuery("a label must be a non-empty string")
         ids = sorted({int(i) for i in ids})
@@ -277,13 +285,13 @@ class LibraryService:
             raise NotFound("image", missing[0])
         with self.writable() as library:
             labels.set_labels(library, ids, label, origin)
-        return len(ids)
+            yield ids
 
     def remove_label(self, image_id: int) -> dict[str, Any]:
         self.file_of(image_id)
         with self.writable() as library:
             labels.remove_labels(library, [image_id])
-        return self.image(image_id)
+            return self.image(image_id)
 
     def ids_known(self, ids: Sequence[int]) -> set[int]:
         return self.catalog.existing_ids(ids)
@@ -303,9 +311,10 @@ class LibraryService:
     def dismiss_tag(self, image_id: int) -> dict[str, Any]:
         """Forget the predicted tag (the next tagging run may predict it again)."""
         self.file_of(image_id)
-        with self.writing() as (catalog, conn):
-            catalog.remove_tags(conn, [image_id])
-        return self.image(image_id)
+        with self.writer() as catalog:
+            with catalog.transaction() as conn:
+                catalog.remove_tags(conn, [image_id])
+            return self.image(image_id)
 
 
 def _server_embedder(library: Library, threads: int | None) -> Embedder | None:

@@ -427,3 +427,42 @@ def test_thumbnails_are_made_in_memory_when_the_cache_cannot_be_written(source, 
     response = client.get(f"/api/images/{image_id}/thumbnail")
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
     assert Image.open(io.BytesIO(response.data)).size[0] <= 256
+
+
+def test_a_label_answer_shows_its_own_label_while_another_request_labels_the_image(
+    app, monkeypatch
+):
+    """The answer is read while the writer is held: a label of the same image by another
+    request, started the moment the first has written, waits and cannot show in it."""
+    import threading
+
+    svc = app.extensions["lookalike"]
+    image_id = ids_of(app, "SELECT id FROM images ORDER BY id")[0]
+    written, second_done = threading.Event(), threading.Event()
+    read = svc.image
+
+    def image(i: int):
+        if threading.current_thread().name == "first":
+            written.set()
+            second_done.wait(0.5)  # were the writer let go, the second label lands now
+        return read(i)
+
+    monkeypatch.setattr(svc, "image", image)
+    answers: dict[str, dict] = {}
+
+    def first() -> None:
+        answers["first"] = svc.set_label(image_id, "first")
+
+    def second() -> None:
+        assert written.wait(10)
+        answers["second"] = svc.set_label(image_id, "second")
+        second_done.set()
+
+    threads = [threading.Thread(target=f, name=f.__name__) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers["first"]["label"]["label"] == "first"
+    assert answers["second"]["label"]["label"] == "second"
+    assert ids_of(app, "SELECT image_id FROM labels WHERE label = 'second'") == [image_id]
