@@ -198,11 +198,11 @@ def extract_mirrored(gray: np.ndarray, features: int) -> tuple[LocalFeatures, Lo
 
 
 def _points(keypoints) -> np.ndarray:
-    """The (n, 2) float32 positions of OpenCV keypoints (converted in C: a Python loop
-    over 700 of them takes 0.12 ms, holding the GIL the verification threads share)."""
+    """The (n, 2) float32 positions of OpenCV keypoints, converted in C: a Python loop
+    over 700 of them takes 0.12 ms, holding the GIL the verification threads share."""
     import cv2
 
-    return np.asarray(cv2.KeyPoint_convert(keypoints), dtype=np.float32).reshape(-1, 2)
+    return np.asarray(cv2.KeyPoint.convert(keypoints), dtype=np.float32).reshape(-1, 2)
 
 
 def hamming_two_nearest(queries: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
