@@ -105,7 +105,7 @@ def _compared(
         return Agreement(0.0, 0.0)  # a blank or tiny overlap proves nothing: not the same
     ys, xs = np.nonzero(overlap)  # the same order as the overlap's pixels above
     cells = _cell_of(ys, CELLS) * CELLS + _cell_of(xs, CELLS)
-    parts = _cell_correlations(a, b, cells, CELLS * CELLS)
+    parts = _correlations(a, b, cells, CELLS * CELLS, CELL_PIXELS, CELL_FLAT)
     least = min(whole, float(np.nanmin(parts, initial=whole)))
     return Agreement(whole, least)
 
@@ -117,10 +117,12 @@ def _cell_of(positions: np.ndarray, cells: int) -> np.ndarray:
     return np.clip(np.searchsorted(bounds, positions, side="right") - 1, 0, cells - 1)
 
 
-def _cell_correlations(a: np.ndarray, b: np.ndarray, cells: np.ndarray, n: int) -> np.ndarray:
-    """``_correlation`` of ``a`` and ``b`` within each of ``n`` cells (``cells``: the cell of
-    each pixel) at once, with CELL_PIXELS and CELL_FLAT; NaN for a cell that does not
-    count (too few pixels or blank)."""
+def _correlations(
+    a: np.ndarray, b: np.ndarray, cells: np.ndarray, n: int, least: int, flat: float
+) -> np.ndarray:
+    """The normalised cross-correlation of ``a`` and ``b`` within each of ``n`` cells
+    (``cells``: the cell of each pixel) at once; NaN for a cell of fewer than ``least``
+    pixels or blank (a spread below ``flat`` in either)."""
     a = a.astype(np.float64)
     b = b.astype(np.float64)
     count = np.bincount(cells, minlength=n).astype(np.float64)
@@ -131,7 +133,7 @@ def _cell_correlations(a: np.ndarray, b: np.ndarray, cells: np.ndarray, n: int) 
         vb = np.maximum(np.bincount(cells, b * b, n) / count - mb * mb, 0.0)
         cov = np.bincount(cells, a * b, n) / count - ma * mb
         r = cov / np.sqrt(va * vb)
-    counted = (count >= CELL_PIXELS) & (np.minimum(va, vb) >= CELL_FLAT * CELL_FLAT)
+    counted = (count >= least) & (np.minimum(va, vb) >= flat * flat)
     return np.where(counted, r, np.nan)
 
 
@@ -147,10 +149,5 @@ def _correlation(
     a: np.ndarray, b: np.ndarray, least: int = MIN_OVERLAP, flat: float = FLAT
 ) -> float | None:
     """Normalised cross-correlation; None for fewer than ``least`` pixels or a blank."""
-    if len(a) < least:
-        return None
-    a = a - a.mean()
-    b = b - b.mean()
-    if min(float(a.std()), float(b.std())) < flat:
-        return None
-    return float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b))
+    r = _correlations(a, b, np.zeros(len(a), np.int64), 1, least, flat)[0]
+    return None if np.isnan(r) else float(r)
