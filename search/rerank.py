@@ -150,18 +150,10 @@ MIN_ORB_SIDE = 32
 
 def extract(gray: np.ndarray, features: int) -> LocalFeatures:
     """ORB keypoints and descriptors of a gray image; none for an image too thin for ORB."""
-    import cv2  # heavy (OpenCV): only when a box is found or a copy verified
-
-    if min(gray.shape[:2]) < MIN_ORB_SIDE:
+    found = _detected(gray, features)
+    if found is None:
         return EMPTY
-    orb = cv2.ORB.create(nfeatures=features, fastThreshold=10)
-    try:
-        keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
-    except cv2.error as e:  # a shape OpenCV cannot take: left unverified
-        log.debug("no local features for a %s image: %s", gray.shape, e)
-        return EMPTY
-    if descriptors is None or not keypoints:
-        return EMPTY
+    _orb, keypoints, descriptors = found
     return LocalFeatures(_points(keypoints), descriptors)
 
 
@@ -172,29 +164,45 @@ def extract_mirrored(gray: np.ndarray, features: int) -> tuple[LocalFeatures, Lo
     descriptor pattern is not. Detection is about 2/3 of ORB's time at 320 pixels."""
     import cv2
 
-    if min(gray.shape[:2]) < MIN_ORB_SIDE:
+    found = _detected(gray, features)
+    if found is None:
         return EMPTY, EMPTY
-    orb = cv2.ORB.create(nfeatures=features, fastThreshold=10)
-    flipped = np.ascontiguousarray(gray[:, ::-1])
+    orb, keypoints, descriptors = found
+    right = gray.shape[1] - 1
+    turned = [
+        cv2.KeyPoint(
+            right - k.pt[0], k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave
+        )
+        for k in keypoints
+    ]
     try:
-        keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
-        if descriptors is None or not keypoints:
-            return EMPTY, EMPTY
-        right = gray.shape[1] - 1
-        turned = [
-            cv2.KeyPoint(
-                right - k.pt[0], k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave
-            )
-            for k in keypoints
-        ]
-        kept, flipped_descriptors = orb.compute(flipped, turned)
+        kept, flipped = orb.compute(np.ascontiguousarray(gray[:, ::-1]), turned)
     except cv2.error as e:  # a shape OpenCV cannot take: left unverified
         log.debug("no local features for a %s image: %s", gray.shape, e)
         return EMPTY, EMPTY
     plain = LocalFeatures(_points(keypoints), descriptors)
-    if flipped_descriptors is None or not kept:
+    if flipped is None or not kept:
         return plain, EMPTY
-    return plain, LocalFeatures(_points(kept), flipped_descriptors)
+    return plain, LocalFeatures(_points(kept), flipped)
+
+
+def _detected(gray: np.ndarray, features: int):
+    """ORB (for more descriptors of the same settings), and the keypoints and descriptors
+    it detects in a gray image; None for an image too thin for ORB, a shape OpenCV cannot
+    take, or no keypoints."""
+    import cv2  # heavy (OpenCV): only when a box is found or a copy verified
+
+    if min(gray.shape[:2]) < MIN_ORB_SIDE:
+        return None
+    orb = cv2.ORB.create(nfeatures=features, fastThreshold=10)
+    try:
+        keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
+    except cv2.error as e:  # a shape OpenCV cannot take: left unverified
+        log.debug("no local features for a %s image: %s", gray.shape, e)
+        return None
+    if descriptors is None or not keypoints:
+        return None
+    return orb, keypoints, descriptors
 
 
 def _points(keypoints) -> np.ndarray:
