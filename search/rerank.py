@@ -103,6 +103,10 @@ class RerankOptions:
     # ``extract_mirrored``) instead of detected anew: about 0.45x the cost of a second
     # detection; what the duplicates pass does, where every image is a query.
     mirror_keypoints: bool = False
+    # Every other query descriptor is matched first, the rest only when at least this
+    # many of those pass the ratio test (0: all at once, search). See
+    # lookalike.search.copy_groups.VERIFY_OPTIONS for what the duplicates pass measured.
+    half_first: int = 0
     cache_size: int = 2048  # candidates kept in memory (about 45 KB each)
     workers: int = 0  # verification threads; 0: up to 4, one per core
 
@@ -223,6 +227,22 @@ def hamming_two_nearest(queries: np.ndarray, base: np.ndarray) -> tuple[np.ndarr
     return distances, nearest
 
 
+def _half_first(
+    queries: np.ndarray, base: np.ndarray, ratio: float, least: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``hamming_two_nearest`` of every other query first; None when fewer than ``least``
+    of those pass the ratio test, else the two nearest of every query, in order."""
+    distances, nearest = hamming_two_nearest(queries[::2], base)
+    if np.count_nonzero(distances[:, 0] < ratio * distances[:, 1]) < least:
+        return None
+    rest = hamming_two_nearest(queries[1::2], base)
+    all_distances = np.empty((len(queries), 2), dtype=distances.dtype)
+    all_nearest = np.empty((len(queries), 2), dtype=nearest.dtype)
+    all_distances[::2], all_nearest[::2] = distances, nearest
+    all_distances[1::2], all_nearest[1::2] = rest
+    return all_distances, all_nearest
+
+
 class Match(NamedTuple):
     """The consistent matches of a query in a candidate, and the transform they fit."""
 
@@ -239,6 +259,7 @@ def match_features(
     ratio: float = 0.8,
     reprojection: float = 4.0,
     least: int = 4,
+    half_first: int = 0,
 ) -> Match:
     """Matches of ``query`` in ``candidate`` consistent with one similarity transform.
 
@@ -248,6 +269,9 @@ def match_features(
         reprojection: the RANSAC inlier distance in pixels.
         least: fewer matches surviving the ratio test than this (at least 4) are no
             match, without fitting (RANSAC cannot find more inliers than matches).
+        half_first: when more than 0, every other query descriptor is matched first,
+            and fewer than ``half_first`` of them surviving the ratio test is no match;
+            otherwise the rest are matched and the result is that of matching all.
 
     Returns:
         The number of RANSAC inliers and the transform; no match when fewer than
@@ -257,7 +281,13 @@ def match_features(
 
     if query.size < 4 or candidate.size < 4:
         return NO_MATCH
-    distances, nearest = hamming_two_nearest(query.descriptors, candidate.descriptors)
+    if half_first > 0:
+        found = _half_first(query.descriptors, candidate.descriptors, ratio, half_first)
+        if found is None:
+            return NO_MATCH
+        distances, nearest = found
+    else:
+        distances, nearest = hamming_two_nearest(query.descriptors, candidate.descriptors)
     good = np.flatnonzero(distances[:, 0] < ratio * distances[:, 1])
     if len(good) < max(4, least):
         return NO_MATCH
@@ -420,9 +450,10 @@ class Reranker:
         ratio, px = o.ratio, o.reprojection * o.candidate_side
         # Fewer matches than a verified copy has inliers are left unfitted: no copy.
         enough = min(o.min_inliers, o.least_checked or o.min_inliers)
-        tried = [(match_features(query.plain, candidate, ratio, px, enough), False)]
+        half = o.half_first
+        tried = [(match_features(query.plain, candidate, ratio, px, enough, half), False)]
         if tried[0][0].inliers < 4 * o.min_inliers:  # not clearly a copy in this orientation
-            tried.append((match_features(query.mirrored, candidate, ratio, px, enough), True))
+            tried.append((match_features(query.mirrored, candidate, ratio, px, enough, half), True))
         tried.sort(key=lambda t: -t[0].inliers)  # stable: plain first on a tie
         best, mirrored = tried[0]
         result = Verification(best.inliers, mirrored, 1.0, best.transform)
@@ -448,7 +479,8 @@ class Reranker:
             if n == 0:  # another photo of the scene, unless the other orientation is a copy
                 result = Verification(o.min_inliers - 1, flip, agree[0], match.transform)
             if len(tried) == 1:  # a clear match in the plain orientation that disagrees
-                tried.append((match_features(query.mirrored, candidate, ratio, px, enough), True))
+                mirrored_match = match_features(query.mirrored, candidate, ratio, px, enough, half)
+                tried.append((mirrored_match, True))
         if query.small is not None:
             whole = self._whole_image(query, found)
             if whole > result.inliers:

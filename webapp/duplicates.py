@@ -40,6 +40,7 @@ class DuplicateReview:
             "threshold": threshold,
             "candidates": found.candidates,
             "newly_verified": found.verified,
+            "skipped": found.skipped,
             "groups": [self._group(g, kept) for g in found.groups],
         }
 

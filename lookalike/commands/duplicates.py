@@ -44,8 +44,10 @@ def duplicates(library, threshold, look_alikes, as_json):
     original format), then each copy with its kind of match (identical, re-encoded,
     resized, cropped, edited) and score (local matches with the best image; the vectors'
     cosine). Pair verdicts are kept in the library, so a later run verifies only pairs
-    with new or changed images. With --json, prints {"threshold": T, "mode":
-    "verified", "candidates": n, "newly_verified": n, "groups": [{"size": n, "keep":
+    with new or changed images; a small image's deeper candidates are verified only
+    while none of its first ones verified ("skipped": those not needed). With --json,
+    prints {"threshold": T, "mode": "verified", "candidates": n, "newly_verified": n,
+    "skipped": n, "groups": [{"size": n, "keep":
     id, "members": [{"id", "path", "score", "kind", "inliers", "width", "height",
     "bytes"}, ...]}, ...]};
     with --look-alikes, members carry only id, path and score.
@@ -77,6 +79,7 @@ def _print_copies(found: CopyPass, threshold: float, as_json: bool) -> None:
             "mode": "verified",
             "candidates": found.candidates,
             "newly_verified": found.verified,
+            "skipped": found.skipped,
             "groups": [
                 {
                     "size": g.size,
@@ -91,7 +94,8 @@ def _print_copies(found: CopyPass, threshold: float, as_json: bool) -> None:
     images = sum(g.size for g in groups)
     click.echo(
         f"{len(groups)} {_plural(len(groups), 'group')} of copies ({images} images; "
-        f"{found.candidates} candidate pairs, {found.verified} verified now)"
+        f"{found.candidates} candidate pairs, {found.verified} verified now, "
+        f"{found.skipped} not needed)"
     )
     for number, g in enumerate(groups, start=1):
         click.echo(f"group {number}: {g.size} images")

@@ -13,6 +13,7 @@ from lookalike.search.copy_groups import (
     SAME_PARTS,
     VERIFY_OPTIONS,
     PairVerifier,
+    Verdict,
     keep_order,
     small_image_pairs,
     star_groups,
@@ -205,7 +206,7 @@ def test_a_match_whose_pixels_disagree_gives_way_to_the_other_orientation(monkey
     shift = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     pixels = np.arange(64 * 48, dtype=np.uint8).reshape(48, 64)
 
-    def fake_match(query, candidate, ratio, reprojection, least):
+    def fake_match(query, candidate, ratio, reprojection, least, half_first=0):
         return rerank.Match(80 if query is plain else 40, shift)
 
     def fake_agreements(query_pixels, qs, cand, cs, transform):
@@ -272,3 +273,74 @@ def test_the_pass_takes_a_recoloured_copy_only_with_the_edge_check(tmp_path):
     assert found[VERIFY_OPTIONS.recoloured].inliers >= VERIFY_OPTIONS.min_inliers
     assert found[VERIFY_OPTIONS.recoloured].kind == "edited"
     assert found[0.0].inliers < VERIFY_OPTIONS.min_inliers  # the gray levels alone reject it
+
+
+class RecordingVerifier:
+    """Verdicts from a table; records the pairs it was asked to verify, per call."""
+
+    def __init__(self, table: dict) -> None:
+        self.table = table
+        self.calls: list[set] = []
+
+    def __call__(self, rows):
+        return self
+
+    def verify(self, pairs):
+        self.calls.append(set(pairs))
+        return {p: Verdict(*self.table.get(p, (0, ""))) for p in pairs}
+
+    def close(self) -> None:
+        pass
+
+
+class FlatIndex:
+    """The two calls find_copy_groups makes of an index: ids() and reconstruct()."""
+
+    def __init__(self, n: int) -> None:
+        self.vectors = np.eye(n, dtype=np.float32)
+
+    def ids(self):
+        return np.arange(1, len(self.vectors) + 1, dtype=np.int64)
+
+    def reconstruct(self, ids):
+        return self.vectors[np.asarray(ids) - 1]
+
+
+def test_a_small_image_with_a_verified_original_skips_its_deeper_candidates(tmp_path, monkeypatch):
+    """The deeper candidates of a small image are there to find its original: once its
+    first candidates verified it against a larger image, only those with the rest of its
+    group (images its partners verified with) are verified."""
+    import lookalike.search.copy_groups as cg
+    from lookalike.indexer.store.catalog import Catalog
+
+    sizes = {1: (300, 200), 2: (100, 66), 3: (60, 40), 4: (290, 200), 5: (280, 200)}
+    sizes[6] = (310, 200)  # a genuine duplicate of 1, larger: the group's best image
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        with catalog.transaction() as conn:
+            for i, (w, h) in sizes.items():
+                conn.execute(
+                    "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
+                    "updated) VALUES (?, ?, 1000, 0, ?, ?, ?, 0, 0)",
+                    (i, f"/lib/{i}.jpg", f"h{i}", w, h),
+                )
+        first = {(1, 2), (3, 4), (1, 6)}
+        deep = {(2, 4), (2, 5), (2, 6), (1, 3), (3, 5), (3, 6)}
+        monkeypatch.setattr(cg, "staged_candidates", lambda *a, **k: (set(first), set(deep)))
+        # 2 verifies with its original 1 at once; 3 only with deeper candidates of its own
+        verified = {(1, 2): (40, "resized"), (1, 6): (90, "resized"), (2, 6): (35, "resized")}
+        verified |= {(1, 3): (30, "resized"), (3, 6): (28, "resized")}
+        check = RecordingVerifier(verified)
+        found = cg.find_copy_groups(FlatIndex(6), catalog, verifier=check, hashes=False)
+        # 2's deeper pairs: only the one with 6, which its original 1 verified with
+        assert check.calls == [first, {(2, 6), (1, 3), (3, 5), (3, 6)}]
+        assert [g.ids for g in found.groups] == [[6, 1, 2, 3]]
+        assert (found.candidates, found.verified, found.skipped) == (9, 7, 2)
+        # the next pass verifies nothing anew, and skips the same pairs
+        again = RecordingVerifier({})
+        second = cg.find_copy_groups(FlatIndex(6), catalog, verifier=again, hashes=False)
+        assert again.calls == [set(), set()]
+        assert [g.ids for g in second.groups] == [[6, 1, 2, 3]]
+        assert (second.verified, second.skipped) == (0, 2)
+    finally:
+        catalog.close()

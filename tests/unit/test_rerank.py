@@ -15,6 +15,7 @@ from lookalike.search.rerank import (
     extract,
     extract_mirrored,
     gray_at_side,
+    match_features,
     small_query,
     thumb_correlation,
 )
@@ -57,6 +58,30 @@ def test_a_copy_has_many_inliers_and_another_image_few():
     copy = features(edited(original))
     assert count_inliers(copy, features(original), reprojection=4.0) >= 40
     assert count_inliers(copy, features(scene(2)), reprojection=4.0) < 15
+
+
+def test_half_the_descriptors_first_finds_a_copy_as_all_do_and_stops_early_otherwise(
+    monkeypatch,
+):
+    import lookalike.search.rerank as rerank
+
+    original = scene(1)
+    copy, found = features(edited(original)), features(original)
+    full = match_features(copy, found, reprojection=4.0)
+    half = match_features(copy, found, reprojection=4.0, half_first=20)
+    assert half.inliers == full.inliers >= 40
+    assert np.array_equal(half.transform, full.transform)
+    searched = []
+    plain_search = rerank.hamming_two_nearest
+
+    def counted(queries, base):
+        searched.append(len(queries))
+        return plain_search(queries, base)
+
+    monkeypatch.setattr(rerank, "hamming_two_nearest", counted)
+    other = features(scene(2))  # drawn shapes alike: some descriptors match, 13 of half
+    assert match_features(copy, other, reprojection=4.0, half_first=20) is rerank.NO_MATCH
+    assert searched == [(copy.size + 1) // 2]  # the rest never matched
 
 
 def test_empty_features_match_nothing():
