@@ -53,10 +53,17 @@ from lookalike.indexer.store.duplicate_pairs import (
     known_verdicts,
     write_verdicts,
 )
+from lookalike.indexer.store.image_hashes import forget_hashes, known_hashes, write_hashes
 from lookalike.indexer.store.image_marks import hidden_ids, kept_ids
 from lookalike.indexer.store.vector_index import VectorIndex
 from lookalike.search.duplicates import check_threshold, duplicate_pairs
-from lookalike.search.image_hash import hash_pairs, image_hashes
+from lookalike.search.image_hash import (
+    BAND,
+    hash_coefficients,
+    hash_pairs,
+    image_hashes,
+    stacked_views,
+)
 from lookalike.search.rerank import (
     Candidate,
     QueryFeatures,
@@ -98,6 +105,10 @@ LEAST_CHECKED = 11
 # What the stored verdicts were found with: a pass by another version verifies anew.
 VERIFIER = "3"
 VERIFIER_KEY = "duplicates_verifier"
+# How the stored perceptual hashes were computed (search/image_hash.py: SIDE, BAND and
+# the decoding); hashes stored another way are computed anew.
+HASHER = "1"
+HASHER_KEY = "duplicates_hasher"
 # Every other query descriptor is matched first; fewer than this many of them passing
 # the ratio test is no match (RerankOptions.half_first). Of 12.5k matchings of each of
 # the bench's seeds 0 and 1 (random candidate pairs and the copy pairs), every one with
@@ -223,19 +234,38 @@ def staged_candidates(
     neighbours: int = CANDIDATES,
     extra: Iterable[Pair] = (),
     hashes: bool = True,
+    catalog: Catalog | None = None,
 ) -> tuple[set[Pair], set[Pair]]:
     """The candidate pairs of ``all_candidates`` in two stages: (the vectors' kNN,
     ``extra`` and the hashes' pairs; the small images' deeper pairs not among those),
     both within ``rows``. The second stage looks for the original of a small image
-    that the first did not find (see find_copy_groups)."""
+    that the first did not find (see find_copy_groups). With a (writable) ``catalog``,
+    the hashes of unchanged images are read from it and new ones stored there."""
     more = set(extra)
     if hashes:
-        more |= hash_pairs(*image_hashes({i: r["path"] for i, r in rows.items()}))
+        if catalog is not None:
+            more |= hash_pairs(*library_hashes(catalog, rows))
+        else:
+            more |= hash_pairs(*image_hashes({i: r["path"] for i, r in rows.items()}))
     first = candidate_pairs(index, threshold, neighbours, more)
     deep = small_image_pairs(index, rows, threshold)
     deep |= small_image_pairs(index, rows, threshold * TINY_COSINE, TINY_NEIGHBOURS, TINY_SIDE)
     first = {p for p in first if p[0] in rows and p[1] in rows}
     return first, {p for p in deep - first if p[0] in rows and p[1] in rows}
+
+
+def library_hashes(catalog: Catalog, rows: Mapping[int, ImageRow]) -> tuple[np.ndarray, np.ndarray]:
+    """``image_hashes`` of the images of ``rows``: those stored for unchanged files, the
+    others computed and stored (indexer/store/image_hashes.py)."""
+    if catalog.get_meta(HASHER_KEY) != HASHER:  # computed another way
+        forget_hashes(catalog)
+    found = known_hashes(catalog, rows, BAND)
+    new = hash_coefficients({i: r["path"] for i, r in rows.items() if i not in found})
+    write_hashes(catalog, new, rows)
+    with catalog.transaction() as conn:
+        catalog.set_meta(HASHER_KEY, HASHER, conn)
+    found |= new
+    return stacked_views({i: found[i] for i in rows if i in found})  # in the order of rows
 
 
 def small_image_pairs(
@@ -482,7 +512,7 @@ def find_copy_groups(
     rows = catalog.images(index.ids().tolist())
     for i in hidden_ids(catalog):
         rows.pop(i, None)
-    first, deep = staged_candidates(index, rows, threshold, neighbours, extra, hashes)
+    first, deep = staged_candidates(index, rows, threshold, neighbours, extra, hashes, catalog)
     if catalog.get_meta(VERIFIER_KEY) != VERIFIER:  # found by an older verifier
         forget_verdicts(catalog)
     known = {p: Verdict(*v) for p, v in known_verdicts(catalog, rows).items()}

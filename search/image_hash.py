@@ -39,6 +39,7 @@ SIDE = 32  # gray levels the image is reduced to, SIDE x SIDE
 BAND = 8  # the lowest BAND x BAND frequencies are kept, but the mean
 HASH_NEIGHBOURS = 2  # nearest hashes per image proposed as candidate pairs
 FLAT = 1e-3  # AC energy (gray levels 0-1) below which an image is blank: no hash
+VIEWS_CHUNK = 50_000  # images whose views are computed at a time
 EXACT_UP_TO = 50_000  # hashes searched exhaustively up to here; an HNSW graph above
 Pair = tuple[int, int]
 
@@ -68,39 +69,64 @@ def coefficients(image: Image.Image) -> np.ndarray | None:
 
 def views(d: np.ndarray) -> np.ndarray:
     """The eight flips and turns of coefficients ``d``, as unit rows (8, BAND^2 - 1)."""
-    flip_x, flip_y = d * ODD[None, :], d * ODD[:, None]
-    turn = d * ODD[:, None] * ODD[None, :]
-    out = np.stack([d, flip_x, flip_y, turn, d.T, flip_x.T, flip_y.T, turn.T])
-    out = out.reshape(8, -1)[:, 1:]  # the mean (0, 0) is left out
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
+    return many_views(d[None])[0]
+
+
+def many_views(d: np.ndarray) -> np.ndarray:
+    """``views`` of each of coefficients ``d`` (n, BAND, BAND): (n, 8, BAND^2 - 1)."""
+    flip_x, flip_y = d * ODD[None, None, :], d * ODD[None, :, None]
+    turn = d * ODD[None, :, None] * ODD[None, None, :]
+
+    def t(x: np.ndarray) -> np.ndarray:
+        return x.transpose(0, 2, 1)
+
+    out = np.stack([d, flip_x, flip_y, turn, t(d), t(flip_x), t(flip_y), t(turn)], axis=1)
+    out = out.reshape(len(d), 8, -1)[:, :, 1:]  # the mean (0, 0) is left out
+    return out / np.linalg.norm(out, axis=2, keepdims=True)
 
 
 def image_hashes(paths: Mapping[int, str], workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(ids, views (n, 8, BAND^2 - 1)) of the readable, not blank images of ``paths``,
     decoded on ``workers`` threads (0: one per core, up to 4)."""
+    return stacked_views(hash_coefficients(paths, workers))
+
+
+def hash_coefficients(paths: Mapping[int, str], workers: int = 0) -> dict[int, np.ndarray | None]:
+    """The ``coefficients`` of each readable image of ``paths`` (None: blank; an
+    unreadable image is left out), decoded on ``workers`` threads (0: one per core, up
+    to 4)."""
     items = list(paths.items())
     threads = max(1, workers or min(4, os.cpu_count() or 1))
     if threads == 1 or len(items) < 2:
-        found = [_hash_views(item) for item in items]
+        found = [_coefficients_of(path) for _, path in items]
     else:
         with ThreadPoolExecutor(threads, thread_name_prefix="hash") as pool:
-            found = list(pool.map(_hash_views, items, chunksize=64))
-    ids = [image_id for (image_id, _), v in zip(items, found, strict=True) if v is not None]
-    rows = [v for v in found if v is not None]
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros((0, 8, BAND * BAND - 1), np.float32)
-    return np.array(ids, dtype=np.int64), np.stack(rows).astype(np.float32)
+            found = list(pool.map(_coefficients_of, [p for _, p in items], chunksize=64))
+    return {
+        image_id: d for (image_id, _), (readable, d) in zip(items, found, strict=True) if readable
+    }
 
 
-def _hash_views(item: tuple[int, str]) -> np.ndarray | None:
-    image_id, path = item
+def stacked_views(found: Mapping[int, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, views (n, 8, BAND^2 - 1)) of the images with coefficients in ``found``."""
+    ids = [image_id for image_id, d in found.items() if d is not None]
+    out = np.zeros((len(ids), 8, BAND * BAND - 1), np.float32)
+    coefficients = [d for d in found.values() if d is not None]
+    for start in range(0, len(ids), VIEWS_CHUNK):
+        out[start : start + VIEWS_CHUNK] = many_views(
+            np.stack(coefficients[start : start + VIEWS_CHUNK])
+        )
+    return np.array(ids, dtype=np.int64), out
+
+
+def _coefficients_of(path: str) -> tuple[bool, np.ndarray | None]:
+    """(readable, coefficients or None for a blank image)."""
     try:
         image = load_image(path, min_side=SIDE).image
     except UnreadableImage as e:
         log.debug("no hash for %s: %s", path, e.reason)
-        return None
-    d = coefficients(image)
-    return None if d is None else views(d)
+        return False, None
+    return True, coefficients(image)
 
 
 def hash_pairs(

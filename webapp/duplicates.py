@@ -2,8 +2,8 @@
 
 ``DuplicateReview`` is the thin layer between these routes and the library packages:
 groups come from ``Searcher.copy_groups`` (lookalike.search.copy_groups, as
-`lookalike duplicates`), with the stored pair verdicts making every pass after the
-first quick; marks (hidden, kept, removed) are written through
+`lookalike duplicates`), with the stored pair verdicts and hashes making every pass
+after the first quick; marks (hidden, kept, removed) are written through
 lookalike.indexer.store.image_marks. Removing an image takes it out of the catalog and
 the index, never off the disk, and indexing its folder again does not bring it back.
 """

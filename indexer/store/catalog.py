@@ -214,6 +214,16 @@ MIGRATIONS: list[str] = [
         at REAL NOT NULL
     );
     """,
+    # Perceptual hashes of the duplicates pass (indexer/store/image_hashes.py): an
+    # image's low frequencies (float32 BAND x BAND) while its file had this content
+    # hash; NULL coefficients: a blank image, which has no hash.
+    """
+    CREATE TABLE image_hashes (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        hash TEXT NOT NULL,
+        coefficients BLOB
+    );
+    """,
 ]
 
 

@@ -37,15 +37,16 @@ from lookalike.search.searcher import Searcher
 def duplicates(library, threshold, look_alikes, as_json):
     """Group copies of one picture (resized, recompressed, cropped, edited).
 
-    Mirrored copies too; every pair is verified by local features as search verifies
-    its results.
+    Mirrored copies too; candidate pairs are verified by local features as search
+    verifies its results.
 
     Each group lists its best image first (the one to keep: largest, least compressed,
     original format), then each copy with its kind of match (identical, re-encoded,
     resized, cropped, edited) and score (local matches with the best image; the vectors'
-    cosine). Pair verdicts are kept in the library, so a later run verifies only pairs
-    with new or changed images; a small image's deeper candidates are verified only
-    while none of its first ones verified ("skipped": those not needed). With --json,
+    cosine). Pair verdicts and perceptual hashes are kept in the library, so a later run
+    decodes and verifies only new or changed images; a small image's deeper candidates
+    are verified only while none of its first ones verified ("skipped": those not
+    needed). With --json,
     prints {"threshold": T, "mode": "verified", "candidates": n, "newly_verified": n,
     "skipped": n, "groups": [{"size": n, "keep":
     id, "members": [{"id", "path", "score", "kind", "inliers", "width", "height",

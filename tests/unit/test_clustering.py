@@ -305,6 +305,7 @@ def _undo_migrations_after_3(conn):
         "boxes",
         "kept_boxes",
         "dismissed_suggestions",
+        "image_hashes",
     ):
         conn.execute(f"DROP TABLE {table}")
     for table, column in (("errors", "max_pixels"), ("images", "dev"), ("images", "ino")):

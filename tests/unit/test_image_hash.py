@@ -85,3 +85,58 @@ def test_hashes_on_threads_are_those_of_one_thread(tmp_path):
     ids, hashes = image_hashes(paths, workers=3)
     assert ids.tolist() == one_ids.tolist() == list(range(1, 9))
     assert np.array_equal(hashes, one)
+
+
+def test_a_pass_keeps_the_hashes_and_the_next_decodes_only_new_or_changed_files(
+    tmp_path, monkeypatch
+):
+    import lookalike.search.copy_groups as cg
+    from lookalike.indexer.store.catalog import Catalog
+
+    files = {i: scene(30 + i) for i in range(1, 5)}
+    files[5] = Image.new("RGB", (120, 90), (200, 200, 200))  # blank: no hash, kept as such
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        with catalog.transaction() as conn:
+            for i, img in [*files.items(), (6, None)]:  # 6: unreadable (not on disk)
+                path = tmp_path / f"{i}.png"
+                if img is not None:
+                    img.save(path)
+                conn.execute(
+                    "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
+                    "updated) VALUES (?, ?, 1, 0, ?, 120, 90, 0, 0)",
+                    (i, str(path), f"h{i}"),
+                )
+        rows = catalog.images(range(1, 7))
+        decoded: list[set[int]] = []
+        plain = cg.hash_coefficients
+
+        def counted(paths, workers=0):
+            decoded.append(set(paths))
+            return plain(paths, workers)
+
+        monkeypatch.setattr(cg, "hash_coefficients", counted)
+        ids, found = cg.library_hashes(catalog, rows)
+        expected_ids, expected = image_hashes({i: r["path"] for i, r in rows.items()})
+        assert ids.tolist() == expected_ids.tolist() == [1, 2, 3, 4]
+        assert np.array_equal(found, expected)
+        again_ids, again = cg.library_hashes(catalog, rows)
+        assert decoded == [{1, 2, 3, 4, 5, 6}, {6}]  # only the unreadable one is tried again
+        assert again_ids.tolist() == [1, 2, 3, 4] and np.array_equal(again, expected)
+        # 2's file changed (another picture): decoded anew, its new hash used
+        files[2] = scene(99)
+        files[2].save(tmp_path / "2.png")
+        changed = dict(rows)
+        changed[2] = {**rows[2], "hash": "new"}
+        new_ids, new = cg.library_hashes(catalog, changed)
+        assert decoded[-1] == {2, 6}
+        assert new_ids.tolist() == [1, 2, 3, 4]
+        assert not np.array_equal(new[1], expected[1])
+        assert np.array_equal(np.delete(new, 1, axis=0), np.delete(expected, 1, axis=0))
+        # hashes computed another way are computed anew
+        with catalog.transaction() as conn:
+            catalog.set_meta(cg.HASHER_KEY, "0", conn)
+        cg.library_hashes(catalog, changed)
+        assert decoded[-1] == {1, 2, 3, 4, 5, 6}
+    finally:
+        catalog.close()
