@@ -138,9 +138,9 @@ KEPT = 10_000  # images whose features a pass keeps in memory at a time (PairVer
 # run is mostly the pairs of a few images, whose features that thread computes and uses
 # while the others go on, instead of waiting for them). Same run, alternating, 2
 # threads: the bench's whole pass (seed 1) 38.3 s wall and 71.9 CPU s at 64 against
-# 40.3-43.6 s and 74.4-80.0 s one pair at a time; 16,000 random candidate pairs of seed
-# 0: 23.8-24.5 s wall at 64, 24.4-25.3 at 16, 26.0-26.3 one at a time.
-RUN = 64
+# 40.3-43.6 s and 74.4-80.0 s one pair at a time; seed 0: 37.9 s and 71.4 CPU s at 256
+# against 38.8-39.2 s and 72.6-73.2 s at 64.
+RUN = 256
 # A small image (longer side at most SMALL_SIDE of the library's median) is more often
 # a crop or a shrunken copy, whose original its vector ranks far down: it gets
 # SMALL_NEIGHBOURS vector candidates, larger images only. On the bench's copies
@@ -391,7 +391,9 @@ class PairVerifier:
             self._roles[a] = (True, c)
             q, c = self._roles.get(b, (False, False))
             self._roles[b] = (q, True)
-        runs = [items[i : i + RUN] for i in range(0, len(items), RUN)]
+        # at most RUN, and at least 4 runs a thread while there are enough pairs
+        size = max(1, min(RUN, len(items) // (4 * self.reranker.workers)))
+        runs = [items[i : i + size] for i in range(0, len(items), size)]
         verdicts = [v for run in self.reranker.map(self._run, runs) for v in run]
         return dict(zip(items, verdicts, strict=True))
 

@@ -598,6 +598,11 @@ class Reranker:
         with self._lock:
             self._cache.clear()
 
+    @property
+    def workers(self) -> int:
+        """The verification threads ``map`` runs on."""
+        return self._workers
+
     def map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
         """``fn`` over ``items`` on the verification threads, in order."""
         if self._workers == 1 or len(items) == 1:
