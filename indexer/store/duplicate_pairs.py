@@ -32,9 +32,10 @@ def known_verdicts(catalog: Catalog, rows: Mapping[int, ImageRow]) -> dict[Pair,
 def write_verdicts(
     catalog: Catalog, verdicts: Mapping[Pair, tuple[int, str]], rows: Mapping[int, ImageRow]
 ) -> None:
-    """Record (or replace) the verdicts of pairs whose images are in ``rows``."""
+    """Record (or replace) the verdicts of pairs whose images are in ``rows``; a pair
+    with an image removed or changed since (an index run meanwhile) is left out."""
     items = [
-        (a, b, rows[a]["hash"], rows[b]["hash"], n, kind)
+        (a, b, rows[a]["hash"], rows[b]["hash"], n, kind, a, rows[a]["hash"], b, rows[b]["hash"])
         for (a, b), (n, kind) in verdicts.items()
         if a in rows and b in rows
     ]
@@ -42,7 +43,9 @@ def write_verdicts(
         with catalog.transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO duplicate_pairs (a, b, a_hash, b_hash, inliers, kind) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM images WHERE id = ? AND hash = ?) AND EXISTS "
+                "(SELECT 1 FROM images WHERE id = ? AND hash = ?)",
                 items[start : start + WRITE_CHUNK],
             )
 

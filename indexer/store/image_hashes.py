@@ -39,9 +39,16 @@ def known_hashes(
 def write_hashes(
     catalog: Catalog, found: Mapping[int, np.ndarray | None], rows: Mapping[int, ImageRow]
 ) -> None:
-    """Record (or replace) the coefficients of images in ``rows`` (None: blank)."""
+    """Record (or replace) the coefficients of images in ``rows`` (None: blank); an
+    image removed or changed since (an index run meanwhile) is left out."""
     items = [
-        (i, rows[i]["hash"], None if d is None else np.asarray(d, np.float32).tobytes())
+        (
+            i,
+            rows[i]["hash"],
+            None if d is None else np.asarray(d, np.float32).tobytes(),
+            i,
+            rows[i]["hash"],
+        )
         for i, d in found.items()
         if i in rows
     ]
@@ -49,7 +56,7 @@ def write_hashes(
         with catalog.transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO image_hashes (image_id, hash, coefficients) "
-                "VALUES (?, ?, ?)",
+                "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM images WHERE id = ? AND hash = ?)",
                 items[start : start + WRITE_CHUNK],
             )
 

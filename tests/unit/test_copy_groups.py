@@ -344,3 +344,45 @@ def test_a_small_image_with_a_verified_original_skips_its_deeper_candidates(tmp_
         assert (second.verified, second.skipped) == (0, 2)
     finally:
         catalog.close()
+
+
+def test_an_image_removed_or_changed_during_a_pass_never_breaks_it(tmp_path, monkeypatch):
+    """An index run may remove or change an image while a pass verifies: the pass ends,
+    and nothing is stored for the images that are gone or changed."""
+    import lookalike.search.copy_groups as cg
+    from lookalike.indexer.store.catalog import Catalog
+    from lookalike.indexer.store.duplicate_pairs import known_verdicts
+    from lookalike.indexer.store.image_hashes import known_hashes, write_hashes
+
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        with catalog.transaction() as conn:
+            for i in (1, 2, 3, 4):
+                conn.execute(
+                    "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
+                    "updated) VALUES (?, ?, 1000, 0, ?, ?, 200, 0, 0)",
+                    (i, f"/lib/{i}.jpg", f"h{i}", 300 - i),
+                )
+        rows = catalog.images([1, 2, 3, 4])
+        first = {(1, 2), (1, 3), (3, 4)}
+        monkeypatch.setattr(cg, "staged_candidates", lambda *a, **k: (set(first), set()))
+
+        class IndexRunMeanwhile(RecordingVerifier):
+            def verify(self, pairs):
+                with catalog.transaction() as conn:
+                    conn.execute("DELETE FROM images WHERE id = 2")
+                    conn.execute("UPDATE images SET hash = 'new' WHERE id = 4")
+                return super().verify(pairs)
+
+        check = IndexRunMeanwhile({(1, 2): (40, "resized"), (3, 4): (30, "resized")})
+        found = cg.find_copy_groups(FlatIndex(4), catalog, verifier=check, hashes=False)
+        assert sorted(g.ids for g in found.groups) == [[1, 2], [3, 4]]  # as the pass saw them
+        now = catalog.images([1, 3, 4])
+        assert known_verdicts(catalog, now) == {(1, 3): (0, "")}
+        assert catalog.conn.execute("SELECT COUNT(*) FROM duplicate_pairs").fetchone()[0] == 1
+        d = np.ones((8, 8), np.float32)
+        write_hashes(catalog, {1: d, 2: d, 4: None}, rows)  # 2 gone, 4 changed since
+        assert list(known_hashes(catalog, catalog.images([1, 3, 4]), 8)) == [1]
+        assert catalog.conn.execute("SELECT COUNT(*) FROM image_hashes").fetchone()[0] == 1
+    finally:
+        catalog.close()
