@@ -462,6 +462,13 @@ class Catalog:
             raise
         self.conn.execute("COMMIT")
 
+    def write_in_chunks(self, sql: str, items: list[tuple], chunk: int = 5000) -> None:
+        """``executemany(sql, items)``, ``chunk`` rows a transaction: a long write of
+        recomputable rows (pair verdicts, hashes) never holds the writer lock for long."""
+        for start in range(0, len(items), chunk):
+            with self.transaction() as conn:
+                conn.executemany(sql, items[start : start + chunk])
+
     def _check_schema(self) -> None:
         """Refuse a catalog of a newer schema than this code knows (written by a newer
         Lookalike): reading or writing it could misread what that version stores."""

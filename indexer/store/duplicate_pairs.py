@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from lookalike.indexer.store.catalog import Catalog, ImageRow
 
 Pair = tuple[int, int]  # (smaller id, larger id)
-WRITE_CHUNK = 5000
 
 
 def known_verdicts(catalog: Catalog, rows: Mapping[int, ImageRow]) -> dict[Pair, tuple[int, str]]:
@@ -39,15 +38,13 @@ def write_verdicts(
         for (a, b), (n, kind) in verdicts.items()
         if a in rows and b in rows
     ]
-    for start in range(0, len(items), WRITE_CHUNK):
-        with catalog.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO duplicate_pairs (a, b, a_hash, b_hash, inliers, kind) "
-                "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
-                "(SELECT 1 FROM images WHERE id = ? AND hash = ?) AND EXISTS "
-                "(SELECT 1 FROM images WHERE id = ? AND hash = ?)",
-                items[start : start + WRITE_CHUNK],
-            )
+    catalog.write_in_chunks(
+        "INSERT OR REPLACE INTO duplicate_pairs (a, b, a_hash, b_hash, inliers, kind) "
+        "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
+        "(SELECT 1 FROM images WHERE id = ? AND hash = ?) AND EXISTS "
+        "(SELECT 1 FROM images WHERE id = ? AND hash = ?)",
+        items,
+    )
 
 
 def forget_verdicts(catalog: Catalog) -> None:

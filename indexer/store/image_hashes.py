@@ -15,8 +15,6 @@ import numpy as np
 
 from lookalike.indexer.store.catalog import Catalog, ImageRow
 
-WRITE_CHUNK = 5000
-
 
 def known_hashes(
     catalog: Catalog, rows: Mapping[int, ImageRow], band: int
@@ -52,13 +50,11 @@ def write_hashes(
         for i, d in found.items()
         if i in rows
     ]
-    for start in range(0, len(items), WRITE_CHUNK):
-        with catalog.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO image_hashes (image_id, hash, coefficients) "
-                "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM images WHERE id = ? AND hash = ?)",
-                items[start : start + WRITE_CHUNK],
-            )
+    catalog.write_in_chunks(
+        "INSERT OR REPLACE INTO image_hashes (image_id, hash, coefficients) "
+        "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM images WHERE id = ? AND hash = ?)",
+        items,
+    )
 
 
 def forget_hashes(catalog: Catalog) -> None:
