@@ -87,7 +87,7 @@
 
   async function load() {
     const t = Number(slider.value).toFixed(2);
-    status.textContent = "Looking for duplicates… (the first pass verifies every candidate pair; later ones only new images)";
+    status.textContent = "Looking for duplicates… (the first pass verifies the candidate pairs; later ones only those of new images)";
     list.replaceChildren();
     try {
       show(await api("GET", `/api/duplicates?threshold=${t}`));
