@@ -374,7 +374,7 @@ class PairVerifier:
 
     def inliers(self, pair: Pair) -> Verdict:
         """Verifies the smaller image (as the query) against the larger one."""
-        a, b = self._ordered(pair)
+        a, b = _ordered(pair, self.rows)
         small, large = self.rows[a], self.rows[b]
         if small["hash"] == large["hash"]:
             return Verdict(SAME_FILE, "identical")
@@ -387,7 +387,7 @@ class PairVerifier:
     def verify(self, pairs: Iterable[Pair]) -> dict[Pair, Verdict]:
         items = sorted(pairs)
         for pair in items:
-            a, b = self._ordered(pair)
+            a, b = _ordered(pair, self.rows)
             q, c = self._roles.get(a, (False, False))
             self._roles[a] = (True, c)
             q, c = self._roles.get(b, (False, False))
@@ -400,9 +400,6 @@ class PairVerifier:
 
     def _run(self, pairs: list[Pair]) -> list[Verdict]:
         return [self.inliers(p) for p in pairs]
-
-    def _ordered(self, pair: Pair) -> tuple[int, int]:
-        return _ordered(pair, self.rows)
 
     def close(self) -> None:
         self.reranker.close()
@@ -420,10 +417,7 @@ def star_groups(
 ) -> list[list[int]]:
     """Groups around their best image: each member verified against that image. Images
     a person marked to keep (``kept``) come first, then by ``keep_order``."""
-    linked: dict[int, set[int]] = {}
-    for a, b in verified:
-        linked.setdefault(a, set()).add(b)
-        linked.setdefault(b, set()).add(a)
+    linked = _links(verified)
     taken: set[int] = set()
     groups = []
     for best in sorted(linked, key=lambda i: (i not in kept, keep_order(rows[i]))):
@@ -566,12 +560,9 @@ def _deeper(
     On the bench (scripts/bench_duplicates.py, seeds 0 / 1) this leaves 11.0k / 10.9k of
     51.6k / 51.8k pairs unverified, and the same groups as verifying them all.
     """
-    linked: dict[int, set[int]] = {}
-    for (a, b), v in verdicts.items():
-        if v.inliers >= enough:
-            linked.setdefault(a, set()).add(b)
-            linked.setdefault(b, set()).add(a)
-    found_original = {_ordered(p, rows)[0] for p, v in verdicts.items() if v.inliers >= enough}
+    verified = [p for p, v in verdicts.items() if v.inliers >= enough]
+    linked = _links(verified)
+    found_original = {_ordered(p, rows)[0] for p in verified}
     out = []
     for pair in deep:
         small, large = _ordered(pair, rows)
@@ -579,6 +570,15 @@ def _deeper(
         if small not in found_original or any(large in linked[n] for n in partners):
             out.append(pair)
     return out
+
+
+def _links(pairs: Iterable[Pair]) -> dict[int, set[int]]:
+    """Each image of ``pairs`` and the images it is paired with."""
+    linked: dict[int, set[int]] = {}
+    for a, b in pairs:
+        linked.setdefault(a, set()).add(b)
+        linked.setdefault(b, set()).add(a)
+    return linked
 
 
 def _ordered(pair: Pair, rows: Mapping[int, ImageRow]) -> tuple[int, int]:
