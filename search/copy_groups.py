@@ -388,15 +388,29 @@ class PairVerifier:
         items = sorted(pairs)
         for pair in items:
             a, b = _ordered(pair, self.rows)
-            q, c = self._roles.get(a, (False, False))
-            self._roles[a] = (True, c)
-            q, c = self._roles.get(b, (False, False))
-            self._roles[b] = (q, True)
+            self._add_role(a, query=True)
+            self._add_role(b, candidate=True)
         # at most RUN, and at least 4 runs a thread while there are enough pairs
         size = max(1, min(RUN, len(items) // (4 * self.reranker.workers)))
         runs = [items[i : i + size] for i in range(0, len(items), size)]
         verdicts = [v for run in self.reranker.map(self._run, runs) for v in run]
         return dict(zip(items, verdicts, strict=True))
+
+    def _add_role(self, image_id: int, query: bool = False, candidate: bool = False) -> None:
+        """Records a role an image plays; features kept without it are computed anew (an
+        image first verified as the smaller of its pairs only, then as the larger one of a
+        deeper pair)."""
+        was = self._roles.get(image_id, (False, False))
+        now = (was[0] or query, was[1] or candidate)
+        if now == was:
+            return
+        self._roles[image_id] = now
+        with self._lock:
+            kept = self._prepared.get(image_id)
+            if kept is not None and (
+                (now[0] and kept.query is None) or (now[1] and kept.candidate is None)
+            ):
+                del self._prepared[image_id]
 
     def _run(self, pairs: list[Pair]) -> list[Verdict]:
         return [self.inliers(p) for p in pairs]

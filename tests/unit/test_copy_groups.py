@@ -386,3 +386,21 @@ def test_an_image_removed_or_changed_during_a_pass_never_breaks_it(tmp_path, mon
         assert catalog.conn.execute("SELECT COUNT(*) FROM image_hashes").fetchone()[0] == 1
     finally:
         catalog.close()
+
+
+def test_an_image_verified_first_as_the_smaller_then_as_the_larger_one(tmp_path):
+    """Features kept of an image for one role are computed anew for the other."""
+    scene(5).save(tmp_path / "a.png")
+    scene(5).resize((240, 173)).save(tmp_path / "b.jpg", quality=90)
+    scene(5).resize((150, 108)).save(tmp_path / "c.jpg", quality=90)
+    rows = {
+        1: row(1, 360, 260, path=str(tmp_path / "a.png")),
+        2: row(2, 240, 173, path=str(tmp_path / "b.jpg")),
+        3: row(3, 150, 108, path=str(tmp_path / "c.jpg")),
+    }
+    check = PairVerifier(rows)
+    try:
+        assert check.verify([(1, 2)])[(1, 2)].inliers >= 15  # 2 the smaller: a query only
+        assert check.verify([(2, 3)])[(2, 3)].inliers >= 15  # 2 the larger
+    finally:
+        check.close()
