@@ -22,7 +22,9 @@ not bring back), so it is also compared whole: both images in gray levels at the
 query's size (at most ``thumb_side``), normalised cross-correlation, both orientations,
 when their aspect ratios agree. A correlation of ``thumb_match`` or more counts as a
 verified copy and ``thumb_sure`` as a sure one (on thumbnails of the dev images: copies
-0.96-0.999, other photos below 0.8 except near-duplicates of the same scene).
+0.96-0.999, other photos below 0.8 except near-duplicates of the same scene). With
+``crop_least`` (the duplicates pass), ``verify_crop`` also searches for a small query as
+a part of a candidate: a thumbnail of a crop (search/crop_search.py).
 
 Candidate images are read from disk at query time (nothing extra is stored when
 indexing), scaled down while decoding, and their features kept in a bounded cache,
@@ -48,6 +50,7 @@ from PIL import Image, ImageFilter
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
 from lookalike.indexer.store.faiss_loader import load_faiss
+from lookalike.search.crop_search import crop_search
 from lookalike.search.pixels import agreements, edge_agreements
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,14 @@ class RerankOptions:
     # many of those pass the ratio test (0: all at once, search). See
     # lookalike.search.copy_groups.VERIFY_OPTIONS for what the duplicates pass measured.
     half_first: int = 0
+    # A small query (``small_query``) that matches a candidate neither by local features
+    # nor whole can be a crop of it: ``verify_crop`` searches for it in the candidate's
+    # thumbnail (search/crop_search.py) over the scales at which it covers from
+    # ``crop_least`` of the candidate's side to all of it; a place that correlates
+    # ``crop_match`` or more is a copy when its pixels agree as a local match's must.
+    # 0: not searched (search; the duplicates pass searches, see copy_groups.py).
+    crop_least: float = 0.0
+    crop_match: float = 0.9
     cache_size: int = 2048  # candidates kept in memory (about 45 KB each)
     workers: int = 0  # verification threads; 0: up to 4, one per core
 
@@ -326,6 +337,7 @@ class Verification(NamedTuple):
     mirrored: bool  # the matches were found with the query mirrored
     agreement: float  # pixel agreement once aligned (1.0: not checked; see search/pixels.py)
     transform: np.ndarray | None = None  # 2x3: query feature pixels -> candidate's
+    correlation: float = 0.0  # of a place found by ``verify_crop`` (0: none searched)
 
 
 class SmallQuery(NamedTuple):
@@ -516,6 +528,39 @@ class Reranker:
             return False
         edges = self._agreement(query, found, match, mirrored, edges=True)
         return edges is not None and edges[0] >= o.same_edges and edges[1] >= o.same_edge_parts
+
+    def verify_crop(self, query: QueryFeatures, found: Candidate) -> Verification:
+        """A small query searched for as a part of a candidate (``crop_least``): the
+        best place found, a copy (``min_inliers`` up to a sure copy's count, as the
+        correlation goes from ``crop_match`` to ``thumb_sure``) when its pixels agree;
+        0 inliers otherwise, or when the query is not small or the options do not
+        search."""
+        o = self.options
+        none = Verification(0, False, 1.0)
+        if not o.crop_least or query.small is None or query.pixels is None:
+            return none
+        thumb = np.asarray(found.thumb)
+        place = crop_search(query.pixels, thumb, o.crop_least)
+        if place is None:
+            return none
+        if place.correlation < o.crop_match:
+            return none._replace(correlation=place.correlation)
+        # to feature pixels: the query's at ``side``, the candidate's at ``candidate_side``
+        query_scale = max(query.pixels.shape) / o.side
+        candidate_scale = max(thumb.shape) / o.candidate_side
+        transform = place.transform.copy()
+        transform[:, :2] *= query_scale / candidate_scale
+        transform[:, 2] /= candidate_scale
+        pixels = query.pixels[:, ::-1] if place.mirrored else query.pixels
+        agree = agreements(pixels, query_scale, thumb, candidate_scale, transform)
+        match = Match(o.min_inliers, transform)
+        same = agree.whole >= o.same_picture and agree.least_cell >= o.same_parts
+        if not (same or self._recoloured(query, found, match, place.mirrored, agree.whole)):
+            return Verification(0, place.mirrored, agree.whole, transform, place.correlation)
+        t = min(1.0, (place.correlation - o.crop_match) / (o.thumb_sure - o.crop_match))
+        bar = self._sure_bar(query)
+        inliers = int(np.ceil(o.min_inliers + t * (bar - o.min_inliers)))
+        return Verification(inliers, place.mirrored, agree.whole, transform, place.correlation)
 
     def _whole_image(self, query: QueryFeatures, found: Candidate) -> int:
         """What a small query's whole-image correlation counts as (0: no match)."""

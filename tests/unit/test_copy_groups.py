@@ -116,10 +116,12 @@ def test_images_that_cannot_be_verified_never_break_the_pass(tmp_path):
     check = PairVerifier(rows)
     try:
         verdicts = check.verify(pairs)
+        cropped = check.verify(pairs, crops=True)  # the tiny one, searched as a crop
     finally:
         check.close()
-    assert set(verdicts) == set(pairs)
+    assert set(verdicts) == set(pairs) == set(cropped)
     assert all(v.inliers < 15 for p, v in verdicts.items() if 9 in p or 1 in p)
+    assert all(v.inliers < 15 for p, v in cropped.items() if 9 in p or 1 in p)
 
 
 def test_stored_verdicts_count_only_while_both_files_are_unchanged(tmp_path):
@@ -278,16 +280,19 @@ def test_the_pass_takes_a_recoloured_copy_only_with_the_edge_check(tmp_path):
 class RecordingVerifier:
     """Verdicts from a table; records the pairs it was asked to verify, per call."""
 
-    def __init__(self, table: dict) -> None:
+    def __init__(self, table: dict, crops: dict | None = None) -> None:
         self.table = table
-        self.calls: list[set] = []
+        self.crops = crops or {}
+        self.calls: list[set] = []  # by local features
+        self.crop_calls: list[set] = []  # thumbnails searched as crops
 
     def __call__(self, rows):
         return self
 
-    def verify(self, pairs):
-        self.calls.append(set(pairs))
-        return {p: Verdict(*self.table.get(p, (0, ""))) for p in pairs}
+    def verify(self, pairs, crops=False):
+        (self.crop_calls if crops else self.calls).append(set(pairs))
+        table = self.crops if crops else self.table
+        return {p: Verdict(*table.get(p, (0, ""))) for p in pairs}
 
     def close(self) -> None:
         pass
@@ -332,8 +337,10 @@ def test_a_small_image_with_a_verified_original_skips_its_deeper_candidates(tmp_
         verified |= {(1, 3): (30, "resized"), (3, 6): (28, "resized")}
         check = RecordingVerifier(verified)
         found = cg.find_copy_groups(FlatIndex(6), catalog, verifier=check, hashes=False)
-        # 2's deeper pairs: only the one with 6, which its original 1 verified with
-        assert check.calls == [first, {(2, 6), (1, 3), (3, 5), (3, 6)}]
+        # 2's deeper pairs: only the one with 6, which its original 1 verified with; then
+        # a round that finds no more (3's links make none of the rest worth it)
+        assert check.calls == [first, {(2, 6), (1, 3), (3, 5), (3, 6)}, set()]
+        assert check.crop_calls == [set(), set()]  # every small image found its original
         assert [g.ids for g in found.groups] == [[6, 1, 2, 3]]
         assert (found.candidates, found.verified, found.skipped) == (9, 7, 2)
         # the next pass verifies nothing anew, and skips the same pairs
@@ -368,11 +375,11 @@ def test_an_image_removed_or_changed_during_a_pass_never_breaks_it(tmp_path, mon
         monkeypatch.setattr(cg, "staged_candidates", lambda *a, **k: (set(first), set()))
 
         class IndexRunMeanwhile(RecordingVerifier):
-            def verify(self, pairs):
+            def verify(self, pairs, crops=False):
                 with catalog.transaction() as conn:
                     conn.execute("DELETE FROM images WHERE id = 2")
                     conn.execute("UPDATE images SET hash = 'new' WHERE id = 4")
-                return super().verify(pairs)
+                return super().verify(pairs, crops)
 
         check = IndexRunMeanwhile({(1, 2): (40, "resized"), (3, 4): (30, "resized")})
         found = cg.find_copy_groups(FlatIndex(4), catalog, verifier=check, hashes=False)
@@ -384,6 +391,41 @@ def test_an_image_removed_or_changed_during_a_pass_never_breaks_it(tmp_path, mon
         write_hashes(catalog, {1: d, 2: d, 4: None}, rows)  # 2 gone, 4 changed since
         assert list(known_hashes(catalog, catalog.images([1, 3, 4]), 8)) == [1]
         assert catalog.conn.execute("SELECT COUNT(*) FROM image_hashes").fetchone()[0] == 1
+    finally:
+        catalog.close()
+
+
+def test_a_thumbnail_that_verifies_with_no_larger_image_is_searched_as_a_crop(
+    tmp_path, monkeypatch
+):
+    """Of a small image (a thumbnail) that neither its first nor its deeper candidates
+    verify with, every pair is searched as a crop, once; a larger image is not."""
+    import lookalike.search.copy_groups as cg
+    from lookalike.indexer.store.catalog import Catalog
+
+    sizes = {1: (300, 200), 2: (290, 200), 3: (280, 200), 4: (40, 30), 5: (200, 150)}
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        with catalog.transaction() as conn:
+            for i, (w, h) in sizes.items():
+                conn.execute(
+                    "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
+                    "updated) VALUES (?, ?, 1000, 0, ?, ?, ?, 0, 0)",
+                    (i, f"/lib/{i}.jpg", f"h{i}", w, h),
+                )
+        first = {(1, 4), (2, 4), (1, 5)}
+        deep = {(3, 4), (2, 5)}
+        monkeypatch.setattr(cg, "staged_candidates", lambda *a, **k: (set(first), set(deep)))
+        check = RecordingVerifier({}, crops={(3, 4): (40, "cropped")})
+        found = cg.find_copy_groups(FlatIndex(5), catalog, verifier=check, hashes=False)
+        # 4 is a thumbnail: all its pairs searched as crops; 5 (200 pixels) is not one
+        assert check.crop_calls[0] == {(1, 4), (2, 4), (3, 4)}
+        assert [g.ids for g in found.groups] == [[3, 4]]
+        assert found.groups[0].members[1].kind == "cropped"
+        again = RecordingVerifier({}, crops={(3, 4): (40, "cropped")})
+        second = cg.find_copy_groups(FlatIndex(5), catalog, verifier=again, hashes=False)
+        assert again.calls == [set(), set()] and again.crop_calls == [set()]
+        assert [g.ids for g in second.groups] == [[3, 4]]
     finally:
         catalog.close()
 
