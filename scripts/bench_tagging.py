@@ -22,7 +22,8 @@ gives every other class ``--labels`` labels (at most half its images), and with
 ``--zipf`` subsamples the classes to Zipf-like sizes (5 to 1,000 images, at most what a
 class has). Printed per split, then worst and mean: known-class accuracy (an
 abstention is a miss) and novel-class images left unknown for the default tagger
-(``--new``) and the old one (``--old``: kNN label propagation; ``proto-alone``: the
+(``--new``; ``proto-clusters``: with the library's clusters, ``tag --with-clusters``)
+and the old one (``--old``: kNN label propagation; ``proto-alone``: the
 prototype head as it was before its transductive novelty, the default today;
 ``proto-transductive``: with it, 10 neighbours, 12% of the simulated novel images
 tagged, as it was measured as a candidate default; ``--share`` sets that share), the
@@ -42,7 +43,7 @@ Usage:
         [--from-library /tmp/lib1]   # copy an indexed library of the dev data (default:
                                      # the dev data indexed once into the bench cache)
     python scripts/bench_tagging.py --long-tailed [--labels 1,3,10,30] [--splits 10]
-        [--zipf] [--novel 10] [--new proto|proto-transductive]
+        [--zipf] [--novel 10] [--new proto|proto-clusters|proto-transductive]
         [--old knn|proto-alone|proto-transductive] [--share 0.12] [--diagnose]
 """
 

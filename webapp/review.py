@@ -43,9 +43,12 @@ class ReviewService:
         self._tag_lock = threading.Lock()
 
     # -- tagging --------------------------------------------------------------------
-    def tag(self, head: Any, min_confidence: Any) -> dict[str, Any]:
+    def tag(self, head: Any, min_confidence: Any, clusters: Any = True) -> dict[str, Any]:
         """Tag every image without a human label (as `lookalike tag`); a summary.
-        No head named: the one chosen on the evaluation page (or kNN)."""
+        No head named: the one chosen on the evaluation page (or kNN); ``clusters``:
+        the library's clusters decide where they speak (tagging/cluster_vote.py)."""
+        if not isinstance(clusters, bool):
+            raise BadQuery("clusters must be true or false")
         if head is None:
             head = tagging_head(self.service.library)
         if not isinstance(head, str):
@@ -54,7 +57,9 @@ class ReviewService:
             raise BadQuery("min_confidence must be a number between 0 and 1")
         with self._tag_lock:  # one run at a time; each replaces the previous run's tags
             # Computed on the read-only library: the writer is held only to store it.
-            run = compute_tags(self.service.library, head=head, min_confidence=min_confidence)
+            run = compute_tags(
+                self.service.library, head=head, min_confidence=min_confidence, clusters=clusters
+            )
             with self.service.writable() as library:
                 save_tags(library, run)
         return _summary(run.info)
@@ -109,6 +114,7 @@ def _summary(info: TagRunInfo) -> dict[str, Any]:
         "classes": info.classes,
         "seconds": info.seconds,
         "min_confidence": info.min_confidence,
+        "clusters": info.clusters,
         "at": info.at,
     }
 
@@ -171,7 +177,9 @@ def last_tagging():
 @bp.post("/tag")
 def tag():
     body = _body()
-    return jsonify(_review().tag(body.get("head"), body.get("min_confidence", 0.0)))
+    return jsonify(
+        _review().tag(body.get("head"), body.get("min_confidence", 0.0), body.get("clusters", True))
+    )
 
 
 @bp.put("/tag-head")

@@ -7,7 +7,7 @@ import json
 import click
 
 from lookalike.classifier.tagging.suggestions import suggest as suggest_labels
-from lookalike.classifier.tagging.tagger import DEFAULT_HEAD, HEADS, tag_library
+from lookalike.classifier.tagging.tagger import DEFAULT_CLUSTERS, DEFAULT_HEAD, HEADS, tag_library
 from lookalike.classifier.tagging.validation import tagging_head
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.store.library import Library
@@ -43,15 +43,28 @@ from lookalike.indexer.store.library import Library
     type=click.IntRange(1, 5),
     help="Suggestions per image (with --suggest).",
 )
+@click.option(
+    "--with-clusters/--without-clusters",
+    "clusters",
+    default=DEFAULT_CLUSTERS,
+    show_default=True,
+    help="Let the library's clusters decide where they speak: an image in a labelled "
+    "class's group is tagged, one in a new category's group is unknown (unless its "
+    "class has fewer than 5 labels, or the group is a small piece beside a large "
+    "class). On long-tailed libraries more images are tagged "
+    "right and more of the classes nobody labelled left unknown, but more clutter is "
+    "tagged; --without-clusters: the head decides alone.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Calibration rounds' seed.")
 @json_option
-def tag(library, min_confidence, head, suggest, top, seed, as_json):
+def tag(library, min_confidence, head, suggest, top, clusters, seed, as_json):
     """Tag every image that has no human label, from the labelled ones.
 
     Each image gets the label most likely right, or "unknown" when it is more
-    likely of a class nobody labelled; the confidence is the estimated
-    probability that this answer is right (learnt from your labels by hiding
-    some of them). Results replace the previous run's in the library; human
+    likely of a class nobody labelled; where the library's clusters speak, they
+    decide (see --without-clusters). The confidence is the estimated
+    probability that the head's answer is right (learnt from your labels by
+    hiding some of them). Results replace the previous run's in the library; human
     labels are never touched. --json prints
     [{"path": ..., "label": ... or null, "confidence": ...}, ...].
     """
@@ -60,7 +73,9 @@ def tag(library, min_confidence, head, suggest, top, seed, as_json):
         return
     with Library.open(library, readonly=False) as lib:
         head = head or tagging_head(lib)
-        run = tag_library(lib, head=head, min_confidence=min_confidence, seed=seed)
+        run = tag_library(
+            lib, head=head, min_confidence=min_confidence, seed=seed, clusters=clusters
+        )
     if as_json:
         click.echo(json.dumps(run.as_json()))
         return
@@ -68,14 +83,16 @@ def tag(library, min_confidence, head, suggest, top, seed, as_json):
     click.echo(
         f"tagged {info.tagged} of {len(run.results)} unlabelled images "
         f"({info.unknown} unknown) from {info.labelled} labels in {info.classes} "
-        f"classes with the {head} head in {info.seconds:.1f}s"
+        f"classes with the {head} head{' and the clusters' if clusters else ''} in "
+        f"{info.seconds:.1f}s"
     )
     held_out = info.validation
     if held_out is not None and held_out.known_accuracy is not None:
         novel = "-" if held_out.novel_unknown is None else f"{held_out.novel_unknown:.0%}"
+        alone = " (the head alone: the clusters are not replayed)" if clusters else ""
         click.echo(
-            f"held-out estimate from your labels: {held_out.known_accuracy:.0%} of known-class "
-            f"images tagged right, {novel} of unlabelled-class images left unknown"
+            f"held-out estimate from your labels{alone}: {held_out.known_accuracy:.0%} of "
+            f"known-class images tagged right, {novel} of unlabelled-class images left unknown"
         )
     if held_out is not None and held_out.fallback:
         click.echo("too few labels per class to calibrate: confidences are rough defaults")

@@ -157,9 +157,10 @@ def run_tagger(
         rows, guesses, prediction = tag_proto_variant(
             head, vectors[split.rows], split.seeds, truth[split.seeds], share
         )
-    else:
+    else:  # "HEAD-clusters": the head with the library's clusters (tag --with-clusters)
+        name, clusters = head.removesuffix(WITH_CLUSTERS), head.endswith(WITH_CLUSTERS)
         rows, guesses, prediction, _ = tag_vectors(
-            vectors[split.rows], split.seeds, truth[split.seeds], head=head
+            vectors[split.rows], split.seeds, truth[split.seeds], head=name, clusters=clusters
         )
     tagged, confidence = prediction.decide()
     seconds = time.perf_counter() - started
@@ -180,6 +181,8 @@ def run_tagger(
             oracles.append(figures)
     return got, seconds
 
+
+WITH_CLUSTERS = "-clusters"  # a head's name with this: tagged with the library's clusters
 
 # The neighbours the transductive novelty averages over when the diagnosis measures it
 # (ProtoSettings.neighbours is 0, off, by default).

@@ -29,7 +29,7 @@ JSON_ENDPOINTS = [
     ("POST", "/api/index-job", ["folder", "labels_from_folders"]),
     ("POST", "/api/clusters/{id}/accept", ["as", "exclude"]),
     ("POST", "/api/clusters/{id}/merge", ["into"]),
-    ("POST", "/api/tag", ["head", "min_confidence"]),
+    ("POST", "/api/tag", ["head", "min_confidence", "clusters"]),
     ("POST", "/api/evaluation", ["folds", "heads"]),
 ]
 ID_ROUTES = [

@@ -198,6 +198,15 @@ def test_tag_the_library_then_read_its_figures(client, app):
     assert counts["tagged"] + counts["unknown"] == unlabelled
 
 
+def test_tagging_with_or_without_the_clusters(client):
+    assert client.post("/api/tag", json={}, headers=CSRF).get_json()["clusters"] is True
+    alone = client.post("/api/tag", json={"clusters": False}, headers=CSRF)
+    assert alone.status_code == 200 and alone.get_json()["clusters"] is False
+    assert client.get("/api/tag").get_json()["last_run"]["clusters"] is False
+    bad = client.post("/api/tag", json={"clusters": "yes"}, headers=CSRF)
+    assert bad.status_code == 400 and "clusters" in bad.get_json()["error"]
+
+
 def test_cross_validation_runs_in_the_background_and_serves_its_report(client, app):
     review = app.extensions["lookalike.review"]
     response = client.post("/api/evaluation", json={"folds": 2, "heads": ["knn"]}, headers=CSRF)
