@@ -5,14 +5,14 @@ embeddings, each a mixture of two or three real images of ONE class (Dirichlet
 weights) plus Gaussian noise, so every synthetic image has a class. Class sizes are
 Zipf-like (the class of rank r holds a share proportional to r^-1.1); 10 classes are
 never labelled, the others get ``--labels`` labels each (through `lookalike labels
-import`). Then `lookalike tag --json` runs through the real CLI, as a user runs it.
+import`). Then `lookalike tag --json` runs through the real CLI, as a user runs it, and
+in the same run `lookalike tag --without-clusters --json` (the head alone).
 
 Printed: the time of `lookalike tag` (goal: <= 60 s on the 2-core dev machine), wall
 and CPU, its ratio to `lookalike info` on the same library in the same run (start-up
 plus opening it), known-class accuracy (an "unknown" is a miss) and novel-class images
 left unknown. With ``--in-process``, also the CPU time of ``tag_vectors`` on the same
-vectors with the default head and with the prototype head on the image alone (before
-its transductive novelty: bench_support.long_tail.PROTO_ALONE), in the same run.
+vectors with the default head, with the library's clusters and without, in the same run.
 
 Usage:
     python scripts/bench_tag_scale.py [--images 100000] [--labels 10] [--seed 0]
@@ -32,7 +32,7 @@ import numpy as np
 from bench_support.cli import cli
 from bench_support.data import bench_cache, long_tailed_library
 from bench_support.figures import emit, parser
-from bench_support.long_tail import library_classes, tag_alone
+from bench_support.long_tail import library_classes
 from bench_support.synthetic import NOISE, NOWHERE
 from lookalike.indexer.models.protocol import ModelInfo
 from lookalike.indexer.numerics import l2_normalize
@@ -108,13 +108,20 @@ def main() -> None:
         cli("labels", "import", str(Path(tmp) / "labels.csv"), library=root)
         info = cli("info", "--json", library=root)
         tagged = cli("tag", "--json", library=root)
-    results = json.loads(tagged.stdout)
+        alone = cli("tag", "--without-clusters", "--json", library=root)
     row_of = {p: i for i, p in enumerate(paths)}
-    got = np.array([r["label"] or "" for r in results], dtype=object)
-    true = truth[[row_of[r["path"]] for r in results]]
-    is_novel = np.isin(true, list(novel))
-    known_accuracy = float(np.mean(got[~is_novel] == true[~is_novel]))
-    novel_unknown = float(np.mean(got[is_novel] == ""))
+
+    def figures(run) -> tuple[float, float]:
+        results = json.loads(run.stdout)
+        got = np.array([r["label"] or "" for r in results], dtype=object)
+        true = truth[[row_of[r["path"]] for r in results]]
+        is_novel = np.isin(true, list(novel))
+        return (
+            float(np.mean(got[~is_novel] == true[~is_novel])),
+            float(np.mean(got[is_novel] == "")),
+        )
+
+    known_accuracy, novel_unknown = figures(tagged)
     print(
         f"{args.images} synthetic images ({len(names)} classes, Zipf sizes), "
         f"{len(labelled)} labels, {args.novel} classes never labelled"
@@ -124,6 +131,12 @@ def main() -> None:
         f"60 s) = {tagged.seconds / info.seconds:.1f}x `lookalike info` ({info.seconds:.2f}s "
         f"wall, {info.cpu_seconds:.1f}s CPU); known accuracy {known_accuracy:.3f}, novel "
         f"unknown {novel_unknown:.3f}"
+    )
+    alone_known, alone_novel = figures(alone)
+    print(
+        f"lookalike tag --without-clusters (same run): {alone.seconds:.1f}s wall, "
+        f"{alone.cpu_seconds:.1f}s CPU ({tagged.seconds / alone.seconds:.2f}x with the "
+        f"clusters); known accuracy {alone_known:.3f}, novel unknown {alone_novel:.3f}"
     )
     if args.in_process:
         in_process(x, [row_of[p] for p, _ in labelled], [lab for _, lab in labelled])
@@ -139,21 +152,18 @@ def main() -> None:
 
 
 def in_process(x: np.ndarray, seeds: list[int], labels: list[str]) -> None:
-    """CPU seconds of tag_vectors with the default head and with PROTO_ALONE."""
+    """CPU seconds of tag_vectors with the default head, with and without the clusters."""
     from lookalike.classifier.tagging.tagger import tag_vectors
 
     rows = np.array(seeds)
     cpu = {}
-    for name in ("default", "proto-alone"):
+    for clusters in (False, True):
         start = time.process_time()
-        if name == "default":
-            tag_vectors(x, rows, labels)
-        else:
-            tag_alone(x, rows, np.array(labels))
-        cpu[name] = time.process_time() - start
+        tag_vectors(x, rows, labels, clusters=clusters)
+        cpu[clusters] = time.process_time() - start
     print(
-        f"tag_vectors in process: default head {cpu['default']:.1f}s CPU, on the image "
-        f"alone {cpu['proto-alone']:.1f}s CPU ({cpu['default'] / cpu['proto-alone']:.2f}x)"
+        f"tag_vectors in process: with the clusters {cpu[True]:.1f}s CPU, the head alone "
+        f"{cpu[False]:.1f}s CPU ({cpu[True] / cpu[False]:.2f}x)"
     )
 
 
