@@ -126,7 +126,7 @@
     sinceTag = 0;
     status();
     try {
-      await api("POST", "/api/tag", { head: "knn" });
+      await api("POST", "/api/tag", {}); // the library's chosen head, with its clusters
       await refill();
     } catch (e) {
       status(e.message);
