@@ -277,6 +277,21 @@ def test_the_pass_takes_a_recoloured_copy_only_with_the_edge_check(tmp_path):
     assert found[0.0].inliers < VERIFY_OPTIONS.min_inliers  # the gray levels alone reject it
 
 
+def sized_catalog(tmp_path, sizes: dict[int, tuple[int, int]]):
+    """A catalog of images /lib/<id>.jpg of these (width, height), 1,000 bytes each."""
+    from lookalike.indexer.store.catalog import Catalog
+
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    with catalog.transaction() as conn:
+        for i, (w, h) in sizes.items():
+            conn.execute(
+                "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
+                "updated) VALUES (?, ?, 1000, 0, ?, ?, ?, 0, 0)",
+                (i, f"/lib/{i}.jpg", f"h{i}", w, h),
+            )
+    return catalog
+
+
 class RecordingVerifier:
     """Verdicts from a table; records the pairs it was asked to verify, per call."""
 
@@ -316,19 +331,11 @@ def test_a_small_image_with_a_verified_original_skips_its_deeper_candidates(tmp_
     first candidates verified it against a larger image, only those with the rest of its
     group (images its partners verified with) are verified."""
     import lookalike.search.copy_groups as cg
-    from lookalike.indexer.store.catalog import Catalog
 
     sizes = {1: (300, 200), 2: (100, 66), 3: (60, 40), 4: (290, 200), 5: (280, 200)}
     sizes[6] = (310, 200)  # a genuine duplicate of 1, larger: the group's best image
-    catalog = Catalog(tmp_path / "catalog.sqlite")
+    catalog = sized_catalog(tmp_path, sizes)
     try:
-        with catalog.transaction() as conn:
-            for i, (w, h) in sizes.items():
-                conn.execute(
-                    "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
-                    "updated) VALUES (?, ?, 1000, 0, ?, ?, ?, 0, 0)",
-                    (i, f"/lib/{i}.jpg", f"h{i}", w, h),
-                )
         first = {(1, 2), (3, 4), (1, 6)}
         deep = {(2, 4), (2, 5), (2, 6), (1, 3), (3, 5), (3, 6)}
         monkeypatch.setattr(cg, "staged_candidates", lambda *a, **k: (set(first), set(deep)))
@@ -357,19 +364,11 @@ def test_an_image_removed_or_changed_during_a_pass_never_breaks_it(tmp_path, mon
     """An index run may remove or change an image while a pass verifies: the pass ends,
     and nothing is stored for the images that are gone or changed."""
     import lookalike.search.copy_groups as cg
-    from lookalike.indexer.store.catalog import Catalog
     from lookalike.indexer.store.duplicate_pairs import known_verdicts
     from lookalike.indexer.store.image_hashes import known_hashes, write_hashes
 
-    catalog = Catalog(tmp_path / "catalog.sqlite")
+    catalog = sized_catalog(tmp_path, {i: (300 - i, 200) for i in (1, 2, 3, 4)})
     try:
-        with catalog.transaction() as conn:
-            for i in (1, 2, 3, 4):
-                conn.execute(
-                    "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
-                    "updated) VALUES (?, ?, 1000, 0, ?, ?, 200, 0, 0)",
-                    (i, f"/lib/{i}.jpg", f"h{i}", 300 - i),
-                )
         rows = catalog.images([1, 2, 3, 4])
         first = {(1, 2), (1, 3), (3, 4)}
         monkeypatch.setattr(cg, "staged_candidates", lambda *a, **k: (set(first), set()))
@@ -401,18 +400,10 @@ def test_a_thumbnail_that_verifies_with_no_larger_image_is_searched_as_a_crop(
     """Of a small image (a thumbnail) that neither its first nor its deeper candidates
     verify with, every pair is searched as a crop, once; a larger image is not."""
     import lookalike.search.copy_groups as cg
-    from lookalike.indexer.store.catalog import Catalog
 
     sizes = {1: (300, 200), 2: (290, 200), 3: (280, 200), 4: (40, 30), 5: (200, 150)}
-    catalog = Catalog(tmp_path / "catalog.sqlite")
+    catalog = sized_catalog(tmp_path, sizes)
     try:
-        with catalog.transaction() as conn:
-            for i, (w, h) in sizes.items():
-                conn.execute(
-                    "INSERT INTO images (id, path, size, mtime_ns, hash, width, height, added, "
-                    "updated) VALUES (?, ?, 1000, 0, ?, ?, ?, 0, 0)",
-                    (i, f"/lib/{i}.jpg", f"h{i}", w, h),
-                )
         first = {(1, 4), (2, 4), (1, 5)}
         deep = {(3, 4), (2, 5)}
         monkeypatch.setattr(cg, "staged_candidates", lambda *a, **k: (set(first), set(deep)))
