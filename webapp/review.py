@@ -45,7 +45,7 @@ class ReviewService:
     # -- tagging --------------------------------------------------------------------
     def tag(self, head: Any, min_confidence: Any, clusters: Any = True) -> dict[str, Any]:
         """Tag every image without a human label (as `lookalike tag`); a summary.
-        No head named: the one chosen on the evaluation page (or kNN); ``clusters``:
+        No head named: the one chosen on the evaluation page (or proto); ``clusters``:
         the library's clusters decide where they speak (tagging/cluster_vote.py)."""
         if not isinstance(clusters, bool):
             raise BadQuery("clusters must be true or false")

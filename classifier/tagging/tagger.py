@@ -236,6 +236,9 @@ class Prediction(NamedTuple):
         "unknown": a tag when P(best guess right) > P(no labelled class), and at
         least ``min_confidence``. An unknown answer's confidence is P(no labelled
         class), so every confidence is the probability that the answer is right.
+        Where ``votes`` (the library's clusters) decide, the confidence stays the
+        head's estimate for that answer: lower than what such answers score (see
+        cluster_vote.py and the README's calibration errors).
         """
         tagged = self.confidence > 1.0 - self.p_known
         if self.close is not None:
@@ -366,7 +369,7 @@ def tag_library(
 
     Args:
         library: an open library, writable.
-        head: knn (default), linear, svm or mlp.
+        head: proto (default), knn, linear, svm or mlp.
         min_confidence: tags less likely right than this are stored as unknown.
         seed: for the calibration's random rounds (results are reproducible).
         clusters: the library's clusters decide where they speak (cluster_vote.py).
