@@ -92,6 +92,7 @@ class ReviewService:
         held_out = info.validation
         return {
             "head": info.head,
+            "clusters": info.clusters,
             "finished": info.at,
             "labelled": info.labelled,
             "classes": info.classes,

@@ -231,12 +231,23 @@ def test_evaluation_page(page, server):
         )
         assert response.status == 202
     page.goto(server.url + "/evaluation")
+    expect(page.locator("#tag-clusters")).to_be_checked()  # the default, as the CLI's
+    page.uncheck("#tag-clusters")
     with page.expect_response(lambda r: r.url.endswith("/api/tag"), timeout=60_000) as done:
         page.click("#tag-now")
     assert done.value.ok
+    assert json.loads(done.value.request.post_data)["clusters"] is False
+    expect(page.locator("#tag-status")).to_contain_text("by the head alone")
+    page.check("#tag-clusters")
+    with page.expect_response(lambda r: r.url.endswith("/api/tag"), timeout=60_000) as done:
+        page.click("#tag-now")
+    assert done.value.ok and done.value.json()["clusters"] is True
+    expect(page.locator("#tag-status")).to_contain_text("with the clusters")
     expect(page.locator("#tag-figures table")).to_contain_text("images tagged")
     if has_module("lookalike.classifier.tagging.validation"):
         expect(page.locator("#figures table")).to_contain_text("accuracy", timeout=60_000)
         expect(page.locator("#report")).to_be_visible()
         page.wait_for_timeout(500)  # let the report's images paint
     shot(page, "evaluation")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "evaluation-390")

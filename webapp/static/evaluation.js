@@ -61,6 +61,7 @@
     $("report").hidden = !cv.report_url;
   }
 
+  let clustersShown = false;
   function showTagRun(run) {
     const box = $("tag-figures");
     if (!box) return;
@@ -70,7 +71,13 @@
       return;
     }
     const when = new Date(run.finished * 1000).toLocaleString();
-    $("tag-status").textContent = `Tagged ${when} from ${plural(run.labelled, "label")} in ${plural(run.classes, "class")}.`;
+    const how = run.clusters
+      ? "with the clusters (the figures below are the head's own: the clusters are not replayed)"
+      : "by the head alone";
+    $("tag-status").textContent = `Tagged ${when} from ${plural(run.labelled, "label")} in ${plural(run.classes, "class")}, ${how}.`;
+    // the last run's choice, once: later loads (the page polls) leave the box as it is
+    if ($("tag-clusters") && !clustersShown) $("tag-clusters").checked = run.clusters !== false;
+    clustersShown = true;
     box.replaceChildren(table([{ head: run.head, figures: run.figures }], null));
   }
 
@@ -116,7 +123,8 @@
       tagNow.disabled = true;
       $("tag-status").textContent = "Tagging…";
       try {
-        const result = await api("POST", "/api/tag", {});
+        const clusters = $("tag-clusters") ? $("tag-clusters").checked : true;
+        const result = await api("POST", "/api/tag", { clusters });
         toast(`Tagged ${plural(result.tagged, "image")}, ${result.unknown} unknown`, "ok");
         await load();
       } catch (e) {
