@@ -21,10 +21,11 @@ library (images/ + extra/ + distractors/, class = folder name), in process (the 
 gives every other class ``--labels`` labels (at most half its images), and with
 ``--zipf`` subsamples the classes to Zipf-like sizes (5 to 1,000 images, at most what a
 class has). Printed per split, then worst and mean: known-class accuracy (an
-abstention is a miss) and novel-class images left unknown for the default tagger
-(``--new``; ``proto-clusters``: with the library's clusters, ``tag --with-clusters``)
+abstention is a miss) and novel-class images left unknown for the tagger measured
+(``--new``; by default ``proto-clusters``, the prototype head with the library's
+clusters, as ``lookalike tag``; ``proto``: the head alone, ``tag --without-clusters``)
 and the old one (``--old``: kNN label propagation; ``proto-alone``: the
-prototype head as it was before its transductive novelty, the default today;
+prototype head as it was before its transductive novelty, the head alone today;
 ``proto-transductive``: with it, 10 neighbours, 12% of the simulated novel images
 tagged, as it was measured as a candidate default; ``--share`` sets that share), the
 distractors left unknown, the expected calibration error of the answers' confidence
@@ -43,7 +44,7 @@ Usage:
         [--from-library /tmp/lib1]   # copy an indexed library of the dev data (default:
                                      # the dev data indexed once into the bench cache)
     python scripts/bench_tagging.py --long-tailed [--labels 1,3,10,30] [--splits 10]
-        [--zipf] [--novel 10] [--new proto|proto-clusters|proto-transductive]
+        [--zipf] [--novel 10] [--new proto-clusters|proto|proto-transductive]
         [--old knn|proto-alone|proto-transductive] [--share 0.12] [--diagnose]
 """
 
@@ -124,7 +125,11 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--novel", type=int, default=10, help="classes never labelled")
     ap.add_argument("--zipf", action="store_true", help="Zipf-like class sizes")
-    ap.add_argument("--new", default="proto", help="the head measured")
+    ap.add_argument(
+        "--new",
+        default="proto-clusters",
+        help="the tagger measured (default: the product's, the proto head with the clusters)",
+    )
     ap.add_argument("--old", default="knn", help="the head compared with ('' for none)")
     ap.add_argument("--diagnose", action="store_true", help="per split: where the misses come from")
     ap.add_argument(
