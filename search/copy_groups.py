@@ -396,11 +396,19 @@ class PairVerifier:
         small, large = self.rows[a], self.rows[b]
         if small["hash"] == large["hash"]:
             return Verdict(SAME_FILE, "identical")
+        features = self._features(a, b)
+        if features is None:
+            return Verdict(0, "")
+        seen = self.reranker.verify_candidate(*features)
+        return Verdict(seen.inliers, match_kind(small, large, seen, self.reranker.options))
+
+    def _features(self, a: int, b: int) -> tuple[QueryFeatures, Candidate] | None:
+        """The features of ``a`` as the query and ``b`` as the candidate; None when
+        either image is unreadable."""
         query, found = self.prepared(a), self.prepared(b)
         if query is None or found is None or query.query is None or found.candidate is None:
-            return Verdict(0, "")
-        seen = self.reranker.verify_candidate(query.query, found.candidate)
-        return Verdict(seen.inliers, match_kind(small, large, seen, self.reranker.options))
+            return None
+        return query.query, found.candidate
 
     def verify(self, pairs: Iterable[Pair], crops: bool = False) -> dict[Pair, Verdict]:
         """The verdicts of ``pairs`` (see ``inliers``; with ``crops``, the smaller image
@@ -456,10 +464,10 @@ class PairVerifier:
 
     def _crop(self, pair: Pair) -> tuple[Verification, Verdict]:
         a, b = _ordered(pair, self.rows)
-        query, found = self.prepared(a), self.prepared(b)
-        if query is None or found is None or query.query is None or found.candidate is None:
+        features = self._features(a, b)
+        if features is None:
             return Verification(0, False, 1.0), Verdict(0, "")
-        seen = self.reranker.verify_crop(query.query, found.candidate)
+        seen = self.reranker.verify_crop(*features)
         options = self.reranker.options
         return seen, Verdict(seen.inliers, match_kind(self.rows[a], self.rows[b], seen, options))
 

@@ -51,7 +51,7 @@ from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
 from lookalike.indexer.store.faiss_loader import load_faiss
 from lookalike.search.crop_search import crop_search
-from lookalike.search.pixels import agreements, edge_agreements
+from lookalike.search.pixels import Agreement, agreements, edge_agreements
 
 log = logging.getLogger(__name__)
 
@@ -480,9 +480,7 @@ class Reranker:
                 if n == 0:  # a better match in the other orientation was another photo
                     result = Verification(match.inliers, flip, 1.0, match.transform)
                 break
-            if (agree[0] >= o.same_picture and agree[1] >= o.same_parts) or self._recoloured(
-                query, found, match, flip, agree[0]
-            ):
+            if self._same_picture(query, found, match, flip, agree):
                 inliers = max(match.inliers, o.min_inliers)
                 result = Verification(inliers, flip, agree[0], match.transform)
                 break
@@ -509,14 +507,34 @@ class Reranker:
             return None
         if query.pixels is None or match.transform is None:
             return None
-        pixels = query.pixels[:, ::-1] if mirrored else query.pixels
+        return self._pixels(query.pixels, found, match.transform, mirrored, edges)
+
+    def _pixels(
+        self, pixels: np.ndarray, found: Candidate, transform, mirrored: bool, edges=False
+    ) -> Agreement:
+        """The agreement (search/pixels.py) of the query's gray ``pixels``, mirrored first
+        when ``mirrored``, with the candidate's thumbnail under ``transform`` (query
+        feature pixels -> candidate's)."""
+        o = self.options
+        pixels = pixels[:, ::-1] if mirrored else pixels
         return (edge_agreements if edges else agreements)(
             pixels,
             max(pixels.shape) / o.side,
             np.asarray(found.thumb),
             max(found.thumb.size) / o.candidate_side,
-            match.transform,
+            transform,
         )
+
+    def _same_picture(
+        self, query: QueryFeatures, found: Candidate, match: Match, mirrored: bool, agree
+    ) -> bool:
+        """Whether a match whose pixels agree by ``agree`` (whole overlap, least part) is
+        the same picture: in every part, or a recoloured copy."""
+        o = self.options
+        whole, least = agree
+        if whole >= o.same_picture and least >= o.same_parts:
+            return True
+        return self._recoloured(query, found, match, mirrored, whole)
 
     def _recoloured(
         self, query: QueryFeatures, found: Candidate, match: Match, mirrored: bool, gray: float
@@ -551,15 +569,11 @@ class Reranker:
         transform = place.transform.copy()
         transform[:, :2] *= query_scale / candidate_scale
         transform[:, 2] /= candidate_scale
-        pixels = query.pixels[:, ::-1] if place.mirrored else query.pixels
-        agree = agreements(pixels, query_scale, thumb, candidate_scale, transform)
+        agree = self._pixels(query.pixels, found, transform, place.mirrored)
         match = Match(o.min_inliers, transform)
-        same = agree.whole >= o.same_picture and agree.least_cell >= o.same_parts
-        if not (same or self._recoloured(query, found, match, place.mirrored, agree.whole)):
+        if not self._same_picture(query, found, match, place.mirrored, agree):
             return Verification(0, place.mirrored, agree.whole, transform, place.correlation)
-        t = min(1.0, (place.correlation - o.crop_match) / (o.thumb_sure - o.crop_match))
-        bar = self._sure_bar(query)
-        inliers = int(np.ceil(o.min_inliers + t * (bar - o.min_inliers)))
+        inliers = self._as_inliers(query, place.correlation, o.crop_match)
         return Verification(inliers, place.mirrored, agree.whole, transform, place.correlation)
 
     def _whole_image(self, query: QueryFeatures, found: Candidate) -> int:
@@ -569,8 +583,13 @@ class Reranker:
         r = thumb_correlation(query.small, found.thumb, found.aspect)
         if r < o.thumb_match:
             return 0
-        # thumb_match counts as min_inliers, thumb_sure (or more) as a sure copy's count
-        t = min(1.0, (r - o.thumb_match) / (o.thumb_sure - o.thumb_match))
+        return self._as_inliers(query, r, o.thumb_match)
+
+    def _as_inliers(self, query: QueryFeatures, r: float, low: float) -> int:
+        """What a correlation ``r`` of ``low`` or more counts as: ``low`` as min_inliers,
+        thumb_sure (or more) as a sure copy's count, linearly in between."""
+        o = self.options
+        t = min(1.0, (r - low) / (o.thumb_sure - low))
         bar = self._sure_bar(query)
         return int(np.ceil(o.min_inliers + t * (bar - o.min_inliers)))
 
