@@ -33,6 +33,8 @@ Measured in process on the long-tailed dev library (``scripts/bench_tagging.py
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 # P(known) below which an image in a labelled class's group stays unknown: on the
@@ -68,14 +70,13 @@ def cluster_votes(
     labels = [str(label) for label in labels]
     found = cluster_vectors(vectors[rows], vectors[seeds], labels)
     votes = np.full(len(rows), HEAD, dtype=np.int8)
-    names, counts = np.unique(np.asarray(labels, dtype=object), return_counts=True)
-    count = dict(zip(names.tolist(), counts.tolist(), strict=True))
-    few = np.array([count.get(g, 0) < FEW_LABELS for g in guesses], dtype=bool)
+    count = Counter(labels)
+    few = np.array([count[g] < FEW_LABELS for g in guesses], dtype=bool)
     # the images of each label: its labels and its groups' members
-    grouped = dict(count)
+    grouped = Counter(count)
     for cluster in found.clusters:
         if cluster.label is not None:
-            grouped[cluster.label] = grouped.get(cluster.label, 0) + len(cluster.members)
+            grouped[cluster.label] += len(cluster.members)
     for cluster in found.clusters:
         members = cluster.members
         if cluster.label is not None:
@@ -84,8 +85,6 @@ def cluster_votes(
         # a piece of a very large class (the clustering cuts one of thousands of images
         # into groups of hundreds): the head decides for a group at most PIECE of its
         # guessed label's images
-        piece = np.array(
-            [len(members) <= PIECE * grouped.get(guesses[m], 0) for m in members], dtype=bool
-        )
+        piece = np.array([len(members) <= PIECE * grouped[guesses[m]] for m in members], dtype=bool)
         votes[members] = np.where(few[members] | piece, HEAD, UNKNOWN)
     return votes
