@@ -89,10 +89,11 @@ class ReviewService:
         info = last_run(self.service.library)
         if info is None:
             return None
-        held_out = info.validation
+        held_out = info.replay or info.validation
         return {
             "head": info.head,
             "clusters": info.clusters,
+            "replayed": info.replay is not None,
             "finished": info.at,
             "labelled": info.labelled,
             "classes": info.classes,

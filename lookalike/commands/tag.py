@@ -63,9 +63,9 @@ def tag(library, min_confidence, head, suggest, top, clusters, seed, as_json):
     Each image gets the label most likely right, or "unknown" when it is more
     likely of a class nobody labelled; where the library's clusters speak, they
     decide (see --without-clusters). The confidence is the estimated
-    probability that the head's answer is right (learnt from your labels by
-    hiding some of them). Results replace the previous run's in the library; human
-    labels are never touched. --json prints
+    probability that the answer is right (learnt from your labels by hiding
+    some of them; with the clusters, by tagging again with some hidden). Results
+    replace the previous run's in the library; human labels are never touched. --json prints
     [{"path": ..., "label": ... or null, "confidence": ...}, ...].
     """
     if suggest:
@@ -86,12 +86,16 @@ def tag(library, min_confidence, head, suggest, top, clusters, seed, as_json):
         f"classes with the {head} head{' and the clusters' if clusters else ''} in "
         f"{info.seconds:.1f}s"
     )
-    held_out = info.validation
+    held_out = info.replay or info.validation
     if held_out is not None and held_out.known_accuracy is not None:
         novel = "-" if held_out.novel_unknown is None else f"{held_out.novel_unknown:.0%}"
-        alone = " (the head alone: the clusters are not replayed)" if clusters else ""
+        how = ""
+        if info.replay is not None:
+            how = f" (tagged again with the clusters, {held_out.rounds_rows} labels hidden)"
+        elif clusters:
+            how = " (the head alone: too few labels a class to replay the clusters)"
         click.echo(
-            f"held-out estimate from your labels{alone}: {held_out.known_accuracy:.0%} of "
+            f"held-out estimate from your labels{how}: {held_out.known_accuracy:.0%} of "
             f"known-class images tagged right, {novel} of unlabelled-class images left unknown"
         )
     if held_out is not None and held_out.fallback:

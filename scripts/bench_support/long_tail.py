@@ -73,6 +73,9 @@ class Outcome(NamedTuple):
     novel_unknown: float  # never-labelled classes' images left unknown
     distractors_unknown: float  # the distractors left unknown
     calibration: dict[str, float]  # expected calibration error per class-size bucket
+    # the tagger's own held-out estimate (known accuracy, novel unknown) from the replay
+    # of the clusters (Tagger.replay), when it made one
+    estimate: tuple[float | None, float | None] | None = None
 
 
 def outcome(
@@ -153,20 +156,23 @@ def run_tagger(
     from lookalike.classifier.tagging.tagger import tag_vectors
 
     started = time.perf_counter()
+    estimate = None
     if head in PROTO_VARIANTS:
         rows, guesses, prediction = tag_proto_variant(
             head, vectors[split.rows], split.seeds, truth[split.seeds], share
         )
     else:  # "HEAD-clusters": the head with the library's clusters (tag --with-clusters)
         name, clusters = head.removesuffix(WITH_CLUSTERS), head.endswith(WITH_CLUSTERS)
-        rows, guesses, prediction, _ = tag_vectors(
+        rows, guesses, prediction, tagger = tag_vectors(
             vectors[split.rows], split.seeds, truth[split.seeds], head=name, clusters=clusters
         )
+        if tagger.replay is not None:
+            estimate = (tagger.replay.known_accuracy, tagger.replay.novel_unknown)
     tagged, confidence = prediction.decide()
     seconds = time.perf_counter() - started
     got = outcome(
         truth[rows], np.array(guesses), tagged, confidence, split, expected_calibration_error
-    )
+    )._replace(estimate=estimate)
     if diagnose:
         print_diagnosis(head, truth[rows], np.array(guesses), tagged, split)
         # The confidence of the best guess (decide's is the answer's, unknown included).
@@ -374,6 +380,15 @@ def _summary(head: str, outcomes: list[Outcome]) -> None:
         for b in buckets
     )
     print(f"    calibration error (mean over splits) per class size: {ece}")
+    estimates = [(o, o.estimate) for o in outcomes if o.estimate and None not in o.estimate]
+    if estimates:
+        print(
+            f"    its own estimate from the clusters' replay ({len(estimates)} splits), mean: "
+            f"known accuracy {np.mean([e[0] for _, e in estimates]):.3f} (measured "
+            f"{np.mean([o.known_accuracy for o, _ in estimates]):.3f}), novel unknown "
+            f"{np.mean([e[1] for _, e in estimates]):.3f} (measured "
+            f"{np.mean([o.novel_unknown for o, _ in estimates]):.3f})"
+        )
 
 
 def _bucket_order(name: str) -> tuple[int, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import lookalike.classifier.clustering.discovery as discovery
 from lookalike.classifier.clustering.discovery import Cluster, Clustering
 from lookalike.classifier.tagging import cluster_vote
+from lookalike.classifier.tagging.calibration import expected_calibration_error
 from lookalike.classifier.tagging.cluster_vote import HEAD, TAG, UNKNOWN, cluster_votes
 from lookalike.classifier.tagging.tagger import Prediction, tag_vectors
 from lookalike.indexer.store.library import Library
@@ -112,7 +114,75 @@ def test_the_cli_tags_with_the_clusters_by_default_and_says_so(tmp_path):
         assert json.loads(opened.catalog.get_meta("tagging"))["clusters"] is False
     said = run_cli("tag", "--library", lib).stdout  # the default
     assert "with the proto head and the clusters" in said
+    assert "held-out estimate from your labels (tagged again with the clusters" in said
     doc = json.loads(run_cli("tag", "--library", lib, "--with-clusters", "--json").stdout)
     assert len(doc) > 0 and all(0.0 <= d["confidence"] <= 1.0 for d in doc)
     with Library.open(lib) as opened:
-        assert json.loads(opened.catalog.get_meta("tagging"))["clusters"] is True
+        stored = json.loads(opened.catalog.get_meta("tagging"))
+        assert stored["clusters"] is True and stored["replay"]["rounds_rows"] > 0
+
+
+def test_a_shift_makes_each_kind_of_answer_calibrated():
+    """fit_shifts moves each kind's confidence to what its rows score; a kind with few
+    rows is held towards the head's own confidence, one with none keeps it."""
+    kind = np.array([cluster_vote.TAG_KEPT] * 200 + [cluster_vote.UNKNOWN_MADE] * 3)
+    confidence = np.array([0.5] * 200 + [0.2] * 3)
+    right = np.array([True] * 180 + [False] * 20 + [True] * 3)
+    shifts = cluster_vote.fit_shifts(confidence, right, kind)
+    moved = cluster_vote.shifted(confidence, shifts[kind])
+    assert abs(moved[:200].mean() - 0.9) < 0.02  # 200 rows: nearly their own rate
+    assert 0.2 < moved[-1] < 0.9  # three rows right: moved up, not to certainty
+    assert shifts[cluster_vote.TAG_ADDED] == shifts[cluster_vote.HEAD_TAG] == 0.0
+
+
+def test_the_replay_hides_whole_classes_and_a_third_of_the_others_labels():
+    labels = np.array([f"c{c}" for c in range(10) for _ in range(9)] + ["once"])
+    kept, hidden = cluster_vote.replay_split(labels, seed=0)
+    assert sorted(np.concatenate([kept, hidden]).tolist()) == list(range(len(labels)))
+    per_class = Counter(labels[hidden].tolist())
+    whole = [c for c, n in per_class.items() if n == (labels == c).sum()]
+    assert len(whole) == 2  # a fifth of 11 classes
+    part = {c: n for c, n in per_class.items() if c not in whole}
+    assert set(part.values()) == {3} and "once" not in part  # a third of 9; not of 1
+    assert cluster_vote.replay_split(labels, seed=0)[1].tolist() == hidden.tolist()
+
+
+def test_the_shifts_move_every_answer_and_min_confidence_sees_them():
+    p = Prediction(
+        pred=np.zeros(4, dtype=int),
+        p_known=np.array([0.9, 0.9, 0.2, 0.2]),
+        confidence=np.array([0.8, 0.8, 0.3, 0.3]),
+        votes=np.array([UNKNOWN, HEAD, TAG, HEAD], dtype=np.int8),
+        shifts=np.log(np.array([1, 2, 3, 4, 5, 6], dtype=float)),  # odds x1 ... x6
+    )
+    tagged, confidence = p.decide()
+    assert tagged.tolist() == [False, True, True, False]
+
+    def odds(c):
+        return c / (1 - c)
+
+    # an unknown the groups made, the head's tag, a tag the groups added, the head's unknown
+    assert np.allclose(
+        odds(confidence), [4 * odds(0.1), 5 * odds(0.8), 2 * odds(0.3), 6 * odds(0.8)]
+    )
+    # the tag the groups added is 0.46 likely right, not the head's 0.3
+    assert p.decide(min_confidence=0.4)[0].tolist() == [False, True, True, False]
+    assert p.decide(min_confidence=0.5)[0].tolist() == [False, True, False, False]
+
+
+def test_the_clusters_answers_are_calibrated_by_a_replay():
+    x, y = long_tailed()
+    seeds = labelled(y, 10)
+    rows, guesses, prediction, _ = tag_vectors(x, seeds, y[seeds].astype(str), clusters=True)
+    assert prediction.shifts is not None and prediction.shifts.shape == (cluster_vote.CELLS,)
+    truth, novel = y[rows], y[rows] == y.max()
+    errors = []
+    for shifts in (None, prediction.shifts):
+        tagged, confidence = prediction._replace(shifts=shifts).decide()
+        assert ((0.0 <= confidence) & (confidence <= 1.0)).all()
+        right = np.where(novel, ~tagged, tagged & (np.array(guesses) == truth.astype(str)))
+        errors.append(expected_calibration_error(confidence, right))
+    assert errors[1] < errors[0]
+    # one label a class: no label can be hidden from a class that stays labelled
+    one = labelled(y, 1)
+    assert tag_vectors(x, one, y[one].astype(str), clusters=True)[2].shifts is None

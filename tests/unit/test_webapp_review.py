@@ -6,6 +6,7 @@ seventh (bonsai) lost their labels: two new categories to find.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -198,8 +199,16 @@ def test_tag_the_library_then_read_its_figures(client, app):
     assert counts["tagged"] + counts["unknown"] == unlabelled
 
 
-def test_tagging_with_or_without_the_clusters(client):
+def test_tagging_with_or_without_the_clusters(client, app):
     assert client.post("/api/tag", json={}, headers=CSRF).get_json()["clusters"] is True
+    # the figures shown are those of the clusters' replay, which the run stored
+    tag_run = client.get("/api/evaluation").get_json()["tag_run"]
+    conn = sqlite3.connect(app.extensions["lookalike"].root / "catalog.sqlite")
+    (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'tagging'").fetchone()
+    conn.close()
+    replay = json.loads(stored)["replay"]
+    assert tag_run["replayed"] is True and replay["rounds_rows"] > 0
+    assert tag_run["figures"]["known images tagged right"] == replay["known_accuracy"]
     alone = client.post("/api/tag", json={"clusters": False}, headers=CSRF)
     assert alone.status_code == 200 and alone.get_json()["clusters"] is False
     assert client.get("/api/tag").get_json()["last_run"]["clusters"] is False

@@ -71,9 +71,11 @@
       return;
     }
     const when = new Date(run.finished * 1000).toLocaleString();
-    const how = run.clusters
-      ? "with the clusters (the figures below are the head's own: the clusters are not replayed)"
-      : "by the head alone";
+    const how = !run.clusters
+      ? "by the head alone"
+      : run.replayed
+        ? "with the clusters (the figures below: the library tagged again with the clusters and some of your labels hidden)"
+        : "with the clusters (the figures below are the head's own: too few labels a class to replay the clusters)";
     $("tag-status").textContent = `Tagged ${when} from ${plural(run.labelled, "label")} in ${plural(run.classes, "class")}, ${how}.`;
     // the last run's choice, once: later loads (the page polls) leave the box as it is
     if ($("tag-clusters") && !clustersShown) $("tag-clusters").checked = run.clusters !== false;
