@@ -225,13 +225,19 @@ def test_box_vectors_join_the_tagger_only_when_there_are_boxes(lib):
 def test_without_boxes_tagging_is_the_tagging_of_the_labelled_images_alone(lib):
     """No boxes: compute_tags gives exactly what tag_vectors gives on the images (the
     path scripts/bench_tagging.py measures)."""
-    from lookalike.classifier.tagging.tagger import DEFAULT_MIN_CONFIDENCE, tag_vectors
+    from lookalike.classifier.tagging.tagger import (
+        DEFAULT_CLUSTERS,
+        DEFAULT_MIN_CONFIDENCE,
+        tag_vectors,
+    )
 
     run = compute_tags(lib)
     ids, vectors = lib.catalog.vectors()
     labels = lib.catalog.labels()
     seeds = np.array([r for r, i in enumerate(ids) if int(i) in labels])
-    rows, guesses, prediction, _ = tag_vectors(vectors, seeds, [labels[int(ids[r])] for r in seeds])
+    rows, guesses, prediction, _ = tag_vectors(
+        vectors, seeds, [labels[int(ids[r])] for r in seeds], clusters=DEFAULT_CLUSTERS
+    )
     tagged, confidence = prediction.decide(DEFAULT_MIN_CONFIDENCE)
     expected = [
         (int(ids[r]), g if t else None, float(c))
