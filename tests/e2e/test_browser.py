@@ -244,6 +244,7 @@ def test_evaluation_page(page, server):
     assert done.value.ok and done.value.json()["clusters"] is True
     expect(page.locator("#tag-status")).to_contain_text("with the clusters")
     expect(page.locator("#tag-figures table")).to_contain_text("images tagged")
+    expect(page.locator("#tag-figures table")).to_contain_text("proto + clusters")
     if has_module("lookalike.classifier.tagging.validation"):
         expect(page.locator("#figures table")).to_contain_text("accuracy", timeout=60_000)
         expect(page.locator("#report")).to_be_visible()

@@ -80,7 +80,8 @@
     // the last run's choice, once: later loads (the page polls) leave the box as it is
     if ($("tag-clusters") && !clustersShown) $("tag-clusters").checked = run.clusters !== false;
     clustersShown = true;
-    box.replaceChildren(table([{ head: run.head, figures: run.figures }], null));
+    const head = run.clusters ? `${run.head} + clusters` : run.head;
+    box.replaceChildren(table([{ head, figures: run.figures }], null));
   }
 
   function showHead(head) {
