@@ -24,13 +24,20 @@ def cluster(members, label=None) -> Cluster:
     return Cluster(m, label, 0.9, m[:6], label, 0.9 if label else None, 1.0)
 
 
-def test_the_votes_override_the_calibrated_rule_but_not_min_confidence():
-    p = Prediction(
+def four_answers(shifts=None) -> Prediction:
+    """Two images the head tags, two it leaves unknown; the groups speak on the first of
+    each pair (overruling the head)."""
+    return Prediction(
         pred=np.zeros(4, dtype=int),
         p_known=np.array([0.9, 0.9, 0.2, 0.2]),
         confidence=np.array([0.8, 0.8, 0.3, 0.3]),
         votes=np.array([UNKNOWN, HEAD, TAG, HEAD], dtype=np.int8),
+        shifts=shifts,
     )
+
+
+def test_the_votes_override_the_calibrated_rule_but_not_min_confidence():
+    p = four_answers()
     tagged, confidence = p.decide()
     assert tagged.tolist() == [False, True, True, False]
     # every confidence is the probability that the answer given is right
@@ -148,13 +155,7 @@ def test_the_replay_hides_whole_classes_and_a_third_of_the_others_labels():
 
 
 def test_the_shifts_move_every_answer_and_min_confidence_sees_them():
-    p = Prediction(
-        pred=np.zeros(4, dtype=int),
-        p_known=np.array([0.9, 0.9, 0.2, 0.2]),
-        confidence=np.array([0.8, 0.8, 0.3, 0.3]),
-        votes=np.array([UNKNOWN, HEAD, TAG, HEAD], dtype=np.int8),
-        shifts=np.log(np.array([1, 2, 3, 4, 5, 6], dtype=float)),  # odds x1 ... x6
-    )
+    p = four_answers(shifts=np.log(np.array([1, 2, 3, 4, 5, 6], dtype=float)))  # odds x1-x6
     tagged, confidence = p.decide()
     assert tagged.tolist() == [False, True, True, False]
 
