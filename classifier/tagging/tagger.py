@@ -373,9 +373,10 @@ class TagResult(NamedTuple):
 
 @dataclass(frozen=True)
 class HeldOutFigures:
-    """A tag run measured on the calibration's own rounds (hidden classes and images)."""
+    """A tag run measured on what it hid from itself: the calibration's own rounds
+    (hidden classes and images), or the clusters' replay (:func:`replay_clusters`)."""
 
-    rounds_rows: int  # simulated rows the figures come from
+    rounds_rows: int  # simulated rows (hidden labels) the figures come from
     known_accuracy: float | None  # known-class images tagged right
     novel_unknown: float | None  # images of hidden classes left unknown
     calibration_error: float  # expected calibration error of the answers' confidence
