@@ -628,8 +628,7 @@ def find_copy_groups(
     write_verdicts(catalog, found, rows)
     with catalog.transaction() as conn:
         catalog.set_meta(VERIFIER_KEY, VERIFIER, conn)
-    verified = (p for p, v in verdicts.items() if v.inliers >= enough)
-    groups = star_groups(verified, rows, kept_ids(catalog))
+    groups = star_groups(_verified(verdicts, enough), rows, kept_ids(catalog))
     skipped = sum(p not in verdicts for p in deep)
     described = describe(groups, rows, verdicts, _cosine(index))
     return CopyPass(described, len(first) + len(deep), len(found), skipped)
@@ -648,9 +647,9 @@ def _deeper(
     On the bench (scripts/bench_duplicates.py, seeds 0 / 1) this leaves 11.0k / 10.9k of
     51.6k / 51.8k pairs unverified, and the same groups as verifying them all.
     """
-    verified = [p for p, v in verdicts.items() if v.inliers >= enough]
+    verified = _verified(verdicts, enough)
     linked = _links(verified)
-    found_original = {_ordered(p, rows)[0] for p in verified}
+    found_original = _found_original(verified, rows)
     out = []
     for pair in deep:
         small, large = _ordered(pair, rows)
@@ -670,8 +669,7 @@ def _crops(
     not verify, of a small image (a thumbnail: ``small_query`` pixels or fewer on its
     longer side) that verified against no larger image, a thumbnail cut from part of a
     photo."""
-    verified = (p for p, v in verdicts.items() if v.inliers >= enough)
-    found_original = {_ordered(p, rows)[0] for p in verified}
+    found_original = _found_original(_verified(verdicts, enough), rows)
     side = VERIFY_OPTIONS.small_query
     out = []
     for pair in pairs:
@@ -681,6 +679,16 @@ def _crops(
             if max(int(row["width"]), int(row["height"])) <= side:
                 out.append(pair)
     return out
+
+
+def _verified(verdicts: Mapping[Pair, Verdict], enough: int) -> list[Pair]:
+    """The pairs whose verdict has ``enough`` inliers: verified copies."""
+    return [p for p, v in verdicts.items() if v.inliers >= enough]
+
+
+def _found_original(verified: Iterable[Pair], rows: Mapping[int, ImageRow]) -> set[int]:
+    """The images that verified as the smaller of a pair: their original is found."""
+    return {_ordered(p, rows)[0] for p in verified}
 
 
 def _links(pairs: Iterable[Pair]) -> dict[int, set[int]]:
