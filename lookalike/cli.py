@@ -44,6 +44,9 @@ class LookalikeGroup(click.Group):
             raise click.ClickException(str(e)) from e
         except sqlite3.DatabaseError as e:
             raise click.ClickException(catalog_problem(e)) from e
+        except BrokenPipeError:  # the reader went away (`lookalike ... | head`): no message
+            _quiet_stdout()
+            ctx.exit(141)  # 128 + SIGPIPE, as a shell reports a command a pipe stopped
         except OSError as e:
             raise click.ClickException(file_problem(e)) from e
         except KeyboardInterrupt:
@@ -53,12 +56,43 @@ class LookalikeGroup(click.Group):
 
 @click.group(cls=LookalikeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lookalike")
+@click.option(
+    "--library",
+    type=click.Path(file_okay=False),
+    default=None,
+    expose_value=False,
+    callback=lambda ctx, _param, value: _given_first(ctx, value),
+    help="Library directory for the command (as the command's own --library).",
+)
 def main() -> None:
     """Find look-alike images, tag them from a few labels, and review clusters.
 
-    Every command works on a library directory: --library DIR, or the
-    LOOKALIKE_LIBRARY environment variable, or ~/.local/share/lookalike/library.
+    Every command works on a library directory: --library DIR (before or after the
+    command's name), or the LOOKALIKE_LIBRARY environment variable, or
+    ~/.local/share/lookalike/library.
     """
+
+
+def _given_first(ctx: click.Context, value: str | None) -> None:
+    from lookalike.commands.options import GIVEN_FIRST
+
+    if value is not None:
+        ctx.meta[GIVEN_FIRST] = value
+
+
+def _quiet_stdout() -> None:
+    """Points stdout at /dev/null, so Python's final flush of what is left for the
+    closed pipe raises nothing more."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (a test's runner): nothing to flush
+        pass
+    finally:
+        os.close(devnull)
 
 
 def catalog_problem(e: sqlite3.DatabaseError) -> str:
