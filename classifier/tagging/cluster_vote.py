@@ -10,9 +10,10 @@ images of a labelled class join that class's group, a class nobody labelled form
 group of its own. So by default (``tag --without-clusters``: the head alone) the
 groups decide where they speak:
 
-- an image in a labelled class's group is tagged (its best guess, the prototype
-  head's), unless the head finds it nearly surely of no labelled class (P(known)
-  below LEAST_KNOWN: clutter that a group took in);
+- an image in a labelled class's group is tagged, unless the head finds it nearly
+  surely of no labelled class (P(known) below LEAST_KNOWN: clutter that a group took
+  in); with the head's best guess when the head is at least RELABEL_SURE sure of it,
+  else with the group's label (:func:`relabelled`);
 - an image in a new category's group is unknown, unless its best guess's class has
   fewer than FEW_LABELS labels (the clustering joins a class's unlabelled images to it
   only when its labels show how far the class spreads, so with 1-4 labels a class's
@@ -23,7 +24,8 @@ groups decide where they speak:
   rule); then the head's own decision stands;
 - an image the clustering leaves alone (noise) keeps the head's decision.
 
-The label is the head's. The confidence of an answer is the head's confidence for it
+The label is the head's, except where the group's label replaces an unsure guess.
+The confidence of an answer is the head's confidence for it
 moved (in logit) by a shift learnt on a replay: the library is tagged again with some
 labels hidden (REPLAY_CLASSES of the labelled classes whole: they play classes nobody
 labelled, with every one of their images, at the class's true size; and REPLAY_LABELS
@@ -65,6 +67,15 @@ PIECE = 0.25
 
 TAG, UNKNOWN, HEAD = 1, -1, 0
 
+# Head confidence in its best guess below which an image in a labelled class's group
+# takes the group's label instead. Long-tailed dev splits 0-9 (in process, a harness
+# outside the repository), known accuracy mean at 0 (never) / 0.6 / 0.7 / 1 (always):
+# 10 labels a class 0.936 / 0.940 / 0.940 / 0.938, 30 labels 0.955 / 0.955 / 0.955 /
+# 0.953, 3 labels 0.882 / 0.890 / 0.892 / 0.893, 1 label 0.759 / 0.772 / 0.774 / 0.783;
+# Zipf sizes, 10 labels 0.929 / 0.933 / 0.932 / 0.931. Confirmed on splits 100-109
+# (scripts/bench_tagging.py, 10 labels): worst / mean 0.903 / 0.929 -> 0.906 / 0.934.
+RELABEL_SURE = 0.7
+
 # The replay that calibrates the groups' answers hides this share of the labelled
 # classes whole (at least one, when three or more are labelled) ...
 REPLAY_CLASSES = 0.2
@@ -76,9 +87,10 @@ REPLAY_LABELS = 1 / 3
 SHIFT_PRIOR = 1.0
 # The kinds of answer, as indices into the shifts: a tag the groups give and the head
 # alone too, one the head alone does not, an unknown the groups give and the head alone
-# too, one the head alone does not; a tag and an unknown the head decided (noise, ...).
-TAG_KEPT, TAG_ADDED, UNKNOWN_KEPT, UNKNOWN_MADE, HEAD_TAG, HEAD_UNKNOWN = range(6)
-CELLS = 6
+# too, one the head alone does not; a tag and an unknown the head decided (noise, ...);
+# a tag with the group's label in place of the head's unsure guess (relabelled).
+TAG_KEPT, TAG_ADDED, UNKNOWN_KEPT, UNKNOWN_MADE, HEAD_TAG, HEAD_UNKNOWN, RELABELLED = range(7)
+CELLS = 7
 
 
 def cluster_votes(
@@ -88,15 +100,17 @@ def cluster_votes(
     labels: list[str] | np.ndarray,
     guesses: list[str],
     p_known: np.ndarray,
-) -> np.ndarray:
-    """For each of ``rows`` (unlabelled rows of ``vectors``, L2-normalised), TAG, UNKNOWN
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``rows`` (unlabelled rows of ``vectors``, L2-normalised): TAG, UNKNOWN
     or HEAD (the head decides) from the clustering of the library (see the module
-    docstring); ``guesses`` and ``p_known``: the head's, one per row."""
+    docstring), and the label of its labelled class's group (None: in none);
+    ``guesses`` and ``p_known``: the head's, one per row."""
     from lookalike.classifier.clustering.discovery import cluster_vectors
 
     labels = [str(label) for label in labels]
     found = cluster_vectors(vectors[rows], vectors[seeds], labels)
     votes = np.full(len(rows), HEAD, dtype=np.int8)
+    group = np.full(len(rows), None, dtype=object)
     count = Counter(labels)
     few = np.array([count[g] < FEW_LABELS for g in guesses], dtype=bool)
     # the images of each label: its labels and its groups' members
@@ -108,20 +122,38 @@ def cluster_votes(
         members = cluster.members
         if cluster.label is not None:
             votes[members] = np.where(p_known[members] >= LEAST_KNOWN, TAG, UNKNOWN)
+            group[members] = cluster.label
             continue
         # a piece of a very large class (the clustering cuts one of thousands of images
         # into groups of hundreds): the head decides for a group at most PIECE of its
         # guessed label's images
         piece = np.array([len(members) <= PIECE * grouped[guesses[m]] for m in members], dtype=bool)
         votes[members] = np.where(few[members] | piece, HEAD, UNKNOWN)
-    return votes
+    return votes, group
 
 
-def answer_kind(tagged: np.ndarray, head_tagged: np.ndarray, votes: np.ndarray) -> np.ndarray:
-    """The kind (TAG_KEPT ... HEAD_UNKNOWN) of each answer ``tagged``, given the head's own
-    decision ``head_tagged`` and the groups' ``votes``."""
+def relabelled(
+    votes: np.ndarray, group: np.ndarray, guesses: list[str], confidence: np.ndarray
+) -> np.ndarray:
+    """Which rows the groups tag with their group's label rather than the head's best
+    guess (``guesses``, right with probability ``confidence``): those the groups tag
+    whose guess is another label, with a confidence below RELABEL_SURE."""
+    pairs = zip(group, guesses, strict=True)
+    other = np.array([g is not None and g != guess for g, guess in pairs], dtype=bool)
+    return (votes == TAG) & other & (confidence < RELABEL_SURE)
+
+
+def answer_kind(
+    tagged: np.ndarray,
+    head_tagged: np.ndarray,
+    votes: np.ndarray,
+    relabel: np.ndarray | None = None,
+) -> np.ndarray:
+    """The kind (TAG_KEPT ... RELABELLED) of each answer ``tagged``, given the head's own
+    decision ``head_tagged``, the groups' ``votes`` and the rows they ``relabel``."""
     voted = np.where(tagged, TAG_KEPT, UNKNOWN_KEPT) + (tagged != head_tagged)
-    return np.where(votes != HEAD, voted, np.where(tagged, HEAD_TAG, HEAD_UNKNOWN))
+    kind = np.where(votes != HEAD, voted, np.where(tagged, HEAD_TAG, HEAD_UNKNOWN))
+    return kind if relabel is None else np.where(tagged & relabel, RELABELLED, kind)
 
 
 def replay_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

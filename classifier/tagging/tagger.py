@@ -71,6 +71,7 @@ from lookalike.classifier.tagging.cluster_vote import (
     answer_kind,
     cluster_votes,
     fit_shifts,
+    relabelled,
     replay_split,
     shifted,
 )
@@ -244,6 +245,9 @@ class Prediction(NamedTuple):
     # decide, per kind of answer (cluster_vote.answer_kind), from the replay of
     # :func:`replay_clusters`; None: the head's confidence as it is
     shifts: np.ndarray | None = None
+    # (n,) bool: the rows the groups tag with their group's label, not ``pred`` (the
+    # head's unsure best guess; cluster_vote.relabelled); None: none
+    relabel: np.ndarray | None = None
 
     def decide(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> tuple[np.ndarray, ...]:
         """(tagged?, confidence of the answer) for each row.
@@ -265,8 +269,11 @@ class Prediction(NamedTuple):
         if self.votes is not None:  # where the clusters speak, they decide
             tagged = np.where(self.votes != 0, self.votes > 0, head_tagged)
             answer = np.where(tagged, self.confidence, 1.0 - self.p_known)
+            if self.relabel is not None:  # the group's label: right where the guess is not
+                answer = np.where(tagged & self.relabel, 1.0 - self.confidence, answer)
             if self.shifts is not None:
-                answer = shifted(answer, self.shifts[answer_kind(tagged, head_tagged, self.votes)])
+                kind = answer_kind(tagged, head_tagged, self.votes, self.relabel)
+                answer = shifted(answer, self.shifts[kind])
         dropped = tagged & (answer < min_confidence)
         return tagged & ~dropped, np.where(dropped, 1.0 - self.p_known, answer)
 
@@ -317,8 +324,11 @@ def _tag(
     prediction = tagger.predict(rows)
     guesses = [str(names[p]) for p in prediction.pred]
     if clusters:
-        votes = cluster_votes(vectors, rows, seeds, names[y], guesses, prediction.p_known)
-        prediction = prediction._replace(votes=votes)
+        votes, group = cluster_votes(vectors, rows, seeds, names[y], guesses, prediction.p_known)
+        relabel = relabelled(votes, group, guesses, prediction.confidence)
+        for i in np.flatnonzero(relabel):
+            guesses[i] = str(group[i])
+        prediction = prediction._replace(votes=votes, relabel=relabel)
     return rows, guesses, prediction, tagger
 
 
@@ -345,7 +355,8 @@ def replay_clusters(
     head_tagged, _ = prediction._replace(votes=None).decide()
     right = np.where(of_known, tagged[at] & (np.asarray(guesses)[at] == truth), ~tagged[at])
     assert prediction.votes is not None
-    kind = answer_kind(tagged[at], head_tagged[at], prediction.votes[at])
+    relabel = None if prediction.relabel is None else prediction.relabel[at]
+    kind = answer_kind(tagged[at], head_tagged[at], prediction.votes[at], relabel)
     half = np.random.default_rng(seed).permutation(len(at)) % 2 == 0
     held_out = np.empty(len(at))
     for part in (half, ~half):

@@ -16,6 +16,7 @@ from lookalike.classifier.tagging.cluster_vote import HEAD, TAG, UNKNOWN, cluste
 from lookalike.classifier.tagging.tagger import Prediction, tag_vectors
 from lookalike.indexer.store.library import Library
 from tests.support.cli import run_cli
+from tests.support.vectors import clusters as synthetic_classes
 from tests.unit.test_proto_head import labelled, long_tailed, make_library
 
 
@@ -56,7 +57,8 @@ def test_each_kind_of_group_votes_as_documented(monkeypatch):
     x = np.eye(8 + len(labels), dtype=np.float32)
     guesses = ["cat", "cat", "owl", "cat", "cat", "cat", "owl", "cat"]
     p_known = np.array([0.9, 0.05, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
-    votes = cluster_votes(x, rows, seeds, labels, guesses, p_known)
+    votes, group = cluster_votes(x, rows, seeds, labels, guesses, p_known)
+    assert group.tolist() == ["cat"] * 3 + [None] * 5
     assert votes.tolist() == [
         TAG,  # in cat's group
         UNKNOWN,  # in cat's group, but nearly surely of no labelled class
@@ -83,7 +85,7 @@ def test_a_small_new_group_beside_a_large_labelled_class_is_left_to_the_head(mon
     x = np.eye(170 + len(labels), dtype=np.float32)
     seeds = np.arange(170, 170 + len(labels))
     guesses = ["cat"] * 120 + ["owl"] * 50
-    votes = cluster_votes(x, np.arange(170), seeds, labels, guesses, np.ones(170))
+    votes, _ = cluster_votes(x, np.arange(170), seeds, labels, guesses, np.ones(170))
     assert set(votes[:100].tolist()) == {TAG}
     assert set(votes[100:120].tolist()) == {HEAD}  # 20 <= 0.25 x (100 + 10) cat images
     assert set(votes[120:].tolist()) == {UNKNOWN}  # 50 > 0.25 x 10 owl images
@@ -152,6 +154,54 @@ def test_the_replay_hides_whole_classes_and_a_third_of_the_others_labels():
     part = {c: n for c, n in per_class.items() if c not in whole}
     assert set(part.values()) == {3} and "once" not in part  # a third of 9; not of 1
     assert cluster_vote.replay_split(labels, seed=0)[1].tolist() == hidden.tolist()
+
+
+def test_an_unsure_guess_in_a_labelled_group_takes_the_group_label():
+    """The groups tag an image of cat's group as cat when the head's other guess is
+    below RELABEL_SURE; a sure guess, a guess of the group's own label, an image the
+    groups leave unknown and one outside a labelled group keep the head's guess."""
+    sure = cluster_vote.RELABEL_SURE
+    votes = np.array([TAG, TAG, TAG, UNKNOWN, HEAD], dtype=np.int8)
+    group = np.array(["cat", "cat", "cat", "cat", None], dtype=object)
+    guesses = ["owl", "owl", "cat", "owl", "owl"]
+    confidence = np.array([sure - 0.2, sure + 0.1, 0.3, 0.3, 0.3])
+    relabel = cluster_vote.relabelled(votes, group, guesses, confidence)
+    assert relabel.tolist() == [True, False, False, False, False]
+
+
+def test_a_relabelled_answer_is_right_where_the_head_s_guess_is_wrong():
+    """Its confidence is 1 - the head's confidence in its own guess, moved by the
+    RELABELLED kind's shift; the other answers are as before."""
+    p = four_answers()._replace(relabel=np.array([False, False, True, False]))
+    tagged, confidence = p.decide()
+    assert tagged.tolist() == [False, True, True, False]
+    assert np.allclose(confidence, [0.1, 0.8, 0.7, 0.8])
+    kind = cluster_vote.answer_kind(
+        tagged, np.array([True, True, False, False]), p.votes, p.relabel
+    )
+    assert kind[2] == cluster_vote.RELABELLED and kind[0] == cluster_vote.UNKNOWN_MADE
+    shifts = np.zeros(cluster_vote.CELLS)
+    shifts[cluster_vote.RELABELLED] = np.log(3.0)
+    odds = p._replace(shifts=shifts).decide()[1][2]
+    assert np.isclose(odds / (1 - odds), 3 * 0.7 / 0.3)
+
+
+def test_the_groups_labels_tag_more_images_right_than_the_head_s_unsure_guesses():
+    """Overlapping synthetic classes (8 of 60, 3 labels each): where the groups put
+    their label in place of the head's unsure guess, it is right far more often than
+    the guess would be."""
+    x, y = synthetic_classes(8, 60, spread=1.2, seed=0)
+    rng = np.random.default_rng(0)
+    seeds = np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(y == c), 3, False) for c in range(8)])
+    )
+    rows, guesses, prediction, _ = tag_vectors(x, seeds, y[seeds].astype(str), clusters=True)
+    assert prediction.relabel is not None
+    at = np.flatnonzero(prediction.relabel)
+    assert len(at) >= 5
+    truth = y[rows].astype(str)[at]
+    head = np.unique(y[seeds].astype(str))[prediction.pred[at]]
+    assert (np.array(guesses)[at] == truth).mean() >= (head == truth).mean() + 0.5
 
 
 def test_the_shifts_move_every_answer_and_min_confidence_sees_them():
