@@ -25,7 +25,8 @@ groups decide where they speak:
 - an image the clustering leaves alone (noise) keeps the head's decision.
 
 The label is the head's, except where the group's label replaces an unsure guess.
-The confidence of an answer is the head's confidence for it
+The confidence of an answer is the head's confidence for it (for the group's label in
+place of the guess: 1 - the head's confidence in its guess, the chance it is wrong)
 moved (in logit) by a shift learnt on a replay: the library is tagged again with some
 labels hidden (REPLAY_CLASSES of the labelled classes whole: they play classes nobody
 labelled, with every one of their images, at the class's true size; and REPLAY_LABELS
