@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from lookalike.classifier.tagging.tagger import (
+    DEFAULT_CLUSTERS,
     HEADS,
     TagRunInfo,
     compute_tags,
@@ -43,7 +44,9 @@ class ReviewService:
         self._tag_lock = threading.Lock()
 
     # -- tagging --------------------------------------------------------------------
-    def tag(self, head: Any, min_confidence: Any, clusters: Any = True) -> dict[str, Any]:
+    def tag(
+        self, head: Any, min_confidence: Any, clusters: Any = DEFAULT_CLUSTERS
+    ) -> dict[str, Any]:
         """Tag every image without a human label (as `lookalike tag`); a summary.
         No head named: the one chosen on the evaluation page (or proto); ``clusters``:
         the library's clusters decide where they speak (tagging/cluster_vote.py)."""
@@ -89,7 +92,7 @@ class ReviewService:
         info = last_run(self.service.library)
         if info is None:
             return None
-        held_out = info.replay or info.validation
+        held_out = info.held_out
         return {
             "head": info.head,
             "clusters": info.clusters,
@@ -180,7 +183,11 @@ def last_tagging():
 def tag():
     body = _body()
     return jsonify(
-        _review().tag(body.get("head"), body.get("min_confidence", 0.0), body.get("clusters", True))
+        _review().tag(
+            body.get("head"),
+            body.get("min_confidence", 0.0),
+            body.get("clusters", DEFAULT_CLUSTERS),
+        )
     )
 
 

@@ -18,10 +18,10 @@ A library is then tagged with its clusters (``DEFAULT_CLUSTERS``; ``tag
 --without-clusters``: the head alone): an image in a labelled class's group is tagged,
 one in a new category's group is unknown, the rest as the head decides
 (lookalike.classifier.tagging.cluster_vote). On the long-tailed dev library, 10 labels a
-class, splits 0-9, known accuracy worst 0.845 -> 0.921 and novel-class images unknown
+class, splits 0-9, known accuracy worst 0.845 -> 0.922 and novel-class images unknown
 worst 0.620 -> 0.867; the distractors left unknown 0.934 -> 0.734. The confidences are
 then calibrated by tagging the library again with the clusters and some labels hidden
-(:func:`replay_clusters`): calibration error over all answers 0.041 (0.103 with the
+(:func:`replay_clusters`): calibration error over all answers 0.042 (0.103 with the
 head's confidence kept).
 
 The kNN head (``--head knn``, the earlier default; measured on balanced dev classes
@@ -249,6 +249,15 @@ class Prediction(NamedTuple):
     # head's unsure best guess; cluster_vote.relabelled); None: none
     relabel: np.ndarray | None = None
 
+    def head_tagged(self) -> np.ndarray:
+        """Which rows the head alone tags (``decide`` without the clusters' votes and
+        without ``min_confidence``)."""
+        tagged = self.confidence > 1.0 - self.p_known
+        if self.close is not None:
+            # Below the tagger's novelty bar: unknown, whatever the calibration says.
+            tagged &= self.close
+        return tagged
+
     def decide(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> tuple[np.ndarray, ...]:
         """(tagged?, confidence of the answer) for each row.
 
@@ -261,10 +270,7 @@ class Prediction(NamedTuple):
         answers the clusters leave to the head too: they are the ones the clusters
         could not place, not the rows the head's calibration saw; cluster_vote.py).
         """
-        head_tagged = self.confidence > 1.0 - self.p_known
-        if self.close is not None:
-            # Below the tagger's novelty bar: unknown, whatever the calibration says.
-            head_tagged &= self.close
+        head_tagged = self.head_tagged()
         tagged, answer = head_tagged, np.where(head_tagged, self.confidence, 1.0 - self.p_known)
         if self.votes is not None:  # where the clusters speak, they decide
             tagged = np.where(self.votes != 0, self.votes > 0, head_tagged)
@@ -352,7 +358,7 @@ def replay_clusters(
     rows, guesses, prediction, _ = _tag(vectors, seeds[kept], names, y, head, seed, True)
     at = np.searchsorted(rows, seeds[hidden])
     tagged, answer = prediction.decide()
-    head_tagged, _ = prediction._replace(votes=None).decide()
+    head_tagged = prediction.head_tagged()
     right = np.where(of_known, tagged[at] & (np.asarray(guesses)[at] == truth), ~tagged[at])
     assert prediction.votes is not None
     relabel = None if prediction.relabel is None else prediction.relabel[at]
@@ -417,6 +423,12 @@ class TagRunInfo:
     # with the clusters: their replay with labels hidden (replay_clusters), the
     # figures of the answers given; None: no replay (the head's ``validation`` alone)
     replay: HeldOutFigures | None = None
+
+    @property
+    def held_out(self) -> HeldOutFigures | None:
+        """The run's held-out figures: the clusters' replay when there was one, else the
+        head's own calibration rounds."""
+        return self.replay or self.validation
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -86,7 +86,7 @@ def tag(library, min_confidence, head, suggest, top, clusters, seed, as_json):
         f"classes with the {head} head{' and the clusters' if clusters else ''} in "
         f"{info.seconds:.1f}s"
     )
-    held_out = info.replay or info.validation
+    held_out = info.held_out
     if held_out is not None and held_out.known_accuracy is not None:
         novel = "-" if held_out.novel_unknown is None else f"{held_out.novel_unknown:.0%}"
         how = ""
