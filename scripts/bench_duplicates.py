@@ -19,11 +19,17 @@ for the verified one also a second, incremental pass (nothing new to verify) and
 candidate stage's own recall (with and without the perceptual hashes); with
 ``--reference``, the verified pass as it was before the hashes (20 vector candidates;
 the small-image candidates of all_candidates included), on a copy of the library.
+With ``--pdq`` (needs ``pip install pdqhash``, Facebook's PDQ perceptual hash; not a
+dependency of Lookalike), a peer reference in the same run: every image's PDQ hash, the
+pairs within ``--pdq-distance`` bits (31 of 256, PDQ's usual match threshold; the
+issue's immaculate "pdq" method is of this kind), grouped by connected components.
+Its "other pairs" on the dev photos alone (no generated copy) count the library's own
+duplicates a hash sees, against which the verified pass's can be read.
 Sources have no near-duplicate in the library (see bench_support.edits.pick_sources),
 so "the original" is unambiguous.
 
     python scripts/bench_duplicates.py [--copies 300] [--seeds 3] [--strength strong]
-        [--library DIR] [--neighbours 10] [--show 20] [--reference] [--json]
+        [--library DIR] [--neighbours 10] [--show 20] [--reference] [--pdq] [--json]
 """
 
 from __future__ import annotations
@@ -106,7 +112,44 @@ def score(groups: list[list[int]], truth: dict, seconds: float) -> dict:
     }
 
 
-def measure(root: Path, truth: dict, show: int, neighbours: int, reference: bool) -> dict:
+def pdq_groups(paths: dict[int, str], distance: int) -> tuple[list[list[int]], float]:
+    """PDQ hashes of every image (decoded whole, as PDQ expects), pairs within
+    ``distance`` bits, connected components; and the seconds it took (CPU, this
+    process: pdqhash is single-threaded)."""
+    import pdqhash  # optional: the peer reference only
+
+    c0 = time.process_time()
+    ids, bits = [], []
+    for image_id, path in paths.items():
+        try:
+            rgb = np.asarray(load_image(path).image.convert("RGB"))
+        except Exception:  # an image the library could not index either
+            continue
+        ids.append(image_id)
+        bits.append(np.packbits(pdqhash.compute(rgb)[0].astype(np.uint8)))
+    codes = np.stack(bits)
+    parent = list(range(len(ids)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    popcount = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
+    for i in range(len(ids) - 1):
+        d = popcount[np.bitwise_xor(codes[i + 1 :], codes[i])].sum(1)
+        for j in np.flatnonzero(d <= distance) + i + 1:
+            parent[root(int(j))] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i, image_id in enumerate(ids):
+        groups.setdefault(root(i), []).append(image_id)
+    return [g for g in groups.values() if len(g) > 1], time.process_time() - c0
+
+
+def measure(
+    root: Path, truth: dict, show: int, neighbours: int, reference: bool, pdq: int | None = None
+) -> dict:
     """The verified pass (twice), the semantic one and, with ``reference``, the verified
     pass before the perceptual hashes (REFERENCE_NEIGHBOURS vector candidates, no
     hashes) on a copy of the library with nothing verified yet."""
@@ -149,6 +192,11 @@ def measure(root: Path, truth: dict, show: int, neighbours: int, reference: bool
     others = sorted(reported([g.ids for g in first.groups]) - set(truth))
     for a, b in others[:show]:
         print(f"    other pair: {paths[a]}  {paths[b]}")
+    if pdq is not None:
+        with Searcher.open(root) as searcher:
+            every = searcher.library.catalog.paths(searcher.library.live_index().ids().tolist())
+        groups, seconds = pdq_groups(every, pdq)
+        out["pdq"] = score(groups, truth, seconds)
     return out | {"verified": verified, "look_alikes": score(semantic, truth, t1 - t0)}
 
 
@@ -173,6 +221,12 @@ def main() -> None:
         action="store_true",
         help="also run the pass before the hashes (20 vector candidates) in the same run",
     )
+    ap.add_argument(
+        "--pdq",
+        action="store_true",
+        help="also group by PDQ hashes (pip install pdqhash), a peer reference, same run",
+    )
+    ap.add_argument("--pdq-distance", type=int, default=31, help="PDQ match threshold, bits")
     args = ap.parse_args()
     use_strength(args.strength)
     base = args.library or long_tailed_library()
@@ -183,7 +237,8 @@ def main() -> None:
             with Searcher.open(root) as searcher:
                 images = searcher.library.catalog.count()
             print(f"seed {seed}: {images} images ({len(truth)} copies indexed in {indexing:.0f} s)")
-            r = measure(root, truth, args.show, args.neighbours, args.reference)
+            pdq = args.pdq_distance if args.pdq else None
+            r = measure(root, truth, args.show, args.neighbours, args.reference, pdq)
             v = r["verified"]
             print(line("verified", v))
             if "reference" in r:
@@ -194,6 +249,11 @@ def main() -> None:
                     f" CPU ratio now/before {v['cpu_seconds'] / ref['cpu_seconds']:.2f})"
                 )
             print(line("look-alikes", r["look_alikes"]) + "  (reference, same run)")
+            if "pdq" in r:
+                print(
+                    line(f"PDQ <= {args.pdq_distance}", r["pdq"])
+                    + "  (peer reference, same run: CPU s, hashing included)"
+                )
             print(
                 f"  verified: candidate recall {v['candidate_recall']:.3f} "
                 f"({v['candidate_recall_vectors_only']:.3f} without the hashes), "
