@@ -40,7 +40,7 @@ the calibrated confidence, and on the transductive z-score (averaged over the im
 nearest library images), beside the closed-set ceiling.
 
 Usage:
-    python scripts/bench_tagging.py [--seed 0] [--heads knn,linear,svm,mlp]
+    python scripts/bench_tagging.py [--seed 0] [--heads proto,knn,linear,svm,mlp]
         [--from-library /tmp/lib1]   # copy an indexed library of the dev data (default:
                                      # the dev data indexed once into the bench cache)
     python scripts/bench_tagging.py --long-tailed [--labels 1,3,10,30] [--splits 10]
@@ -118,7 +118,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--known", type=int, default=41)
     ap.add_argument("--per-class", type=int, default=10)
-    ap.add_argument("--heads", default="knn")
+    ap.add_argument(
+        "--heads", default="proto,knn", help="heads to tag with (proto: the default, with clusters)"
+    )
     ap.add_argument("--from-library", default=None, help="an indexed library of the dev data")
     ap.add_argument("--long-tailed", action="store_true", help="the long-tailed protocol")
     ap.add_argument("--labels", default="10", help="labels a class, comma-separated")
@@ -163,13 +165,11 @@ def main() -> None:
             tagged = cli("tag", "--json", "--head", head, library=library)
             results = json.loads(tagged.stdout)
             report(head, results, known, novel, tagged.seconds, info_seconds)
-            if head == "knn":
-                nu = _novel_unknown(results, novel)
-                ref = reference_knn(library, labelled, nu)
-                print(
-                    f"  reference 1-NN + cosine threshold at the same novel-unknown rate: "
-                    f"known accuracy {ref:.3f}"
-                )
+            ref = reference_knn(library, labelled, _novel_unknown(results, novel))
+            print(
+                f"  reference 1-NN + cosine threshold at the same novel-unknown rate: "
+                f"known accuracy {ref:.3f}"
+            )
 
 
 def _novel_unknown(results, novel) -> float:

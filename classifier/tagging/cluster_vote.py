@@ -43,7 +43,8 @@ confidences stand.
 
 Measured in process on the long-tailed dev library (``scripts/bench_tagging.py
 --long-tailed --new proto-clusters --old proto``; 51 classes of 31-435 images plus
-100 distractors, 10 classes never labelled, 10 splits), see the README's figures.
+100 distractors, 10 classes never labelled, 10 splits), see the README's figures and
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
