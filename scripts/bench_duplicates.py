@@ -21,8 +21,9 @@ candidate stage's own recall (with and without the perceptual hashes); with
 the small-image candidates of all_candidates included), on a copy of the library.
 With ``--pdq`` (needs ``pip install pdqhash``, Facebook's PDQ perceptual hash; not a
 dependency of Lookalike), a peer reference in the same run: every image's PDQ hash, the
-pairs within ``--pdq-distance`` bits (31 of 256, PDQ's usual match threshold; the
-issue's immaculate "pdq" method is of this kind), grouped by connected components.
+pairs within ``--pdq-distance`` bits (31 of 256, PDQ's usual match threshold), grouped
+by connected components: a stand-in for the issue's peer, immaculate's "pdq" method,
+which does not install here (its settings may differ).
 Its "other pairs" on the dev photos alone (no generated copy) count the library's own
 duplicates a hash sees, against which the verified pass's can be read.
 Sources have no near-duplicate in the library (see bench_support.edits.pick_sources),
