@@ -50,6 +50,7 @@ from bench_support.edits import EDITS, STRENGTHS, pick_sources, use_strength
 from bench_support.figures import emit, parser
 from lookalike.indexer.images import load_image
 from lookalike.search.copy_groups import CANDIDATES, all_candidates
+from lookalike.search.duplicates import UnionFind
 from lookalike.search.searcher import Searcher
 
 KINDS = ("crop", "rotate", "resize", "grayscale", "colour", "mirror")
@@ -129,23 +130,13 @@ def pdq_groups(paths: dict[int, str], distance: int) -> tuple[list[list[int]], f
         ids.append(image_id)
         bits.append(np.packbits(pdqhash.compute(rgb)[0].astype(np.uint8)))
     codes = np.stack(bits)
-    parent = list(range(len(ids)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     popcount = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
+    components = UnionFind()
     for i in range(len(ids) - 1):
         d = popcount[np.bitwise_xor(codes[i + 1 :], codes[i])].sum(1)
         for j in np.flatnonzero(d <= distance) + i + 1:
-            parent[root(int(j))] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i, image_id in enumerate(ids):
-        groups.setdefault(root(i), []).append(image_id)
-    return [g for g in groups.values() if len(g) > 1], time.process_time() - c0
+            components.union(ids[i], ids[int(j)])
+    return components.groups(), time.process_time() - c0
 
 
 def measure(
