@@ -246,7 +246,8 @@ def set_labels(
     with library.catalog.transaction() as conn:
         before = library.catalog.labels_of(ids)  # read inside the write transaction
         write_labels(library, conn, [(i, label) for i in ids], origin)
-    return sum(1 for i in ids if before.get(i) != label)
+        after = library.catalog.labels_of(ids)  # the spelling stored (label_text)
+    return sum(1 for i in ids if before.get(i) != after.get(i))
 
 
 def remove_labels(library: Library, image_ids: Sequence[int]) -> int:

@@ -38,6 +38,7 @@ from lookalike.classifier.clustering.proposals import (
     store_proposals,
     stored_min_size,
 )
+from lookalike.indexer.label_text import match_key
 from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.indexer.store.clusters import ClusterRow, ClusterStore, MemberRow
 from lookalike.indexer.store.library import Library
@@ -286,8 +287,10 @@ def merge(library: Library, cluster_id: int, label: str, exclude: Sequence[int] 
     store = ClusterStore(library.catalog)
     _row(store, cluster_id)
     known = library.catalog.label_names()
-    if label not in known:
+    same = [k for k in known if match_key(k) == match_key((label or "").strip())]
+    if not same:  # labels match case-insensitively, as everywhere (label_text)
         raise UnknownLabel(label, known)
+    label = label if label in same else same[0]
     members = {m.image_id: m.path for m in store.members(cluster_id)}
     dropped = _excluded(library, members, exclude, cluster_id)
     labelled = _label(library, cluster_id, "merged", label, list(members), dropped)

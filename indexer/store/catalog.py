@@ -15,7 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, TypedDict
@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from lookalike.indexer.errors import CatalogUnavailable, LibraryReadOnly
 from lookalike.indexer.identity import Identity, IndexedFile
-from lookalike.indexer.label_text import canonical
+from lookalike.indexer.label_text import canonical, match_key
 from lookalike.indexer.models.protocol import FeatureVector
 
 log = logging.getLogger(__name__)
@@ -766,18 +766,40 @@ class Catalog:
         rows = self.conn.execute("SELECT path FROM images WHERE status = 'offline' ORDER BY path")
         return [r[0] for r in rows]
 
+    def _kept_spellings(self, conn: sqlite3.Connection) -> list[str]:
+        """The labels of removed images (labels, then boxes), first spelling first."""
+        return [r[0] for r in conn.execute(_KEPT_SPELLINGS)] + [
+            r[0] for r in conn.execute(_KEPT_BOX_SPELLINGS)
+        ]
+
     def _restore_label(self, conn: sqlite3.Connection, image_id: int, digest: str) -> None:
-        """A removed image's human label, back on the same content indexed again."""
-        restored = conn.execute(
-            "INSERT OR IGNORE INTO labels (image_id, label, origin, at) "
-            "SELECT ?, label, origin, at FROM kept_labels WHERE hash = ?",
-            (image_id, digest),
+        """A removed image's human label, back on the same content indexed again, in the
+        spelling the library's labels have now (a label that differs only in case made
+        meanwhile is the same label: label_text)."""
+        kept = conn.execute(
+            "SELECT label, origin, at FROM kept_labels WHERE hash = ?", (digest,)
+        ).fetchall()
+        kept_boxes = conn.execute(
+            "SELECT x0, y0, x1, y1, label, hash, vector, model, created, updated "
+            "FROM kept_boxes WHERE hash = ?",
+            (digest,),
+        ).fetchall()
+        if not kept and not kept_boxes:
+            return
+        live = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
+        live += [r[0] for r in conn.execute(_BOX_SPELLINGS)]
+        spelling = _spelling_in(live)
+        restored = conn.executemany(
+            "INSERT OR IGNORE INTO labels (image_id, label, origin, at) VALUES (?, ?, ?, ?)",
+            [(image_id, spelling(label), origin, at) for label, origin, at in kept],
         ).rowcount
-        boxes = conn.execute(
+        boxes = conn.executemany(
             "INSERT INTO boxes (image_id, x0, y0, x1, y1, label, origin, hash, vector, model, "
-            "created, updated) SELECT ?, x0, y0, x1, y1, label, 'human', hash, vector, model, "
-            "created, updated FROM kept_boxes WHERE hash = ?",
-            (image_id, digest),
+            "created, updated) VALUES (?, ?, ?, ?, ?, ?, 'human', ?, ?, ?, ?, ?)",
+            [
+                (image_id, x0, y0, x1, y1, None if label is None else spelling(label), *rest)
+                for x0, y0, x1, y1, label, *rest in kept_boxes
+            ],
         ).rowcount
         if boxes:
             conn.execute("DELETE FROM kept_boxes WHERE hash = ?", (digest,))
@@ -946,6 +968,7 @@ class Catalog:
         given = list(items)
         existing = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
         existing += [r[0] for r in conn.execute(_BOX_SPELLINGS)]  # a box's label is one too
+        existing += self._kept_spellings(conn)  # and a removed image's, back when indexed
         spelling = canonical({label for _, label in given}, existing)
         items = [(int(i), spelling[label]) for i, label in given]
         before = {
@@ -1161,6 +1184,20 @@ _FIRST_SPELLINGS = "SELECT label FROM labels GROUP BY label ORDER BY MIN(at), la
 _BOX_SPELLINGS = (
     "SELECT label FROM boxes WHERE label IS NOT NULL GROUP BY label ORDER BY MIN(created), label"
 )
+_KEPT_SPELLINGS = "SELECT label FROM kept_labels GROUP BY label ORDER BY MIN(at), label"
+_KEPT_BOX_SPELLINGS = (
+    "SELECT label FROM kept_boxes WHERE label IS NOT NULL GROUP BY label "
+    "ORDER BY MIN(created), label"
+)
+
+
+def _spelling_in(existing: Iterable[str]) -> Callable[[str], str]:
+    """label -> the spelling of the first of ``existing`` it matches (label_text), else
+    itself."""
+    first: dict[str, str] = {}
+    for name in existing:
+        first.setdefault(match_key(name), name)
+    return lambda label: first.get(match_key(label), label)
 
 
 def _ints(ids: Iterable[int]) -> list[int]:

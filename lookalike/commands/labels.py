@@ -156,6 +156,7 @@ def set_(paths, label, box, library):
     with Library.open(library, readonly=False) as lib:
         ids = resolve_paths(lib, paths)
         changed = set_labels(lib, ids, label, origin="manual")
+        label = lib.catalog.labels_of(ids[:1]).get(ids[0], label) if ids else label
     click.echo(f"labelled {count(len(ids), 'image')} as {label!r} ({changed} changed)")
 
 

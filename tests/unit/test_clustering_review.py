@@ -111,8 +111,9 @@ def test_accept_and_merge_replace_predicted_tags_and_move_the_labels_version(lib
     assert all(cat.tag_row(m.id) is None for m in new.members)
     assert all(cat.tag_row(m.id) is not None for m in more.members)
     version = cat.labels_version()
-    review.merge(library, more.id, "ant")
+    review.merge(library, more.id, " ANT ")  # labels match case-insensitively
     assert cat.labels_version() > version
+    assert cat.label_names() == ["ant", "bee"]
     assert all(cat.tag_row(m.id) is None for m in more.members)
 
 

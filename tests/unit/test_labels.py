@@ -96,6 +96,32 @@ def test_catalog_keeps_the_first_spelling_and_refuses_bad_labels(library):
     assert cat.labels_of(ids[3:5]) == {}
 
 
+def test_a_removed_images_label_keeps_its_spelling_for_later_labels(library):
+    """A label held only by a removed image is still the label: a later label that
+    differs in case takes its spelling, and the image indexed again gets its label back
+    in the spelling the library has by then."""
+    cat = library.catalog
+    ids = sorted(cat.existing_ids(range(1, 100)))
+    rows = cat.images(ids)
+    set_labels(library, ids[:1], "Kangaroo")
+    with cat.transaction() as conn:
+        cat.remove_images(conn, ids[:1])
+    assert cat.label_names() == []
+    set_labels(library, ids[1:2], "kangaroo")
+    assert cat.label_names() == ["Kangaroo"]
+    # A library from before this rule: the kept spelling differs from the live one.
+    with cat.transaction() as conn:
+        conn.execute("UPDATE kept_labels SET label = 'KANGAROO'")
+        back = cat.write_images(conn, [_again(rows[ids[0]])])
+    assert cat.labels_of(back) == {back[0]: "Kangaroo"}
+    assert cat.label_names() == ["Kangaroo"]
+
+
+def _again(row) -> NewImage:
+    """The image of catalog ``row`` indexed again (the same content at a new path)."""
+    return NewImage(row["path"] + ".again.jpg", 1, 1, row["hash"], 4, 4, np.ones(4), None)
+
+
 def test_csv_cells_are_escaped_exactly():
     for text in ["-2", "=1+1", "+x", "@a", "'quoted", "''", "plain", "'=x"]:
         assert unescape_cell(escape_cell(text)) == text
