@@ -123,7 +123,18 @@ def main() -> None:
     )
     ap.add_argument("--from-library", default=None, help="an indexed library of the dev data")
     ap.add_argument("--long-tailed", action="store_true", help="the long-tailed protocol")
-    ap.add_argument("--labels", default="10", help="labels a class, comma-separated")
+    ap.add_argument(
+        "--labels",
+        default="10",
+        help="labels a class, comma-separated; LOW-HIGH: each class draws its own count "
+        "(log-uniform)",
+    )
+    ap.add_argument(
+        "--first-labels",
+        action="store_true",
+        help="label each class's first images in library order (a folder's first files, "
+        "as `index --labels-per-class` does), not a random choice",
+    )
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--novel", type=int, default=10, help="classes never labelled")
     ap.add_argument("--zipf", action="store_true", help="Zipf-like class sizes")

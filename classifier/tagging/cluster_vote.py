@@ -77,6 +77,7 @@ TAG, UNKNOWN, HEAD = 1, -1, 0
 # Zipf sizes, 10 labels 0.929 / 0.933 / 0.932 / 0.931. Confirmed on splits 100-109
 # (scripts/bench_tagging.py, 10 labels): worst / mean 0.903 / 0.929 -> 0.906 / 0.934.
 RELABEL_SURE = 0.7
+RELABEL_FEW = True
 
 # The replay that calibrates the groups' answers hides this share of the labelled
 # classes whole (at least one, when three or more are labelled) ...
@@ -135,14 +136,22 @@ def cluster_votes(
 
 
 def relabelled(
-    votes: np.ndarray, group: np.ndarray, guesses: list[str], confidence: np.ndarray
+    votes: np.ndarray,
+    group: np.ndarray,
+    guesses: list[str],
+    confidence: np.ndarray,
+    counts: Counter | None = None,
 ) -> np.ndarray:
     """Which rows the groups tag with their group's label rather than the head's best
     guess (``guesses``, right with probability ``confidence``): those the groups tag
-    whose guess is another label, with a confidence below RELABEL_SURE."""
+    whose guess is another label, with a confidence below RELABEL_SURE or (``counts``:
+    the labels of each class) a guess of a class with fewer labels than FEW_LABELS."""
     pairs = zip(group, guesses, strict=True)
     other = np.array([g is not None and g != guess for g, guess in pairs], dtype=bool)
-    return (votes == TAG) & other & (confidence < RELABEL_SURE)
+    unsure = confidence < RELABEL_SURE
+    if counts is not None and RELABEL_FEW:
+        unsure |= np.array([counts[g] < FEW_LABELS for g in guesses], dtype=bool)
+    return (votes == TAG) & other & unsure
 
 
 def answer_kind(

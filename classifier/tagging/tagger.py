@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import Any, NamedTuple
 
@@ -291,9 +292,12 @@ def tag_vectors(
     head: str = DEFAULT_HEAD,
     seed: int = 0,
     clusters: bool = False,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> tuple[np.ndarray, list[str], Prediction, Tagger]:
     """Tag every non-seed row of ``vectors`` from the labelled ``seeds`` (pure compute);
-    with ``clusters``, the library's clusters decide where they speak (cluster_vote.py).
+    with ``clusters``, the library's clusters decide where they speak (cluster_vote.py);
+    ``min_confidence``: the one the answers will be decided at (the replay's figures
+    are measured at it).
 
     Returns:
         (rows, best-guess label per row, the prediction, the fitted tagger);
@@ -306,7 +310,7 @@ def tag_vectors(
         raise NotEnoughLabels(len(vectors), len(names))
     rows, guesses, prediction, tagger = _tag(vectors, seeds, names, y, head, seed, clusters)
     if clusters:
-        replayed = replay_clusters(vectors, seeds, names[y], head, seed)
+        replayed = replay_clusters(vectors, seeds, names[y], head, seed, min_confidence)
         if replayed is not None:
             prediction = prediction._replace(shifts=replayed[0])
             tagger.replay = replayed[1]
@@ -331,7 +335,8 @@ def _tag(
     guesses = [str(names[p]) for p in prediction.pred]
     if clusters:
         votes, group = cluster_votes(vectors, rows, seeds, names[y], guesses, prediction.p_known)
-        relabel = relabelled(votes, group, guesses, prediction.confidence)
+        counts = Counter(str(n) for n in names[y])
+        relabel = relabelled(votes, group, guesses, prediction.confidence, counts)
         for i in np.flatnonzero(relabel):
             guesses[i] = str(group[i])
         prediction = prediction._replace(votes=votes, relabel=relabel)
@@ -339,7 +344,12 @@ def _tag(
 
 
 def replay_clusters(
-    vectors: np.ndarray, seeds: np.ndarray, labels: np.ndarray, head: str, seed: int
+    vectors: np.ndarray,
+    seeds: np.ndarray,
+    labels: np.ndarray,
+    head: str,
+    seed: int,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> tuple[np.ndarray, HeldOutFigures] | None:
     """(the logit shifts that calibrate the clusters' answers, cluster_vote.py; the
     figures of the replay), from the library tagged again with the clusters and some
@@ -359,7 +369,8 @@ def replay_clusters(
     at = np.searchsorted(rows, seeds[hidden])
     tagged, answer = prediction.decide()
     head_tagged = prediction.head_tagged()
-    right = np.where(of_known, tagged[at] & (np.asarray(guesses)[at] == truth), ~tagged[at])
+    guessed = np.asarray(guesses)[at] == truth
+    right = np.where(of_known, tagged[at] & guessed, ~tagged[at])
     assert prediction.votes is not None
     relabel = None if prediction.relabel is None else prediction.relabel[at]
     kind = answer_kind(tagged[at], head_tagged[at], prediction.votes[at], relabel)
@@ -368,10 +379,12 @@ def replay_clusters(
     for part in (half, ~half):
         other = fit_shifts(answer[at][~part], right[~part], kind[~part])
         held_out[part] = shifted(answer[at][part], other[kind[part]])
+    # The answers as the run decides them: a tag below min_confidence is unknown.
+    kept = tagged[at] & (held_out >= min_confidence)
     figures = HeldOutFigures(
         rounds_rows=int(len(at)),
-        known_accuracy=_mean(right[of_known]),
-        novel_unknown=_mean(right[~of_known]),
+        known_accuracy=_mean((kept & guessed)[of_known]),
+        novel_unknown=_mean(~kept[~of_known]),
         calibration_error=expected_calibration_error(held_out, right),
         fallback=False,
     )
@@ -536,7 +549,13 @@ def compute_tags(
         raise NotEnoughLabels(len(ids), classes)
     seeds = np.array([r for r, _ in pairs], dtype=np.int64)
     rows, guesses, prediction, tagger = tag_vectors(
-        vectors, seeds, [lab for _, lab in pairs], head=head, seed=seed, clusters=clusters
+        vectors,
+        seeds,
+        [lab for _, lab in pairs],
+        head=head,
+        seed=seed,
+        clusters=clusters,
+        min_confidence=min_confidence,
     )
     tagged, confidence = prediction.decide(min_confidence)
     assert tagger.calibrator is not None, "tag_vectors returns a fitted tagger"
@@ -557,7 +576,7 @@ def compute_tags(
         unknown=int((~tagged).sum()),
         labels_version=cat.labels_version(),
         calibration=replace(tagger.calibrator),
-        validation=simulated_figures(tagger),
+        validation=simulated_figures(tagger, min_confidence),
         settings=head_settings(tagger.head),
         evaluation=_evaluation_of(library, head),
         clusters=clusters,
@@ -587,8 +606,11 @@ def _evaluation_of(library: Library, head: str) -> dict[str, Any] | None:
     return json.loads(text).get("heads", {}).get(head) if text else None
 
 
-def simulated_figures(tagger: Tagger) -> HeldOutFigures | None:
-    """Held-out figures from the calibration's own rounds (hidden classes and images)."""
+def simulated_figures(
+    tagger: Tagger, min_confidence: float = DEFAULT_MIN_CONFIDENCE
+) -> HeldOutFigures | None:
+    """Held-out figures from the calibration's own rounds (hidden classes and images),
+    of the answers decided at ``min_confidence``."""
     rows, cal = tagger.rows, tagger.calibrator
     if rows is None or cal is None or len(rows.novel) == 0:
         return None
@@ -596,12 +618,13 @@ def simulated_figures(tagger: Tagger) -> HeldOutFigures | None:
     p_known = cal.p_known(scores, prior=0.5)
     confidence = p_known * cal.p_right_if_known(scores)
     tagged = confidence > 1 - p_known
+    decided = tagged & (confidence >= min_confidence)
     known = ~rows.novel
     right = np.where(known, tagged & rows.right, ~tagged)
     return HeldOutFigures(
         rounds_rows=int(len(rows.novel)),
-        known_accuracy=_mean(tagged[known] & rows.right[known]),
-        novel_unknown=_mean(~tagged[rows.novel]),
+        known_accuracy=_mean(decided[known] & rows.right[known]),
+        novel_unknown=_mean(~decided[rows.novel]),
         calibration_error=expected_calibration_error(
             np.where(tagged, confidence, 1 - p_known), right
         ),

@@ -34,10 +34,36 @@ def zipf_size(rank: int, available: int) -> int:
     return int(np.clip(round(1000 * (rank + 1) ** -1.1), 5, max(5, available)))
 
 
+def parse_labels(text: str) -> int | tuple[int, int]:
+    """``--labels`` item: N labels a class, or LOW-HIGH (each class draws its own count,
+    log-uniform: people label a few images of most classes and many of some)."""
+    low, _, high = text.partition("-")
+    if not high:
+        return int(low)
+    if not 1 <= int(low) <= int(high):
+        raise ValueError(f"--labels {text}: LOW-HIGH with 1 <= LOW <= HIGH")
+    return int(low), int(high)
+
+
+def label_count(labels: int | tuple[int, int], rng: np.random.Generator) -> int:
+    """Labels one class gets (see parse_labels)."""
+    if isinstance(labels, int):
+        return labels
+    low, high = labels
+    return min(high, int(np.exp(rng.uniform(np.log(low), np.log(high + 1)))))
+
+
 def make_split(
-    classes: np.ndarray, seed: int, labels: int, novel: int = 10, zipf: bool = False
+    classes: np.ndarray,
+    seed: int,
+    labels: int | tuple[int, int],
+    novel: int = 10,
+    zipf: bool = False,
+    first: bool = False,
 ) -> Split:
-    """One random split of the library rows whose classes are ``classes``."""
+    """One random split of the library rows whose classes are ``classes``; ``first``:
+    the labelled images of a class are its first ones in library order (a folder's first
+    files, as ``index --labels-per-class`` takes them), not a random choice."""
     rng = np.random.default_rng(seed)
     names = sorted(set(classes.tolist()) - {DISTRACTORS})
     held_out = frozenset(str(c) for c in rng.choice(names, novel, replace=False))
@@ -49,8 +75,12 @@ def make_split(
         if zipf:
             members = rng.choice(members, min(zipf_size(rank, len(members)), len(members)), False)
         if name not in held_out:
-            n = max(1, min(labels, len(members) // 2))
-            seeds.append(start + rng.choice(len(members), n, replace=False))
+            n = max(1, min(label_count(labels, rng), len(members) // 2))
+            if first:
+                members = np.sort(members)
+                seeds.append(start + np.arange(n))
+            else:
+                seeds.append(start + rng.choice(len(members), n, replace=False))
         taking.append(members)
         start += len(members)
     taking.append(np.flatnonzero(classes == DISTRACTORS))
@@ -325,16 +355,21 @@ def long_tailed(args) -> None:
 
     vectors, classes = library_classes()
     heads = [h for h in (args.new, args.old) if h]
-    for labels in [int(n) for n in args.labels.split(",")]:
+    for labels in [parse_labels(n) for n in args.labels.split(",")]:
+        shown = labels if isinstance(labels, int) else "-".join(map(str, labels))
         print(
             f"long-tailed: {len(vectors)} images, {args.novel} classes never labelled + "
-            f"distractors, {labels} labels a class, sizes {'Zipf' if args.zipf else 'natural'}"
+            f"distractors, {shown} labels a class"
+            f"{' (its first images)' if args.first_labels else ''}, sizes "
+            f"{'Zipf' if args.zipf else 'natural'}"
         )
         table: dict[str, list[Outcome]] = {h: [] for h in heads}
         oracles: dict[str, list[dict[str, float]]] = {h: [] for h in heads}
         reference: list[float] = []
         for s in range(args.splits):
-            split = make_split(classes, args.seed + s, labels, args.novel, args.zipf)
+            split = make_split(
+                classes, args.seed + s, labels, args.novel, args.zipf, args.first_labels
+            )
             truth = split.truth(classes)
             line = [f"  split {s:2d} ({len(split.rows)} images)"]
             for head in heads:

@@ -132,6 +132,13 @@ def test_import_report_then_tag_json(lib, tmp_path):
     # A stricter threshold only turns tags into unknowns.
     strict = json.loads(cli(lib_dir, "tag", "--json", "--min-confidence", "0.99").stdout)
     assert sum(r["label"] is None for r in strict) >= sum(r["label"] is None for r in results)
+    # ... and its held-out estimate is of the answers at that threshold: none at 1.
+    before = info["tagging"]["replay"] or info["tagging"]["validation"]
+    cli(lib_dir, "tag", "--min-confidence", "1")
+    tagging = json.loads(cli(lib_dir, "info", "--json").stdout)["tagging"]
+    after = tagging["replay"] or tagging["validation"]
+    assert before["known_accuracy"] > 0 and after["known_accuracy"] == 0
+    assert after["novel_unknown"] == 1
 
 
 def test_set_remove_and_unknown_paths(lib, tmp_path):

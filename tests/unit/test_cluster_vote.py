@@ -169,6 +169,21 @@ def test_an_unsure_guess_in_a_labelled_group_takes_the_group_label():
     assert relabel.tolist() == [True, False, False, False, False]
 
 
+def test_a_sure_guess_of_a_class_with_few_labels_takes_the_group_label():
+    """A head's confidence in a class of one to four labels is no evidence against a
+    labelled group: 190 faces labelled by 10 photos of one person, a cup and a pizza
+    labelled once, and the head sure that other people's faces are cups."""
+    sure = cluster_vote.RELABEL_SURE
+    votes = np.array([TAG, TAG, TAG], dtype=np.int8)
+    group = np.array(["faces", "faces", "cup"], dtype=object)
+    guesses = ["cup", "owl", "faces"]
+    confidence = np.array([sure + 0.2, sure + 0.2, sure + 0.2])
+    counts = Counter({"faces": 10, "cup": 1, "owl": cluster_vote.FEW_LABELS})
+    relabel = cluster_vote.relabelled(votes, group, guesses, confidence, counts)
+    assert relabel.tolist() == [True, False, False]
+    assert not cluster_vote.relabelled(votes, group, guesses, confidence).any()
+
+
 def test_a_relabelled_answer_is_right_where_the_head_s_guess_is_wrong():
     """Its confidence is 1 - the head's confidence in its own guess, moved by the
     RELABELLED kind's shift; the other answers are as before."""
