@@ -108,8 +108,9 @@ RECOLOURED = 0.8
 # other pair (seed 0; seed 1: 3 and none), at 10 or more 2 and 1 (3 and 1).
 LEAST_CHECKED = 11
 # What the stored verdicts were found with: a pass by another version verifies anew
-# (4: thumbnails searched as crops, whose failed pairs "3" stored unsearched).
-VERIFIER = "4"
+# (4: thumbnails searched as crops, whose failed pairs "3" stored unsearched; 5: a
+# larger image that shows part of the smaller one, enlarged, is "cropped", not "resized").
+VERIFIER = "5"
 VERIFIER_KEY = "duplicates_verifier"
 # How the stored perceptual hashes were computed (search/image_hash.py: SIDE, BAND and
 # the decoding); hashes stored another way are computed anew.
@@ -200,7 +201,9 @@ class CopyMember(NamedTuple):
     path: str
     score: float  # cosine similarity to the group's best image (1.0 for itself)
     kind: str  # "best", "identical", "re-encoded", "resized", "cropped" or "edited"
-    inliers: int  # consistent local matches with the best image (0 for itself)
+    # consistent local matches with the best image (0 for itself, and for a file of the
+    # same content: identical, not compared)
+    inliers: int
     width: int
     height: int
     bytes: int
@@ -505,8 +508,9 @@ def star_groups(
 
 def match_kind(small: ImageRow, large: ImageRow, found: Verification, options) -> str:
     """How the smaller image of a verified pair relates to the larger one: "edited"
-    (mirrored, turned, or its pixels changed), "cropped" (it shows part of the larger
-    one), "re-encoded" (the same pixel size) or "resized"."""
+    (mirrored, turned, or its pixels changed), "cropped" (one shows part of the other:
+    the smaller a part of the larger, or the larger a part of the smaller, enlarged),
+    "re-encoded" (the same pixel size) or "resized"."""
     if found.transform is None:
         return "re-encoded" if _area(small) == _area(large) else "resized"
     a = found.transform[:, :2]
@@ -517,7 +521,8 @@ def match_kind(small: ImageRow, large: ImageRow, found: Verification, options) -
     # the small image's feature frame (longer side options.side) in the large one's
     fw, fh = _fit_side(small, options.side)
     cw, ch = _fit_side(large, options.candidate_side)
-    if (fw * scale) * (fh * scale) < CROPPED * cw * ch:
+    covers = (fw * scale) * (fh * scale) / (cw * ch)  # the small one's frame, in the large
+    if covers < CROPPED or covers * CROPPED > 1.0:
         return "cropped"
     return "re-encoded" if _area(small) == _area(large) else "resized"
 
@@ -546,7 +551,7 @@ def describe(
                     row["path"],
                     1.0 if i == ids[0] else float(min(s, 1.0)),
                     found.kind,
-                    found.inliers,
+                    0 if found.inliers == SAME_FILE else found.inliers,
                     row["width"],
                     row["height"],
                     row["size"],

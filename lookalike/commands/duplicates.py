@@ -50,7 +50,8 @@ def duplicates(library, threshold, look_alikes, as_json):
     prints {"threshold": T, "mode": "verified", "candidates": n, "newly_verified": n,
     "skipped": n, "groups": [{"size": n, "keep":
     id, "members": [{"id", "path", "score", "kind", "inliers", "width", "height",
-    "bytes"}, ...]}, ...]};
+    "bytes"}, ...]}, ...]} (kind "best" for the image to keep; inliers 0 for it and for
+    an identical file);
     with --look-alikes, members carry only id, path and score.
     """
     default = DEFAULT_THRESHOLD if look_alikes else DEFAULT_CANDIDATE_THRESHOLD
@@ -101,7 +102,9 @@ def _print_copies(found: CopyPass, threshold: float, as_json: bool) -> None:
     for number, g in enumerate(groups, start=1):
         click.echo(f"group {number}: {g.size} images")
         for m in g.members:
-            what = "keep" if m.kind == "best" else f"{m.kind}, {m.inliers} matches"
+            what = "keep" if m.kind == "best" else m.kind
+            if m.inliers:
+                what += f", {m.inliers} matches"
             click.echo(f"  {m.score:.4f}  {m.path}  ({what})")
 
 

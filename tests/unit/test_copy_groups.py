@@ -10,16 +10,19 @@ from PIL import Image, ImageOps
 from lookalike.indexer.store.catalog import ImageRow
 from lookalike.indexer.store.vector_index import VectorIndex
 from lookalike.search.copy_groups import (
+    SAME_FILE,
     SAME_PARTS,
     VERIFY_OPTIONS,
     PairVerifier,
     Verdict,
+    describe,
     keep_order,
+    match_kind,
     small_image_pairs,
     star_groups,
 )
 from lookalike.search.pixels import agreement, agreements, edge_agreements
-from lookalike.search.rerank import Reranker
+from lookalike.search.rerank import Reranker, Verification
 from tests.unit.test_rerank import edited, scene
 
 
@@ -34,6 +37,33 @@ def test_groups_are_stars_around_the_best_image_never_chains():
     # 2 verifies with 1 and with 3, but 3 not with 1: 3 is not a copy of the best image
     assert star_groups([(1, 2), (2, 3)], rows) == [[1, 2]]
     assert star_groups([(1, 2), (2, 3), (1, 3)], rows) == [[1, 2, 3]]
+
+
+def test_a_crop_either_way_is_cropped():
+    """A smaller image showing part of the larger one, and a larger image showing part
+    of the smaller one enlarged (dev bonsai 0019, cut from 0022 and scaled up), are both
+    "cropped"; the whole picture at another size is "resized"."""
+    small, large = row(1, 300, 225), row(2, 241, 300)  # areas 67,500 < 72,300
+
+    def kind(scale: float) -> str:
+        shift = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
+        return match_kind(small, large, Verification(40, False, 1.0, shift), VERIFY_OPTIONS)
+
+    # the small one's feature frame (320 x 240) in the large one's (321 x 400): 0.60 s^2
+    assert kind(1.29) == "resized"
+    assert kind(0.9) == "cropped"  # the small one shows part of the large one
+    assert kind(2.0) == "cropped"  # the large one shows part of the small one
+
+
+def test_an_identical_file_is_described_as_such_with_no_match_count():
+    rows = {1: row(1), 2: row(2), 3: row(3, 150, 100)}
+    verdicts = {(1, 2): Verdict(SAME_FILE, "identical"), (1, 3): Verdict(42, "resized")}
+    (group,) = describe([[1, 2, 3]], rows, verdicts, lambda ids: np.ones(len(ids)))
+    assert [(m.kind, m.inliers) for m in group.members] == [
+        ("best", 0),
+        ("identical", 0),
+        ("resized", 42),
+    ]
 
 
 def test_the_image_to_keep_is_largest_then_least_compressed_then_original_format():
