@@ -355,6 +355,10 @@ def _label(
     """Write human labels (origin 'review') for members without one; returns how many."""
     cat = library.catalog
     wanted = [i for i in members if i not in dropped]
+    if not members:
+        raise ReviewError(
+            f"cluster {cluster_id} has no images left: they were removed from the library"
+        )
     with cat.transaction() as conn:  # read and write under one lock: no label overwritten
         have = cat.labels_of(wanted)
         todo = [i for i in wanted if i not in have]

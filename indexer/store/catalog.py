@@ -224,6 +224,17 @@ MIGRATIONS: list[str] = [
         coefficients BLOB
     );
     """,
+    # The members of rejected clusters among removed images, by content hash: the same
+    # content indexed again is a member again, so the rejected group stays rejected
+    # (Catalog.remove_images, Catalog._restore_label).
+    """
+    CREATE TABLE kept_cluster_members (
+        cluster_id INTEGER NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (cluster_id, hash)
+    );
+    CREATE INDEX kept_cluster_members_hash ON kept_cluster_members (hash);
+    """,
 ]
 
 
@@ -773,9 +784,9 @@ class Catalog:
         ]
 
     def _restore_label(self, conn: sqlite3.Connection, image_id: int, digest: str) -> None:
-        """A removed image's human label, back on the same content indexed again, in the
-        spelling the library's labels have now (a label that differs only in case made
-        meanwhile is the same label: label_text)."""
+        """A removed image's human label, boxes and rejected clusters, back on the same
+        content indexed again; the label in the spelling the library's labels have now
+        (a label that differs only in case made meanwhile is the same label: label_text)."""
         kept = conn.execute(
             "SELECT label, origin, at FROM kept_labels WHERE hash = ?", (digest,)
         ).fetchall()
@@ -784,6 +795,13 @@ class Catalog:
             "FROM kept_boxes WHERE hash = ?",
             (digest,),
         ).fetchall()
+        rejected = conn.execute(
+            "INSERT OR IGNORE INTO cluster_members (cluster_id, image_id, rep) "
+            "SELECT cluster_id, ?, NULL FROM kept_cluster_members WHERE hash = ?",
+            (image_id, digest),
+        ).rowcount
+        if rejected:  # a member of the rejected groups it was in, again
+            conn.execute("DELETE FROM kept_cluster_members WHERE hash = ?", (digest,))
         if not kept and not kept_boxes:
             return
         live = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
@@ -809,8 +827,9 @@ class Catalog:
             self.bump_labels_version(conn)
 
     def remove_images(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
-        """Remove images from the library; their human labels and boxes are kept by
-        content hash (boxes drawn on the content the image has now, that is)."""
+        """Remove images from the library; their human labels, boxes (drawn on the
+        content the image has now, that is) and memberships of rejected clusters are
+        kept by content hash."""
         for chunk in _chunks(_ints(ids), IN_CHUNK):
             marks = ",".join("?" * len(chunk))
             conn.execute(
@@ -829,6 +848,13 @@ class Catalog:
                 "updated) SELECT b.hash, b.x0, b.y0, b.x1, b.y1, b.label, b.vector, b.model, "
                 "b.created, b.updated FROM boxes b JOIN images i ON i.id = b.image_id "
                 f"WHERE i.id IN ({marks}) AND b.origin = 'human' AND b.hash = i.hash",
+                chunk,
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO kept_cluster_members (cluster_id, hash) "
+                "SELECT m.cluster_id, i.hash FROM cluster_members m "
+                "JOIN images i ON i.id = m.image_id JOIN clusters c ON c.id = m.cluster_id "
+                f"WHERE c.status = 'rejected' AND i.id IN ({marks})",
                 chunk,
             )
             conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)

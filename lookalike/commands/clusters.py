@@ -9,6 +9,7 @@ import click
 from lookalike.classifier.clustering import review
 from lookalike.commands.options import json_option, library_option
 from lookalike.indexer.store.library import Library
+from lookalike.words import count
 
 
 def _library(ctx: click.Context, library: str | None) -> str | None:
@@ -20,18 +21,21 @@ def _writable(ctx: click.Context, library: str | None) -> Library:
     return Library.open(_library(ctx, library), readonly=False)
 
 
-def _echo_cluster(cluster: review.ClusterView, members: bool = False) -> None:
+def _echo_cluster(
+    cluster: review.ClusterView, members: bool = False, proposed: bool = True
+) -> None:
     sim = cluster.nearest_label_similarity
     near = f"{cluster.nearest_label} ({sim:.2f})" if cluster.nearest_label else "-"
     if cluster.kind == "label":
+        look = "looks" if cluster.size == 1 else "look"
         click.echo(
-            f"cluster {cluster.id}: {cluster.size} images look like {cluster.label!r} "
-            f"(similarity {sim or 0:.2f}, cohesion {cluster.cohesion:.2f}): "
-            f"merge {cluster.id} --into {cluster.label}"
+            f"cluster {cluster.id}: {count(cluster.size, 'image')} {look} like "
+            f"{cluster.label!r} (similarity {sim or 0:.2f}, cohesion {cluster.cohesion:.2f})"
+            + (f": merge {cluster.id} --into {cluster.label}" if proposed else "")
         )
     else:
         click.echo(
-            f"cluster {cluster.id}: new category, {cluster.size} images, cohesion "
+            f"cluster {cluster.id}: new category, {count(cluster.size, 'image')}, cohesion "
             f"{cluster.cohesion:.2f}, looks like {cluster.suggested_name or '-'}, "
             f"nearest label {near}"
         )
@@ -74,8 +78,9 @@ def clusters(ctx, library, min_size, as_json):
         return
     new = sum(c.kind == "new" for c in listing.clusters)
     click.echo(
-        f"{len(listing.clusters)} clusters, {len(listing.noise)} images left as noise "
-        f"({new} new categories of {listing.min_size}+ images, "
+        f"{count(len(listing.clusters), 'cluster')}, {count(len(listing.noise), 'image')} "
+        f"left as noise ({new} new {'category' if new == 1 else 'categories'} of "
+        f"{listing.min_size}+ images, "
         f"{len(listing.clusters) - new} near existing labels; --min-size {listing.min_size})"
     )
     for c in listing.clusters:
@@ -103,7 +108,7 @@ def accept(ctx, cluster_id, name, exclude, library, as_json):
     with _writable(ctx, library) as lib:
         dropped = review.members_at(lib, cluster_id, exclude)
         done = review.accept(lib, cluster_id, name, dropped)
-    line = f"labelled {done.labelled} images {done.cluster.name!r} (origin review)"
+    line = f"labelled {count(done.labelled, 'image')} {done.cluster.name!r} (origin review)"
     click.echo(json.dumps(done.to_json()) if as_json else line)
 
 
@@ -124,7 +129,7 @@ def merge(ctx, cluster_id, label, exclude, library, as_json):
     with _writable(ctx, library) as lib:
         dropped = review.members_at(lib, cluster_id, exclude)
         done = review.merge(lib, cluster_id, label, dropped)
-    line = f"labelled {done.labelled} images {label!r} (origin review)"
+    line = f"labelled {count(done.labelled, 'image')} {done.cluster.name!r} (origin review)"
     click.echo(json.dumps(done.to_json()) if as_json else line)
 
 
@@ -172,4 +177,4 @@ def show(ctx, cluster_id, library, as_json):
         return
     status = cluster.status + (f" as {cluster.name!r}" if cluster.name else "")
     click.echo(f"status: {status}")
-    _echo_cluster(cluster, members=True)
+    _echo_cluster(cluster, members=True, proposed=cluster.status == "proposed")

@@ -306,6 +306,7 @@ def _undo_migrations_after_3(conn):
         "kept_boxes",
         "dismissed_suggestions",
         "image_hashes",
+        "kept_cluster_members",
     ):
         conn.execute(f"DROP TABLE {table}")
     for table, column in (("errors", "max_pixels"), ("images", "dev"), ("images", "ino")):

@@ -16,6 +16,7 @@ from lookalike.classifier.clustering.discovery import cluster_vectors
 from lookalike.classifier.clustering.matching import natural_parts
 from lookalike.classifier.clustering.params import ClusterParams
 from lookalike.classifier.clustering.proposals import describe_groups, store_proposals
+from lookalike.indexer.store.catalog import NewImage
 from lookalike.indexer.store.library import Library
 from tests.support.vectors import unit
 from tests.unit.test_clustering import DIM, blobs, make_library
@@ -96,6 +97,32 @@ def test_min_size_is_not_reused_and_rejected_groups_do_not_come_back(library):
             members = {m.id for m in c.members}
             assert not members <= {m.id for m in victim.members}
             assert len(members & {m.id for m in victim.members}) <= 1
+
+
+def test_a_rejected_group_removed_and_indexed_again_stays_rejected(library):
+    """Removing a rejected group's images (a folder moved away, `lookalike remove`) and
+    indexing the same files again brings back the group's members, not the proposal."""
+    victim, emptied = review.list_clusters(library).clusters[:2]
+    review.reject(library, victim.id)
+    cat = library.catalog
+    with cat.transaction() as conn:
+        cat.remove_images(conn, [m.id for m in emptied.members])
+    with pytest.raises(review.ReviewError, match="no images left"):
+        review.accept(library, emptied.id, "bee")
+    ids = sorted(m.id for m in victim.members)
+    rows = cat.images(ids)
+    vectors = dict(zip(*cat.vectors(ids), strict=True))
+    with cat.transaction() as conn:
+        cat.remove_images(conn, ids)
+    assert review.show(library, victim.id).size == 0
+    again = [NewImage(rows[i]["path"], 1, 1, rows[i]["hash"], 1, 1, vectors[i], None) for i in ids]
+    with cat.transaction() as conn:
+        back = cat.write_images(conn, again)
+    assert set(back).isdisjoint(ids)  # new ids: the same content, indexed again
+    shown = review.show(library, victim.id)
+    assert shown.status == "rejected" and {m.id for m in shown.members} == set(back)
+    for c in review.list_clusters(library, refresh=True).clusters:
+        assert not {m.id for m in c.members} <= set(back)
 
 
 def test_accept_and_merge_replace_predicted_tags_and_move_the_labels_version(library):
