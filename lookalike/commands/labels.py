@@ -114,8 +114,8 @@ def import_(file, library, strict, as_json):
     "labels/ and data.yaml.",
 )
 def export(file, library, tags, fmt):
-    """Write the human labels as CSV (path,label,origin,at) to FILE or standard output,
-    or the labels and boxes as COCO (FILE) or YOLO (FILE is a folder).
+    """Write the human labels as CSV (path,label,origin,at) to FILE or standard output
+    (no FILE, or -), or the labels and boxes as COCO (FILE) or YOLO (FILE is a folder).
 
     CSV and COCO files import back with `lookalike labels import`.
     """
@@ -124,7 +124,7 @@ def export(file, library, tags, fmt):
         return
     with Library.open(library) as lib:
         rows = export_rows(lib, tags=tags)
-    if file is None:
+    if file is None or file == "-":
         write_csv(rows, sys.stdout, tags=tags)
         return
     buf = io.StringIO()

@@ -73,13 +73,17 @@ def test_export_escapes_formulas_and_import_gives_the_same_labels(lib, tmp_path)
     second = {r["path"]: r["label"] for r in csv.DictReader(io.StringIO(again.read_text()))}
     assert second == first
     assert labels_of(lib) == {name: PER_FOLDER for name in FOLDERS[:-1]}
+    # "-" is standard output, as without FILE (not a file named "-")
+    out = cli(lib, "labels", "export", "-").stdout
+    assert {r["path"]: r["label"] for r in csv.DictReader(io.StringIO(out))} == first
 
 
 def test_set_normalises_and_matches_case_insensitively(lib):
     photo = next((photos(lib) / "(x)").iterdir())
     cli(lib, "labels", "set", str(photo), "--as", "Ｋａｎｇａｒｏｏ")  # full-width
     others = sorted((photos(lib) / "-2").iterdir())
-    cli(lib, "labels", "set", str(others[0]), "--as", "kangaroo")
+    out = cli(lib, "labels", "set", str(others[0]), "--as", "kangaroo").stdout
+    assert "as 'Kangaroo' (1 changed)" in out  # the spelling stored
     assert labels_of(lib)["Kangaroo"] == 2 and "kangaroo" not in labels_of(lib)
     for bad, why in [("a$x$", "odd characters '$'"), ("--", "at least one letter or digit")]:
         proc = cli(lib, "labels", "set", str(photo), "--as", bad, check=False)
