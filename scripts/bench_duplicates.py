@@ -27,7 +27,9 @@ which does not install here (its settings may differ).
 Its "other pairs" on the dev photos alone (no generated copy) count the library's own
 duplicates a hash sees, against which the verified pass's can be read.
 Sources have no near-duplicate in the library (see bench_support.edits.pick_sources),
-so "the original" is unambiguous.
+so "the original" is unambiguous. Last, the kinds the copies grouped with their own
+original were given (identical, re-encoded, resized, cropped, edited) against the kind
+their edits call for (expected_kind).
 
     python scripts/bench_duplicates.py [--copies 300] [--seeds 3] [--strength strong]
         [--library DIR] [--neighbours 10] [--show 20] [--reference] [--pdq] [--json]
@@ -114,6 +116,31 @@ def score(groups: list[list[int]], truth: dict, seconds: float) -> dict:
     }
 
 
+CHANGES = {"rotate", "grayscale", "colour", "mirror"}  # edits that make a copy "edited"
+
+
+def expected_kind(edits: str) -> str:
+    """The kind (search/copy_groups.py: match_kind) a copy made with ``edits`` should get
+    against its original: edited (turned, mirrored, recoloured), else cropped, else
+    resized."""
+    done = set(edits.split("+"))
+    return "edited" if done & CHANGES else "cropped" if "crop" in done else "resized"
+
+
+def kinds_told(groups, truth: dict) -> dict[str, dict[str, int]]:
+    """For the copies found in the group of their own original (its best image): the
+    kind each got, counted by the kind expected from its edits."""
+    told: dict[str, dict[str, int]] = {}
+    for g in groups:
+        best, kind_of = g.members[0].id, {m.id: m.kind for m in g.members}
+        for m in g.members[1:]:
+            edits = truth.get((min(best, m.id), max(best, m.id)))
+            if edits is not None:
+                row = told.setdefault(expected_kind(edits), {})
+                row[kind_of[m.id]] = row.get(kind_of[m.id], 0) + 1
+    return told
+
+
 def pdq_groups(paths: dict[int, str], distance: int) -> tuple[list[list[int]], float]:
     """PDQ hashes of every image (decoded whole, as PDQ expects), pairs within
     ``distance`` bits, connected components; and the seconds it took (CPU, this
@@ -180,6 +207,7 @@ def measure(
         "candidate_recall": float(np.mean([p in cands for p in truth])),
         "candidate_recall_vectors_only": float(np.mean([p in plain for p in truth])),
         "candidate_pairs": len(cands),
+        "kinds": kinds_told(first.groups, truth),
     }
     others = sorted(reported([g.ids for g in first.groups]) - set(truth))
     for a, b in others[:show]:
@@ -254,6 +282,16 @@ def main() -> None:
                 f"second pass {v['incremental_seconds']:.1f} s "
                 f"({v['reverified_pairs']} re-verified); by edit: "
                 + ", ".join(f"{k} {x:.2f}" for k, x in v["recall_by_edit"].items())
+            )
+            right = sum(row.get(k, 0) for k, row in v["kinds"].items())
+            told = sum(sum(row.values()) for row in v["kinds"].values())
+            print(
+                f"  kinds of the copies grouped with their original: {right} of {told} as their "
+                "edits say; expected -> got: "
+                + "; ".join(
+                    f"{k} -> " + ", ".join(f"{g} {n}" for g, n in sorted(row.items()))
+                    for k, row in sorted(v["kinds"].items())
+                )
             )
             runs.append(r | {"images": images})
             shutil.rmtree(root)

@@ -28,10 +28,11 @@ keep: largest, least compressed, original format), and each takes the images not
 grouped that verify against it directly. A chain of look-alikes (a verifies with b, b
 with c) never joins a and c unless they verify with each other's best image.
 
-Each member says how it relates to the group's best image (``kind``): ``identical``
-(the same file content), ``re-encoded`` (same pixel size), ``resized`` (same aspect
-ratio), ``cropped`` (another aspect ratio), ``edited`` (matched only mirrored); and its
-score (matches consistent with one transform, ``inliers``, and the vectors' cosine).
+Each member says how it relates to the group's best image (``kind``, see match_kind
+and colours_changed): ``identical`` (the same file content), ``re-encoded`` (same pixel
+size), ``resized``, ``cropped`` (one shows part of the other), ``edited`` (mirrored,
+turned, its gray levels or its colours changed); and its score (matches consistent with
+one transform, ``inliers``, and the vectors' cosine).
 
 Verdicts are kept in the catalog (indexer/store/duplicate_pairs.py): a later pass
 verifies only the pairs it has not seen with both images unchanged.
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image
 
 from lookalike.indexer.errors import UnreadableImage
 from lookalike.indexer.images import load_image
@@ -109,8 +111,9 @@ RECOLOURED = 0.8
 LEAST_CHECKED = 11
 # What the stored verdicts were found with: a pass by another version verifies anew
 # (4: thumbnails searched as crops, whose failed pairs "3" stored unsearched; 5: a
-# larger image that shows part of the smaller one, enlarged, is "cropped", not "resized").
-VERIFIER = "5"
+# larger image that shows part of the smaller one, enlarged, is "cropped", not "resized";
+# 6: a recoloured copy is "edited").
+VERIFIER = "6"
 VERIFIER_KEY = "duplicates_verifier"
 # How the stored perceptual hashes were computed (search/image_hash.py: SIDE, BAND and
 # the decoding); hashes stored another way are computed anew.
@@ -187,6 +190,17 @@ MAX_TURN = 2.0  # degrees of rotation above which a copy counts as edited
 UNCHANGED = 0.95  # pixel agreement below which a copy counts as edited (colour, gray)
 CROPPED = 0.93  # a copy covering less of the other image's area than this is cropped
 SAME_FILE = 10_000  # the inliers recorded for two files of the same content
+# Colours (colour_of, colours_changed). Of the bench's verified copies (seeds 0 and 1,
+# scripts/bench_duplicates.py: copies grouped with their original, mirrored ones left
+# out), over the overlap, the mean opponent colours of the 102 whose colours were not
+# edited differ by at most 5.8 (95% below 3.4), and their spread by a ratio of at least
+# 0.71 for 95%; at a mean shift above 6 or a ratio below 0.5 (from a spread of 3), none of
+# them counts as recoloured and 224 of the 254 grayscale or colour-edited ones do (most
+# of the rest: originals about gray already, or a mild hue shift); at 5, 2 and 227.
+COLOUR_SIDE = 16
+COLOUR_SHIFT = 6.0
+GRAYER = 0.5
+COLOURFUL = 3.0  # a spread below this in both: about gray, nothing to compare
 
 
 class Verdict(NamedTuple):
@@ -328,10 +342,72 @@ def small_image_pairs(
 
 class Prepared(NamedTuple):
     """What a pass verifies of one image: its features as the smaller image of a pair
-    (the query) and as the larger one (the candidate); None for a role it never plays."""
+    (the query) and as the larger one (the candidate); None for a role it never plays;
+    and its colours (see colour_of)."""
 
     query: QueryFeatures | None
     candidate: Candidate | None
+    colour: np.ndarray | None = None
+
+
+def colour_of(image: Image.Image) -> np.ndarray:
+    """The image's opponent colours (red-green, yellow-blue) at 16 x 16, float32 (2, 16,
+    16): what its gray levels, which verification compares, do not show."""
+    small = image.convert("RGB").resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BILINEAR)
+    a = np.asarray(small).astype(np.float32)
+    return np.stack([a[..., 0] - a[..., 1], 0.5 * (a[..., 0] + a[..., 1]) - a[..., 2]])
+
+
+def colours_changed(
+    small: ImageRow,
+    large: ImageRow,
+    seen: Verification,
+    small_colour: np.ndarray | None,
+    large_colour: np.ndarray | None,
+    options: RerankOptions,
+) -> bool:
+    """Whether a verified copy had its colours changed (grayscale, a hue or saturation
+    shift), which the gray levels verification compares do not show: over the part of
+    the smaller image that lies in the larger one (under the match's transform; the
+    whole frame without one), the mean opponent colours (colour_of) differ by more than
+    COLOUR_SHIFT, or one image's colours vary less than GRAYER times the other's (and the
+    other's at least COLOURFUL)."""
+    if small_colour is None or large_colour is None:
+        return False
+    n = small_colour.shape[1]
+    if seen.transform is None:  # the same frame
+        mine, theirs = small_colour.reshape(2, -1), large_colour.reshape(2, -1)
+    else:
+        fw, fh = _fit_side(small, options.side)
+        cw, ch = _fit_side(large, options.candidate_side)
+        centres = (np.arange(n) + 0.5) / n
+        xs, ys = np.meshgrid(centres * fw, centres * fh)
+        points = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        mapped = points @ seen.transform[:, :2].T + seen.transform[:, 2]
+        gx, gy = mapped[:, 0] / cw * n - 0.5, mapped[:, 1] / ch * n - 0.5
+        inside = (gx >= 0) & (gx <= n - 1) & (gy >= 0) & (gy <= n - 1)
+        if inside.sum() < n * n // 8:  # too little overlap to say
+            return False
+        mine = small_colour.reshape(2, -1)[:, inside]
+        theirs = _bilinear(large_colour, gx[inside], gy[inside])
+    if float(np.abs(mine.mean(axis=1) - theirs.mean(axis=1)).mean()) > COLOUR_SHIFT:
+        return True
+    a, b = float(mine.std(axis=1).sum()), float(theirs.std(axis=1).sum())
+    return max(a, b) >= COLOURFUL and min(a, b) < GRAYER * max(a, b)
+
+
+def _bilinear(grid: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """``grid`` (channels, n, n) sampled at fractional cells (gx, gy), within it."""
+    n = grid.shape[1]
+    x0 = np.clip(np.floor(gx).astype(int), 0, n - 2)
+    y0 = np.clip(np.floor(gy).astype(int), 0, n - 2)
+    fx, fy = gx - x0, gy - y0
+    return (
+        grid[:, y0, x0] * (1 - fx) * (1 - fy)
+        + grid[:, y0, x0 + 1] * fx * (1 - fy)
+        + grid[:, y0 + 1, x0] * (1 - fx) * fy
+        + grid[:, y0 + 1, x0 + 1] * fx * fy
+    )
 
 
 class PairVerifier:
@@ -391,6 +467,7 @@ class PairVerifier:
         return Prepared(
             self.reranker.query_features(image) if as_query else None,
             self.reranker.candidate_of(image) if as_candidate else None,
+            colour_of(image),
         )
 
     def inliers(self, pair: Pair) -> Verdict:
@@ -403,7 +480,19 @@ class PairVerifier:
         if features is None:
             return Verdict(0, "")
         seen = self.reranker.verify_candidate(*features)
-        return Verdict(seen.inliers, match_kind(small, large, seen, self.reranker.options))
+        return Verdict(seen.inliers, self._kind(a, b, seen))
+
+    def _kind(self, a: int, b: int, seen: Verification) -> str:
+        """match_kind of a verified pair (smaller ``a``); "edited" if its colours changed."""
+        options = self.reranker.options
+        kind = match_kind(self.rows[a], self.rows[b], seen, options)
+        if kind != "edited" and seen.inliers >= options.min_inliers:
+            small, large = self.prepared(a), self.prepared(b)
+            mine = None if small is None else small.colour
+            theirs = None if large is None else large.colour
+            if colours_changed(self.rows[a], self.rows[b], seen, mine, theirs, options):
+                return "edited"
+        return kind
 
     def _features(self, a: int, b: int) -> tuple[QueryFeatures, Candidate] | None:
         """The features of ``a`` as the query and ``b`` as the candidate; None when
@@ -471,8 +560,7 @@ class PairVerifier:
         if features is None:
             return Verification(0, False, 1.0), Verdict(0, "")
         seen = self.reranker.verify_crop(*features)
-        options = self.reranker.options
-        return seen, Verdict(seen.inliers, match_kind(self.rows[a], self.rows[b], seen, options))
+        return seen, Verdict(seen.inliers, self._kind(a, b, seen))
 
     def close(self) -> None:
         self.reranker.close()

@@ -15,6 +15,8 @@ from lookalike.search.copy_groups import (
     VERIFY_OPTIONS,
     PairVerifier,
     Verdict,
+    colour_of,
+    colours_changed,
     describe,
     keep_order,
     match_kind,
@@ -128,6 +130,36 @@ def test_black_corners_of_a_turned_copy_are_not_held_against_it(tmp_path):
     finally:
         check.close()
     assert verdict.inliers >= 15 and verdict.kind == "edited"
+
+
+def test_a_gray_or_hue_shifted_copy_is_edited_a_resized_one_is_not(tmp_path):
+    """Verification compares gray levels; the colours say a copy was recoloured."""
+    original = scene(11)
+    original.save(tmp_path / "original.png")
+    half = original.resize((180, 130), Image.Resampling.BILINEAR)
+    gray_copy = half.convert("L").convert("RGB")
+    copies = {"resized": half, "gray": gray_copy, "hue": recoloured(half, 40)}
+    rows = {1: row(1, 360, 260, path=str(tmp_path / "original.png"))}
+    for i, (name, img) in enumerate(copies.items(), start=2):
+        img.save(tmp_path / f"{name}.png")
+        rows[i] = row(i, 180, 130, path=str(tmp_path / f"{name}.png"))
+    check = PairVerifier(rows)
+    try:
+        verdicts = check.verify([(1, 2), (1, 3), (1, 4)])
+    finally:
+        check.close()
+    assert all(v.inliers >= 15 for v in verdicts.values())
+    assert [verdicts[p].kind for p in [(1, 2), (1, 3), (1, 4)]] == ["resized", "edited", "edited"]
+    # A gray crop of the left half: compared where it lies in the original.
+    crop = original.crop((0, 0, 180, 260))
+    small, large = row(5, 180, 260), row(1, 360, 260)
+    scale = (260 / 320) * (400 / 360)  # its feature frame (221 x 320) in the original's
+    seen = Verification(40, False, 1.0, np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]]))
+    gray_crop = crop.convert("L").convert("RGB")
+    colours = colour_of(original)
+    for img, changed in [(crop, False), (gray_crop, True), (recoloured(crop, 60), True)]:
+        found = colours_changed(small, large, seen, colour_of(img), colours, VERIFY_OPTIONS)
+        assert found == changed
 
 
 def test_images_that_cannot_be_verified_never_break_the_pass(tmp_path):
