@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from lookalike.classifier import bulk_edit, label_queue
 from lookalike.indexer.errors import BadQuery
-from lookalike.indexer.store.catalog import BROWSE_FILTERS
+from lookalike.indexer.store.catalog import BROWSE_FILTERS, MAX_ID
 from lookalike.indexer.store.library import Library
 from lookalike.webapp.inputs import json_body, whole_number
 from lookalike.webapp.services import LibraryService
@@ -27,6 +27,9 @@ bp = Blueprint("annotate", __name__)
 
 UNDO_KEEP = 50
 MAX_BULK_IDS = 100_000
+# Ids a label-next request may skip: a page sends its most recent skips only, so the
+# URL stays a few kilobytes; older skips come back into its queue.
+MAX_SKIP = 1000
 
 
 class UndoStore:
@@ -118,12 +121,38 @@ def matching_ids():
     return jsonify({"ids": ids})
 
 
+def skip_arg(value: str | None) -> set[int]:
+    """The ``skip`` of a label-next request: image ids separated by commas (none: empty)."""
+    if value is None or not value.strip():
+        return set()
+    parts = value.split(",")
+    if len(parts) > MAX_SKIP:
+        raise BadQuery(f"skip takes at most {MAX_SKIP} image ids, not {len(parts)}")
+    ids = set()
+    for part in parts:
+        text = part.strip()
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_ID:
+            raise BadQuery(f"skip must be image ids separated by commas, not {part[:40]!r}")
+        ids.add(int(text))
+    return ids
+
+
 @bp.get("/api/labels/next")
 def label_next():
+    """The queue's ``n`` best images, without the ``skip`` ids; ``skipped`` says how many
+    of those the queue left out (with an empty queue: every unlabelled image left)."""
     n = whole_number(request.args.get("n"), "n", 1, 200, 10)
+    skip = skip_arg(request.args.get("skip"))
     svc = service()
-    queue = label_queue.next_images(Library(svc.root, svc.catalog), n)
-    return jsonify({"queue": queue.as_json()})
+    # Asked for n more than are skipped, so n are left once they are taken out.
+    queue = label_queue.next_images(Library(svc.root, svc.catalog), n + len(skip))
+    items = [item for item in queue.items if item.id not in skip]
+    return jsonify(
+        {
+            "queue": [item.as_json() for item in items[:n]],
+            "skipped": len(queue.items) - len(items),
+        }
+    )
 
 
 @bp.get("/label")

@@ -7,19 +7,21 @@ Every answer is JSON; every error is ``{"error": "..."}`` with a 4xx/5xx status
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from PIL import Image, UnidentifiedImageError
 
 from lookalike.classifier import exports
-from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.errors import BadQuery, UnreadableImage
 from lookalike.indexer.images import decoded_pixels, open_image
 from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.indexer.store.library import Library
 from lookalike.search import paging, searcher
 from lookalike.webapp import browse
-from lookalike.webapp.inputs import boolean, id_list, json_body, whole_number
+from lookalike.webapp.inputs import boolean, form_boolean, id_list, json_body, whole_number
 from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -108,14 +110,15 @@ def search():
 
         found = paging.search_page(run, svc.catalog, page, k, filter, label)
     else:
-        data, query = _query_image()
+        data, query, name = _query_image()
         k = k_arg(request.form.get("k", request.args.get("k")))
         page, filter, label = page_args(request.form)
         box = parse_box(request.form.get("box"))
         mode = mode_arg(request.form.get("mode", request.args.get("mode")))
-        want_object = request.form.get("object", "").lower() in ("1", "true", "on", "yes")
+        want_object = form_boolean(request.form.get("object"), "object")
         full = want_object or box is not None  # decoded in full, not at reduced size
-        pixels = decoded_pixels(data, None if full else svc.searcher.embedder.min_side)
+        with named_query(name):
+            pixels = decoded_pixels(data, None if full else svc.searcher.embedder.min_side)
         found_box: list[tuple] = []
 
         def run(depth: int) -> list[searcher.SearchResult]:
@@ -125,7 +128,7 @@ def search():
                 return results
             return svc.searcher.search(data, depth, box=box, **mode)
 
-        with current_app.extensions["lookalike.decode_budget"].reserve(pixels):
+        with named_query(name), current_app.extensions["lookalike.decode_budget"].reserve(pixels):
             found = paging.search_page(run, svc.catalog, page, k, filter, label)
         box = found_box[0] if found_box else box
     return jsonify(
@@ -150,18 +153,43 @@ def page_args(fields: Any) -> tuple[int, str, str | None]:
     return page, filter, label
 
 
-def _query_image() -> tuple[bytes, str | None]:
+# The name lookalike.indexer.images gives an image decoded from bytes; a search names
+# its query in the user's terms instead (named_query).
+UNNAMED_BYTES = "<bytes>"
+
+
+@contextmanager
+def named_query(name: str) -> Iterator[None]:
+    """Errors about the query image's bytes name it as ``name`` ("the uploaded image")."""
+    try:
+        yield
+    except UnreadableImage as e:
+        if e.path != UNNAMED_BYTES:
+            raise
+        raise UnreadableImage(name, e.reason) from e
+
+
+def _query_image() -> tuple[bytes, str | None, str]:
     """The query image of a multipart search (an upload, kept, a kept one by id, or a
-    library image by its id) and the id it is kept under (None for a library image)."""
+    library image by its id), the id it is kept under (None for a library image), and
+    what to call it in an error."""
     queries = current_app.extensions["lookalike.queries"]
     upload = request.files.get("image")
+    given = [f for f in ("image", "query", "image_id") if request.form.get(f)]
+    if upload is not None:
+        given.insert(0, "image")
+    if len(set(given)) > 1:
+        raise BadQuery(
+            "give one of 'image' (an upload), 'query' (a kept query) or 'image_id' (a "
+            f"library image), not {' and '.join(sorted(set(given)))}"
+        )
     if upload is None and request.form.get("image_id"):
         image_id = whole_number(request.form.get("image_id"), "image_id", 1, MAX_ID, 0)
         media = service().media_file(image_id)  # the file indexed, checked; else 404
         with media.file:
             data = media.file.read()
         sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
-        return data, None
+        return data, None, f"library image {image_id}"
     if upload is None:
         key = request.form.get("query")
         if not key:
@@ -169,10 +197,10 @@ def _query_image() -> tuple[bytes, str | None]:
                 "send the query image as the multipart field 'image', the id of a kept "
                 "one as 'query', a library image's id as 'image_id' (or JSON text)"
             )
-        return queries.get(key), key
+        return queries.get(key), key, "the query image"
     data = upload.read()
     sniff_upload(data, current_app.config["UPLOAD_MAX_PIXELS"])
-    return data, queries.put(data)
+    return data, queries.put(data), "the uploaded image"
 
 
 @bp.get("/queries/<key>")

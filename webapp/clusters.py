@@ -16,6 +16,7 @@ from typing import Any
 from lookalike.classifier.clustering import review
 from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.store.library import Library
+from lookalike.webapp.errors import web_message
 from lookalike.webapp.services import LibraryService, NotFound
 
 
@@ -61,7 +62,7 @@ class ClusterReview:
         try:
             detail = review.show(self.service.library, cluster_id)
         except review.ClusterNotFound as e:
-            raise NotFound("cluster", cluster_id, str(e)) from e
+            raise NotFound("cluster", cluster_id, web_message(e)) from e
         ids = [m.id for m in detail.members]
         page = ids[start : start + size]
         cards = self.service.cards(page)
@@ -106,7 +107,17 @@ class ClusterReview:
             raise BadQuery('send {"as": "name of the new class"}')
         ids = self._known_ids(exclude)
         with self._acting(cluster_id) as library:
-            done = review.accept(library, cluster_id, name, ids)
+            try:
+                done = review.accept(library, cluster_id, name, ids)
+            except review.BadName as e:
+                clash = _existing_label(library, e.name)
+                if clash is None:
+                    raise
+                # Worded for the page, whose button for this is "Merge into <label>".
+                raise BadQuery(
+                    f"the label {clash!r} already exists; to add these images to it, "
+                    f"use “Merge into {clash}”"
+                ) from e
         return _result(done.cluster, done.labelled)
 
     def merge(self, cluster_id: int, into: Any, exclude: Any = None) -> dict[str, Any]:
@@ -142,7 +153,13 @@ class ClusterReview:
             try:
                 yield library
             except review.ClusterNotFound as e:
-                raise NotFound("cluster", cluster_id, str(e)) from e
+                raise NotFound("cluster", cluster_id, web_message(e)) from e
+
+
+def _existing_label(library: Library, name: str) -> str | None:
+    """The label that ``name`` names already (labels match case-insensitively), or None."""
+    key = name.strip().casefold()
+    return next((k for k in library.catalog.label_names() if k.casefold() == key), None)
 
 
 def _result(cluster: review.ClusterDetail, labelled: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from lookalike.indexer.store import image_marks
 from lookalike.indexer.store.library import Library
 from lookalike.search.copy_groups import DEFAULT_CANDIDATE_THRESHOLD, CopyGroup
 from lookalike.search.duplicates import check_threshold
+from lookalike.webapp.inputs import json_body
 from lookalike.webapp.services import LibraryService, NotFound
 
 bp = Blueprint("duplicates", __name__, url_prefix="/api")
@@ -88,10 +89,7 @@ def _review() -> DuplicateReview:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadQuery("send a JSON object with Content-Type: application/json")
-    return body
+    return json_body()
 
 
 def threshold_arg(value: str | None) -> float:

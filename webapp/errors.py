@@ -3,17 +3,29 @@
 Domain errors map to statuses by class (bad query 400, a read-only library 403, not
 found 404, busy 409, model or optional extra unavailable 503); anything unexpected is
 logged with its traceback and answered 500 with a short message, never the traceback
-itself.
+itself. Domain errors whose message tells a terminal user what to type (``lookalike
+clusters``, ``--exclude``) are worded again from their data for the web
+(``WEB_MESSAGES``): what to do on the pages, and the API's own field names.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from lookalike.classifier.boxes import ImageChanged, UnknownBox, UnknownImage
+from lookalike.classifier.clustering.errors import (
+    ClusterNotFound,
+    NotAMember,
+    NothingToCluster,
+    UnknownLabel,
+)
+from lookalike.classifier.labels import UnknownImages
+from lookalike.classifier.tagging.tagger import NotEnoughLabels
 from lookalike.indexer.errors import (
     BadQuery,
     LibraryBusy,
@@ -46,6 +58,75 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (MissingExtra, 503),
     (LookalikeError, 400),
 ]
+
+
+def _cluster_not_found(e: ClusterNotFound) -> str:
+    if e.status == "gone":
+        return (
+            f"cluster {e.cluster_id} is gone: the library changed and re-clustering "
+            "replaced it; reload the Clusters page for the current ones"
+        )
+    return f"no cluster {e.cluster_id}; the Clusters page lists the current ones"
+
+
+def _nothing_to_cluster(e: NothingToCluster) -> str:
+    if e.images == 0:
+        return "the library has no images; index a folder first"
+    return str(e)  # says nothing of commands
+
+
+def _unknown_label(e: UnknownLabel) -> str:
+    close = [k for k in e.known if k.casefold() == e.label.casefold()]
+    hint = f"did you mean {close[0]!r}?" if close else "to create it, use Accept as new class"
+    return f"no label {e.label!r} in the library; {hint}"
+
+
+def _not_a_member(e: NotAMember) -> str:
+    return f"exclude: {e.path} is not a member of cluster {e.cluster_id}"
+
+
+def _unknown_images(e: UnknownImages) -> str:
+    unknown = [p for p in e.paths if p not in e.failed]
+    parts = [f"{p} failed to load ({why})" for p, why in list(e.failed.items())[:3]]
+    if len(e.failed) > 3:
+        parts.append(f"{len(e.failed) - 3} more failed to load")
+    if e.failed:
+        parts[-1] += "; fix or replace the file and index its folder again"
+    if unknown:
+        shown = ", ".join(unknown[:3]) + (
+            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        )
+        parts.append(f"not in the library: {shown} (removed, or never indexed)")
+    return "; ".join(parts) + "; nothing was changed"
+
+
+def _not_enough_labels(e: NotEnoughLabels) -> str:
+    if e.images == 0:
+        return "the library has no images; index a folder first"
+    return (
+        f"tagging needs labelled images of at least two classes, the library has "
+        f"{e.classes}; label some first (on the Label next page, an image's page, or by "
+        f"selecting images on the Library page)"
+    )
+
+
+WEB_MESSAGES: list[tuple[type[Exception], Callable[[Any], str]]] = [
+    (ClusterNotFound, _cluster_not_found),
+    (NothingToCluster, _nothing_to_cluster),
+    (UnknownLabel, _unknown_label),
+    (NotAMember, _not_a_member),
+    (UnknownImages, _unknown_images),
+    (NotEnoughLabels, _not_enough_labels),
+]
+
+
+def web_message(error: Exception) -> str:
+    """The error's message for a web page or an API client (WEB_MESSAGES, else its own)."""
+    for cls, words in WEB_MESSAGES:
+        if isinstance(error, cls):
+            return words(error)
+    return str(error)
+
 
 # Messages for HTTP errors that werkzeug words for developers.
 FRIENDLY = {
@@ -81,7 +162,7 @@ def status_of(error: LookalikeError) -> int:
 def register(app: Flask) -> None:
     @app.errorhandler(LookalikeError)
     def domain_error(error: LookalikeError):
-        return error_response(str(error), status_of(error))
+        return error_response(web_message(error), status_of(error))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
@@ -52,17 +52,31 @@ class StrictJSONProvider(DefaultJSONProvider):
             raise ValueError("the JSON is nested too deeply") from None
 
 
+JSON_KINDS = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+
+
 def json_body(empty_ok: bool = False) -> dict[str, Any]:
     """The request's JSON object ({} for no body when ``empty_ok``).
 
     Raises:
-        BadQuery: not a JSON object (malformed, NaN or Infinity, nested too deeply).
+        BadQuery: no JSON body (or not sent as JSON), a body that is not valid JSON
+            (malformed, NaN or Infinity, nested too deeply, not UTF-8), or JSON that
+            is not an object; each says which.
     """
-    body = request.get_json(silent=True)
-    if body is None and empty_ok and not request.get_data():
+    data = request.get_data()
+    if not data and empty_ok:
         return {}
-    if not isinstance(body, dict):
+    if not request.is_json or not data:
         raise BadQuery("send a JSON object with Content-Type: application/json")
+    try:
+        body = current_app.json.loads(data)
+    except UnicodeDecodeError:
+        raise BadQuery("the request body is not valid JSON: it is not UTF-8 text") from None
+    except ValueError as e:
+        raise BadQuery(f"the request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        kind = JSON_KINDS.get(type(body), "a number")
+        raise BadQuery(f"send a JSON object ({{...}}), not {kind}")
     return body
 
 
@@ -88,6 +102,20 @@ def boolean(value: Any, name: str, default: bool = False) -> bool:
     if not isinstance(value, bool):
         raise BadQuery(f"{name} must be true or false, not {value!r}")
     return value
+
+
+FORM_TRUE = ("1", "true", "on", "yes")
+FORM_FALSE = ("", "0", "false", "off", "no")
+
+
+def form_boolean(value: str | None, name: str) -> bool:
+    """A form or query-string flag: 1/true/on/yes, or 0/false/off/no/empty (absent: no)."""
+    text = (value or "").strip().lower()
+    if text in FORM_TRUE:
+        return True
+    if text in FORM_FALSE:
+        return False
+    raise BadQuery(f"{name} must be 1 or 0 (or true/false, on/off, yes/no), not {text[:40]!r}")
 
 
 def id_list(value: Any, name: str = "ids") -> list[int]:

@@ -69,13 +69,29 @@ REPORT_POLICY = (
 )
 
 
+# Added to the report's head as served: phones lay it out at their width, and a table
+# wider than the screen scrolls in its own box rather than widening the page.
+REPORT_MOBILE_HEAD = (
+    "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+    "<style>table{display:block;overflow-x:auto;max-width:100%}"
+    ".pair{flex-wrap:wrap}</style>"
+)
+
+
+def mobile_report(html: str) -> str:
+    """The report with REPORT_MOBILE_HEAD at the start of its head (once)."""
+    if "name='viewport'" in html or 'name="viewport"' in html or "<head>" not in html:
+        return html
+    return html.replace("<head>", "<head>" + REPORT_MOBILE_HEAD, 1)
+
+
 @bp.get("/evaluation/report")
 def evaluation_report():
     """The last evaluation's self-contained HTML report (inline styles, data: images)."""
     html = current_app.extensions["lookalike.review"].evaluations.report_html
     if html is None:
         raise NotFound("no evaluation report yet: run the evaluation first")
-    response = current_app.make_response(html)
+    response = current_app.make_response(mobile_report(html))
     response.headers["Content-Security-Policy"] = REPORT_POLICY
     if request.args.get("download"):
         response.headers["Content-Disposition"] = 'attachment; filename="lookalike-evaluation.html"'

@@ -58,6 +58,8 @@ class ReviewService:
             raise BadQuery('head must be a name such as "proto"')
         if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
             raise BadQuery("min_confidence must be a number between 0 and 1")
+        if not 0.0 <= min_confidence <= 1.0:  # checked here to name the API's field
+            raise BadQuery(f"min_confidence must be between 0 and 1, not {min_confidence}")
         with self._tag_lock:  # one run at a time; each replaces the previous run's tags
             # Computed on the read-only library: the writer is held only to store it.
             run = compute_tags(

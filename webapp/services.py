@@ -25,6 +25,7 @@ from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
 from lookalike.indexer.identity import open_as_indexed
 from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.models.registry import is_default_model, load_embedder_for
+from lookalike.indexer.store import image_marks
 from lookalike.indexer.store.catalog import Catalog
 from lookalike.indexer.store.library import CATALOG_NAME, Library
 from lookalike.search.searcher import Searcher, SearchResult
@@ -184,6 +185,7 @@ class LibraryService:
         cards = catalog.cards([image_id])
         doc.update(
             offline=bool(cards and cards[0].offline),
+            hidden=image_id in image_marks.hidden_ids(catalog),
             width=row["width"],
             height=row["height"],
             size=row["size"],

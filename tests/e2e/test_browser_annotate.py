@@ -166,6 +166,51 @@ def test_ten_queue_steps_by_keyboard(page, server, library):
     shot(page, "label-next-after")
 
 
+def page_image_id(library: Path) -> int:
+    conn = catalog(library)
+    try:
+        return conn.execute("SELECT id FROM images ORDER BY id LIMIT 1").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def unlabelled_count(library: Path) -> int:
+    conn = catalog(library)
+    try:
+        sql = "SELECT COUNT(*) FROM images WHERE id NOT IN (SELECT image_id FROM labels)"
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_skip_every_image_then_start_over_and_tap_a_suggestion(page, server, library):
+    page.goto(server.url + "/label")
+    image = page.locator("#label-next")
+    left = unlabelled_count(library)
+    seen = []
+    for _ in range(left):  # more than one refill's worth of images: each new
+        expect(image).to_have_attribute("data-image-id", re.compile(r"\d+"))
+        seen.append(image.get_attribute("data-image-id"))
+        page.click("#ln-skip")
+        expect(image).not_to_have_attribute("data-image-id", seen[-1])
+    assert len(set(seen)) == left > 20
+    expect(page.locator("#ln-empty")).to_have_text(
+        f"You skipped every image left to label ({left} images). Start over with the skipped images"
+    )
+    shot(page, "label-next-all-skipped")
+    page.click("#ln-restart")
+    expect(image).to_have_attribute("data-image-id", re.compile(r"\d+"))
+    current = int(image.get_attribute("data-image-id"))
+    choice = page.locator("#ln-suggestions .ln-choice").first
+    name = choice.locator(".name").inner_text()
+    choice.click()  # a tap takes the suggestion
+    expect(image).not_to_have_attribute("data-image-id", str(current))
+    assert labels(library)[current] == name
+    page.click("#ln-undo")
+    expect(image).to_have_attribute("data-image-id", str(current))
+    assert current not in labels(library)
+
+
 def test_narrow_screens(browser, server, library, tmp_path):
     context, page, errors = new_page(browser, 390)
     try:
@@ -176,7 +221,13 @@ def test_narrow_screens(browser, server, library, tmp_path):
         shot(page, "bulk-selected-390")
         page.goto(server.url + "/label")
         expect(page.locator("#label-next")).to_have_attribute("data-image-id", re.compile(r"\d+"))
+        expect(page.locator("#ln-skip")).to_be_visible()
         shot(page, "label-next-390")
+        # nothing passes the right edge: suggestions, the box, the help, a long caption
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.goto(server.url + f"/images/{page_image_id(library)}")
+        expect(page.locator("#caption")).to_contain_text("×")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
     assert errors == [], errors

@@ -54,7 +54,16 @@ def labelled(library: Path, label: str) -> int:
 def test_review_every_member_leave_some_out_and_follow_the_evidence(page, server, library):
     page.goto(server.url + "/clusters")
     expect(page.locator("#status")).to_contain_text("Not clustered yet")  # GET clustered nothing
+    for bad in ("1", "2.5"):  # refused on the page, in its own words, never truncated
+        page.fill("#min-size", bad)
+        page.click("#recluster")
+        expect(page.locator("#status")).to_have_text(
+            "Smallest new category must be a whole number of at least 2."
+        )
+    page.fill("#min-size", "")  # empty: the default, shown in the box
     page.click("#recluster")
+    expect(page.locator("#min-size")).to_have_value("5")
+    expect(page.locator("#status")).to_contain_text("(5+ images)", timeout=120_000)
     new = page.locator(".cluster[data-kind=new]").first
     new.wait_for(state="visible", timeout=120_000)
     assert page.locator(".cluster").first.get_attribute("data-kind") == "new"  # new first

@@ -42,10 +42,21 @@ def test_duplicates_page_keep_hide_and_remove(page, server, library):
     expect(page.locator("#status")).to_contain_text("2 groups of copies, 5 images")
     page.screenshot(path=str(ARTIFACTS / "duplicates-1280.png"), full_page=True)
 
+    kept_id, old_id = (
+        members.nth(1).get_attribute("data-id"),
+        members.nth(0).get_attribute("data-id"),
+    )
     members.nth(1).get_by_role("button", name="Keep this one").click()
-    expect(members.nth(1)).to_have_class("dup-member keep")
-    expect(members.nth(0)).to_have_class("dup-member")
+    # The group comes back from the server built around the image kept: it first, with
+    # the "keep" chip, and every other member's chip says how it relates to it.
+    expect(members.nth(0)).to_have_attribute("data-id", kept_id)
+    expect(members.nth(0)).to_have_class("dup-member keep")
+    expect(members.nth(0).locator(".chip")).to_have_text("keep")
+    expect(first.locator(".dup-member.keep")).to_have_count(1)
+    expect(first.locator(".chip", has_text="keep")).to_have_count(1)
+    expect(first.locator(f'.dup-member[data-id="{old_id}"] .chip')).not_to_have_text("keep")
     second = groups.nth(1).locator(".dup-member")
+    hidden_id = second.nth(1).get_attribute("data-id")
     second.nth(1).get_by_role("button", name="Hide").click()
     expect(second.nth(1)).to_have_class("dup-member gone")
 
@@ -62,3 +73,11 @@ def test_duplicates_page_keep_hide_and_remove(page, server, library):
     page.reload()
     expect(page.locator(".dup-group")).to_have_count(1, timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "duplicates-390.png"), full_page=True)
+
+    # The hidden image's page says so, and shows it again.
+    page.goto(f"{server.url}/images/{hidden_id}")
+    expect(page.locator("#hidden-note")).to_be_visible()
+    page.get_by_role("button", name="Show it again").click()
+    expect(page.locator("#hidden-note")).to_be_hidden()
+    page.goto(f"{server.url}/duplicates")
+    expect(page.locator(".dup-group")).to_have_count(2, timeout=60_000)

@@ -114,3 +114,28 @@ def test_label_next_queue(client):
     assert client.get("/api/labels/next?n=0").status_code == 400
     page = client.get("/label")
     assert page.status_code == 200 and b"label-next" in page.data
+
+
+def test_label_next_serves_the_images_after_the_skipped_ones(client):
+    def queue(**args) -> dict:
+        response = client.get("/api/labels/next", query_string=args)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    whole = [q["id"] for q in queue(n=10)["queue"]]
+    assert len(whole) >= 2  # every unlabelled image of the library
+    first = queue(n=1, skip=str(whole[0]))
+    assert [q["id"] for q in first["queue"]] == [whole[1]] and first["skipped"] == 1
+    rest = queue(n=10, skip=",".join(map(str, whole[:-1])))
+    assert [q["id"] for q in rest["queue"]] == whole[-1:]
+    # Every image left was skipped: an empty queue says how many.
+    none = queue(n=10, skip=",".join(map(str, whole)))
+    assert none == {"queue": [], "skipped": len(whole)}
+    assert queue(n=10, skip="")["queue"][0]["id"] == whole[0]
+
+
+@pytest.mark.parametrize("skip", ["x", "0", "1,,2", "-3", "1.5", ",".join(["1"] * 1001)])
+def test_label_next_refuses_a_bad_skip(client, skip):
+    response = client.get("/api/labels/next", query_string={"n": 5, "skip": skip})
+    assert response.status_code == 400
+    assert "skip" in response.get_json()["error"]

@@ -81,13 +81,15 @@ def test_a_hidden_image_is_out_of_results_and_groups_until_shown(client, named):
     )
     assert named["a-small"] not in similar_ids()
     assert named["a-small"] not in {m["id"] for g in groups(client) for m in g["members"]}
-    assert client.get(f"/api/images/{named['a-small']}").status_code == 200  # still there
+    doc = client.get(f"/api/images/{named['a-small']}")
+    assert doc.status_code == 200 and doc.get_json()["hidden"] is True  # still there, marked
     show = {"hidden": False}
     assert (
         client.put(f"/api/images/{named['a-small']}/hidden", json=show, headers=CSRF).status_code
         == 200
     )
     assert named["a-small"] in similar_ids()
+    assert client.get(f"/api/images/{named['a-small']}").get_json()["hidden"] is False
     bad = client.put(f"/api/images/{named['a']}/hidden", json={"hidden": "yes"}, headers=CSRF)
     assert bad.status_code == 400
 

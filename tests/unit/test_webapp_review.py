@@ -152,7 +152,30 @@ def test_unknown_cluster_is_404(client):
     client.post("/api/clusters", headers=CSRF)
     response = client.post("/api/clusters/9999/reject", headers=CSRF)
     assert response.status_code == 404
-    assert "cluster" in response.get_json()["error"]
+    assert response.get_json()["error"] == (
+        "no cluster 9999; the Clusters page lists the current ones"
+    )
+    members = client.get("/api/clusters/9999/members")
+    assert members.status_code == 404 and "lookalike" not in members.get_json()["error"]
+
+
+def test_review_errors_speak_of_the_page_not_of_commands(client, app):
+    cluster = faces_cluster(client.post("/api/clusters", headers=CSRF).get_json())
+    url = f"/api/clusters/{cluster['id']}"
+    label = cluster["nearest_label"]
+    taken = client.post(f"{url}/accept", json={"as": label.upper()}, headers=CSRF)
+    assert taken.status_code == 400
+    assert taken.get_json()["error"] == (
+        f"the label {label!r} already exists; to add these images to it, use “Merge into {label}”"
+    )
+    unknown = client.post(f"{url}/merge", json={"into": "no such label"}, headers=CSRF)
+    assert "use Accept as new class" in unknown.get_json()["error"]
+    outsider = next(i for i in labels_of(app, list(range(1, 200))))  # a labelled image
+    stray = client.post(f"{url}/accept", json={"as": "New", "exclude": [outsider]}, headers=CSRF)
+    assert stray.get_json()["error"].startswith("exclude: ")
+    for response in (taken, unknown, stray):
+        assert "lookalike" not in response.get_json()["error"]
+    assert labels_of(app, cluster["members"]) == {}
 
 
 def test_cross_site_cluster_actions_are_refused(client):
@@ -228,6 +251,7 @@ def test_cross_validation_runs_in_the_background_and_serves_its_report(client, a
     assert cv["folds"] == 2 and cv["labelled"] == 64
     report = client.get(cv["report_url"])
     assert report.status_code == 200 and b"<html" in report.data.lower()
+    assert b"<meta name='viewport'" in report.data  # laid out at a phone's width
     assert "script-src" not in report.headers["Content-Security-Policy"]
     # A restarted server shows the summary the run stored in the catalog.
     again = make_app(app.extensions["lookalike"].root).test_client()

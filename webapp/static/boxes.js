@@ -52,14 +52,18 @@ const LKBoxes = (() => {
       return entry.stale ? "stale" : entry.origin;
     }
 
+    const TAG_PX = 20; // the height a box's tag takes above it
+
     function render() {
       layer.replaceChildren(
         ...boxes.map((entry) => {
           const [x0, y0, x1, y1] = entry.box;
+          // A box at the picture's top edge has its tag inside, not over the frame.
+          const inside = (y0 / image.height) * stage.clientHeight < TAG_PX;
           const node = el(
             "div",
             {
-              class: `bx ${kind(entry)}${entry === selected ? " on" : ""}`,
+              class: `bx ${kind(entry)}${entry === selected ? " on" : ""}${inside ? " tag-inside" : ""}`,
               "data-box": entry.id === null ? "new" : String(entry.id),
               title: tagText(entry),
             },

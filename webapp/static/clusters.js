@@ -36,7 +36,8 @@
     node.scrollIntoView({ block: "start" });
   }
 
-  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const plural = (n, word, words = `${word}s`) => `${n} ${n === 1 ? word : words}`;
+  const DEFAULT_MIN_SIZE = 5; // the API's default smallest new category
 
   // The members, PAGE at a time; a click leaves one out (or takes it back).
   function membersPanel(cluster, excluded, onChange) {
@@ -137,16 +138,26 @@
       }
     };
     const exclude = () => [...excluded];
+    // A name that is a label already makes the button a merge into it (as the server
+    // would refuse a new class of that name).
+    const existing = () => labels.find((l) => l.toLowerCase() === name.value.trim().toLowerCase());
     const accept = el("button", {
       type: "button",
       class: `accept${mergeFirst ? " secondary" : ""}`,
       text: "Accept as new class",
       disabled: true,
-      onclick: () => act("accept", { as: name.value.trim(), exclude: exclude() }, `Accepted as “${name.value.trim()}”`),
+      onclick: () => {
+        const same = existing();
+        if (same) act("merge", { into: same, exclude: exclude() }, `Merged into “${same}”`);
+        else act("accept", { as: name.value.trim(), exclude: exclude() }, `Accepted as “${name.value.trim()}”`);
+      },
     });
-    name.addEventListener("input", () => {
+    const named = () => {
+      const same = existing();
       accept.disabled = !name.value.trim();
-    });
+      accept.textContent = same ? `Merge into “${same}”` : "Accept as new class";
+    };
+    name.addEventListener("input", named);
     const suggestion = cluster.suggested_name
       ? el("button", {
           type: "button",
@@ -155,7 +166,7 @@
           text: `suggestion: ${cluster.suggested_name}`,
           onclick: () => {
             name.value = cluster.suggested_name;
-            accept.disabled = false;
+            named();
             name.focus();
           },
         })
@@ -247,9 +258,9 @@
     const fresh = doc.stale ? " The library changed since: cluster again for current proposals." : "";
     const news = doc.clusters.filter((c) => c.kind === "new").length;
     status.textContent = doc.clusters.length
-      ? `${plural(news, "new category")} (${doc.min_size}+ images), ` +
+      ? `${plural(news, "new category", "new categories")} (${doc.min_size}+ images), ` +
         `${plural(doc.clusters.length - news, "group")} near existing labels; ` +
-        `${plural(doc.noise || 0, "unlabelled image")} fit none.${fresh}`
+        `${plural(doc.noise || 0, "unlabelled image")} ${doc.noise === 1 ? "fits" : "fit"} none.${fresh}`
       : doc.clustered === false
         ? "Not clustered yet: press “Cluster now” to group the unlabelled images."
         : `No clusters.${fresh}`;
@@ -305,16 +316,35 @@
     }
   }
 
+  // The smallest new category from its box: a whole number of at least 2; an empty
+  // box takes the default (and shows it); anything else is refused, saying why.
+  function minSize() {
+    const box = $("min-size");
+    const text = box.value.trim();
+    if (text === "" && !box.validity.badInput) {
+      box.value = String(DEFAULT_MIN_SIZE);
+      return DEFAULT_MIN_SIZE;
+    }
+    const size = Number(text);
+    if (box.validity.badInput || !Number.isInteger(size) || size < 2) return null;
+    return size;
+  }
+
   $("recluster").addEventListener("click", async () => {
+    const size = minSize();
+    if (size === null) {
+      status.textContent = "Smallest new category must be a whole number of at least 2.";
+      $("min-size").focus();
+      return;
+    }
     const button = $("recluster");
     button.disabled = true;
     list.replaceChildren(); // no acting on cards that are about to change
     status.textContent = "Clustering…";
-    const size = parseInt($("min-size").value, 10);
     try {
-      show(await api("POST", "/api/clusters", Number.isInteger(size) ? { min_size: size } : {}));
+      show(await api("POST", "/api/clusters", { min_size: size }));
     } catch (e) {
-      empty(e.message);
+      status.textContent = `${e.message.charAt(0).toUpperCase()}${e.message.slice(1)}.`; // no "index more images" advice
     } finally {
       button.disabled = false;
     }

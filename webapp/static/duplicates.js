@@ -9,6 +9,28 @@
   const status = $("status");
   const slider = $("threshold");
 
+  let shown = null; // the threshold of the groups shown
+
+  // "Keep this one": the server rebuilds the groups around the image kept (its members'
+  // kinds are relative to it), so the group is shown again from its answer.
+  async function keepOne(m, node) {
+    try {
+      await api("POST", `/api/images/${m.id}/keep`, { group: [...node.querySelectorAll(".dup-member")].map((x) => Number(x.dataset.id)) });
+    } catch (e) {
+      toast(e.message, "error");
+      return;
+    }
+    toast(`Keeping ${m.name}`, "ok");
+    try {
+      const doc = await api("GET", `/api/duplicates?threshold=${shown}`);
+      const group = doc.groups.find((g) => g.members.some((x) => x.id === m.id));
+      if (group) node.replaceWith(groupNode(group));
+      else show(doc);
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
+
   function member(group, m, node) {
     const act = async (method, url, body, message, done) => {
       try {
@@ -32,7 +54,6 @@
         el("span", { class: "dup-name", text: m.name })
       )
     );
-    const ids = group.members.map((x) => x.id);
     const row = el(
       "div",
       { class: "actions" },
@@ -41,13 +62,7 @@
         class: "keep-one secondary",
         text: "Keep this one",
         disabled: m.id === group.keep,
-        onclick: () =>
-          act("POST", `/api/images/${m.id}/keep`, { group: ids }, `Keeping ${m.name}`, () => {
-            for (const other of node.querySelectorAll(".dup-member")) other.classList.remove("keep");
-            item.classList.add("keep");
-            for (const b of node.querySelectorAll("button.keep-one")) b.disabled = false;
-            item.querySelector("button.keep-one").disabled = true;
-          }),
+        onclick: () => keepOne(m, node),
       }),
       el("button", {
         type: "button",
@@ -76,13 +91,16 @@
     status.textContent = doc.groups.length
       ? `${plural(doc.groups.length, "group")} of copies, ${plural(images, "image")} (${doc.candidates} candidate pairs, ${doc.newly_verified} verified now).`
       : "No copies found: no two images are the same picture. Lower the similarity to look further.";
-    for (const group of doc.groups) {
-      const node = el("article", { class: "cluster dup-group" }, el("header", {}, el("h2", { text: plural(group.size, "image") })));
-      const members = el("div", { class: "dup-members" });
-      for (const m of group.members) members.append(member(group, m, node));
-      node.append(members);
-      list.append(node);
-    }
+    shown = doc.threshold;
+    list.append(...doc.groups.map(groupNode));
+  }
+
+  function groupNode(group) {
+    const node = el("article", { class: "cluster dup-group" }, el("header", {}, el("h2", { text: plural(group.size, "image") })));
+    const members = el("div", { class: "dup-members" });
+    for (const m of group.members) members.append(member(group, m, node));
+    node.append(members);
+    return node;
   }
 
   async function load() {

@@ -37,6 +37,13 @@
     );
   }
 
+  // A table in its box, with a hint when the box is too narrow for all its columns.
+  function showTable(box, node) {
+    const hint = el("p", { class: "scroll-hint muted", text: "Scroll sideways for every head →", hidden: true });
+    box.replaceChildren(node, hint);
+    requestAnimationFrame(() => (hint.hidden = box.scrollWidth <= box.clientWidth + 1));
+  }
+
   function showCrossValidation(cv) {
     clearTimeout(timer);
     const button = $("run-eval");
@@ -57,7 +64,7 @@
     status.textContent =
       `${plural(cv.labelled, "labelled image")} in ${plural(cv.classes, "class")}, ` +
       `${cv.folds}-fold cross-validation.` + (cv.stored ? " (Run it again for the full report.)" : "");
-    $("figures").replaceChildren(table(cv.heads, cv.best_head));
+    showTable($("figures"), table(cv.heads, cv.best_head));
     $("report").hidden = !cv.report_url;
   }
 
@@ -81,7 +88,7 @@
     if ($("tag-clusters") && !clustersShown) $("tag-clusters").checked = run.clusters !== false;
     clustersShown = true;
     const head = run.clusters ? `${run.head} + clusters` : run.head;
-    box.replaceChildren(table([{ head, figures: run.figures }], null));
+    showTable(box, table([{ head, figures: run.figures }], null));
   }
 
   function showHead(head) {

@@ -17,6 +17,7 @@
     $("caption").textContent = `${doc.path} · ${doc.width}×${doc.height}`;
     $("file-link").href = doc.file_url;
     $("offline-note").hidden = !doc.offline;
+    $("hidden-note").hidden = !doc.hidden;
 
     const label = $("label");
     if (doc.label) {
@@ -75,6 +76,15 @@
   $("remove-label").addEventListener("click", () =>
     change("DELETE", `/api/images/${id}/label`, undefined, "Label removed")
   );
+  $("unhide").addEventListener("click", async () => {
+    try {
+      await api("PUT", `/api/images/${id}/hidden`, { hidden: false });
+      render(await api("GET", `/api/images/${id}`));
+      toast("Shown again in results", "ok");
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  });
   $("fix-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const label = $("fix-label").value.trim();

@@ -1,69 +1,144 @@
-// The label-next page: the queue of /api/labels/next, one image at a time, by keyboard.
-// Keys (when the text box is empty): 1-9 take a suggestion, x skips, u undoes the last
-// step; typing searches the labels (or makes a new one) and Enter accepts it (Enter on
-// an empty box takes the first suggestion). Every few labels the tagger runs in the
-// background and the queue is fetched again, so it follows what was just learnt.
+// The label-next page: the queue of /api/labels/next, one image at a time, by keyboard
+// or by tapping. Keys (when the text box is empty): 1-9 take a suggestion, x skips, u
+// undoes the last step; typing searches the labels (or makes a new one) and Enter
+// accepts it (Enter on an empty box takes the first suggestion). The suggestions, Skip,
+// Undo and Label are buttons too. Skipped images are sent back as the queue's `skip`, so
+// the server serves the next ones rather than the same top of the queue. Every few
+// labels the tagger runs in the background and the queue is fetched again, so it
+// follows what was just learnt.
 "use strict";
 
 (() => {
-  const { api, el, toast, percent } = LK;
+  const { api, el, toast, percent, plural } = LK;
   const $ = (id) => document.getElementById(id);
   const input = $("ln-input");
   const RETAG_EVERY = 5;
+  const BATCH = 20; // images a refill asks for
+  const MAX_SKIP = 1000; // the most recent skips sent (the API's limit)
   let queue = [];
   let current = null;
   const done = new Set(); // ids labelled or skipped on this page
+  const skipped = new Set(); // ids skipped on this page, oldest first
   const history = []; // {item, undo}: undo null for a skip
   let sinceTag = 0;
   let tagging = false;
   let labelled = 0;
+  let more = true; // the server may hold images beyond the queue fetched
+  let loading = null; // the refill in flight
+  let again = false; // another refill was asked for meanwhile
+  let skippedLeft = 0; // skipped images the last answer left out
 
   function status(extra = "") {
     const left = queue.length + (current ? 1 : 0);
-    $("ln-status").textContent = `${labelled} labelled here · ${left} in the queue${tagging ? " · tagging…" : ""}${extra ? ` · ${extra}` : ""}`;
+    const parts = [`${labelled} labelled here`, `${left}${more && left ? "+" : ""} in the queue`];
+    if (skipped.size) parts.push(`${skipped.size} skipped`);
+    if (tagging) parts.push("tagging…");
+    if (extra) parts.push(extra);
+    $("ln-status").textContent = parts.join(" · ");
+  }
+
+  // No image to show: loading, everything left skipped (start over), or truly nothing.
+  function showEmpty() {
+    const note = $("ln-empty");
+    $("ln-image").removeAttribute("src");
+    $("ln-image").alt = "";
+    $("ln-image").hidden = true;
+    $("ln-caption").textContent = "";
+    $("ln-suggestions").replaceChildren();
+    delete $("label-next").dataset.imageId;
+    if (loading) {
+      note.replaceChildren("Loading the next images…");
+    } else if (skippedLeft > 0) {
+      note.replaceChildren(
+        `You skipped every image left to label (${plural(skippedLeft, "image")}). `,
+        el("button", { type: "button", id: "ln-restart", onclick: startOver }, "Start over with the skipped images")
+      );
+    } else {
+      note.replaceChildren("Nothing to label: every image has a label.");
+    }
+    note.hidden = false;
+    status();
   }
 
   function show(item) {
     current = item;
     input.value = "";
     delete input.dataset.clicked; // each image starts with the single keys on
-    const box = $("ln-suggestions");
-    if (!item) {
-      $("ln-image").removeAttribute("src");
-      $("ln-image").alt = "";
-      $("ln-caption").textContent = "Nothing to label: every image has a label (or the queue is empty).";
-      box.replaceChildren();
-      status();
-      return;
-    }
+    if (!item) return showEmpty();
+    $("ln-empty").hidden = true;
+    $("ln-image").hidden = false;
     $("ln-image").src = `/api/images/${item.id}/preview`;
     $("ln-image").alt = item.path;
     $("ln-caption").textContent = item.path;
-    document.getElementById("label-next").dataset.imageId = String(item.id);
+    $("label-next").dataset.imageId = String(item.id);
+    const box = $("ln-suggestions");
     box.replaceChildren(
       ...item.suggestions.slice(0, 9).map((s, i) =>
-        el("li", {}, el("kbd", { text: String(i + 1) }), el("span", { class: "name", text: s.label }), el("span", { class: "conf", text: percent(s.confidence) }))
+        el(
+          "li",
+          {},
+          el(
+            "button",
+            { type: "button", class: "ln-choice", title: `label it “${s.label}” (${i + 1})`, onclick: () => accept(s.label) },
+            el("kbd", { text: String(i + 1) }),
+            el("span", { class: "name", text: s.label }),
+            el("span", { class: "conf", text: percent(s.confidence) })
+          )
+        )
       )
     );
     if (!item.suggestions.length) box.append(el("li", { class: "muted", text: "no suggestion: type a label" }));
     status();
   }
 
-  function advance() {
+  // The next image of the queue fetched (never fetches).
+  function next() {
     while (queue.length && done.has(queue[0].id)) queue.shift();
     show(queue.shift() || null);
-    if (queue.length < 3) refill();
   }
 
-  async function refill() {
-    try {
-      const doc = await api("GET", "/api/labels/next?n=20");
-      queue = doc.queue.filter((q) => !done.has(q.id) && (!current || q.id !== current.id));
-      if (!current) advance();
-      status();
-    } catch (e) {
-      toast(e.message, "error");
+  // On to the next image; refills first when the queue runs low, or runs out (the
+  // answer then says whether only skipped images are left).
+  function advance() {
+    while (queue.length && done.has(queue[0].id)) queue.shift();
+    if (!queue.length || (queue.length < 3 && more)) refill();
+    next();
+  }
+
+  // One refill at a time; one asked for meanwhile runs after it, with the newest skips.
+  function refill() {
+    if (loading) {
+      again = true;
+      return loading;
     }
+    loading = (async () => {
+      try {
+        do {
+          again = false;
+          const skip = [...skipped].slice(-MAX_SKIP);
+          const doc = await api("GET", `/api/labels/next?n=${BATCH}${skip.length ? `&skip=${skip.join(",")}` : ""}`);
+          more = doc.queue.length >= BATCH;
+          skippedLeft = doc.skipped || 0;
+          queue = doc.queue.filter((q) => !done.has(q.id) && (!current || q.id !== current.id));
+        } while (again);
+      } catch (e) {
+        more = false; // no retry loop; the next label, skip or undo asks again
+        toast(e.message, "error");
+      } finally {
+        loading = null;
+      }
+      if (!current) next();
+      status();
+    })();
+    return loading;
+  }
+
+  function startOver() {
+    for (const id of skipped) done.delete(id);
+    skipped.clear();
+    more = true;
+    refill();
+    showEmpty();
   }
 
   async function loadLabels() {
@@ -97,6 +172,8 @@
     if (!current) return;
     history.push({ item: current, undo: null });
     done.add(current.id);
+    skipped.delete(current.id); // re-added last: the most recent skips are sent
+    skipped.add(current.id);
     advance();
   }
 
@@ -112,6 +189,7 @@
       }
       if (kept) return toast("not undone: its label was changed since and was left as it is", "info");
       done.delete(last.item.id);
+      skipped.delete(last.item.id);
       if (current) queue.unshift(current);
       show(last.item);
       toast(last.undo ? "label undone" : "skip undone", "ok");
@@ -127,6 +205,7 @@
     status();
     try {
       await api("POST", "/api/tag", {}); // the library's chosen head, with its clusters
+      more = true;
       await refill();
     } catch (e) {
       status(e.message);
@@ -166,10 +245,20 @@
     }
   });
 
+  $("ln-skip").addEventListener("click", skip);
+  $("ln-undo").addEventListener("click", undo);
+  $("ln-save").addEventListener("click", () => {
+    const text = input.value.trim();
+    if (text) accept(text);
+    else if (current && current.suggestions.length) accept(current.suggestions[0].label);
+    else toast("type a label first", "info");
+  });
+
   // A click into the box means "I am typing": digits, x and u go into it as text.
   input.addEventListener("mousedown", () => (input.dataset.clicked = "1"));
   input.addEventListener("blur", () => delete input.dataset.clicked);
   loadLabels();
   refill();
-  input.focus();
+  if (!current) showEmpty(); // "loading" until the first answer
+  if (!window.matchMedia("(hover: none), (pointer: coarse)").matches) input.focus(); // no pop-up keyboard
 })();

@@ -26,6 +26,7 @@ const LKSelect = (() => {
   let active = null; // the grid last used: its options answer "select all matching"
   let lastUndo = null;
   let bar = null;
+  const TOUCH = window.matchMedia("(hover: none), (pointer: coarse)"); // no Shift to hold
 
   function cardsOf(grid) {
     return [...grid.querySelectorAll("[data-id]")];
@@ -49,7 +50,9 @@ const LKSelect = (() => {
     bar.hidden = !grids.some((g) => cardsOf(g.grid).length) && selected.size === 0 && !lastUndo;
     bar.querySelector(".sel-count").textContent = selected.size
       ? `${plural(selected.size, "image")} selected`
-      : "Select: click a tick, Shift-click a range";
+      : TOUCH.matches
+        ? "Select: tap a tick"
+        : "Select: click a tick, Shift-click a range";
     for (const b of bar.querySelectorAll("[data-needs-selection]")) b.disabled = selected.size === 0;
     bar.querySelector(".sel-undo").hidden = !lastUndo;
     document.body.classList.toggle("selecting", selected.size > 0);
