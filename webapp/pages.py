@@ -69,8 +69,9 @@ REPORT_POLICY = (
 )
 
 
-# Added to the report's head as served: phones lay it out at their width, and a table
-# wider than the screen scrolls in its own box rather than widening the page.
+# Added to the head of a report made before the report had them (classifier/tagging/
+# report.py), as served: phones lay it out at their width, and a table wider than the
+# screen scrolls in its own box rather than widening the page.
 REPORT_MOBILE_HEAD = (
     "<meta name='viewport' content='width=device-width, initial-scale=1'>"
     "<style>table{display:block;overflow-x:auto;max-width:100%}"

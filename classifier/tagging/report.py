@@ -34,7 +34,8 @@ body{font-family:system-ui,sans-serif;margin:2em auto;padding:0 12px;max-width:1
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom:1px solid #eee;
 text-align:right}th{background:#f6f6f6}td.l,th.l{text-align:left}
-img.plot{max-width:100%}.pair{display:flex;gap:8px;align-items:center;margin:8px 0}
+img.plot{max-width:100%}.pair{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0}
+table{display:block;overflow-x:auto;max-width:100%}
 .pair img{height:96px;border-radius:4px}.muted{color:#777}.best{font-weight:bold}
 .wide{overflow-x:auto;max-width:100%}
 """
@@ -54,6 +55,7 @@ def render_html(result: Evaluation, thumbnail: Callable[[str], str | None] | Non
     best = result.best_head
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         "<title>Lookalike validation report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Lookalike validation report</h1>",

@@ -133,6 +133,7 @@ def test_report_is_self_contained(evaluation):
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     assert len(re.findall(r"src='data:image/svg\+xml;base64,", page)) >= 4
     assert not re.search(r"(src|href)=['\"](http|/|\.)", page)
+    assert "name='viewport' content='width=device-width" in page  # readable on a phone
     assert "Logistic regression" in page and "kNN" in page
     pairs = sum(len(r.confused_pairs) for r in evaluation.heads.values())
     assert pairs and page.count("taken for") == pairs
