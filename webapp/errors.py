@@ -63,8 +63,9 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 def _cluster_not_found(e: ClusterNotFound) -> str:
     if e.status == "gone":
         return (
-            f"cluster {e.cluster_id} is gone: the library changed and re-clustering "
-            "replaced it; reload the Clusters page for the current ones"
+            f"cluster {e.cluster_id} is gone: the clusters were computed again (the "
+            "library or its labels changed, or another smallest size) and replaced it; "
+            "reload the Clusters page for the current ones"
         )
     return f"no cluster {e.cluster_id}; the Clusters page lists the current ones"
 

@@ -33,8 +33,9 @@ class ClusterNotFound(ReviewError):
         self.status = status
         if status == "gone":
             msg = (
-                f"cluster {cluster_id} is gone: the library changed and re-clustering "
-                "replaced it; run `lookalike clusters` for the current ids"
+                f"cluster {cluster_id} is gone: the clusters were computed again (the "
+                "library or its labels changed, or another --min-size) and replaced it; "
+                "run `lookalike clusters` for the current ids"
             )
         else:
             msg = f"no cluster {cluster_id}; run `lookalike clusters` to list them"

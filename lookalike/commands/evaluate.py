@@ -18,7 +18,7 @@ COVERAGE_ROWS = 10  # labels listed (most unknown images first); --json has all
 
 
 def _heads(value: str) -> tuple[str, ...]:
-    heads = tuple(h.strip() for h in value.split(",") if h.strip())
+    heads = tuple(dict.fromkeys(h.strip() for h in value.split(",") if h.strip()))  # once each
     bad = [h for h in heads if h not in HEADS]
     if bad or not heads:
         raise click.BadParameter(

@@ -116,6 +116,9 @@ def _suggest(library, top, as_json):
         ]
         click.echo(json.dumps({"source": found.source, "images": doc}))
         return
+    if not found.suggestions:
+        click.echo("no suggestions: every image has a human label")
+        return
     click.echo(f"suggestions from {found.source}:")
     for i, ss in found.suggestions.items():
         shown = ", ".join(f"{s.label} {s.score:.2f}" for s in ss)
