@@ -47,8 +47,9 @@ SHOW_SKIPPED = 20
     type=click.IntRange(1),
     default=None,
     metavar="N",
-    help="With --labels-from-folders: label only the first N images (by path) of each folder, "
-    "leaving the rest to `lookalike tag` and `lookalike clusters`. [default: all]",
+    help="With --labels-from-folders: label only the first N images (by path) of each class "
+    "(folder name: folders of one name are one class), leaving the rest to `lookalike tag` "
+    "and `lookalike clusters`. [default: all]",
 )
 @click.option(
     "--unlabelled-folder",
@@ -250,10 +251,10 @@ def _print(summary: UpdateSummary, options: IndexOptions) -> None:
 
 
 def _labelled(n: int, options: IndexOptions) -> str:
-    """``, 255 labelled from folders (5 per folder; distractors left unlabelled)``."""
+    """``, 255 labelled from folders (5 per class; distractors left unlabelled)``."""
     how = []
     if options.labels_per_class is not None:
-        how.append(f"{options.labels_per_class} per folder")
+        how.append(f"{options.labels_per_class} per class")
     if options.unlabelled_folders:
         how.append(f"{', '.join(options.unlabelled_folders)} left unlabelled")
     return f", {n} labelled from folders" + (f" ({'; '.join(how)})" if how else "")

@@ -205,7 +205,7 @@ def test_a_few_labels_per_folder_and_none_for_distractors(tmp_path):
     line = run_cli(*args, *few).stdout.strip().splitlines()[-1]
     assert "14 added" in line and "images/s" in line
     assert line.endswith(
-        "6 labelled from folders (2 per folder; distractors left unlabelled); embedded on cpu"
+        "6 labelled from folders (2 per class; distractors left unlabelled); embedded on cpu"
     ), line
     info = json.loads(run_cli("info", "--library", str(tmp_path / "lib"), "--json").stdout)
     assert info["labels"]["classes"] == {p.parent.name: 2 for p in dev_images(3, 1)}

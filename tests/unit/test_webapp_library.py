@@ -466,3 +466,20 @@ def test_a_label_answer_shows_its_own_label_while_another_request_labels_the_ima
     assert answers["first"]["label"]["label"] == "first"
     assert answers["second"]["label"]["label"] == "second"
     assert ids_of(app, "SELECT image_id FROM labels WHERE label = 'second'") == [image_id]
+
+
+def test_the_home_page_counts_tags_and_unknowns_apart(app, client):
+    """The home page's "N tagged so far" counts images given a label, not the unknown ones."""
+    from lookalike.indexer.store.catalog import Catalog
+
+    unlabelled = ids_of(app, "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM labels)")
+    cat = Catalog(app.extensions["lookalike"].root / "catalog.sqlite")
+    try:
+        with cat.transaction() as conn:
+            tags = [(i, "cat" if n == 0 else None, 0.9) for n, i in enumerate(unlabelled[:2])]
+            cat.replace_tags(conn, tags, head="proto", at=1.0)
+    finally:
+        cat.close()
+    page = client.get("/").get_data(as_text=True)
+    note = page[page.index('id="first-run"') :].split("</p>")[0]
+    assert len(unlabelled) == 2 and "(1 tagged so far, 1 left unknown)" in note, note
