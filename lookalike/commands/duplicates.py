@@ -106,6 +106,12 @@ def _print_copies(found: CopyPass, threshold: float, as_json: bool) -> None:
             if m.inliers:
                 what += f", {m.inliers} matches"
             click.echo(f"  {m.score:.4f}  {m.path}  ({what})")
+    if groups:
+        click.echo(
+            "(each group: the image to keep first, then the others largest first; the "
+            "number is the vectors' cosine to the first, the matches its verified local "
+            "matches)"
+        )
 
 
 def _print_look_alikes(groups: list[DuplicateGroup], threshold: float, as_json: bool) -> None:

@@ -92,7 +92,23 @@
       ? `${plural(doc.groups.length, "group")} of copies, ${plural(images, "image")} (${doc.candidates} candidate pairs, ${doc.newly_verified} verified now).`
       : "No copies found: no two images are the same picture. Lower the similarity to look further.";
     shown = doc.threshold;
-    list.append(...doc.groups.map(groupNode));
+    rest = doc.groups;
+    more.hidden = true;
+    showMore();
+  }
+
+  // Groups are drawn PAGE at a time: a library's hundreds of groups would make one page
+  // tens of thousands of pixels tall; "Show more" draws the next ones.
+  const PAGE = 20;
+  let rest = [];
+  const more = el("button", { type: "button", class: "secondary", hidden: true, onclick: () => showMore() });
+  list.after(el("p", { class: "more" }, more));
+
+  function showMore() {
+    list.append(...rest.slice(0, PAGE).map(groupNode));
+    rest = rest.slice(PAGE);
+    more.hidden = rest.length === 0;
+    more.textContent = `Show ${Math.min(PAGE, rest.length)} more (${plural(rest.length, "group")} left)`;
   }
 
   function groupNode(group) {
@@ -105,13 +121,23 @@
 
   async function load() {
     const t = Number(slider.value).toFixed(2);
-    status.textContent = "Looking for duplicates… (the first pass verifies the candidate pairs; later ones only those of new images)";
+    const started = Date.now();
+    const waiting = () => {
+      const seconds = Math.round((Date.now() - started) / 1000);
+      status.textContent = `Looking for duplicates… ${seconds} s (the first pass verifies the candidate pairs, about a minute for 4,000 images; later ones only those of new images)`;
+    };
+    waiting();
+    const ticking = setInterval(waiting, 1000);
     list.replaceChildren();
+    rest = [];
+    more.hidden = true;
     try {
       show(await api("GET", `/api/duplicates?threshold=${t}`));
     } catch (e) {
       status.textContent = e.message;
       toast(e.message, "error");
+    } finally {
+      clearInterval(ticking);
     }
   }
 
