@@ -42,18 +42,23 @@ class UnknownImages(LookalikeError):
     def __init__(self, paths: Sequence[str], failed: dict[str, str] | None = None) -> None:
         self.paths = list(paths)
         self.failed = dict(failed or {})
+        super().__init__(self.worded("index again", "; index them first (lookalike index FOLDER)"))
+
+    def worded(self, reindex: str, unknown_hint: str) -> str:
+        """The message, with what to do about a failed file (``reindex``) and after the
+        paths not in the library (``unknown_hint``): the CLI's words, or the web's."""
         unknown = [p for p in self.paths if p not in self.failed]
         parts = [f"{p} failed to load ({why})" for p, why in list(self.failed.items())[:3]]
         if len(self.failed) > 3:
             parts.append(f"{len(self.failed) - 3} more failed to load")
         if self.failed:
-            parts[-1] += "; fix or replace the file and index again"
+            parts[-1] += f"; fix or replace the file and {reindex}"
         if unknown:
             shown = ", ".join(unknown[:3])
             if len(unknown) > 3:
                 shown += f" and {len(unknown) - 3} more"
-            parts.append(f"not in the library: {shown}; index them first (lookalike index FOLDER)")
-        super().__init__("; ".join(parts) + "; nothing was changed")
+            parts.append(f"not in the library: {shown}{unknown_hint}")
+        return "; ".join(parts) + "; nothing was changed"
 
 
 class BadLabelFile(LookalikeError):

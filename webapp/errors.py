@@ -87,18 +87,7 @@ def _not_a_member(e: NotAMember) -> str:
 
 
 def _unknown_images(e: UnknownImages) -> str:
-    unknown = [p for p in e.paths if p not in e.failed]
-    parts = [f"{p} failed to load ({why})" for p, why in list(e.failed.items())[:3]]
-    if len(e.failed) > 3:
-        parts.append(f"{len(e.failed) - 3} more failed to load")
-    if e.failed:
-        parts[-1] += "; fix or replace the file and index its folder again"
-    if unknown:
-        shown = ", ".join(unknown[:3]) + (
-            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        )
-        parts.append(f"not in the library: {shown} (removed, or never indexed)")
-    return "; ".join(parts) + "; nothing was changed"
+    return e.worded("index its folder again", " (removed, or never indexed)")
 
 
 def _not_enough_labels(e: NotEnoughLabels) -> str:
