@@ -116,6 +116,9 @@ def delete(image_id: int, box_id: int):
     return jsonify({"deleted": n})
 
 
+WHOLE = 0.9  # a suggested box covering this share of the image or more is the image
+
+
 @bp.post("/suggest")
 def suggest(image_id: int):
     """The main object's box, stored as the image's suggested box (replacing one)."""
@@ -130,7 +133,13 @@ def suggest(image_id: int):
         media = svc.media_file(image_id)
         with media.file:
             data = media.file.read()
-        found = localize(embedder, load_image(data, name=media.path).image)
+        image = load_image(data, name=media.path).image
+        found = localize(embedder, image)
+    x0, y0, x1, y1 = found.box
+    if not found.found or (x1 - x0) * (y1 - y0) >= WHOLE * image.width * image.height:
+        # no main object apart from the whole picture: nothing to suggest (the image's
+        # own label already says what the whole picture is)
+        return jsonify({"box": None, "found": False})
     with svc.writable() as library:
         row = boxes.add_suggested(library, image_id, found.box)
     return jsonify({"box": boxes.box_json(row), "found": found.found}), 201

@@ -165,3 +165,20 @@ def test_search_with_a_library_images_box(client):
         "/api/search", data={"image_id": str(i), "box": f"0,0,{w + 5},{h}"}, headers=CSRF
     )
     assert outside.status_code == 400 and "outside" in outside.get_json()["error"]
+
+
+def test_no_suggestion_when_the_main_object_is_the_whole_picture(client, monkeypatch):
+    """A localisation with no evidence (the whole image) is no suggestion: nothing stored."""
+    import numpy as np
+
+    from lookalike.search.localize import Localization
+    from lookalike.webapp import boxes as web_boxes
+
+    i = first_id(client)
+    doc = listing(client, i)["image"]
+    whole = Localization((0, 0, doc["width"], doc["height"]), np.zeros((7, 7)), True)
+    for found in (whole, whole._replace(found=False)):
+        monkeypatch.setattr(web_boxes, "localize", lambda embedder, image, f=found: f)
+        answer = client.post(f"/api/images/{i}/boxes/suggest", headers=CSRF)
+        assert answer.status_code == 200 and answer.get_json() == {"box": None, "found": False}
+    assert listing(client, i)["boxes"] == []

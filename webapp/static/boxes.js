@@ -293,7 +293,8 @@ const LKBoxes = (() => {
         // library refuses it, and the page simply offers none).
         try {
           const found = await api("POST", `/api/images/${imageId}/boxes/suggest`);
-          if (!boxes.some((b) => b.id === found.box.id)) boxes.push({ ...found.box });
+          // box null: no main object apart from the whole picture, nothing to suggest
+          if (found.box && !boxes.some((b) => b.id === found.box.id)) boxes.push({ ...found.box });
           render();
         } catch (e) {
           /* no suggestion: drawing still works */
