@@ -60,11 +60,17 @@ def match_key(label: str) -> str:
     return label.casefold()
 
 
-def canonical(labels: Iterable[str], existing: Iterable[str]) -> dict[str, str]:
-    """Checked label -> the spelling to store: an existing label's, else the first given."""
+def first_spellings(existing: Iterable[str]) -> dict[str, str]:
+    """match_key -> the first of ``existing`` with it: the spelling a label takes."""
     first: dict[str, str] = {}
     for name in existing:
         first.setdefault(match_key(name), name)
+    return first
+
+
+def canonical(labels: Iterable[str], existing: Iterable[str]) -> dict[str, str]:
+    """Checked label -> the spelling to store: an existing label's, else the first given."""
+    first = first_spellings(existing)
     out: dict[str, str] = {}
     for label in labels:
         text = check_label(label)

@@ -110,13 +110,13 @@ class ClusterReview:
             try:
                 done = review.accept(library, cluster_id, name, ids)
             except review.BadName as e:
-                clash = _existing_label(library, e.name)
-                if clash is None:
+                clash = review.same_labels(library, e.name)
+                if not clash:
                     raise
                 # Worded for the page, whose button for this is "Merge into <label>".
                 raise BadQuery(
-                    f"the label {clash!r} already exists; to add these images to it, "
-                    f"use “Merge into {clash}”"
+                    f"the label {clash[0]!r} already exists; to add these images to it, "
+                    f"use “Merge into {clash[0]}”"
                 ) from e
         return _result(done.cluster, done.labelled)
 
@@ -154,12 +154,6 @@ class ClusterReview:
                 yield library
             except review.ClusterNotFound as e:
                 raise NotFound("cluster", cluster_id, web_message(e)) from e
-
-
-def _existing_label(library: Library, name: str) -> str | None:
-    """The label that ``name`` names already (labels match case-insensitively), or None."""
-    key = name.strip().casefold()
-    return next((k for k in library.catalog.label_names() if k.casefold() == key), None)
 
 
 def _result(cluster: review.ClusterDetail, labelled: int) -> dict[str, Any]:

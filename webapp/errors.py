@@ -77,9 +77,7 @@ def _nothing_to_cluster(e: NothingToCluster) -> str:
 
 
 def _unknown_label(e: UnknownLabel) -> str:
-    close = [k for k in e.known if k.casefold() == e.label.casefold()]
-    hint = f"did you mean {close[0]!r}?" if close else "to create it, use Accept as new class"
-    return f"no label {e.label!r} in the library; {hint}"
+    return f"no label {e.label!r} in the library; to create it, use Accept as new class"
 
 
 def _not_a_member(e: NotAMember) -> str:

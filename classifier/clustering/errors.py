@@ -7,8 +7,6 @@ changed; the CLI prints its message on one line, the web app answers it as JSON 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from lookalike.indexer.errors import LookalikeError
 
 
@@ -59,16 +57,14 @@ class BadName(ReviewError):
 
 
 class UnknownLabel(ReviewError):
-    def __init__(self, label: str, known: Sequence[str]) -> None:
+    """A merge into a label the library does not have (in any case: review.same_labels)."""
+
+    def __init__(self, label: str) -> None:
         self.label = label
-        self.known = list(known)
-        close = [k for k in known if k.casefold() == label.casefold()]
-        hint = (
-            f"did you mean {close[0]!r}?"
-            if close
-            else "to create it use `lookalike clusters accept ID --as NAME`"
+        super().__init__(
+            f"no label {label!r} in the library; to create it use "
+            "`lookalike clusters accept ID --as NAME`"
         )
-        super().__init__(f"no label {label!r} in the library; {hint}")
 
 
 class NotAMember(ReviewError):

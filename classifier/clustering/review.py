@@ -65,6 +65,7 @@ __all__ = [
     "members_at",
     "merge",
     "reject",
+    "same_labels",
     "show",
     "split",
     "stored_listing",
@@ -269,7 +270,7 @@ def accept(library: Library, cluster_id: int, name: str, exclude: Sequence[int] 
     name = _check_name(name)
     store = ClusterStore(library.catalog)
     _row(store, cluster_id)
-    clash = [k for k in library.catalog.label_names() if k.casefold() == name.casefold()]
+    clash = same_labels(library, name)
     if clash:
         raise BadName(
             name,
@@ -286,15 +287,21 @@ def merge(library: Library, cluster_id: int, label: str, exclude: Sequence[int] 
     """Label the cluster's members with an existing label ``label``, except ``exclude``."""
     store = ClusterStore(library.catalog)
     _row(store, cluster_id)
-    known = library.catalog.label_names()
-    same = [k for k in known if match_key(k) == match_key((label or "").strip())]
-    if not same:  # labels match case-insensitively, as everywhere (label_text)
-        raise UnknownLabel(label, known)
+    same = same_labels(library, label)
+    if not same:
+        raise UnknownLabel(label)
     label = label if label in same else same[0]
     members = {m.image_id: m.path for m in store.members(cluster_id)}
     dropped = _excluded(library, members, exclude, cluster_id)
     labelled = _label(library, cluster_id, "merged", label, list(members), dropped)
     return Decision(show(library, cluster_id), labelled)
+
+
+def same_labels(library: Library, name: str) -> list[str]:
+    """The library's labels that ``name`` names (labels match case-insensitively, as
+    everywhere: label_text), sorted; none when it is a new label."""
+    key = match_key((name or "").strip())
+    return [k for k in library.catalog.label_names() if match_key(k) == key]
 
 
 def reject(library: Library, cluster_id: int) -> ClusterDetail:

@@ -15,7 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, TypedDict
@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from lookalike.indexer.errors import CatalogUnavailable, LibraryReadOnly
 from lookalike.indexer.identity import Identity, IndexedFile
-from lookalike.indexer.label_text import canonical, match_key
+from lookalike.indexer.label_text import canonical, first_spellings, match_key
 from lookalike.indexer.models.protocol import FeatureVector
 
 log = logging.getLogger(__name__)
@@ -806,7 +806,11 @@ class Catalog:
             return
         live = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
         live += [r[0] for r in conn.execute(_BOX_SPELLINGS)]
-        spelling = _spelling_in(live)
+        first = first_spellings(live)
+
+        def spelling(label: str) -> str:  # unchecked: a kept label passed the rule once
+            return first.get(match_key(label), label)
+
         restored = conn.executemany(
             "INSERT OR IGNORE INTO labels (image_id, label, origin, at) VALUES (?, ?, ?, ?)",
             [(image_id, spelling(label), origin, at) for label, origin, at in kept],
@@ -1215,15 +1219,6 @@ _KEPT_BOX_SPELLINGS = (
     "SELECT label FROM kept_boxes WHERE label IS NOT NULL GROUP BY label "
     "ORDER BY MIN(created), label"
 )
-
-
-def _spelling_in(existing: Iterable[str]) -> Callable[[str], str]:
-    """label -> the spelling of the first of ``existing`` it matches (label_text), else
-    itself."""
-    first: dict[str, str] = {}
-    for name in existing:
-        first.setdefault(match_key(name), name)
-    return lambda label: first.get(match_key(label), label)
 
 
 def _ints(ids: Iterable[int]) -> list[int]:
