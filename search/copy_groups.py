@@ -388,26 +388,15 @@ def colours_changed(
         inside = (gx >= 0) & (gx <= n - 1) & (gy >= 0) & (gy <= n - 1)
         if inside.sum() < n * n // 8:  # too little overlap to say
             return False
+        import cv2  # heavy (OpenCV), as search/pixels.py: only once a pair verified
+
         mine = small_colour.reshape(2, -1)[:, inside]
-        theirs = _bilinear(large_colour, gx[inside], gy[inside])
+        at_x, at_y = (g[inside].astype(np.float32)[:, None] for g in (gx, gy))
+        theirs = np.stack([cv2.remap(c, at_x, at_y, cv2.INTER_LINEAR)[:, 0] for c in large_colour])
     if float(np.abs(mine.mean(axis=1) - theirs.mean(axis=1)).mean()) > COLOUR_SHIFT:
         return True
     a, b = float(mine.std(axis=1).sum()), float(theirs.std(axis=1).sum())
     return max(a, b) >= COLOURFUL and min(a, b) < GRAYER * max(a, b)
-
-
-def _bilinear(grid: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """``grid`` (channels, n, n) sampled at fractional cells (gx, gy), within it."""
-    n = grid.shape[1]
-    x0 = np.clip(np.floor(gx).astype(int), 0, n - 2)
-    y0 = np.clip(np.floor(gy).astype(int), 0, n - 2)
-    fx, fy = gx - x0, gy - y0
-    return (
-        grid[:, y0, x0] * (1 - fx) * (1 - fy)
-        + grid[:, y0, x0 + 1] * fx * (1 - fy)
-        + grid[:, y0 + 1, x0] * (1 - fx) * fy
-        + grid[:, y0 + 1, x0 + 1] * fx * fy
-    )
 
 
 class PairVerifier:
