@@ -36,6 +36,7 @@ IMAGE_EXTENSIONS = frozenset(
 # The formats Lookalike decodes (Pillow's names): the ones its file extensions name.
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 DEFAULT_MAX_PIXELS = 150_000_000
+UNNAMED_BYTES = "<bytes>"  # what an image decoded from bytes with no name is called
 NEUTRAL_BACKGROUND = (255, 255, 255)
 
 # EXIF orientations that swap width and height.
@@ -78,7 +79,7 @@ def load_image(
     Raises:
         UnreadableImage: the data is empty, not an image, truncated, or too large.
     """
-    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    label = name or (str(source) if not isinstance(source, bytes) else UNNAMED_BYTES)
     data = source if isinstance(source, bytes) else _read(source)
     if not data:
         raise UnreadableImage(label, "empty file")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-IRREGULAR = {"copy": "copies", "class": "classes", "box": "boxes", "category": "categories"}
+IRREGULAR = {"copy": "copies", "class": "classes", "box": "boxes", "new category": "new categories"}
 
 
 def count(n: int, noun: str) -> str:

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from lookalike.classifier import exports
 from lookalike.indexer.errors import BadQuery, UnreadableImage
-from lookalike.indexer.images import decoded_pixels, open_image
+from lookalike.indexer.images import UNNAMED_BYTES, decoded_pixels, open_image
 from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.indexer.store.library import Library
 from lookalike.search import paging, searcher
@@ -153,14 +153,10 @@ def page_args(fields: Any) -> tuple[int, str, str | None]:
     return page, filter, label
 
 
-# The name lookalike.indexer.images gives an image decoded from bytes; a search names
-# its query in the user's terms instead (named_query).
-UNNAMED_BYTES = "<bytes>"
-
-
 @contextmanager
 def named_query(name: str) -> Iterator[None]:
-    """Errors about the query image's bytes name it as ``name`` ("the uploaded image")."""
+    """Errors about the query image's bytes (UNNAMED_BYTES: lookalike.indexer.images) name
+    it as ``name`` ("the uploaded image"), in the user's terms."""
     try:
         yield
     except UnreadableImage as e:

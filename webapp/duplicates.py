@@ -88,10 +88,6 @@ def _review() -> DuplicateReview:
     return current_app.extensions["lookalike.duplicates"]
 
 
-def _body() -> dict[str, Any]:
-    return json_body()
-
-
 def threshold_arg(value: str | None) -> float:
     if value is None or value == "":
         return DEFAULT_CANDIDATE_THRESHOLD
@@ -109,12 +105,12 @@ def duplicates():
 
 @bp.post("/images/<int:image_id>/keep")
 def keep(image_id: int):
-    return jsonify(_review().keep(image_id, _body().get("group")))
+    return jsonify(_review().keep(image_id, json_body().get("group")))
 
 
 @bp.put("/images/<int:image_id>/hidden")
 def hide(image_id: int):
-    return jsonify(_review().hide(image_id, _body().get("hidden")))
+    return jsonify(_review().hide(image_id, json_body().get("hidden")))
 
 
 @bp.delete("/images/<int:image_id>")

@@ -79,16 +79,16 @@ TAG, UNKNOWN, HEAD = 1, -1, 0
 # (scripts/bench_tagging.py, 10 labels): worst / mean 0.903 / 0.929 -> 0.906 / 0.934.
 RELABEL_SURE = 0.7
 # ... and whatever its confidence when its guess is a class of fewer than FEW_LABELS
-# labels: the head's confidence in such a class has little to go on (a library of 190
-# faces labelled by ten photos of one person, a cup and a pizza labelled once: the head
-# was 0.70-0.96 sure that 65 other faces were cups or pizzas, in the faces' group). On the
-# long-tailed dev splits 0-9 (scripts/bench_tagging.py, known accuracy worst / mean):
+# labels (relabelled's ``counts``): the head's confidence in such a class has little to
+# go on (a library of 190 faces labelled by ten photos of one person, a cup and a pizza
+# labelled once: the head was 0.70-0.96 sure that 65 other faces were cups or pizzas, in
+# the faces' group). On the long-tailed dev splits 0-9 (scripts/bench_tagging.py, known
+# accuracy worst / mean):
 # 1 label a class 0.719 / 0.774 -> 0.735 / 0.783, 3 labels 0.873 / 0.892 -> 0.873 /
 # 0.893, 10 and 30 unchanged; 1-30 labels a class (--labels 1-30) 0.789 / 0.863 ->
 # 0.789 / 0.865, with Zipf sizes 0.813 / 0.849 -> 0.812 / 0.849, each class's first
 # images labelled (--first-labels) 0.837 / 0.885 -> 0.835 / 0.885; novel unknown
 # unchanged on every run.
-RELABEL_FEW = True
 
 # The replay that calibrates the groups' answers hides this share of the labelled
 # classes whole (at least one, when three or more are labelled) ...
@@ -160,7 +160,7 @@ def relabelled(
     pairs = zip(group, guesses, strict=True)
     other = np.array([g is not None and g != guess for g, guess in pairs], dtype=bool)
     unsure = confidence < RELABEL_SURE
-    if counts is not None and RELABEL_FEW:
+    if counts is not None:
         unsure |= np.array([counts[g] < FEW_LABELS for g in guesses], dtype=bool)
     return (votes == TAG) & other & unsure
 

@@ -79,7 +79,7 @@ def clusters(ctx, library, min_size, as_json):
     new = sum(c.kind == "new" for c in listing.clusters)
     click.echo(
         f"{count(len(listing.clusters), 'cluster')}, {count(len(listing.noise), 'image')} "
-        f"left as noise ({new} new {'category' if new == 1 else 'categories'} of "
+        f"left as noise ({count(new, 'new category')} of "
         f"{listing.min_size}+ images, "
         f"{len(listing.clusters) - new} near existing labels; --min-size {listing.min_size})"
     )
