@@ -133,6 +133,15 @@
     return loading;
   }
 
+  // Enter or Label: the typed label, else the first suggestion; false when neither.
+  function acceptTyped() {
+    const text = input.value.trim();
+    if (text) accept(text);
+    else if (current && current.suggestions.length) accept(current.suggestions[0].label);
+    else return false;
+    return true;
+  }
+
   function startOver() {
     for (const id of skipped) done.delete(id);
     skipped.clear();
@@ -220,9 +229,7 @@
     const empty = input.value === "";
     if (event.key === "Enter") {
       event.preventDefault();
-      const text = input.value.trim();
-      if (text) accept(text);
-      else if (current && current.suggestions.length) accept(current.suggestions[0].label);
+      acceptTyped();
       return;
     }
     if (event.key === "Escape") {
@@ -248,10 +255,7 @@
   $("ln-skip").addEventListener("click", skip);
   $("ln-undo").addEventListener("click", undo);
   $("ln-save").addEventListener("click", () => {
-    const text = input.value.trim();
-    if (text) accept(text);
-    else if (current && current.suggestions.length) accept(current.suggestions[0].label);
-    else toast("type a label first", "info");
+    if (!acceptTyped()) toast("type a label first", "info");
   });
 
   // A click into the box means "I am typing": digits, x and u go into it as text.
