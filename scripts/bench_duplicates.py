@@ -29,7 +29,8 @@ duplicates a hash sees, against which the verified pass's can be read.
 Sources have no near-duplicate in the library (see bench_support.edits.pick_sources),
 so "the original" is unambiguous. Last, the kinds the copies grouped with their own
 original were given (identical, re-encoded, resized, cropped, edited) against the kind
-their edits call for (expected_kind).
+their edits call for (expected_kind), and how many groups with a copy and its original
+keep the original (not a copy) first.
 
     python scripts/bench_duplicates.py [--copies 300] [--seeds 3] [--strength strong]
         [--library DIR] [--neighbours 10] [--show 20] [--reference] [--pdq] [--json]
@@ -141,6 +142,19 @@ def kinds_told(groups, truth: dict) -> dict[str, dict[str, int]]:
     return told
 
 
+def originals_kept(groups, truth: dict) -> tuple[int, int]:
+    """(kept, of): of the groups holding a copy and its own original, those whose image
+    to keep (the first member) is not a generated copy."""
+    copies = {max(p) for p in truth}
+    kept = of = 0
+    for g in groups:
+        ids = set(g.ids)
+        if any(a in ids and b in ids for a, b in truth):
+            of += 1
+            kept += g.members[0].id not in copies
+    return kept, of
+
+
 def pdq_groups(paths: dict[int, str], distance: int) -> tuple[list[list[int]], float]:
     """PDQ hashes of every image (decoded whole, as PDQ expects), pairs within
     ``distance`` bits, connected components; and the seconds it took (CPU, this
@@ -208,6 +222,7 @@ def measure(
         "candidate_recall_vectors_only": float(np.mean([p in plain for p in truth])),
         "candidate_pairs": len(cands),
         "kinds": kinds_told(first.groups, truth),
+        "originals_kept": originals_kept(first.groups, truth),
     }
     others = sorted(reported([g.ids for g in first.groups]) - set(truth))
     for a, b in others[:show]:
@@ -293,6 +308,8 @@ def main() -> None:
                     for k, row in sorted(v["kinds"].items())
                 )
             )
+            kept, of = v["originals_kept"]
+            print(f"  image to keep: the original in {kept} of {of} groups with a copy and it")
             runs.append(r | {"images": images})
             shutil.rmtree(root)
     mean = {

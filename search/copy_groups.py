@@ -24,7 +24,8 @@ correlates with about best (CROP_MARGIN); each link found makes more deeper pair
 verifying, until none is found.
 
 Groups are stars, not connected components: images are taken best first (the one to
-keep: largest, least compressed, original format), and each takes the images not yet
+keep: the whole picture before an enlarged crop of it, then largest, least compressed,
+original format), and each takes the images not yet
 grouped that verify against it directly. A chain of look-alikes (a verifies with b, b
 with c) never joins a and c unless they verify with each other's best image.
 
@@ -112,8 +113,9 @@ LEAST_CHECKED = 11
 # What the stored verdicts were found with: a pass by another version verifies anew
 # (4: thumbnails searched as crops, whose failed pairs "3" stored unsearched; 5: a
 # larger image that shows part of the smaller one, enlarged, is "cropped", not "resized";
-# 6: a recoloured copy is "edited").
-VERIFIER = "6"
+# 6: a recoloured copy is "edited"; 7: a larger image that shows part of the smaller one
+# is stored as ENLARGED, so the whole picture is the one to keep).
+VERIFIER = "7"
 VERIFIER_KEY = "duplicates_verifier"
 # How the stored perceptual hashes were computed (search/image_hash.py: SIDE, BAND and
 # the decoding); hashes stored another way are computed anew.
@@ -201,6 +203,10 @@ COLOUR_SIDE = 16
 COLOUR_SHIFT = 6.0
 GRAYER = 0.5
 COLOURFUL = 3.0  # a spread below this in both: about gray, nothing to compare
+# The stored kind of a pair whose larger image shows part of the smaller one, enlarged
+# (dev bonsai 0019, cut from 0022 and scaled up): shown as "cropped", and the smaller
+# image, the whole picture, is the one to keep (star_groups' ``inside``).
+ENLARGED = "enlarged"
 
 
 class Verdict(NamedTuple):
@@ -563,14 +569,20 @@ def keep_order(row: ImageRow) -> tuple:
 
 
 def star_groups(
-    verified: Iterable[Pair], rows: Mapping[int, ImageRow], kept: Collection[int] = ()
+    verified: Iterable[Pair],
+    rows: Mapping[int, ImageRow],
+    kept: Collection[int] = (),
+    inside: Collection[int] = (),
 ) -> list[list[int]]:
     """Groups around their best image: each member verified against that image. Images
-    a person marked to keep (``kept``) come first, then by ``keep_order``."""
+    a person marked to keep (``kept``) come first, then those that show all of their
+    picture (not in ``inside``: images that show part of another, enlarged), then by
+    ``keep_order``."""
     linked = _links(verified)
     taken: set[int] = set()
     groups = []
-    for best in sorted(linked, key=lambda i: (i not in kept, keep_order(rows[i]))):
+    first = sorted(linked, key=lambda i: (i not in kept, i in inside, keep_order(rows[i])))
+    for best in first:
         if best in taken:
             continue
         members = sorted(
@@ -585,9 +597,9 @@ def star_groups(
 
 def match_kind(small: ImageRow, large: ImageRow, found: Verification, options) -> str:
     """How the smaller image of a verified pair relates to the larger one: "edited"
-    (mirrored, turned, or its pixels changed), "cropped" (one shows part of the other:
-    the smaller a part of the larger, or the larger a part of the smaller, enlarged),
-    "re-encoded" (the same pixel size) or "resized"."""
+    (mirrored, turned, or its pixels changed), "cropped" (the smaller shows part of the
+    larger), ENLARGED (the larger shows part of the smaller, enlarged: shown as
+    "cropped"), "re-encoded" (the same pixel size) or "resized"."""
     if found.transform is None:
         return "re-encoded" if _area(small) == _area(large) else "resized"
     a = found.transform[:, :2]
@@ -599,8 +611,10 @@ def match_kind(small: ImageRow, large: ImageRow, found: Verification, options) -
     fw, fh = _fit_side(small, options.side)
     cw, ch = _fit_side(large, options.candidate_side)
     covers = (fw * scale) * (fh * scale) / (cw * ch)  # the small one's frame, in the large
-    if covers < CROPPED or covers * CROPPED > 1.0:
+    if covers < CROPPED:
         return "cropped"
+    if covers * CROPPED > 1.0:
+        return ENLARGED
     return "re-encoded" if _area(small) == _area(large) else "resized"
 
 
@@ -627,7 +641,7 @@ def describe(
                     i,
                     row["path"],
                     1.0 if i == ids[0] else float(min(s, 1.0)),
-                    found.kind,
+                    "cropped" if found.kind == ENLARGED else found.kind,
                     0 if found.inliers == SAME_FILE else found.inliers,
                     row["width"],
                     row["height"],
@@ -710,7 +724,8 @@ def find_copy_groups(
     write_verdicts(catalog, found, rows)
     with catalog.transaction() as conn:
         catalog.set_meta(VERIFIER_KEY, VERIFIER, conn)
-    groups = star_groups(_verified(verdicts, enough), rows, kept_ids(catalog))
+    verified = _verified(verdicts, enough)
+    groups = star_groups(verified, rows, kept_ids(catalog), _enlarged(verified, verdicts, rows))
     skipped = sum(p not in verdicts for p in deep)
     described = describe(groups, rows, verdicts, _cosine(index))
     return CopyPass(described, len(first) + len(deep), len(found), skipped)
@@ -766,6 +781,13 @@ def _crops(
 def _verified(verdicts: Mapping[Pair, Verdict], enough: int) -> list[Pair]:
     """The pairs whose verdict has ``enough`` inliers: verified copies."""
     return [p for p, v in verdicts.items() if v.inliers >= enough]
+
+
+def _enlarged(
+    verified: Iterable[Pair], verdicts: Mapping[Pair, Verdict], rows: Mapping[int, ImageRow]
+) -> set[int]:
+    """The images that show part of another image they verified with, enlarged."""
+    return {_ordered(p, rows)[1] for p in verified if verdicts[p].kind == ENLARGED}
 
 
 def _found_original(verified: Iterable[Pair], rows: Mapping[int, ImageRow]) -> set[int]:

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps
 from lookalike.indexer.store.catalog import ImageRow
 from lookalike.indexer.store.vector_index import VectorIndex
 from lookalike.search.copy_groups import (
+    ENLARGED,
     SAME_FILE,
     SAME_PARTS,
     VERIFY_OPTIONS,
@@ -41,10 +42,11 @@ def test_groups_are_stars_around_the_best_image_never_chains():
     assert star_groups([(1, 2), (2, 3), (1, 3)], rows) == [[1, 2, 3]]
 
 
-def test_a_crop_either_way_is_cropped():
-    """A smaller image showing part of the larger one, and a larger image showing part
-    of the smaller one enlarged (dev bonsai 0019, cut from 0022 and scaled up), are both
-    "cropped"; the whole picture at another size is "resized"."""
+def test_a_crop_either_way_is_cropped_and_the_whole_picture_is_kept():
+    """A smaller image showing part of the larger one is "cropped"; a larger image
+    showing part of the smaller one enlarged (dev bonsai 0019, cut from 0022 and scaled
+    up) is stored as ENLARGED, shown as "cropped", and the smaller image, the whole
+    picture, is the one to keep; the whole picture at another size is "resized"."""
     small, large = row(1, 300, 225), row(2, 241, 300)  # areas 67,500 < 72,300
 
     def kind(scale: float) -> str:
@@ -54,7 +56,13 @@ def test_a_crop_either_way_is_cropped():
     # the small one's feature frame (320 x 240) in the large one's (321 x 400): 0.60 s^2
     assert kind(1.29) == "resized"
     assert kind(0.9) == "cropped"  # the small one shows part of the large one
-    assert kind(2.0) == "cropped"  # the large one shows part of the small one
+    assert kind(2.0) == ENLARGED  # the large one shows part of the small one
+    rows = {1: small, 2: large}
+    assert star_groups([(1, 2)], rows) == [[2, 1]]  # by pixels alone, the crop is kept
+    assert star_groups([(1, 2)], rows, inside={2}) == [[1, 2]]
+    assert star_groups([(1, 2)], rows, kept={2}, inside={2}) == [[2, 1]]  # a mark wins
+    (group,) = describe([[1, 2]], rows, {(1, 2): Verdict(40, ENLARGED)}, lambda ids: np.ones(2))
+    assert [m.kind for m in group.members] == ["best", "cropped"]
 
 
 def test_an_identical_file_is_described_as_such_with_no_match_count():
@@ -418,6 +426,31 @@ def test_a_small_image_with_a_verified_original_skips_its_deeper_candidates(tmp_
         assert again.calls == [set(), set()]
         assert [g.ids for g in second.groups] == [[6, 1, 2, 3]]
         assert (second.verified, second.skipped) == (0, 2)
+    finally:
+        catalog.close()
+
+
+def test_the_whole_picture_is_kept_over_an_enlarged_crop_of_it(tmp_path, monkeypatch):
+    """A larger image that shows part of a smaller one, enlarged, is a member of the
+    smaller one's group, shown as "cropped"; the stored verdict says so on the next
+    pass too."""
+    import lookalike.search.copy_groups as cg
+
+    catalog = sized_catalog(tmp_path, {1: (300, 225), 2: (400, 300), 3: (200, 150)})
+    try:
+        first = {(1, 2), (1, 3)}
+        monkeypatch.setattr(cg, "staged_candidates", lambda *a, **k: (set(first), set()))
+        check = RecordingVerifier({(1, 2): (40, cg.ENLARGED), (1, 3): (60, "resized")})
+        found = cg.find_copy_groups(FlatIndex(3), catalog, verifier=check, hashes=False)
+        assert [g.ids for g in found.groups] == [[1, 2, 3]]  # the rest by keep_order
+        assert {m.id: m.kind for m in found.groups[0].members} == {
+            1: "best",
+            2: "cropped",
+            3: "resized",
+        }
+        again = RecordingVerifier({})
+        second = cg.find_copy_groups(FlatIndex(3), catalog, verifier=again, hashes=False)
+        assert again.calls == [set(), set()] and second.groups[0].keep == 1
     finally:
         catalog.close()
 
