@@ -19,6 +19,7 @@ from lookalike.search.copy_groups import (
     colour_of,
     colours_changed,
     describe,
+    encoding_quality,
     keep_order,
     match_kind,
     small_image_pairs,
@@ -83,6 +84,26 @@ def test_the_image_to_keep_is_largest_then_least_compressed_then_original_format
     assert sorted([small, big], key=keep_order)[0] == big
     assert sorted([light, dense], key=keep_order)[0] == dense
     assert sorted([jpg, png], key=keep_order)[0] == png
+
+
+def test_a_copy_saved_at_a_lower_jpeg_quality_is_not_kept_over_its_original(tmp_path):
+    """Of two files of one size, the one of the higher JPEG quality (read from its
+    header) is kept, even when the other has more bytes per pixel (a turned copy's
+    black corners); a lossless file counts as 100, one that cannot be read as 0."""
+    original, copy = tmp_path / "original.jpg", tmp_path / "copy.jpg"
+    scene(3).save(original, quality=75)
+    scene(3).rotate(8).save(copy, quality=40)
+    assert round(encoding_quality(str(original))) == 75
+    assert round(encoding_quality(str(copy))) == 40
+    assert encoding_quality(str(tmp_path / "a.png")) == 100
+    assert encoding_quality(str(tmp_path / "gone.jpg")) == 0
+    w, h = scene(3).size
+    rows = {
+        1: row(1, w, h, size=10_000, path=str(original)),
+        2: row(2, w, h, size=12_000, path=str(copy)),  # more bytes per pixel
+    }
+    assert star_groups([(1, 2)], rows) == [[1, 2]]
+    assert sorted([rows[1], rows[2]], key=keep_order)[0] == rows[2]  # by bytes alone
 
 
 def test_a_mark_to_keep_wins_over_the_automatic_order():
