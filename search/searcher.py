@@ -383,7 +383,10 @@ class Searcher:
     def search_vectors(self, vectors: FeatureVector, k: int = 10) -> list[list[SearchResult]]:
         if k < 1:
             raise BadQuery(f"k must be at least 1, not {k}")
-        scores, ids = self.index.search(vectors, k)
+        # Hidden images are left out of the answers: ask for as many more, so that a
+        # page still holds k results (and the next page starts where this one ended).
+        hidden = hidden_ids(self.library.catalog)
+        scores, ids = self.index.search(vectors, k + len(hidden))
         paths = self.visible_paths(int(i) for i in ids.ravel() if i >= 0)
         out = []
         for row_scores, row_ids in zip(scores, ids, strict=True):
@@ -392,7 +395,7 @@ class Searcher:
                     SearchResult(int(i), paths[int(i)], float(min(s, 1.0)))
                     for s, i in zip(row_scores, row_ids, strict=True)
                     if i >= 0 and int(i) in paths
-                ]
+                ][:k]
             )
         return out
 

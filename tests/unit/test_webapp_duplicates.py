@@ -80,6 +80,9 @@ def test_a_hidden_image_is_out_of_results_and_groups_until_shown(client, named):
         == 200
     )
     assert named["a-small"] not in similar_ids()
+    # a page still holds k results: the hidden image's place goes to the next one
+    three = client.get(f"/api/images/{named['a']}/similar?k=3").get_json()["results"]
+    assert len(three) == 3 and named["a-small"] not in {r["id"] for r in three}
     assert named["a-small"] not in {m["id"] for g in groups(client) for m in g["members"]}
     doc = client.get(f"/api/images/{named['a-small']}")
     assert doc.status_code == 200 and doc.get_json()["hidden"] is True  # still there, marked
