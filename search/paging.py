@@ -45,6 +45,7 @@ def kept_ids(catalog: Catalog, ids: Sequence[int], filter: str, label: str | Non
         return set(ids)
     labels = catalog.labels_of(ids)
     if label is not None:
+        label = catalog.stored_label(label)
         return {i for i, name in labels.items() if name == label}
     if filter == "labelled":
         return set(labels)
@@ -58,7 +59,7 @@ def kept_ids(catalog: Catalog, ids: Sequence[int], filter: str, label: str | Non
 def held(catalog: Catalog, filter: str, label: str | None) -> int:
     """How many images of the library the filter holds."""
     if label is not None:
-        return dict(catalog.label_counts()).get(label, 0)
+        return dict(catalog.label_counts()).get(catalog.stored_label(label), 0)
     counts = catalog.image_counts()
     return {
         "all": counts.images,

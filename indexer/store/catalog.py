@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -577,8 +578,9 @@ class Catalog:
         return StoredEmbedding(row[0], row[1], np.frombuffer(row[2], dtype=np.float32), top)
 
     def browse_ids(self, filter: str, label: str | None, after: int, limit: int) -> list[int]:
-        """One page of image ids in id order after ``after`` (see browse_query)."""
-        sql, args = browse_query(filter, label, after, limit)
+        """One page of image ids in id order after ``after`` (see browse_query); a
+        ``label`` matches as labels do (``KANGAROO`` finds ``kangaroo``)."""
+        sql, args = browse_query(filter, self.stored_label(label), after, limit)
         return [r[0] for r in self.conn.execute(sql, args)]
 
     def image_counts(self) -> ImageCounts:
@@ -1076,6 +1078,17 @@ class Catalog:
             "SELECT image_id, label FROM labels WHERE image_id IN ({marks})", _ints(ids)
         )
         return {r[0]: r[1] for r in rows}
+
+    def stored_label(self, label: str | None) -> str | None:
+        """The library's spelling of ``label`` (labels match as they are stored:
+        NFKC-normalised, trimmed, case-insensitively), or ``label`` itself when no image
+        has it."""
+        if label is None:
+            return None
+        if self.conn.execute("SELECT 1 FROM labels WHERE label = ? LIMIT 1", (label,)).fetchone():
+            return label
+        key = match_key(unicodedata.normalize("NFKC", label).strip())
+        return first_spellings(self.label_names()).get(key, label)
 
     def label_names(self) -> list[str]:
         """The distinct human labels, sorted."""

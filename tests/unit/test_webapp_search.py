@@ -363,6 +363,13 @@ def test_search_pages_and_filters(client):
     second = search(k=3, label=name, page=2)
     assert not second["more"] and all(r["label"] == name for r in second["results"])
     assert len(one["results"]) + len(second["results"]) == 5
+    # a label filter matches as labels do: in another case, with spaces around
+    shouted = search(k=3, label=f" {name.upper()} ")
+    assert [r["id"] for r in shouted["results"]] == [r["id"] for r in one["results"]]
+    browsed = client.get("/api/images", query_string={"label": name.upper()}).get_json()
+    assert len(browsed["images"]) == 5
+    ids = client.get("/api/images/ids", query_string={"label": name.upper()}).get_json()
+    assert len(ids["ids"]) == 5
 
 
 @pytest.mark.parametrize(
