@@ -45,7 +45,6 @@ def kept_ids(catalog: Catalog, ids: Sequence[int], filter: str, label: str | Non
         return set(ids)
     labels = catalog.labels_of(ids)
     if label is not None:
-        label = catalog.stored_label(label)
         return {i for i, name in labels.items() if name == label}
     if filter == "labelled":
         return set(labels)
@@ -59,7 +58,7 @@ def kept_ids(catalog: Catalog, ids: Sequence[int], filter: str, label: str | Non
 def held(catalog: Catalog, filter: str, label: str | None) -> int:
     """How many images of the library the filter holds."""
     if label is not None:
-        return dict(catalog.label_counts()).get(catalog.stored_label(label), 0)
+        return dict(catalog.label_counts()).get(label, 0)
     counts = catalog.image_counts()
     return {
         "all": counts.images,
@@ -81,6 +80,7 @@ def search_page(
     """Page ``page`` (from 1) of ``per_page`` results of ``run(depth)`` (a search for
     the nearest ``depth`` images, best first) that the filter holds."""
     check_filter(filter, label)
+    label = catalog.stored_label(label)  # as labels match: KANGAROO finds kangaroo
     if page < 1:
         raise BadQuery(f"page must be at least 1, not {page}")
     start = (page - 1) * per_page
