@@ -81,7 +81,8 @@ def test_thumbnail_is_made_once_cached_on_disk_and_cacheable(client, app):
     url = client.get(f"/api/images/{image_id}").get_json()["thumbnail_url"]
     first = client.get(url)
     assert first.status_code == 200 and first.mimetype == "image/jpeg"
-    assert "immutable" in first.headers["Cache-Control"]
+    cache = {part.strip() for part in first.headers["Cache-Control"].split(",")}
+    assert cache == {"public", "max-age=31536000", "immutable"}  # no "no-cache"
     image = Image.open(io.BytesIO(first.data))
     assert max(image.size) <= 256
     cached = list((app.extensions["lookalike"].root / "thumbnails").rglob("*.jpg"))
