@@ -116,13 +116,15 @@ def search():
         box = parse_box(request.form.get("box"))
         mode = mode_arg(request.form.get("mode", request.args.get("mode")))
         want_object = form_boolean(request.form.get("object"), "object")
+        if want_object and box is not None:
+            raise BadQuery("'object' finds the region itself: leave out 'box', or 'object'")
         full = want_object or box is not None  # decoded in full, not at reduced size
         with named_query(name):
             pixels = decoded_pixels(data, None if full else svc.searcher.embedder.min_side)
         found_box: list[tuple] = []
 
         def run(depth: int) -> list[searcher.SearchResult]:
-            if want_object and box is None:
+            if want_object:
                 results, object_box = _object_search(svc, data, depth, mode)
                 found_box[:] = [object_box]
                 return results
@@ -171,6 +173,8 @@ def _query_image() -> tuple[bytes, str | None, str]:
     what to call it in an error."""
     queries = current_app.extensions["lookalike.queries"]
     upload = request.files.get("image")
+    if len(request.files.getlist("image")) > 1:
+        raise BadQuery("send one query image: the field 'image' came more than once")
     given = [f for f in ("image", "query", "image_id") if request.form.get(f)]
     if upload is not None:
         given.insert(0, "image")

@@ -295,6 +295,17 @@ def test_object_search_returns_the_box_it_used(client, app):
     assert len(doc["results"]) == 3
 
 
+def test_a_box_with_object_or_two_query_images_is_400(client):
+    data, _ = query_bytes()
+    both = client.post(
+        "/api/search", data=upload(data, k=3, object=1, box="1,2,30,40"), headers=CSRF
+    )
+    assert both.status_code == 400 and "leave out 'box'" in both.get_json()["error"]
+    two = {"image": [(io.BytesIO(data), "a.jpg"), (io.BytesIO(data), "b.jpg")], "k": "3"}
+    doubled = client.post("/api/search", data=two, headers=CSRF)
+    assert doubled.status_code == 400 and "one query image" in doubled.get_json()["error"]
+
+
 def test_robust_results_say_which_are_copies(client):
     data, path = query_bytes(2)
     for mode, first in (("robust", "copy"), ("fast", None)):
