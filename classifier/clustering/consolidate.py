@@ -5,7 +5,9 @@ The greedy merges cut a large class into several pure pieces, each "nearest labe
 0.80-0.95" (issue 17: large classes in 5-7 pieces, ARI 0.47 on held-out classes). Here a
 new piece that close to a label joins it, a piece that links to a label's group through
 its nearest neighbours joins it (:func:`fold_by_links`), pieces of one never-labelled
-class join each other, and what is left below the minimum size is noise. Measured on the
+class join each other, a group holding the nearest neighbours of a label with few
+labelled images joins it (:func:`fold_by_label_links`), and what is left below the
+minimum size is noise. Measured on the
 long-tailed dev splits (``scripts/bench_clusters.py --long-tailed``): new categories sat
 at 0.48-0.79 to their nearest label, pieces of labelled classes mostly above 0.8; by
 cosine alone, pieces of a labelled class and never-labelled look-alike classes overlap
@@ -109,6 +111,46 @@ def fold_by_links(
     if not n_classes or p.fold_share is None or not (assign >= n_classes).any():
         return assign
     return _fold_pieces(nbrs, assign, label_ids, n_classes, p, into_new=False)
+
+
+def fold_by_label_links(
+    nbrs: npt.NDArray[np.int64],
+    assign: Assignment,
+    label_ids: npt.NDArray,
+    n_classes: int,
+    p: ClusterParams,
+) -> Assignment:
+    """A new cluster joins the label of fewer than ``p.label_links_max`` labels whose
+    labelled images send ``p.label_link_share`` or more of their kNN links (graph
+    ``nbrs``: rows the unlabelled, then the labelled vectors) into it.
+
+    A class with a label or a few has no spread to join its own images by
+    (``rho_join``), so they form a "new" group beside their label, whose centroid is
+    no nearer to one labelled image than a look-alike class's (:func:`fold_into_labels`
+    at 0.8 takes neither); but the labelled images' own nearest neighbours lie in it,
+    where a look-alike class nobody labelled receives few of them.
+    """
+    share_bar, most = p.label_link_share, p.label_links_max
+    n = len(assign)
+    if share_bar is None or not n_classes or not (assign >= n_classes).any():
+        return assign
+    labels = np.asarray(label_ids, np.int64)
+    counts = np.bincount(labels, minlength=n_classes)
+    out = assign.copy()
+    k = nbrs.shape[1] - 1
+    for c in np.flatnonzero((counts > 0) & (counts < most)):
+        rows = n + np.flatnonzero(labels == c)
+        links = nbrs[rows].ravel()
+        links = links[(links >= 0) & (links < n)]  # to unlabelled images
+        target = out[links]
+        target = target[target >= n_classes]
+        if not len(target):
+            continue
+        ids, got = np.unique(target, return_counts=True)
+        best = int(np.argmax(got))
+        if got[best] >= share_bar * k * len(rows):
+            out[out == ids[best]] = c
+    return out
 
 
 def join_by_links(

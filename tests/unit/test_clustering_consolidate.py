@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.classifier.clustering.consolidate import fold_by_links, join_by_links, vote_reassign
+from lookalike.classifier.clustering.consolidate import (
+    fold_by_label_links,
+    fold_by_links,
+    join_by_links,
+    vote_reassign,
+)
 from lookalike.classifier.clustering.params import ClusterParams
 
 K = 10
@@ -148,3 +153,27 @@ def test_a_piece_sending_nine_hundredths_of_its_links_to_a_label_folds_by_defaul
     assert (out == 0).all()
     before = fold_by_links(nbrs, assign, label_ids, 1, ClusterParams(fold_share=0.1))
     assert (before == assign).all()
+
+
+def test_a_new_cluster_holding_a_few_label_class_s_neighbours_joins_it():
+    """Class 0 has one label, class 1 ten. Of the one label's 10 kNN links, 6 land in new
+    cluster 2 (its own images: it joins class 0) and 2 in new cluster 3 (a look-alike:
+    it stays new); the ten labels of class 1 send all their links into new cluster 4,
+    which stays new (a class with 5 labels or more joins its images by their spread)."""
+    assign = np.concatenate([np.full(30, 2), np.full(30, 3), np.full(30, 4)]).astype(np.int64)
+    label_ids = np.array([0] + [1] * 10, dtype=np.int64)
+    n = len(assign)
+    rng = np.random.default_rng(0)
+    table = np.empty((n + len(label_ids), K + 1), dtype=np.int64)
+    for i in range(n):  # the unlabelled images link inside their own cluster
+        table[i] = [i, *rng.choice(np.flatnonzero(assign == assign[i]), K)]
+    own, look_alike = np.flatnonzero(assign == 2), np.flatnonzero(assign == 3)
+    # the label: itself, 6 of its own images, 2 of the look-alike's, 2 neighbours missing
+    table[n] = [n, *rng.choice(own, 6), *rng.choice(look_alike, 2), -1, -1]
+    for j in range(1, 11):
+        table[n + j] = [n + j, *rng.choice(np.flatnonzero(assign == 4), K)]
+    out = fold_by_label_links(table, assign, label_ids, 2, ClusterParams())
+    assert (out[assign == 2] == 0).all()
+    assert (out[assign == 3] == 3).all() and (out[assign == 4] == 4).all()
+    off = fold_by_label_links(table, assign, label_ids, 2, ClusterParams(label_link_share=None))
+    assert (off == assign).all()
