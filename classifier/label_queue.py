@@ -108,6 +108,9 @@ class QueueItem:
     id: int
     path: str
     suggestions: list[tuple[str, float]]  # (label, confidence), best first
+    # the labels of its nearest labelled images (of 20), each with its best cosine
+    # similarity, nearest first: one measure for every label (the web's suggestions)
+    near: tuple[tuple[str, float], ...] = ()
 
     def as_json(self) -> dict:
         return {
@@ -157,7 +160,8 @@ def next_images(library: Library, n: int = 10) -> Queue:
     for r, image_id in zip(rows, picked, strict=True):
         own = tags.get(image_id)
         first = [(own["label"], float(own["confidence"]))] if own and own["label"] else []
-        items.append(QueueItem(image_id, paths[image_id], _merged(first, near.get(r, []))))
+        close = near.get(r, [])
+        items.append(QueueItem(image_id, paths[image_id], _merged(first, close), tuple(close)))
     return Queue(items)
 
 

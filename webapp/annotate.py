@@ -20,6 +20,7 @@ from lookalike.classifier import bulk_edit, label_queue
 from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.store.catalog import BROWSE_FILTERS, MAX_ID
 from lookalike.indexer.store.library import Library
+from lookalike.webapp import queue_view
 from lookalike.webapp.inputs import json_body, whole_number
 from lookalike.webapp.services import LibraryService
 
@@ -88,6 +89,9 @@ def bulk():
         raise BadQuery(f'send "action": one of {", ".join(bulk_edit.ACTIONS)}')
     if label is not None and not isinstance(label, str):
         raise BadQuery("a label must be a string")
+    if action in ("label", "relabel") and label is None:
+        # Said here: the library's own message ("label needs a label") reads oddly.
+        raise BadQuery(f'send "label": the label to give the images (action "{action}")')
     ids = ids_arg(body.get("ids"))
     with service().writable() as library:
         result = bulk_edit.apply(library, action, ids, label)
@@ -139,8 +143,9 @@ def skip_arg(value: str | None) -> set[int]:
 
 @bp.get("/api/labels/next")
 def label_next():
-    """The queue's ``n`` best images, without the ``skip`` ids; ``skipped`` says how many
-    of those the queue left out (with an empty queue: every unlabelled image left)."""
+    """The queue's ``n`` best images, without the ``skip`` ids, with suggestions on one
+    measure and why each was picked (queue_view); ``skipped`` says how many of those
+    the queue left out (with an empty queue: every unlabelled image left)."""
     n = whole_number(request.args.get("n"), "n", 1, 200, 10)
     skip = skip_arg(request.args.get("skip"))
     svc = service()
@@ -149,7 +154,7 @@ def label_next():
     items = [item for item in queue.items if item.id not in skip]
     return jsonify(
         {
-            "queue": [item.as_json() for item in items[:n]],
+            "queue": queue_view.page_items(svc.catalog, items[:n]),
             "skipped": len(queue.items) - len(items),
         }
     )

@@ -79,8 +79,20 @@ REPORT_MOBILE_HEAD = (
 )
 
 
+# Added to every report as served: a long label (up to 100 characters) wraps, in its
+# table cell too, so the figures' columns stay in view (the coverage table's last ones)
+# and no line widens the page.
+REPORT_LABEL_STYLE = (
+    "<style>body{overflow-wrap:break-word}li,.pair>*{min-width:0;overflow-wrap:anywhere}"
+    "td.l{overflow-wrap:anywhere;min-width:6em;max-width:24em}</style>"
+)
+
+
 def mobile_report(html: str) -> str:
-    """The report with REPORT_MOBILE_HEAD at the start of its head (once)."""
+    """The report with REPORT_MOBILE_HEAD at the start of its head (once), and
+    REPORT_LABEL_STYLE at its end."""
+    if "</head>" in html and REPORT_LABEL_STYLE not in html:
+        html = html.replace("</head>", REPORT_LABEL_STYLE + "</head>", 1)
     if "name='viewport'" in html or 'name="viewport"' in html or "<head>" not in html:
         return html
     return html.replace("<head>", "<head>" + REPORT_MOBILE_HEAD, 1)

@@ -117,10 +117,10 @@ class Chart:
             self.text(14, (top + bottom) / 2, y_label, rotate=-90)
 
     def legend(self, names: Sequence[str], x: float, y: float) -> None:
-        """Colour keys from (x, y) down, on white so that bars behind stay readable."""
-        longest = max((len(n) for n in names), default=0)
+        """Colour keys from (x, y) down, in a framed box (placed right of the plot area,
+        in the room :func:`legend_width` asked for, it covers no bar or line)."""
         self.add(
-            f"<rect x='{x - 4:.1f}' y='{y - 12:.1f}' width='{22 + longest * 6:.1f}' "
+            f"<rect x='{x - 4:.1f}' y='{y - 12:.1f}' width='{legend_width(names) - 8:.1f}' "
             f"height='{14 * len(names) + 4}' fill='white' fill-opacity='0.85' stroke='#ccc'/>"
         )
         for i, name in enumerate(names):
@@ -139,11 +139,24 @@ class Chart:
         )
 
 
+def legend_width(names: Sequence[str]) -> int:
+    """The width a legend of ``names`` takes (its box and a gap on either side)."""
+    return 30 + max((len(n) for n in names), default=0) * 6
+
+
+def _room_right(width: int, names: Sequence[str]) -> tuple[int, tuple[int, int, int, int]]:
+    """(chart width, margins) for a plot ``width`` wide with its legend on its right."""
+    top, right, bottom, left = Chart.margin
+    room = legend_width(names)
+    return left + width + room + right, (top, room + right, bottom, left)
+
+
 def grouped_bars(
     categories: Sequence[str], series: Mapping[str, Sequence[float]], y_range: tuple[float, float]
 ) -> str:
-    """One group of bars per category, one bar per series, legend lower left."""
-    chart = Chart(800, 320, (0, len(categories)), y_range)
+    """One group of bars per category, one bar per series, the legend right of them."""
+    width, margin = _room_right(720, list(series))
+    chart = Chart(width, 320, (0, len(categories)), y_range, margin)
     width = 0.8 / max(len(series), 1)
     for i, values in enumerate(series.values()):
         for c, value in enumerate(values):
@@ -156,7 +169,7 @@ def grouped_bars(
     steps = 5
     ticks = [y_range[0] + (y_range[1] - y_range[0]) * k / steps for k in range(steps + 1)]
     chart.axes([(c + 0.5, name) for c, name in enumerate(categories)], ticks)
-    chart.legend(list(series), chart.x(0.1), chart.y(y_range[0]) - 14 * len(series))
+    chart.legend(list(series), chart.x(len(categories)) + 16, chart.y(y_range[1]) + 12)
     return chart.svg()
 
 
@@ -166,13 +179,15 @@ def lines(
     x_label: str,
     y_label: str,
 ) -> str:
-    """Lines with markers over a log x axis ticked at ``x_ticks``; y from the data."""
+    """Lines with markers over a log x axis ticked at ``x_ticks``; y from the data; the
+    legend right of the plot."""
     ys = [y for points in series.values() for _, y in points] or [0.0, 1.0]
     lo, hi = min(ys), max(ys)
     pad = (hi - lo) * 0.1 or 0.05
     xs = list(x_ticks) or [1.0, 10.0]
     x_range = (min(xs) / 1.2, max(xs) * 1.2)
-    chart = Chart(600, 350, x_range, (lo - pad, hi + pad), log_x=True)
+    width, margin = _room_right(520, list(series))
+    chart = Chart(width, 350, x_range, (lo - pad, hi + pad), margin, log_x=True)
     for i, points in enumerate(series.values()):
         if points:
             chart.line(points, COLOURS[i % len(COLOURS)], markers=True)
@@ -180,7 +195,7 @@ def lines(
     chart.axes(
         [(x, f"{x:g}") for x in xs], [round(t, 3) for t in y_ticks], x_label, y_label, grid="xy"
     )
-    chart.legend(list(series), chart.x(x_range[0]) + 8, chart.y(hi + pad) + 14)
+    chart.legend(list(series), chart.x(x_range[1]) + 16, chart.y(hi + pad) + 12)
     return chart.svg()
 
 

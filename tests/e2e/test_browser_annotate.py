@@ -75,6 +75,23 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def on_screen(page) -> int:
+    """Waits until the label-next page's image is on screen with no step on its way
+    (keys count only then); its id."""
+    expect(page.locator("#label-next[data-image-id]:not([aria-busy])")).to_have_count(1)
+    return int(page.locator("#label-next").get_attribute("data-image-id"))
+
+
+def bulk_posts(page) -> list[str]:
+    """The bodies of the page's POST /api/labels/bulk requests, as they are sent."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda r: sent.append(r.post_data) if r.url.endswith("/api/labels/bulk") else None,
+    )
+    return sent
+
+
 def search_for(page, server, library, tmp_path) -> None:
     conn = catalog(library)
     (path,) = conn.execute("SELECT path FROM images ORDER BY id LIMIT 1").fetchone()
@@ -140,14 +157,15 @@ def test_ten_queue_steps_by_keyboard(page, server, library):
     shot(page, "label-next")
     seen, steps = [], []
     for step in range(10):
-        current = int(image.get_attribute("data-image-id"))
+        current = on_screen(page)
         seen.append(current)
         if step == 3:
             page.keyboard.press("x")  # skip
             steps.append((current, None))
         elif step == 5:
-            page.keyboard.type("Queue made")  # a new label, typed
+            page.keyboard.type("Queue made")  # a new label, typed: Q starts typing
             page.keyboard.press("Enter")
+            page.keyboard.press("Escape")  # out of the box: the keys are shortcuts again
             steps.append((current, "Queue made"))
         else:
             name = page.locator("#ln-suggestions li .name").first.inner_text()
@@ -189,8 +207,7 @@ def test_skip_every_image_then_start_over_and_tap_a_suggestion(page, server, lib
     left = unlabelled_count(library)
     seen = []
     for _ in range(left):  # more than one refill's worth of images: each new
-        expect(image).to_have_attribute("data-image-id", re.compile(r"\d+"))
-        seen.append(image.get_attribute("data-image-id"))
+        seen.append(str(on_screen(page)))
         page.click("#ln-skip")
         expect(image).not_to_have_attribute("data-image-id", seen[-1])
     assert len(set(seen)) == left > 20
@@ -199,8 +216,7 @@ def test_skip_every_image_then_start_over_and_tap_a_suggestion(page, server, lib
     )
     shot(page, "label-next-all-skipped")
     page.click("#ln-restart")
-    expect(image).to_have_attribute("data-image-id", re.compile(r"\d+"))
-    current = int(image.get_attribute("data-image-id"))
+    current = on_screen(page)
     choice = page.locator("#ln-suggestions .ln-choice").first
     name = choice.locator(".name").inner_text()
     choice.click()  # a tap takes the suggestion
@@ -231,3 +247,153 @@ def test_narrow_screens(browser, server, library, tmp_path):
     finally:
         context.close()
     assert errors == [], errors
+
+
+def select_ids(page, ids: list[int]) -> None:
+    page.evaluate(
+        "ids => document.dispatchEvent(new CustomEvent('lookalike:select', {detail: {ids}}))",
+        ids,
+    )
+
+
+def test_double_click_on_label_sends_one_edit_and_undo_restores(page, server, library):
+    """A double click labels once; labelling the same images again changes nothing and
+    keeps the Undo of the real edit, which puts the labels back."""
+    before = labels(library)
+    page.goto(server.url + "/library?filter=unlabelled")
+    cards = page.locator("#grid .card")
+    expect(cards.nth(6)).to_be_visible()
+    ids = [int(cards.nth(i).get_attribute("data-id")) for i in range(7)]
+    select_ids(page, ids)
+    bar = page.locator(".select-bar")
+    expect(bar.locator(".sel-count")).to_have_text("7 images selected")
+    sent = bulk_posts(page)
+    bar.locator(".sel-label").fill("Twice")
+    bar.locator(".sel-apply").dblclick()
+    expect(page.locator("#toast")).to_have_text("Labelled 7 images")
+    assert len(sent) == 1, sent
+    assert all(labels(library)[i] == "Twice" for i in ids)
+    # The same label on the same images again: nothing changed, and the Undo offered is
+    # still the first edit's.
+    select_ids(page, ids)
+    bar.locator(".sel-apply").click()
+    expect(page.locator("#toast")).to_have_text(
+        "Nothing changed: the 7 images had that label already"
+    )
+    assert len(sent) == 2
+    bar.locator(".sel-undo").click()
+    expect(page.locator("#toast")).to_have_text("Undone for 7 images")
+    assert labels(library) == before
+
+
+def test_in_the_box_every_key_is_text(page, server, library):
+    page.goto(server.url + "/label")
+    first = on_screen(page)
+    name = page.locator("#ln-suggestions li .name").first.inner_text()
+    page.keyboard.press("1")  # outside the box: a shortcut
+    expect(page.locator("#label-next")).not_to_have_attribute("data-image-id", str(first))
+    second = on_screen(page)
+    assert labels(library)[first] == name
+    sent = bulk_posts(page)
+    page.click("#ln-input")
+    page.keyboard.type("umbrella x9")  # u, x and 9 are text here
+    expect(page.locator("#ln-input")).to_have_value("umbrella x9")
+    assert on_screen(page) == second and sent == []
+    assert labels(library)[first] == name  # "u" undid nothing
+    page.keyboard.press("Enter")  # the typed label
+    expect(page.locator("#label-next")).not_to_have_attribute("data-image-id", str(second))
+    on_screen(page)
+    assert labels(library)[second] == "umbrella x9"
+    expect(page.locator("#ln-input")).to_be_focused()  # still typing: keys stay text
+    page.keyboard.press("Escape")  # leaves the box: u undoes again
+    expect(page.locator("#ln-input")).not_to_be_focused()
+    page.keyboard.press("u")
+    expect(page.locator("#label-next")).to_have_attribute("data-image-id", str(second))
+    assert second not in labels(library)
+    shot(page, "label-next-typed")
+
+
+def test_enter_and_space_press_the_focused_button(page, server, library):
+    page.goto(server.url + "/label")
+    first = on_screen(page)
+    page.focus("#ln-skip")
+    page.keyboard.press("Enter")  # Skip, not suggestion 1
+    expect(page.locator("#label-next")).not_to_have_attribute("data-image-id", str(first))
+    on_screen(page)
+    assert first not in labels(library)
+    page.focus("#ln-undo")
+    page.keyboard.press(" ")  # Undo: the skipped image comes back
+    expect(page.locator("#label-next")).to_have_attribute("data-image-id", str(first))
+    on_screen(page)
+    second_choice = page.locator("#ln-suggestions .ln-choice").nth(1)
+    name = second_choice.locator(".name").inner_text()
+    second_choice.focus()
+    page.keyboard.press("Enter")  # that suggestion, not the first
+    expect(page.locator("#label-next")).not_to_have_attribute("data-image-id", str(first))
+    assert labels(library)[first] == name
+    # A blank box counts as empty: Enter takes suggestion 1, as the hint says.
+    third = on_screen(page)
+    top = page.locator("#ln-suggestions li .name").first.inner_text()
+    page.fill("#ln-input", "   ")
+    page.keyboard.press("Enter")
+    expect(page.locator("#label-next")).not_to_have_attribute("data-image-id", str(third))
+    assert labels(library)[third] == top
+    expect(page.locator(".keys-hint")).to_contain_text("with suggestion 1 when the box is empty")
+    expect(page.locator("#ln-save")).to_have_attribute("title", re.compile("suggestion 1"))
+
+
+def test_a_double_key_labels_one_image_and_never_one_not_on_screen(page, server, library):
+    page.goto(server.url + "/label")
+    first = on_screen(page)
+    held = []
+    page.route("**/api/labels/bulk", lambda route: held.append(route))
+    sent = bulk_posts(page)
+    with page.expect_request("**/api/labels/bulk"):
+        page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # while the first is on its way: ignored
+    page.keyboard.press("1")
+    page.keyboard.press("x")
+    expect(page.locator("#label-next")).to_have_attribute("aria-busy", "true")
+    assert len(sent) == 1, sent
+    # The next image's preview is held: it is not on screen, so keys do not act on it.
+    previews = []
+    page.route("**/api/images/*/preview", lambda route: previews.append(route))
+    held[0].continue_()
+    expect(page.locator("#label-next")).not_to_have_attribute("data-image-id", str(first))
+    second = int(page.locator("#label-next").get_attribute("data-image-id"))
+    page.keyboard.press("1")
+    page.keyboard.press("x")
+    page.locator("#ln-suggestions .ln-choice").first.click()
+    expect(page.locator("#label-next")).to_have_attribute("aria-busy", "true")
+    assert len(sent) == 1, sent
+    expect(page.locator("#label-next")).to_have_attribute("data-image-id", str(second))
+    assert first in labels(library) and second not in labels(library)
+    for route in previews:
+        route.continue_()
+    page.unroute("**/api/labels/bulk")
+    page.unroute("**/api/images/*/preview")
+    assert on_screen(page) == second
+    page.keyboard.press("1")  # now on screen: it counts
+    expect(page.locator("#label-next")).not_to_have_attribute("data-image-id", str(second))
+    assert second in labels(library) and len(sent) == 2
+
+
+def test_the_keyboard_selects_cards_by_their_ticks(page, server):
+    page.goto(server.url + "/library")
+    cards = page.locator("#grid .card")
+    expect(cards.nth(3)).to_be_visible()
+    page.keyboard.press("Tab")  # keyboard use: focus rings show
+    tick = cards.nth(1).locator(".tick")
+    tick.focus()
+    expect(tick).to_be_focused()
+    assert tick.evaluate("t => getComputedStyle(t).outlineStyle") == "solid"
+    page.keyboard.press(" ")
+    expect(cards.nth(1)).to_have_class(re.compile("selected"))
+    expect(tick).to_have_attribute("aria-checked", "true")
+    cards.nth(3).locator(".tick").focus()
+    page.keyboard.press("Shift+Enter")  # a range from the last one
+    expect(page.locator("#grid .card.selected")).to_have_count(3)
+    page.keyboard.press("Enter")  # toggles the focused one off; the link does not open
+    expect(page.locator("#grid .card.selected")).to_have_count(2)
+    assert page.url.endswith("/library")
+    shot(page, "library-keyboard-select")

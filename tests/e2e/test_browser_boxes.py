@@ -204,3 +204,53 @@ def test_at_390_px_a_finger_draws_a_box_in_the_images_pixels(browser, server, li
     finally:
         context.close()
     assert errors == [], errors
+
+
+def test_double_enter_saves_one_box_and_delete_offers_undo(browser, server, library):
+    """A double Enter on a new box saves it once (the page shows what the server holds);
+    a box list line takes the keyboard (Enter selects); Delete deletes at once and the
+    message's Undo brings the box back."""
+    context, page, errors = open_page(browser, 1280)
+    try:
+        image_id = image_ids(library)[2]
+        page.goto(f"{server.url}/images/{image_id}")
+        expect(page.locator("#box-list li").first).to_be_visible()
+        posts = []
+        page.on(
+            "request",
+            lambda r: (
+                posts.append(r.url)
+                if r.method == "POST" and r.url.endswith(f"/images/{image_id}/boxes")
+                else None
+            ),
+        )
+        drag(page, stage_point(page, 0.1, 0.1), stage_point(page, 0.5, 0.5))
+        page.fill("#box-label", "Once box")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Enter")
+        expect(page.locator("#toast")).to_have_text("Box labelled “Once box”")
+        expect(page.locator("#box-save")).to_be_enabled()
+        assert len(posts) == 1, posts
+        human = [b for b in boxes(library, image_id) if b[6] == "human"]
+        assert [b[5] for b in human] == ["Once box"]
+        expect(page.locator(".bx.human")).to_have_count(len(human))
+        expect(page.locator(".box-hint")).to_contain_text("Undo")
+        # The keyboard selects a line of the list; Delete deletes it, Undo brings it back.
+        page.keyboard.press("Escape")
+        line = page.locator("#box-list li", has_text="Once box")
+        line.focus()
+        page.keyboard.press("Enter")
+        expect(line).to_have_class("on")
+        assert line.evaluate("li => getComputedStyle(li).outlineStyle") == "solid"
+        page.keyboard.press("Delete")
+        expect(page.locator("#toast")).to_contain_text("Box “Once box” deleted")
+        expect(page.locator(".bx.human")).to_have_count(0)
+        assert not [b for b in boxes(library, image_id) if b[6] == "human"]
+        page.locator("#toast .toast-action").click()
+        expect(page.locator(".bx.human", has_text="Once box")).to_have_count(1)
+        (back,) = [b for b in boxes(library, image_id) if b[6] == "human"]
+        assert back[5] == "Once box" and near(back[1:5], human[0][1:5], 0)
+        shot(page, "boxes-undo-1280")
+    finally:
+        context.close()
+    assert errors == [], errors

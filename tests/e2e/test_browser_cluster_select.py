@@ -141,9 +141,20 @@ def test_select_label_undo_leave_out_and_accept(page, browser, server, library):
         tiles.nth(i).click(modifiers=["Control"])
     bar.locator(".sel-extra").click()
     expect(again.locator(".left-out-count")).to_have_text("3 left out")
+    # Three members of one cluster: one cluster, counted once.
+    expect(page.locator("#toast")).to_have_text("Left 3 images out of the cluster")
+    expect(bar.locator(".sel-undo")).to_be_visible()
     again.locator("input.accept-name").fill("discovered")
-    again.locator("button.accept").click()
+    expect(again.locator(".decision-note")).to_contain_text("final")
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.url.endswith("/accept") else None)
+    again.locator("button.accept").dblclick()  # one decision, one request
     expect(again).to_have_class("cluster kind-new reviewed")
+    expect(page.locator("#toast")).to_have_text("Accepted as “discovered”")
+    assert len(posts) == 1, posts
+    # The Undo of the leave-out is stale once the cluster is decided: it is gone.
+    expect(bar.locator(".sel-undo")).to_be_hidden()
+    expect(again.locator("button.accept")).to_have_css("cursor", "not-allowed")  # looks disabled
     labelled = labels_of(library, ids)
     assert all(i not in labelled for i in ids[1:4])
     assert labelled[ids[0]] == "by hand"  # a person's label outlives the review

@@ -108,8 +108,16 @@ def test_label_next_queue(client):
     assert 1 <= len(queue) <= 5
     labelled = set(client.get("/api/images/ids?filter=labelled").get_json()["ids"])
     assert not {q["id"] for q in queue} & labelled
-    assert all(set(q) == {"id", "path", "suggestions"} for q in queue)
-    assert all(0 <= s["confidence"] <= 1 for q in queue for s in q["suggestions"])
+    assert all(set(q) == {"id", "path", "suggestions", "tag", "reason"} for q in queue)
+    assert all(q["reason"] for q in queue)
+    for q in queue:
+        # One measure, best first: the similarity to the label's nearest image.
+        sims = [s["similarity"] for s in q["suggestions"]]
+        assert all(0 <= v <= 1 for v in sims) and sims == sorted(sims, reverse=True), sims
+        tagged = q["tag"] and q["tag"]["label"]
+        for s in q["suggestions"]:
+            # The tagger's confidence only on its own label.
+            assert (s["tag_confidence"] is not None) == (s["label"] == tagged)
     assert queue[0]["suggestions"], "the nearest labelled images suggest a label"
     assert client.get("/api/labels/next?n=0").status_code == 400
     page = client.get("/label")
@@ -139,3 +147,43 @@ def test_label_next_refuses_a_bad_skip(client, skip):
     response = client.get("/api/labels/next", query_string={"n": 5, "skip": skip})
     assert response.status_code == 400
     assert "skip" in response.get_json()["error"]
+
+
+def test_label_next_puts_the_tag_among_the_look_alikes(client):
+    """The image tagged in the fixture (0.87) has its tag's label on the similarity scale,
+    ordered with the others, and its confidence beside it."""
+    queue = client.get("/api/labels/next?n=10").get_json()["queue"]
+    (item,) = [q for q in queue if q["tag"] and q["tag"]["label"]]
+    assert item["tag"]["confidence"] == 0.87
+    (own,) = [s for s in item["suggestions"] if s["tag_confidence"] is not None]
+    assert own["label"] == item["tag"]["label"] and own["tag_confidence"] == 0.87
+    assert isinstance(own["similarity"], float)
+    (unknown,) = [q for q in queue if q["tag"] and q["tag"]["label"] is None]
+    assert all(s["tag_confidence"] is None for s in unknown["suggestions"])
+
+
+@pytest.mark.parametrize(
+    ("ranked", "tag", "words"),
+    [
+        ([("cup", 0.40), ("chair", 0.30)], None, "far from every label: maybe a new class"),
+        ([("cup", 0.62), ("chair", 0.60)], None, "between cup and chair"),
+        ([("cup", 0.70), ("chair", 0.50)], None, "not tagged yet; nearest label: cup"),
+        ([("cup", 0.70)], {"label": None, "confidence": 0.6}, "the tagger left it unknown"),
+        ([("cup", 0.70)], {"label": "cup", "confidence": 0.04}, "the tagger is unsure of cup (4%)"),
+        ([("cup", 0.70)], {"label": "cup", "confidence": 0.9}, "many unlabelled images"),
+        ([], None, "no labelled image looks like it yet"),
+    ],
+)
+def test_label_next_reason(ranked, tag, words):
+    from lookalike.webapp.queue_view import reason
+
+    assert reason(ranked, tag).startswith(words)
+
+
+def test_bulk_label_without_a_label_says_so_plainly(client):
+    ids = client.get("/api/images/ids").get_json()["ids"][:2]
+    answer = bulk(client, action="label", ids=ids)
+    assert answer.status_code == 400
+    assert (
+        answer.get_json()["error"] == 'send "label": the label to give the images (action "label")'
+    )

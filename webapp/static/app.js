@@ -65,6 +65,15 @@ const LK = (() => {
     return `${Math.round(x * 100)}%`;
   }
 
+  // What a predicted tag's percentage is (the tagger's calibrated confidence in its
+  // answer): for "unknown", how likely the image is of none of the labels.
+  function tagTitle(tag) {
+    if (tag.label === null) {
+      return `unknown: the tagger thinks this image is of none of your labels; ${percent(tag.confidence)} is how likely that is right`;
+    }
+    return `predicted “${tag.label}” (not a human label); ${percent(tag.confidence)} is how likely that is right`;
+  }
+
   // One grid card: thumbnail, optional score, human label or predicted tag.
   function card(item, options = {}) {
     const chips = el("div", { class: "chips small" });
@@ -77,7 +86,7 @@ const LK = (() => {
       chips.append(
         el("span", {
           class: item.tag.label === null ? "chip unknown" : "chip predicted",
-          title: `predicted, confidence ${percent(item.tag.confidence)}`,
+          title: tagTitle(item.tag),
           text: `${text} ${percent(item.tag.confidence)}`,
         })
       );
@@ -117,14 +126,24 @@ const LK = (() => {
     );
   }
 
+  // A short message at the foot of the page; `action` ({text, run}) adds a button to it
+  // (an Undo), and the message then stays longer.
   let toastTimer = null;
-  function toast(message, kind = "info") {
+  function toast(message, kind = "info", action = null) {
     const box = document.getElementById("toast");
-    box.textContent = message;
+    box.replaceChildren(message);
+    if (action) {
+      const button = el("button", { type: "button", class: "toast-action", text: action.text });
+      button.addEventListener("click", () => {
+        box.hidden = true;
+        action.run();
+      });
+      box.append(button);
+    }
     box.className = `toast ${kind}`;
     box.hidden = false;
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => (box.hidden = true), kind === "error" ? 6000 : 2500);
+    toastTimer = setTimeout(() => (box.hidden = true), kind === "error" || action ? 8000 : 2500);
   }
 
   // The header shows a running index job (started here or from this page).
@@ -172,5 +191,5 @@ const LK = (() => {
 
   document.addEventListener("DOMContentLoaded", () => pollJob());
 
-  return { api, el, card, toast, percent, plural, origin, pollJob, describeJob, summarize };
+  return { api, el, card, toast, tagTitle, percent, plural, origin, pollJob, describeJob, summarize };
 })();

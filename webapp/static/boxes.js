@@ -1,6 +1,9 @@
 // The image page's boxes: draw one with the mouse or a finger (pointer events), label
-// it, move it, resize it by its corner handles, delete it (button or the Delete key),
-// accept the suggested main-object box (dashed), search with a box. Boxes are kept in
+// it, move it, resize it by its corner handles, delete it (button or the Delete key; the
+// message offers Undo), accept the suggested main-object box (dashed), search with a
+// box. The list's items take the keyboard's focus (Enter or Space selects). One save at
+// a time (a double Enter sends one request), and after a save or a delete the page
+// shows the boxes the server holds. Boxes are kept in
 // the image's pixels as indexed (the listing's width x height); the picture is shown
 // scaled, and every pointer position is mapped back through the stage's size.
 "use strict";
@@ -16,6 +19,7 @@ const LKBoxes = (() => {
     let boxes = []; // {id (null: not saved), box: [x0, y0, x1, y1], label, origin, stale}
     let selected = null;
     let drag = null;
+    let saving = false; // a write is on its way
 
     // -- the picture at the column's width (at most 70% of the window's height) ----
     function fit() {
@@ -80,17 +84,37 @@ const LKBoxes = (() => {
           return node;
         })
       );
+      const listFocused = list.contains(document.activeElement);
       list.replaceChildren(
-        ...boxes.map((entry) =>
-          el(
+        ...boxes.map((entry) => {
+          const item = el(
             "li",
-            { class: entry === selected ? "on" : "", onclick: () => select(entry) },
+            {
+              class: entry === selected ? "on" : "",
+              tabindex: "0",
+              role: "button",
+              "aria-pressed": entry === selected ? "true" : "false",
+              title: `${tagText(entry)}: select it (Enter)`,
+              onclick: () => select(entry),
+              onkeydown: (event) => {
+                if (event.key !== "Enter" && event.key !== " ") return;
+                event.preventDefault();
+                select(entry);
+              },
+            },
             el("span", { class: `chip ${entry.origin === "human" && !entry.stale ? "human" : "none"}`, text: tagText(entry) }),
             el("span", { class: "coords", text: entry.box.join(", ") })
-          )
-        )
+          );
+          item.entry = entry;
+          return item;
+        })
       );
       if (!boxes.length) list.replaceChildren(el("li", { class: "muted", text: "none yet" }));
+      if (listFocused) {
+        // The list was redrawn under the keyboard's focus: keep it on the selected box.
+        const on = [...list.children].find((li) => li.entry === selected) || list.firstElementChild;
+        if (on && on.tabIndex >= 0) on.focus();
+      }
       form.hidden = !selected;
       if (selected) {
         save.textContent = selected.id === null ? "Save box" : selected.origin === "suggested" ? "Accept" : "Relabel box";
@@ -203,11 +227,24 @@ const LKBoxes = (() => {
       Object.assign(entry, { id: doc.id, box: doc.box, label: doc.label, origin: doc.origin, stale: doc.stale });
     }
 
+    // One write at a time: `work` runs with the form's buttons disabled.
+    async function writing(work) {
+      if (saving) return;
+      saving = true;
+      for (const b of form.querySelectorAll("button")) b.disabled = true;
+      try {
+        await work();
+      } finally {
+        saving = false;
+        for (const b of form.querySelectorAll("button")) b.disabled = false;
+      }
+    }
+
     async function patch(entry, body, message, undoBox) {
       try {
         const doc = await api("PATCH", `/api/images/${imageId}/boxes/${entry.id}`, { ...body, hash: image.hash });
         fromServer(entry, doc.box);
-        toast(message, "ok");
+        toast(typeof message === "function" ? message(doc.box) : message, "ok");
       } catch (e) {
         if (undoBox) entry.box = undoBox;
         toast(e.message, "error");
@@ -215,48 +252,89 @@ const LKBoxes = (() => {
       render();
     }
 
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
       const entry = selected;
       const label = input.value.trim();
-      if (!entry) return;
+      if (!entry || saving) return;
       if (!label) {
         toast("Give the box a label first", "error");
         input.focus();
         return;
       }
-      if (entry.id === null) {
-        try {
-          const doc = await api("POST", `/api/images/${imageId}/boxes`, { box: entry.box, label, hash: image.hash });
-          fromServer(entry, doc.box);
-          toast(`Box labelled “${doc.box.label}”`, "ok");
-        } catch (e) {
-          toast(e.message, "error");
+      writing(async () => {
+        if (entry.id === null) {
+          try {
+            const doc = await api("POST", `/api/images/${imageId}/boxes`, { box: entry.box, label, hash: image.hash });
+            fromServer(entry, doc.box);
+            toast(`Box labelled “${doc.box.label}”`, "ok");
+          } catch (e) {
+            toast(e.message, "error");
+          }
+          await sync();
+          return;
         }
+        const accepting = entry.origin === "suggested";
+        await patch(entry, { box: entry.box, label }, (box) => (accepting ? `Accepted as “${box.label}”` : `Box labelled “${box.label}”`));
+      });
+    });
+
+    // Delete at once; a person's box comes back with the message's Undo (saved again,
+    // as a new box with the same place and label).
+    function deleteSelected() {
+      const entry = selected;
+      if (!entry || saving) return;
+      if (entry.id === null) {
+        boxes = boxes.filter((b) => b !== entry);
+        selected = null;
         render();
         return;
       }
-      const accepting = entry.origin === "suggested";
-      await patch(entry, { box: entry.box, label }, accepting ? `Accepted as “${label}”` : `Box labelled “${label}”`);
-    });
-
-    async function deleteSelected() {
-      const entry = selected;
-      if (!entry) return;
-      if (entry.id !== null) {
+      writing(async () => {
         try {
           await api("DELETE", `/api/images/${imageId}/boxes/${entry.id}`);
-          toast("Box deleted", "ok");
         } catch (e) {
           toast(e.message, "error");
           return;
         }
-      }
-      boxes = boxes.filter((b) => b !== entry);
-      selected = null;
-      render();
+        selected = null;
+        await sync();
+        if (entry.origin === "human" && !entry.stale) {
+          toast(`Box “${entry.label}” deleted`, "ok", { text: "Undo", run: () => restore(entry) });
+        } else {
+          toast(entry.origin === "suggested" ? "Suggestion dismissed" : "Box deleted", "ok");
+        }
+      });
     }
     remove.addEventListener("click", deleteSelected);
+
+    function restore(entry) {
+      writing(async () => {
+        try {
+          const doc = await api("POST", `/api/images/${imageId}/boxes`, { box: entry.box, label: entry.label, hash: image.hash });
+          toast(`Box “${doc.box.label}” back`, "ok");
+        } catch (e) {
+          toast(e.message, "error");
+        }
+        await sync();
+      });
+    }
+
+    // The boxes as the server holds them (the selection kept by id); an unsaved draft stays.
+    async function sync() {
+      const keep = selected ? selected.id : null;
+      const draft = selected && selected.id === null ? selected : null; // one at a time
+      try {
+        const doc = await api("GET", `/api/images/${imageId}/boxes`);
+        image = doc.image;
+        boxes = doc.boxes.map((b) => ({ ...b }));
+      } catch (e) {
+        toast(e.message, "error");
+      }
+      if (draft) boxes.push(draft);
+      selected = draft || boxes.find((b) => keep !== null && b.id === keep) || null;
+      render();
+    }
 
     searchButton.addEventListener("click", () => {
       if (!selected) return;

@@ -39,7 +39,12 @@
 
   async function readURL() {
     const params = new URLSearchParams(location.search);
-    filter = FILTERS.includes(params.get("filter")) ? params.get("filter") : "all";
+    const asked = params.get("filter");
+    filter = FILTERS.includes(asked) ? asked : "all";
+    // An unknown filter in a link shows All, and says so.
+    const note = $("filter-note");
+    note.hidden = asked === null || FILTERS.includes(asked);
+    note.textContent = note.hidden ? "" : `The filter “${asked}” is not one of this page’s: showing All.`;
     label = params.get("label") || "";
     setLabel(label);
     showFilter();
@@ -63,6 +68,7 @@
       select.append(el("option", { value, text: value })); // until the list comes
     }
     select.value = value;
+    select.title = value || "any label"; // a long label is cut short in the box
   }
 
   let scrollTimer = null;
@@ -84,7 +90,7 @@
       const select = $("label-select");
       select.replaceChildren(
         el("option", { value: "", text: "any" }),
-        ...doc.labels.map((l) => el("option", { value: l.label, text: `${l.label} (${l.count})` }))
+        ...doc.labels.map((l) => el("option", { value: l.label, title: l.label, text: `${l.label} (${l.count})` }))
       );
       setLabel(label);
     } catch (e) {
@@ -132,6 +138,7 @@
   for (const button of document.querySelectorAll("#filters [data-filter]")) {
     button.addEventListener("click", async () => {
       filter = button.dataset.filter;
+      $("filter-note").hidden = true;
       showFilter();
       pages = 1;
       writeURL(true);

@@ -15,7 +15,7 @@
   const PAGE = 24;
   let labels = [];
   let mergeAbove = 0.8;
-  const memberOf = new Map(); // image id -> its cluster card's {excluded, update}
+  const memberOf = new Map(); // image id -> its cluster card's owner, {excluded, update} (one per card)
   let grids = []; // the members grids attached to the selection bar
 
   // -- the open cluster in the URL (replaceState: opening one is not a navigation) --------
@@ -69,7 +69,7 @@
                 "data-id": card.id,
               },
               el("img", { src: card.thumbnail_url, alt: card.name, loading: "lazy" }),
-              card.label ? el("span", { class: "chip human member-label", title: "human label", text: card.label }) : null,
+              card.label ? el("span", { class: "chip human member-label", title: `human label: ${card.label}`, text: card.label }) : null,
               el("span", { class: "out", text: "left out" })
             );
             tile.addEventListener("click", () => {
@@ -122,19 +122,32 @@
       "aria-label": "name for this cluster",
       list: "cluster-labels",
     });
+    let acting = false; // one decision at a time: a double click sends one request
     const act = async (what, body, message) => {
+      if (acting) return;
+      acting = true;
+      const controls = [...node.querySelectorAll(".actions button, .actions input")];
+      const enabled = controls.filter((c) => !c.disabled);
+      for (const c of enabled) c.disabled = true;
+      let decided = false;
       try {
         const doc = await api("POST", `/api/clusters/${cluster.id}/${what}`, body);
+        // The bar's Undo (of a leave-out or a label edit) is stale after a decision.
+        LKSelect.forgetUndo();
         toast(message, "ok");
         if (what === "split") {
           show(doc);
         } else {
+          decided = true;
           node.classList.add("reviewed");
           node.querySelector(".state").textContent = message;
           for (const b of node.querySelectorAll("button, input")) b.disabled = true;
         }
       } catch (e) {
         toast(e.message, "error");
+      } finally {
+        acting = false;
+        if (!decided) for (const c of enabled) c.disabled = false;
       }
     };
     const exclude = () => [...excluded];
@@ -184,9 +197,13 @@
       el("button", { type: "button", class: "split secondary", text: "Split", onclick: () => act("split", {}, "Split") }),
       el("button", { type: "button", class: "reject secondary", text: "Not a class", onclick: () => act("reject", {}, "Rejected") }),
     ];
+    const final = el("p", {
+      class: "muted decision-note",
+      text: "Merge, accept and “Not a class” are final: no undo here, nor in the CLI’s lookalike clusters. The labels a merge or an accept gives can be changed or removed on the Library page.",
+    });
     return mergeFirst
-      ? el("div", { class: "actions" }, merge, naming, ...rest)
-      : el("div", { class: "actions" }, naming, merge, ...rest);
+      ? el("div", { class: "actions" }, merge, naming, ...rest, final)
+      : el("div", { class: "actions" }, naming, merge, ...rest, final);
   }
 
   function clusterCard(cluster) {
@@ -203,7 +220,8 @@
       members.mark();
       counted();
     };
-    for (const id of cluster.members || []) memberOf.set(id, { excluded, update });
+    const owner = { excluded, update }; // one per card: the bar counts clusters by it
+    for (const id of cluster.members || []) memberOf.set(id, owner);
     const setOpen = (open, at = 0) => {
       members.panel.hidden = !open;
       toggle.setAttribute("aria-expanded", open ? "true" : "false");
@@ -225,11 +243,11 @@
         el("h2", { text: `Cluster ${cluster.id}` }),
         el("span", { class: "muted", text: plural(cluster.size, "image") }),
         cluster.kind === "label"
-          ? el("span", { class: "chip human", title: "these look like a labelled class", text: `look like “${cluster.label}”${similarity}` })
+          ? el("span", { class: "chip human", title: `these look like a labelled class: ${cluster.label}`, text: `look like “${cluster.label}”${similarity}` })
           : el("span", { class: "chip new", text: "new category" }),
         typeof cluster.cohesion === "number" ? el("span", { class: "muted", text: `cohesion ${cluster.cohesion.toFixed(2)}` }) : null,
         cluster.kind !== "label" && cluster.nearest_label
-          ? el("span", { class: "muted", text: `nearest label: ${cluster.nearest_label}${similarity}` })
+          ? el("span", { class: "muted", title: cluster.nearest_label, text: `nearest label: ${cluster.nearest_label}${similarity}` })
           : null,
         el("span", { class: "state muted", text: "" })
       ),

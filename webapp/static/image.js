@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { api, card, el, toast, percent, origin } = LK;
+  const { api, card, el, toast, tagTitle, percent, origin } = LK;
   const $ = (id) => document.getElementById(id);
   const id = Number($("image-page").dataset.imageId);
   let current = null;
@@ -33,10 +33,17 @@
     const tag = $("tag");
     const hasTag = Boolean(doc.tag);
     if (hasTag) {
-      const name = doc.tag.label === null ? "unknown" : doc.tag.label;
+      const unknown = doc.tag.label === null;
+      const title = tagTitle(doc.tag);
       tag.replaceChildren(
-        el("span", { class: doc.tag.label === null ? "chip unknown" : "chip predicted", text: name }),
-        el("span", { class: "muted", text: ` confidence ${percent(doc.tag.confidence)} (${doc.tag.head})` })
+        el("span", { class: unknown ? "chip unknown" : "chip predicted", title, text: unknown ? "unknown" : doc.tag.label }),
+        el("span", {
+          class: "muted",
+          title,
+          text: unknown
+            ? ` ${percent(doc.tag.confidence)} likely of none of your labels (${doc.tag.head} head)`
+            : ` ${percent(doc.tag.confidence)} likely right (${doc.tag.head} head)`,
+        })
       );
     } else {
       tag.replaceChildren(el("span", { class: "muted", text: "not tagged" }));
@@ -52,23 +59,31 @@
         class: "chip suggestion",
         title: `use “${s.label}” as the label`,
         text: `${s.label} ${percent(s.score)}`,
-        onclick: () => change("PUT", `/api/images/${id}/label`, { label: s.label }, `Labelled “${s.label}”`),
+        onclick: () => change("PUT", `/api/images/${id}/label`, { label: s.label }, labelled),
       })
     );
     $("suggestions").replaceChildren(...(chips.length ? chips : [el("span", { class: "muted", text: "none" })]));
   }
 
+  // The label as the library stored it (its spelling: full-width letters become ASCII,
+  // a label of another case takes the existing one's).
+  const labelled = (doc) => `Labelled “${doc.label ? doc.label.label : ""}”`;
+
+  // `message`: text, or a function of the server's answer. True when it succeeded.
   async function change(method, url, body, message) {
     try {
-      render(await api(method, url, body));
-      toast(message, "ok");
+      const doc = await api(method, url, body);
+      render(doc);
+      toast(typeof message === "function" ? message(doc) : message, "ok");
+      return true;
     } catch (e) {
       toast(e.message, "error");
+      return false;
     }
   }
 
   $("accept-tag").addEventListener("click", () =>
-    change("POST", `/api/images/${id}/tag/accept`, undefined, `Labelled “${current.tag.label}”`)
+    change("POST", `/api/images/${id}/tag/accept`, undefined, labelled)
   );
   $("dismiss-tag").addEventListener("click", () =>
     change("DELETE", `/api/images/${id}/tag`, undefined, "Tag dismissed")
@@ -88,9 +103,13 @@
   $("fix-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const label = $("fix-label").value.trim();
-    if (!label) return;
-    change("PUT", `/api/images/${id}/label`, { label }, `Labelled “${label}”`).then(() => {
-      $("fix-label").value = "";
+    if (!label) {
+      toast("type a label first", "info");
+      $("fix-label").focus();
+      return;
+    }
+    change("PUT", `/api/images/${id}/label`, { label }, labelled).then((ok) => {
+      if (ok) $("fix-label").value = "";
     });
   });
 

@@ -1,8 +1,12 @@
 // The label-next page: the queue of /api/labels/next, one image at a time, by keyboard
-// or by tapping. Keys (when the text box is empty): 1-9 take a suggestion, x skips, u
-// undoes the last step; typing searches the labels (or makes a new one) and Enter
-// accepts it (Enter on an empty box takes the first suggestion). The suggestions, Skip,
-// Undo and Label are buttons too. Skipped images are sent back as the queue's `skip`, so
+// or by tapping. Outside the text box, keys are shortcuts: 1-9 take a suggestion, x
+// skips, u undoes the last step, Enter takes the first suggestion (on a focused button,
+// Enter and Space press that button), and any other letter starts typing in the box.
+// In the box every key is text: Enter labels with the typed text (an empty box: the
+// first suggestion), Escape leaves the box. The suggestions, Skip, Undo and Label are
+// buttons too. One step at a time: while a label or an undo is on its way, and until
+// the next image is on screen, label and skip input is ignored (a double Enter never
+// labels an image nobody saw). Skipped images are sent back as the queue's `skip`, so
 // the server serves the next ones rather than the same top of the queue. Every few
 // labels the tagger runs in the background and the queue is fetched again, so it
 // follows what was just learnt.
@@ -27,6 +31,8 @@
   let loading = null; // the refill in flight
   let again = false; // another refill was asked for meanwhile
   let skippedLeft = 0; // skipped images the last answer left out
+  let busy = false; // a label or an undo is on its way
+  let ready = false; // the current image is on screen (its preview loaded)
 
   function status(extra = "") {
     const left = queue.length + (current ? 1 : 0);
@@ -45,7 +51,11 @@
     $("ln-image").hidden = true;
     $("ln-caption").textContent = "";
     $("ln-suggestions").replaceChildren();
+    $("ln-reason").textContent = "";
     delete $("label-next").dataset.imageId;
+    ready = false;
+    if (loading) $("label-next").setAttribute("aria-busy", "true");
+    else $("label-next").removeAttribute("aria-busy");
     if (loading) {
       note.replaceChildren("Loading the next images…");
     } else if (skippedLeft > 0) {
@@ -63,32 +73,55 @@
   function show(item) {
     current = item;
     input.value = "";
-    delete input.dataset.clicked; // each image starts with the single keys on
     if (!item) return showEmpty();
     $("ln-empty").hidden = true;
-    $("ln-image").hidden = false;
-    $("ln-image").src = `/api/images/${item.id}/preview`;
-    $("ln-image").alt = item.path;
+    const image = $("ln-image");
+    image.hidden = false;
+    setReady(false);
+    image.src = `/api/images/${item.id}/preview`;
+    image.alt = item.path;
+    if (image.complete) setReady(true); // already decoded (an undo brings it back)
     $("ln-caption").textContent = item.path;
     $("label-next").dataset.imageId = String(item.id);
+    $("ln-reason").textContent = item.reason ? `Why this image: ${item.reason}` : "";
     const box = $("ln-suggestions");
-    box.replaceChildren(
-      ...item.suggestions.slice(0, 9).map((s, i) =>
-        el(
-          "li",
-          {},
-          el(
-            "button",
-            { type: "button", class: "ln-choice", title: `label it “${s.label}” (${i + 1})`, onclick: () => accept(s.label) },
-            el("kbd", { text: String(i + 1) }),
-            el("span", { class: "name", text: s.label }),
-            el("span", { class: "conf", text: percent(s.confidence) })
-          )
-        )
-      )
-    );
+    box.replaceChildren(...item.suggestions.slice(0, 9).map((s, i) => choice(s, i)));
     if (!item.suggestions.length) box.append(el("li", { class: "muted", text: "no suggestion: type a label" }));
     status();
+  }
+
+  // One suggestion: its key, its label, how alike the image is to that label's nearest
+  // image (the one measure every suggestion has, best first), and, on the tagger's own
+  // answer, the tagger's confidence in it.
+  function choice(s, i) {
+    const alike = typeof s.similarity === "number" ? `${s.similarity.toFixed(2)} alike` : "";
+    const tagger = typeof s.tag_confidence === "number" ? `tagger’s guess, ${percent(s.tag_confidence)} sure` : "";
+    const title =
+      `label it “${s.label}” (${i + 1}${i === 0 ? " or Enter" : ""})` +
+      (alike ? `; similarity ${s.similarity.toFixed(2)} to the nearest image labelled so (1 is the same picture)` : "") +
+      (tagger ? `; the last tagging run’s answer, ${percent(s.tag_confidence)} likely right` : "");
+    return el(
+      "li",
+      {},
+      el(
+        "button",
+        { type: "button", class: "ln-choice", title, onclick: () => accept(s.label) },
+        el("kbd", { text: String(i + 1) }),
+        el("span", { class: "name", text: s.label }),
+        tagger ? el("span", { class: "chip predicted tagger", text: tagger }) : null,
+        el("span", { class: "conf", text: alike })
+      )
+    );
+  }
+
+  // Label and skip input counts only once the image is on screen and no step is on its way.
+  function setReady(on) {
+    ready = on;
+    if (!on || busy) $("label-next").setAttribute("aria-busy", "true");
+    else $("label-next").removeAttribute("aria-busy");
+  }
+  function acting() {
+    return Boolean(current) && ready && !busy;
   }
 
   // The next image of the queue fetched (never fetches).
@@ -133,7 +166,8 @@
     return loading;
   }
 
-  // Enter or Label: the typed label, else the first suggestion; false when neither.
+  // Enter or Label: the typed label, else (an empty or blank box) the first suggestion;
+  // false when neither.
   function acceptTyped() {
     const text = input.value.trim();
     if (text) accept(text);
@@ -159,26 +193,40 @@
     }
   }
 
-  async function accept(label) {
-    if (!current || !label) return;
-    const item = current;
+  // Runs `work` as the one step on its way (label and skip input ignored meanwhile).
+  async function step(work) {
+    busy = true;
+    setReady(ready);
     try {
-      const doc = await api("POST", "/api/labels/bulk", { action: "label", ids: [item.id], label });
-      history.push({ item, undo: doc.undo });
-      done.add(item.id);
-      labelled += 1;
-      sinceTag += 1;
-      toast(`${item.path.split("/").pop()}: ${label}`, "ok");
-      advance();
-      if (sinceTag >= RETAG_EVERY) retag();
-      loadLabels();
-    } catch (e) {
-      toast(e.message, "error");
+      await work();
+    } finally {
+      busy = false;
+      setReady(ready);
     }
   }
 
+  function accept(label) {
+    if (!acting() || !label) return;
+    const item = current;
+    return step(async () => {
+      try {
+        const doc = await api("POST", "/api/labels/bulk", { action: "label", ids: [item.id], label });
+        history.push({ item, undo: doc.undo });
+        done.add(item.id);
+        labelled += 1;
+        sinceTag += 1;
+        toast(`${item.path.split("/").pop()}: ${label}`, "ok");
+        advance();
+        if (sinceTag >= RETAG_EVERY) retag();
+        loadLabels();
+      } catch (e) {
+        toast(e.message, "error");
+      }
+    });
+  }
+
   function skip() {
-    if (!current) return;
+    if (!acting()) return;
     history.push({ item: current, undo: null });
     done.add(current.id);
     skipped.delete(current.id); // re-added last: the most recent skips are sent
@@ -186,9 +234,14 @@
     advance();
   }
 
-  async function undo() {
+  function undo() {
+    if (busy) return;
+    if (!history.length) return toast("nothing to undo", "info");
+    return step(undoLast);
+  }
+
+  async function undoLast() {
     const last = history.pop();
-    if (!last) return toast("nothing to undo", "info");
     try {
       let kept = false; // its label was changed since (on its page): left as it is
       if (last.undo) {
@@ -224,20 +277,25 @@
     }
   }
 
-  document.addEventListener("keydown", (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const empty = input.value === "";
+  // In the box every key is text (Enter labels, Escape leaves it); outside it the keys
+  // are shortcuts, and a focused button or link keeps its own Enter and Space.
+  input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") {
       event.preventDefault();
-      acceptTyped();
-      return;
+      if (acting()) acceptTyped();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      input.blur();
     }
-    if (event.key === "Escape") {
-      input.value = "";
-      return;
-    }
-    if (!empty || (event.target === input && input.dataset.clicked)) return; // typing a label
-    if (/^[1-9]$/.test(event.key)) {
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.target === input) return;
+    const onControl = event.target.closest && event.target.closest("button, a, input, select, textarea");
+    if (event.key === "Enter" || event.key === " ") {
+      if (onControl || event.key === " ") return; // that button's own action
+      event.preventDefault();
+      if (acting()) acceptTyped();
+    } else if (/^[1-9]$/.test(event.key)) {
       event.preventDefault();
       const s = current && current.suggestions[Number(event.key) - 1];
       if (s) accept(s.label);
@@ -247,22 +305,21 @@
     } else if (event.key === "u") {
       event.preventDefault();
       undo();
-    } else if (event.key.length === 1 && document.activeElement !== input) {
+    } else if (event.key.length === 1) {
       input.focus(); // the key lands in the box: typing searches the labels
     }
   });
 
+  $("ln-image").addEventListener("load", () => setReady(true));
+  $("ln-image").addEventListener("error", () => setReady(true)); // no preview: the caption names it
   $("ln-skip").addEventListener("click", skip);
   $("ln-undo").addEventListener("click", undo);
   $("ln-save").addEventListener("click", () => {
+    if (!acting()) return;
     if (!acceptTyped()) toast("type a label first", "info");
   });
 
-  // A click into the box means "I am typing": digits, x and u go into it as text.
-  input.addEventListener("mousedown", () => (input.dataset.clicked = "1"));
-  input.addEventListener("blur", () => delete input.dataset.clicked);
   loadLabels();
   refill();
   if (!current) showEmpty(); // "loading" until the first answer
-  if (!window.matchMedia("(hover: none), (pointer: coarse)").matches) input.focus(); // no pop-up keyboard
 })();

@@ -14,7 +14,10 @@
 //
 // Click the tick of a card (or, once something is selected, anywhere on a card) to
 // toggle it; Ctrl/Cmd-click toggles; Shift-click selects the range from the last
-// card clicked; Escape clears. A `lookalike:select` CustomEvent on the document with
+// card clicked; Escape clears. The ticks take the keyboard's focus (Tab): Space or
+// Enter toggles one, Shift with it selects the range. One edit at a time: while one is
+// on its way the bar's buttons are disabled, and an edit that changed nothing keeps
+// the Undo of the last one that did. A `lookalike:select` CustomEvent on the document with
 // detail {ids: [...]} replaces the selection (a map lasso can feed it).
 "use strict";
 
@@ -26,6 +29,7 @@ const LKSelect = (() => {
   let active = null; // the grid last used: its options answer "select all matching"
   let lastUndo = null;
   let bar = null;
+  let busy = false; // an edit or an undo is on its way
   const TOUCH = window.matchMedia("(hover: none), (pointer: coarse)"); // no Shift to hold
 
   function cardsOf(grid) {
@@ -37,7 +41,7 @@ const LKSelect = (() => {
 
   function decorate(card) {
     if (!card.querySelector(":scope > .tick")) {
-      card.prepend(el("span", { class: "tick", role: "checkbox", "aria-label": "select", title: "select (Shift: range, Ctrl/Cmd: add)" }));
+      card.prepend(el("span", { class: "tick", role: "checkbox", tabindex: "0", "aria-label": "select", title: "select (Shift: range, Ctrl/Cmd: add; Space or Enter when focused)" }));
     }
     const on = selected.has(idOf(card));
     card.classList.toggle("selected", on);
@@ -53,8 +57,9 @@ const LKSelect = (() => {
       : TOUCH.matches
         ? "Select: tap a tick"
         : "Select: click a tick, Shift-click a range";
-    for (const b of bar.querySelectorAll("[data-needs-selection]")) b.disabled = selected.size === 0;
+    for (const b of bar.querySelectorAll("[data-needs-selection]")) b.disabled = busy || selected.size === 0;
     bar.querySelector(".sel-undo").hidden = !lastUndo;
+    bar.querySelector(".sel-undo").disabled = busy;
     document.body.classList.toggle("selecting", selected.size > 0);
   }
 
@@ -70,49 +75,96 @@ const LKSelect = (() => {
     const card = event.target.closest("[data-id]");
     if (!card || !g.grid.contains(card)) return;
     const onTick = event.target.classList.contains("tick");
-    const id = idOf(card);
+    if (!(onTick || event.ctrlKey || event.metaKey || selected.size > 0 || event.shiftKey)) {
+      return; // a plain click with nothing selected opens the image (or its action)
+    }
+    event.preventDefault();
+    event.stopPropagation();
+    toggle(g, card, event.shiftKey);
+  }
+
+  // Space or Enter on a focused tick: what a click on it does (never the card's link).
+  function onKey(g, event) {
+    if (event.key !== " " && event.key !== "Enter") return;
+    if (!event.target.classList.contains("tick")) return;
+    const card = event.target.closest("[data-id]");
+    if (!card || !g.grid.contains(card)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    toggle(g, card, event.shiftKey);
+  }
+
+  // Shift (with an anchor in this grid): the range from the anchor; else one card.
+  function toggle(g, card, range) {
     active = g;
-    if (event.shiftKey && anchor && g.grid.contains(anchor)) {
-      event.preventDefault();
+    if (range && anchor && g.grid.contains(anchor)) {
       const cards = cardsOf(g.grid);
       const [a, b] = [cards.indexOf(anchor), cards.indexOf(card)].sort((x, y) => x - y);
       for (const c of cards.slice(a, b + 1)) selected.add(idOf(c));
-    } else if (onTick || event.ctrlKey || event.metaKey || selected.size > 0 || event.shiftKey) {
-      event.preventDefault();
+    } else {
+      const id = idOf(card);
       if (selected.has(id)) selected.delete(id);
       else selected.add(id);
       anchor = card;
-    } else {
-      return; // a plain click with nothing selected opens the image (or its action)
     }
-    event.stopPropagation();
     refresh();
   }
 
-  async function run(action, extra = {}) {
-    const ids = [...selected];
+  // One edit or undo at a time (a double click sends one request): `work` runs with the
+  // bar's buttons disabled.
+  async function once(work) {
+    if (busy) return;
+    busy = true;
+    refresh();
     try {
-      const doc = await api("POST", "/api/labels/bulk", { action, ids, ...extra });
-      lastUndo = { token: doc.undo };
-      const skipped = doc.skipped.length ? ` (${doc.skipped.length} without a suggestion)` : "";
-      toast(`${action === "remove" ? "Removed the labels of" : "Labelled"} ${plural(doc.changed, "image")}${skipped}`, "ok");
-      selected.clear();
-      changed();
-      loadLabels();
-    } catch (e) {
-      toast(e.message, "error");
+      await work();
+    } finally {
+      busy = false;
+      refresh();
     }
-    refresh();
   }
 
-  async function undo() {
+  function run(action, extra = {}) {
+    return once(async () => {
+      const ids = [...selected];
+      if (!ids.length) return;
+      try {
+        const doc = await api("POST", "/api/labels/bulk", { action, ids, ...extra });
+        const skipped = doc.skipped.length ? ` (${doc.skipped.length} without a suggestion)` : "";
+        if (doc.changed === 0) {
+          // Nothing to undo here: the Undo of the last real edit stays.
+          toast(`Nothing changed: ${unchanged(action, ids.length)}${skipped}`, "info");
+        } else {
+          lastUndo = { token: doc.undo };
+          toast(`${action === "remove" ? "Removed the labels of" : "Labelled"} ${plural(doc.changed, "image")}${skipped}`, "ok");
+        }
+        selected.clear();
+        changed();
+        loadLabels();
+      } catch (e) {
+        toast(e.message, "error");
+      }
+    });
+  }
+
+  function unchanged(action, n) {
+    const them = n === 1 ? "the image" : `the ${n} images`;
+    if (action === "remove") return `${them} had no label`;
+    if (action === "accept") return `${them} had no suggestion to accept`;
+    return `${them} had that label already`;
+  }
+
+  function undo() {
+    return once(undoLast);
+  }
+
+  async function undoLast() {
     if (!lastUndo) return;
     try {
       if (lastUndo.run) {
         toast(await lastUndo.run(), "ok");
         lastUndo = null;
         changed();
-        refresh();
         return;
       }
       const doc = await api("POST", "/api/labels/undo", { undo: lastUndo.token });
@@ -125,7 +177,6 @@ const LKSelect = (() => {
     } catch (e) {
       toast(e.message, "error");
     }
-    refresh();
   }
 
   function changed() {
@@ -177,18 +228,19 @@ const LKSelect = (() => {
       "data-needs-selection": true,
       title: spec.title,
       text: spec.text,
-      onclick: async () => {
-        try {
-          const done = await spec.run([...selected]);
-          lastUndo = done.undo ? { run: done.undo } : null;
-          toast(done.message, "ok");
-          selected.clear();
-          changed();
-        } catch (e) {
-          toast(e.message, "error");
-        }
-        refresh();
-      },
+      onclick: () =>
+        once(async () => {
+          try {
+            const done = await spec.run([...selected]);
+            // Nothing done (undo null): the Undo of the last edit stays.
+            if (done.undo) lastUndo = { run: done.undo };
+            toast(done.message, done.undo ? "ok" : "info");
+            selected.clear();
+            changed();
+          } catch (e) {
+            toast(e.message, "error");
+          }
+        }),
     });
     extraActions.push(button);
     if (bar) bar.querySelector(".sel-clear").before(button);
@@ -220,6 +272,7 @@ const LKSelect = (() => {
       (options.at || grid).before(bar); // a toolbar above the grids, sticky under the header
     }
     grid.addEventListener("click", (event) => onClick(g, event), true);
+    grid.addEventListener("keydown", (event) => onKey(g, event), true);
     new MutationObserver(refresh).observe(grid, { childList: true });
     if (!active) active = g;
     refresh();
@@ -241,5 +294,11 @@ const LKSelect = (() => {
     refresh();
   }
 
-  return { attach, detach, action, selected: () => [...selected], select: setSelection, undo };
+  // Forget the Undo offered (a page whose later step made it stale: a cluster decision).
+  function forgetUndo() {
+    lastUndo = null;
+    refresh();
+  }
+
+  return { attach, detach, action, selected: () => [...selected], select: setSelection, undo, forgetUndo };
 })();
