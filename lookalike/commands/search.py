@@ -42,7 +42,8 @@ def parse_box(value: str | None) -> Box | None:
     default=True,
     show_default=True,
     help="Re-rank the top candidates by geometric verification (copies first); in a library "
-    "with copy detection, the candidates come from its copy descriptors too.",
+    "with copy detection, the candidates come from its copy descriptors too. --no-rerank "
+    "keeps the two embedded views of the query, without the re-ranking.",
 )
 @click.option(
     "--max-pixels",
