@@ -13,6 +13,7 @@ lookalike.indexer.pipeline.update_library.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -120,10 +121,13 @@ class BatchIndexer:
         self._progress.update()
         try:
             entries, summary.skipped = scan(roots, exclude=[self.library.root])
+            nested = self._nested_roots(roots)
+            if not self.options.prune:
+                summary.skipped.extend(_gone_roots(nested))
             removed = removed_paths(self.catalog)  # taken out of the library by a person
             entries = [e for e in entries if e.path not in removed]
             known = self.catalog.known_files()
-            jobs, missing = self._plan(entries, known, roots, summary)
+            jobs, missing = self._plan(entries, known, [*roots, *nested], summary)
             by_hash: dict[str, list[int]] = {}
             for _path, (image_id, _s, _m, digest) in known.items():
                 by_hash.setdefault(digest, []).append(image_id)
@@ -133,6 +137,7 @@ class BatchIndexer:
             self._remove(missing_ids, summary)
             if self.options.labels_from_folders:
                 summary.labelled = self._label_from_folders(entries, roots)
+            self._record_roots(roots)
             self.library.sync_index()
         finally:
             self._progress.close()
@@ -145,6 +150,36 @@ class BatchIndexer:
             self._progress.update(done, total)
         if self.on_progress:
             self.on_progress(done, total)
+
+    # -- the folders indexed --------------------------------------------------------
+    def _recorded_roots(self) -> list[str]:
+        """The folders earlier runs were given (ROOTS_KEY), as absolute paths."""
+        try:
+            got = json.loads(self.catalog.get_meta(ROOTS_KEY) or "[]")
+        except ValueError:
+            return []
+        return [str(r) for r in got if isinstance(r, str)] if isinstance(got, list) else []
+
+    def _nested_roots(self, roots: list[str]) -> list[str]:
+        """Folders an earlier run was given that lie inside one of this run's: if such a
+        folder is gone or empty now (an unmounted disk under /media/USER), its images
+        are offline, as when it is named itself, not removed."""
+        prefixes = [_root_prefix(r) for r in roots]
+        return [
+            r
+            for r in self._recorded_roots()
+            if r not in prefixes and any(_under(r, [p]) for p in prefixes)
+        ]
+
+    def _record_roots(self, roots: list[str]) -> None:
+        """Remember the folders of this run (with the earlier ones) for _nested_roots."""
+        folders = {_root_prefix(r) for r in roots if os.path.isdir(_root_prefix(r))}
+        every = sorted(set(self._recorded_roots()) | folders)
+        if len(every) > MAX_ROOTS:  # the most recent run's first; then the rest, shortest
+            every = sorted(folders) + sorted(set(every) - folders, key=len)
+            every = every[:MAX_ROOTS]
+        with self.catalog.transaction() as conn:
+            self.catalog.set_meta(ROOTS_KEY, json.dumps(every), conn)
 
     # -- planning --------------------------------------------------------------
     def _plan(self, entries, known, roots, summary) -> tuple[list[FileJob], list[str]]:
@@ -339,6 +374,15 @@ class BatchIndexer:
 
 
 EMPTY_ROOT = "an empty folder now (an unmounted disk or share?)"
+GONE_ROOT = "indexed before, gone now: an unmounted disk or share?"
+ROOTS_KEY = "index_roots"  # meta: the folders index runs were given, a JSON list
+MAX_ROOTS = 1000
+
+
+def _gone_roots(nested: list[str]) -> list[Skipped]:
+    """Folders of earlier runs (_nested_roots) that no longer exist: their images are
+    offline (kept), not removed."""
+    return [Skipped(r, GONE_ROOT, unread=True) for r in nested if not os.path.isdir(r)]
 
 
 def _empty_roots(prefixes: list[str], known) -> list[Skipped]:

@@ -88,6 +88,39 @@ def test_an_empty_root_is_taken_for_an_unmounted_disk(tmp_path):
     assert doc["removed"] == 2 and _info(library)["images"] == 0
 
 
+def test_a_disk_indexed_by_itself_is_offline_when_its_parent_is_indexed_without_it(tmp_path):
+    """/media/USER/disk indexed, unplugged (its mount point gone or left empty), then
+    /media/USER indexed: the disk's images are offline, not removed, as when it is
+    named itself; a folder that was never a run's own stays a folder whose files were
+    deleted; --prune removes."""
+    media = tmp_path / "media"
+    disk = _photos(media / "disk", 1, 2)  # media/disk/photos/CLASS/...
+    home = _photos(media / "home", 1, 2)
+    library = tmp_path / "library"
+    _index(library, str(disk.parent))
+    _index(library, str(media))
+    assert _info(library)["images"] == 4
+    unplugged = tmp_path / "unplugged"
+    disk.parent.rename(unplugged)
+    doc = json.loads(_index(library, str(media), "--json").stdout)
+    assert doc["removed"] == 0 and doc["offline"][0]["images"] == 2
+    assert doc["offline"][0]["path"] == str(disk.parent)
+    assert _info(library)["images"] == 4
+    (disk.parent).mkdir()  # the mount point is back, empty
+    doc = json.loads(_index(library, str(media), "--json").stdout)
+    assert doc["removed"] == 0 and "unmounted" in doc["offline"][0]["reason"]
+    disk.parent.rmdir()
+    unplugged.rename(disk.parent)
+    doc = json.loads(_index(library, str(media), "--json").stdout)
+    assert doc["removed"] == 0 and doc["offline"] == [] and doc["unchanged"] == 4
+    shutil.rmtree(home)  # never a run's own folder: its files are deleted, not offline
+    doc = json.loads(_index(library, str(media), "--json").stdout)
+    assert doc["removed"] == 2 and doc["offline"] == []
+    disk.parent.rename(unplugged)
+    doc = json.loads(_index(library, str(media), "--json", "--prune").stdout)
+    assert doc["removed"] == 2 and _info(library)["images"] == 0
+
+
 def test_a_missing_sub_tree_behind_a_link_is_offline_deleted_files_are_removed(tmp_path):
     photos = _photos(tmp_path)
     disk = tmp_path / "disk"
