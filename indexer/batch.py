@@ -354,7 +354,9 @@ class BatchIndexer:
         summary.removed += len(missing_ids)
 
     def _label_from_folders(self, entries: list[FileEntry], roots: list[str]) -> int:
-        """Human labels from each file's folder name; labels set by a person stay."""
+        """Human labels from each file's folder name; labels set by a person stay, and
+        so do the removals a person made (Catalog.unlabelled_by_person). Returns how
+        many images got a folder label or a new one."""
         labels = folder_labels(
             entries, roots, self.options.labels_per_class, self.options.unlabelled_folders
         )
@@ -367,10 +369,14 @@ class BatchIndexer:
             if row is not None and usable[label]:
                 ids[row["id"]] = label
         existing = self.catalog.label_origins()
-        items = [(i, lab) for i, lab in ids.items() if existing.get(i, "folder") == "folder"]
+        declined = self.catalog.unlabelled_by_person(ids)  # a person removed their label
+        items = [
+            (i, lab)
+            for i, lab in ids.items()
+            if existing.get(i, "folder") == "folder" and i not in declined
+        ]
         with self.catalog.transaction() as conn:
-            self.catalog.set_labels(conn, items, origin="folder")
-        return len(items)
+            return len(self.catalog.set_labels(conn, items, origin="folder"))
 
 
 EMPTY_ROOT = "an empty folder now (an unmounted disk or share?)"

@@ -236,6 +236,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX kept_cluster_members_hash ON kept_cluster_members (hash);
     """,
+    # Content hashes of images whose human label a person removed (Catalog.remove_labels):
+    # labelling from folders passes them by, so an index run never puts back a label a
+    # person took away; a person's own label clears the mark (Catalog.set_labels).
+    """
+    CREATE TABLE unlabelled_hashes (
+        hash TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -1019,6 +1028,13 @@ class Catalog:
             [(i, label, origin, now) for i, label in changed],
         )
         ids = [i for i, _ in changed]
+        if origin != "folder":  # a person labelled it again: folder labels may follow it
+            for chunk in _chunks(ids, IN_CHUNK):
+                conn.execute(
+                    "DELETE FROM unlabelled_hashes WHERE hash IN "
+                    f"(SELECT hash FROM images WHERE id IN ({','.join('?' * len(chunk))}))",
+                    chunk,
+                )
         self.remove_tags(conn, ids)
         self.bump_labels_version(conn)
         return ids
@@ -1096,7 +1112,29 @@ class Catalog:
         return [r[0] for r in rows]
 
     def remove_labels(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
-        conn.executemany("DELETE FROM labels WHERE image_id = ?", [(int(i),) for i in ids])
+        """Remove the images' human labels (a person's removal: labelling from folders
+        never puts them back, see unlabelled_hashes)."""
+        ids = [int(i) for i in ids]
+        hashes = self._rows_in(
+            "SELECT i.hash FROM images i JOIN labels l ON l.image_id = i.id "
+            "WHERE i.id IN ({marks})",
+            ids,
+        )
+        now = time.time()
+        conn.executemany(
+            "INSERT OR REPLACE INTO unlabelled_hashes (hash, at) VALUES (?, ?)",
+            [(r[0], now) for r in hashes],
+        )
+        conn.executemany("DELETE FROM labels WHERE image_id = ?", [(i,) for i in ids])
+
+    def unlabelled_by_person(self, ids: Iterable[int]) -> set[int]:
+        """The ``ids`` whose content had its human label removed by a person."""
+        rows = self._rows_in(
+            "SELECT i.id FROM images i JOIN unlabelled_hashes u ON u.hash = i.hash "
+            "WHERE i.id IN ({marks})",
+            _ints(ids),
+        )
+        return {r[0] for r in rows}
 
     def bump_labels_version(self, conn: sqlite3.Connection) -> None:
         """Tag runs record this, to tell when the labels changed since."""

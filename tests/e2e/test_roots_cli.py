@@ -121,6 +121,31 @@ def test_a_disk_indexed_by_itself_is_offline_when_its_parent_is_indexed_without_
     assert doc["removed"] == 2 and _info(library)["images"] == 0
 
 
+def test_a_folder_label_a_person_removed_is_not_put_back_by_the_next_run(tmp_path):
+    """scripts/serve.sh indexes with --labels-from-folders at every start: a label a
+    person removed stays removed (by content, as labels are kept), until a person
+    labels the image again; the run counts the labels it gave or changed."""
+    photos = _photos(tmp_path, 2, 2)
+    library = tmp_path / "library"
+    _index(library, str(photos), "--labels-from-folders")
+    one = sorted(photos.glob("*/*.jpg"))[0]
+    run_cli("labels", "remove", str(one), "--library", str(library))
+    again = run_cli("index", str(photos), "--labels-from-folders", "--library", str(library))
+    assert ", 0 labelled from folders" in again.stdout  # none given or changed
+    assert sum(_labels(library).values()) == 3
+    moved = photos / one.parent.name / "renamed.jpg"  # the same content, another name
+    one.rename(moved)
+    _index(library, str(photos), "--labels-from-folders")
+    assert sum(_labels(library).values()) == 3
+    run_cli("labels", "set", str(moved), "--as", "mine", "--library", str(library))
+    run_cli("labels", "remove", str(moved), "--library", str(library))
+    _index(library, str(photos), "--labels-from-folders")
+    assert sum(_labels(library).values()) == 3
+    run_cli("labels", "set", str(moved), "--as", one.parent.name, "--library", str(library))
+    _index(library, str(photos), "--labels-from-folders")
+    assert sum(_labels(library).values()) == 4
+
+
 def test_a_missing_sub_tree_behind_a_link_is_offline_deleted_files_are_removed(tmp_path):
     photos = _photos(tmp_path)
     disk = tmp_path / "disk"
