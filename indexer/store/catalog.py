@@ -245,6 +245,16 @@ MIGRATIONS: list[str] = [
         at REAL NOT NULL
     );
     """,
+    # The hidden and "keep this one" marks of removed images, by content hash: the same
+    # content indexed again (a disk back, a file moved between two runs' folders) is
+    # hidden or kept again (Catalog.remove_images, Catalog._restore_label).
+    """
+    CREATE TABLE kept_marks (
+        hash TEXT PRIMARY KEY,
+        hidden INTEGER NOT NULL,
+        keep INTEGER NOT NULL
+    );
+    """,
 ]
 
 
@@ -795,9 +805,10 @@ class Catalog:
         ]
 
     def _restore_label(self, conn: sqlite3.Connection, image_id: int, digest: str) -> None:
-        """A removed image's human label, boxes and rejected clusters, back on the same
-        content indexed again; the label in the spelling the library's labels have now
-        (a label that differs only in case made meanwhile is the same label: label_text)."""
+        """A removed image's human label, boxes, rejected clusters and hidden and keep
+        marks, back on the same content indexed again; the label in the spelling the
+        library's labels have now (a label that differs only in case made meanwhile is
+        the same label: label_text)."""
         kept = conn.execute(
             "SELECT label, origin, at FROM kept_labels WHERE hash = ?", (digest,)
         ).fetchall()
@@ -813,6 +824,22 @@ class Catalog:
         ).rowcount
         if rejected:  # a member of the rejected groups it was in, again
             conn.execute("DELETE FROM kept_cluster_members WHERE hash = ?", (digest,))
+        marks = conn.execute(
+            "SELECT hidden, keep FROM kept_marks WHERE hash = ?", (digest,)
+        ).fetchone()
+        if marks is not None:  # hidden or kept, again
+            now = time.time()
+            if marks[0]:
+                conn.execute(
+                    "INSERT OR IGNORE INTO hidden_images (image_id, at) VALUES (?, ?)",
+                    (image_id, now),
+                )
+            if marks[1]:
+                conn.execute(
+                    "INSERT OR IGNORE INTO keep_marks (image_id, at) VALUES (?, ?)",
+                    (image_id, now),
+                )
+            conn.execute("DELETE FROM kept_marks WHERE hash = ?", (digest,))
         if not kept and not kept_boxes:
             return
         live = [r[0] for r in conn.execute(_FIRST_SPELLINGS)]
@@ -843,8 +870,8 @@ class Catalog:
 
     def remove_images(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
         """Remove images from the library; their human labels, boxes (drawn on the
-        content the image has now, that is) and memberships of rejected clusters are
-        kept by content hash."""
+        content the image has now, that is), memberships of rejected clusters and
+        hidden and keep marks are kept by content hash."""
         for chunk in _chunks(_ints(ids), IN_CHUNK):
             marks = ",".join("?" * len(chunk))
             conn.execute(
@@ -870,6 +897,14 @@ class Catalog:
                 "SELECT m.cluster_id, i.hash FROM cluster_members m "
                 "JOIN images i ON i.id = m.image_id JOIN clusters c ON c.id = m.cluster_id "
                 f"WHERE c.status = 'rejected' AND i.id IN ({marks})",
+                chunk,
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO kept_marks (hash, hidden, keep) SELECT i.hash, "
+                "EXISTS (SELECT 1 FROM hidden_images h WHERE h.image_id = i.id), "
+                "EXISTS (SELECT 1 FROM keep_marks k WHERE k.image_id = i.id) FROM images i "
+                f"WHERE i.id IN ({marks}) AND (i.id IN (SELECT image_id FROM hidden_images) "
+                "OR i.id IN (SELECT image_id FROM keep_marks))",
                 chunk,
             )
             conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)

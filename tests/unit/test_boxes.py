@@ -200,6 +200,36 @@ def test_removed_images_keep_their_boxes_by_content(lib):
     ]
 
 
+def test_removed_images_keep_their_hidden_and_keep_marks_by_content(lib):
+    """A hidden image and a kept one leave the library (a disk gone, a file moved between
+    two runs' folders) and come back under other names: hidden and kept again."""
+    from lookalike.indexer.store.image_marks import hidden_ids, kept_ids, set_hidden, set_kept
+
+    first, second = (lib.catalog.image(i) for i in sorted(lib.catalog.labels())[:2])
+    vector = lib.catalog.vector(first["id"])
+    with lib.catalog.transaction() as conn:
+        set_hidden(conn, first["id"], True)
+        set_kept(conn, second["id"], [first["id"], second["id"]])
+        lib.catalog.remove_images(conn, [first["id"], second["id"]])
+    assert hidden_ids(lib.catalog) == set() and kept_ids(lib.catalog) == set()
+    items = [
+        NewImage(
+            image["path"] + ".back.jpg",
+            1,
+            1,
+            image["hash"],
+            image["width"],
+            image["height"],
+            vector,
+            None,
+        )
+        for image in (first, second)
+    ]
+    with lib.catalog.transaction() as conn:
+        hidden_back, kept_back = lib.catalog.write_images(conn, items)
+    assert hidden_ids(lib.catalog) == {hidden_back} and kept_ids(lib.catalog) == {kept_back}
+
+
 def test_box_vectors_join_the_tagger_only_when_there_are_boxes(lib):
     before = compute_tags(lib)
     assert compute_tags(lib).results == before.results  # deterministic without boxes

@@ -307,6 +307,8 @@ def _undo_migrations_after_3(conn):
         "dismissed_suggestions",
         "image_hashes",
         "kept_cluster_members",
+        "unlabelled_hashes",
+        "kept_marks",
     ):
         conn.execute(f"DROP TABLE {table}")
     for table, column in (("errors", "max_pixels"), ("images", "dev"), ("images", "ino")):
