@@ -8,6 +8,10 @@
   index, its labels with it) but not from disk; its path is recorded so that indexing
   the folder again does not bring it back (``removed_paths``).
 
+An image that leaves the library (deleted, or moved between two runs' folders) keeps
+its hidden and keep marks by content hash (Catalog.remove_images): the same content
+indexed again is hidden or kept again.
+
 Readers of a library whose catalog predates these tables (opened read-only, so not
 migrated) see no marks: nobody can have made one.
 """
