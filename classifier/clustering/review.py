@@ -187,12 +187,16 @@ def list_clusters(
     """The proposals, most promising first (a writable library).
 
     Re-clusters first when the library's images or labels (or ``min_size``, default 5)
-    changed since the last clustering, or when ``refresh``.
+    changed since the last clustering, or when ``refresh``, as the library's one writer:
+    LibraryBusy while an index run (or a tag run) holds the writer lock, so proposals
+    are never made from a library half indexed, nor replaced under a person reviewing
+    them while a run goes on.
     """
     _check_min_size(min_size)
     size = min_size or DEFAULT_MIN_SIZE
     if refresh or not is_fresh(library, size):
-        recluster(library, size)
+        with library.locked():
+            recluster(library, size)
     return _listing(library)
 
 

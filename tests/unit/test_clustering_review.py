@@ -206,3 +206,25 @@ def test_fifteen_and_fifteen_images_of_two_new_classes_are_two_clusters():
     assert pure_pairs(cluster_vectors(x)) == 2
     centred = cluster_vectors(x, params=ClusterParams(pca_min_rows=0))  # the test can fail
     assert pure_pairs(centred) < 2
+
+
+def test_clustering_during_an_index_run_fails_cleanly_and_keeps_the_proposals(tmp_path):
+    """While another process holds the writer lock (an index run), proposals are never
+    made from the half-indexed library: LibraryBusy, the stored ones unchanged."""
+    from lookalike.indexer.errors import LibraryBusy
+
+    unl, lab, _ = big_class()
+    x = np.vstack([lab, unl])
+    labels = ["ant"] * len(lab) + [None] * len(unl)
+    root = make_library(tmp_path / "lib", x, labels)
+    with Library.open(root, readonly=False) as lib:
+        before = [c.id for c in review.list_clusters(lib).clusters]
+    with Library.open(root, readonly=False) as writer:
+        writer.lock()  # an index run in progress
+        with Library.open(root, readonly=False) as lib:
+            with pytest.raises(LibraryBusy, match="another process is writing"):
+                review.list_clusters(lib, refresh=True)
+            assert [c.id for c in review.stored_listing(lib)[0].clusters] == before
+        writer.unlock()
+    with Library.open(root, readonly=False) as lib:
+        assert review.list_clusters(lib, refresh=True).clusters
