@@ -123,6 +123,23 @@ def decoded_pixels(data: bytes, min_side: int | None = None) -> int:
     return -(-width // reduction) * -(-height // reduction)
 
 
+HEADER_BYTES = 256 * 1024  # a JPEG's quantisation tables lie in its header, before this
+
+
+def luminance_table(path: str | Path) -> list[int] | None:
+    """A JPEG file's luminance quantisation table (64 values) read from its header; None
+    for another format, or a file that cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+        with open_image(head) as img:
+            tables = getattr(img, "quantization", None) or {}
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return None
+    table = tables.get(0)
+    return None if table is None or len(table) != 64 else [int(v) for v in table]
+
+
 def _read(path: str | Path) -> bytes:
     try:
         with open(path, "rb") as f:

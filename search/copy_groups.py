@@ -52,7 +52,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.indexer.errors import UnreadableImage
-from lookalike.indexer.images import load_image
+from lookalike.indexer.images import load_image, luminance_table
 from lookalike.indexer.store.catalog import Catalog, ImageRow
 from lookalike.indexer.store.copy_vectors import CopyIndex
 from lookalike.indexer.store.duplicate_pairs import (
@@ -590,13 +590,8 @@ def encoding_quality(path: str) -> float:
     suffix = Path(path).suffix.lower()
     if suffix in LOSSLESS:
         return 100.0
-    try:
-        with Image.open(path) as img:
-            tables = getattr(img, "quantization", None)
-            table = None if not tables else tables.get(0)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return 0.0
-    if table is None or len(table) != 64:
+    table = luminance_table(path)
+    if table is None:
         return 0.0
     scale = 100.0 * float(np.sum(table)) / float(IJG_LUMINANCE.sum())
     quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
