@@ -204,7 +204,7 @@ class BatchIndexer:
             err = errors.get(e.path)
             if err is not None and err[0] == e.size and err[1] == e.mtime_ns:
                 if err[3] is None or err[3] >= self.options.max_pixels:
-                    summary.skipped.append(Skipped(e.path, err[2]))
+                    summary.skipped.append(Skipped(e.path, f"{err[2]} {EARLIER}"))
                     continue
             jobs.append(FileJob(e, None, None))
         prefixes = [_root_prefix(r) for r in roots]
@@ -380,6 +380,9 @@ class BatchIndexer:
 
 
 EMPTY_ROOT = "an empty folder now (an unmounted disk or share?)"
+# After the reason a file failed at an earlier run, when it has not changed since (its
+# permissions may have: a rerun does not read it again).
+EARLIER = "(at an earlier run; the file is unchanged since: --retry-errors reads it again)"
 GONE_ROOT = "indexed before, gone now: an unmounted disk or share?"
 ROOTS_KEY = "index_roots"  # meta: the folders index runs were given, a JSON list
 MAX_ROOTS = 1000

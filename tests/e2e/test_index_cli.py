@@ -133,6 +133,9 @@ def test_rerun_changes_nothing(lib):
     s = json.loads(out.stdout)
     assert (s["added"], s["updated"], s["moved"], s["removed"]) == (0, 0, 0, 0)
     assert s["unchanged"] == 12 + len(VALID)
+    # the files that failed before are not read again, and say so
+    failed = [k for k in s["skipped"] if "not a readable image" in k["reason"]]
+    assert failed and all("--retry-errors" in k["reason"] for k in failed)
 
 
 def test_rename_keeps_id_and_label_delete_removes_edit_updates(lib):
