@@ -8,6 +8,7 @@ line each, shown escaped; the library's own directory is never walked.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -74,7 +75,8 @@ def scan(
     """
     found: dict[str, FileEntry] = {}
     skipped: list[Skipped] = []
-    seen_dirs: set[tuple[int, int]] = dir_keys(exclude)
+    excluded = dir_keys(exclude)
+    seen_dirs: set[tuple[int, int]] = set(excluded)
     for root in roots:
         path = os.path.abspath(os.path.expanduser(str(root)))
         if not is_utf8(path):
@@ -86,14 +88,25 @@ def scan(
             skipped.append(Skipped(path, skip_reason(e, path), unread=True))
             continue
         if os.path.isdir(path):
-            for entry in walk(path, seen_dirs, skipped):
+            for entry in walk(path, seen_dirs, skipped, excluded):
                 found[entry.path] = entry
         else:
             found[path] = FileEntry(path, st.st_size, st.st_mtime_ns)
     return sorted(found.values()), skipped
 
 
-def walk(top: str, seen: set[tuple[int, int]], skipped: list[Skipped]) -> Iterator[FileEntry]:
+LINKED_AGAIN = "a link to a folder walked already (a loop, or the same folder twice)"
+
+
+def walk(
+    top: str,
+    seen: set[tuple[int, int]],
+    skipped: list[Skipped],
+    excluded: Iterable[tuple[int, int]] = (),
+) -> Iterator[FileEntry]:
+    """The image files under ``top``; a folder already in ``seen`` is not walked again
+    (a link to it says so, unless it is ``excluded``: the library's own)."""
+    quiet = set(excluded)
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -104,6 +117,8 @@ def walk(top: str, seen: set[tuple[int, int]], skipped: list[Skipped]) -> Iterat
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen:  # a symlink loop, the same folder reached twice, or excluded
+            if key not in quiet and os.path.islink(folder):
+                skipped.append(Skipped(printable(folder), LINKED_AGAIN))
             continue
         seen.add(key)
         try:
@@ -128,7 +143,7 @@ def _entry(entry: os.DirEntry, stack: list[str], skipped: list[Skipped]) -> File
             return None
         if not is_image_name(entry.name):
             if entry.is_symlink() and not os.path.exists(entry.path):  # a folder's link?
-                reason = "dangling symbolic link"
+                reason = _broken_link(entry.path)
                 skipped.append(Skipped(printable(entry.path), reason, unread=True))
             return None
         if not is_utf8(entry.name):
@@ -146,11 +161,21 @@ def _entry(entry: os.DirEntry, stack: list[str], skipped: list[Skipped]) -> File
 
 
 def skip_reason(error: OSError, path: str) -> str:
-    if os.path.islink(path) and not os.path.exists(path):
-        return "dangling symbolic link"
-    if error.errno == 40:  # ELOOP
+    if error.errno == errno.ELOOP:
         return "symbolic link loop"
+    if os.path.islink(path) and not os.path.exists(path):
+        return _broken_link(path)
     return error.strerror or str(error)
+
+
+def _broken_link(path: str) -> str:
+    """Why a symbolic link leads nowhere: a loop of links, or a target that is gone."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return "dangling symbolic link"
 
 
 def file_hash(data: bytes) -> str:

@@ -60,6 +60,8 @@ def _make_weird(folder, sources):
     (folder / "x.jpg").mkdir()  # a directory with an image name
     os.symlink(folder, folder / "loop")  # a symlink loop
     os.symlink(folder / "missing.jpg", folder / "dangling.jpg")
+    os.symlink(folder / "cycB", folder / "cycA")  # two links that lead to each other
+    os.symlink(folder / "cycA", folder / "cycB")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,8 @@ def test_index_reports_added_and_skipped(lib):
     for name, reason in BAD.items():
         assert reason in reasons[name], reasons
     assert "dangling" in reasons["dangling.jpg"]
+    assert "walked already" in reasons["loop"]  # reported, and walked once
+    assert reasons["cycA"] == reasons["cycB"] == "symbolic link loop"
     assert "x.jpg" not in reasons  # a directory is walked, not read
 
 
