@@ -29,7 +29,7 @@ from lookalike.indexer.models.protocol import Embedder
 from lookalike.indexer.progress import RunProgress, progress_bar
 from lookalike.indexer.scan import FileEntry, Skipped, scan
 from lookalike.indexer.store.catalog import NewImage
-from lookalike.indexer.store.image_marks import removed_paths
+from lookalike.indexer.store.image_marks import forget_removed, removed_paths
 from lookalike.indexer.store.library import Library
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,11 @@ class BatchIndexer:
             if not self.options.prune:
                 summary.skipped.extend(_gone_roots(nested))
             removed = removed_paths(self.catalog)  # taken out of the library by a person
-            entries = [e for e in entries if e.path not in removed]
+            named = {_root_prefix(r) for r in roots} & removed  # files named again: back
+            if named:
+                with self.catalog.transaction() as conn:
+                    forget_removed(conn, sorted(named))
+            entries = [e for e in entries if e.path not in removed - named]
             known = self.catalog.known_files()
             jobs, missing = self._plan(entries, known, [*roots, *nested], summary)
             by_hash: dict[str, list[int]] = {}

@@ -6,7 +6,8 @@
   keep is the marked member, whatever the automatic order says.
 * Removed (``removed_files``): the image is deleted from the catalog (and so from the
   index, its labels with it) but not from disk; its path is recorded so that indexing
-  the folder again does not bring it back (``removed_paths``).
+  the folder again does not bring it back (``removed_paths``); naming the file itself to
+  ``index`` does (``forget_removed``).
 
 An image that leaves the library (deleted, or moved between two runs' folders) keeps
 its hidden and keep marks by content hash (Catalog.remove_images): the same content
@@ -73,3 +74,8 @@ def record_removed(conn: sqlite3.Connection, path: str) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO removed_files (path, at) VALUES (?, ?)", (path, time.time())
     )
+
+
+def forget_removed(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
+    """Index these removed files again (a person named them to ``index``)."""
+    conn.executemany("DELETE FROM removed_files WHERE path = ?", [(p,) for p in paths])

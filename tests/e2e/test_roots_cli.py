@@ -146,6 +146,26 @@ def test_a_folder_label_a_person_removed_is_not_put_back_by_the_next_run(tmp_pat
     assert sum(_labels(library).values()) == 4
 
 
+def test_a_file_removed_from_the_library_comes_back_when_named_itself(tmp_path):
+    """Removed on the web (the Duplicates page): indexing its folder leaves it out;
+    naming the file itself to `index` brings it back, and its folder's runs after."""
+    from lookalike.indexer.store import image_marks
+    from lookalike.indexer.store.library import Library
+
+    photos = _photos(tmp_path, 1, 2)
+    library = tmp_path / "library"
+    _index(library, str(photos))
+    gone = sorted(photos.rglob("*.jpg"))[0]
+    with Library.open(library, readonly=False) as lib, lib.catalog.transaction() as conn:
+        (image_id,) = lib.catalog.ids_of_paths([str(gone)]).values()
+        image_marks.record_removed(conn, str(gone))  # as the web's remove does
+        lib.catalog.remove_images(conn, [image_id])
+    assert json.loads(_index(library, str(photos), "--json").stdout)["added"] == 0
+    assert _info(library)["images"] == 1
+    assert json.loads(_index(library, str(gone), "--json").stdout)["added"] == 1
+    assert json.loads(_index(library, str(photos), "--json").stdout)["unchanged"] == 2
+
+
 def test_a_missing_sub_tree_behind_a_link_is_offline_deleted_files_are_removed(tmp_path):
     photos = _photos(tmp_path)
     disk = tmp_path / "disk"
