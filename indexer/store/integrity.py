@@ -187,6 +187,8 @@ def _orphans(lib: Library) -> list:
             out.append(path)
         elif name == EXACT_NAME and not writing and not lib.catalog.get_meta("exact_vectors"):
             out.append(path)  # a flat library keeps none
+        elif name == PROGRESS_NAME and not writing:
+            out.append(path)  # the progress of a run that was killed
     return out
 
 

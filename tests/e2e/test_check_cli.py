@@ -24,6 +24,8 @@ def test_check_finds_repairs_and_rechecks(tmp_path):
     (lib / "index-0.faiss").write_bytes(b"old")  # an older generation left behind
     (lib / ".vectors.f16.123.tmp").write_bytes(b"")  # an interrupted write
     (lib / "notes.txt").write_text("mine")  # not the library's: reported, kept
+    progress = '{"pid": 999999999, "state": "running", "done": 3, "total": 9}'
+    (lib / "index-progress.json").write_text(progress)  # a run that was killed
 
     found = run_cli("check", "--library", str(lib), "--json", check=False)
     assert found.returncode == 1
@@ -32,6 +34,7 @@ def test_check_finds_repairs_and_rechecks(tmp_path):
     assert set(parts) == {"index", "orphans", "unknown"} and not doc["ok"]
     assert "checksum" in parts["index"]["problem"] and not parts["index"]["repaired"]
     assert index_file.exists() and (lib / "notes.txt").exists()  # a check changes nothing
+    assert "index-progress.json" in parts["orphans"]["problem"]
 
     repaired = run_cli("check", "--repair", "--library", str(lib))
     assert "rebuilt index-" in repaired.stdout and "(repaired)" in repaired.stdout
