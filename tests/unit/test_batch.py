@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lookalike.indexer.batch import IndexOptions, index_paths
+from lookalike.indexer.batch import EARLIER, IndexOptions, index_paths
 from lookalike.indexer.errors import ModelMismatch
 from lookalike.indexer.store.library import Library
 from lookalike.search.searcher import Searcher
@@ -79,7 +79,7 @@ def test_errors_are_kept_until_the_file_changes_or_goes(folders):
     s, _ = _index(lib, folders / "b")
     assert [x.path for x in s.skipped] == [str(bad)]
     s, _ = _index(lib, folders / "b")  # unchanged: reported from the catalog, not re-read
-    assert [x.reason for x in s.skipped] == ["not a readable image"]
+    assert [x.reason for x in s.skipped] == [f"not a readable image {EARLIER}"]
     bad.unlink()
     _index(lib, folders / "b")
     with Library.open(lib) as library:
