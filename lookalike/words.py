@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-IRREGULAR = {"copy": "copies", "class": "classes", "box": "boxes", "new category": "new categories"}
+IRREGULAR = {
+    "copy": "copies",
+    "class": "classes",
+    "box": "boxes",
+    "stale box": "stale boxes",
+    "new category": "new categories",
+}
 
 
 def count(n: int, noun: str) -> str:

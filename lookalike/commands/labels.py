@@ -275,7 +275,15 @@ def _export_boxes(file, library, tags, fmt):
         raise click.UsageError(f"--format {fmt} needs a {'folder' if fmt == 'yolo' else 'FILE'}")
     with Library.open(library) as lib:
         n = write_coco(lib, file) if fmt == "coco" else write_yolo(lib, file)
+        _, stale = box_store.box_counts(lib.catalog)
     click.echo(f"wrote {n} {'annotations' if fmt == 'coco' else 'images'} to {file}", err=True)
+    if stale:  # drawn on content the image no longer has: not an annotation of it now
+        click.echo(
+            f"left out {count(stale, 'stale box')} (their image changed "
+            "since they were drawn: `lookalike labels boxes PATH` lists them, redraw or remove "
+            "them)",
+            err=True,
+        )
 
 
 @labels.command("next")

@@ -253,3 +253,25 @@ def test_bad_yolo_rows_are_named_and_strict_imports_nothing(built, lib, tmp_path
     (tmp_path / "empty").mkdir()
     proc = cli(fresh, "labels", "import", str(tmp_path / "empty"), check=False)
     assert proc.returncode == 1 and "not a YOLO folder: it has no classes.txt" in proc.stderr
+
+
+def test_an_export_says_which_stale_boxes_it_left_out(built, tmp_path):
+    """A box drawn on content the image no longer has is no annotation of it: exports
+    leave it out, and say so (a backup must not lose it without a word)."""
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    shutil.copytree(built / "photos", photos)
+    run_cli("index", str(photos), "--library", str(lib), "-q")
+    one = sorted(photos.rglob("*.jpg"))[0]
+    cli(lib, "labels", "set", str(one), "--as", "ear", "--box", "2,3,40,50")
+    fresh = cli(lib, "labels", "export", str(tmp_path / "a.json"), "--format", "coco")
+    assert "stale" not in fresh.stderr
+    picture = Image.open(one).convert("RGB")
+    picture.paste((255, 0, 0), (0, 0, 30, 30))  # the image changes: the box is stale
+    picture.save(one)
+    run_cli("index", str(photos), "--library", str(lib), "-q")
+    out = cli(lib, "labels", "export", str(tmp_path / "b.json"), "--format", "coco")
+    assert "left out 1 stale box" in out.stderr and "labels boxes PATH" in out.stderr
+    before = json.loads((tmp_path / "a.json").read_text())["annotations"]
+    after = json.loads((tmp_path / "b.json").read_text())["annotations"]
+    assert [a.get("bbox") for a in before].count([2, 3, 38, 47]) == 1
+    assert [a.get("bbox") for a in after].count([2, 3, 38, 47]) == 0
