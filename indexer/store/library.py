@@ -214,7 +214,11 @@ class Library:
                 "pending": len(cat.pending_index()),
                 "problem": self.index_problem(),
             },
-            copy_detection={"model": copies.name, "descriptors": cat.count_copy_vectors()}
+            copy_detection={
+                "model": copies.name,
+                "descriptors": (described := cat.count_copy_vectors()),
+                "missing": max(0, cat.count() - described),
+            }
             if copies
             else None,
             labels={"images": sum(n for _label, n in labels), "classes": dict(labels)},

@@ -42,8 +42,15 @@ def info(library, as_json):
             "rebuilt in memory; lookalike check --repair rebuilds the file"
         )
     copies = doc["copy_detection"]
+    missing = copies["missing"] if copies else 0
     click.echo(
         f"copies   {copies['model']}, {copies['descriptors']} descriptors"
+        + (
+            f" ({count(missing, 'image')} without one: `lookalike index` computes the "
+            "missing ones, as after a run that stopped early)"
+            if missing
+            else ""
+        )
         if copies
         else "copies   off (lookalike index --copy-detection turns it on)"
     )

@@ -57,11 +57,28 @@ def test_index_computes_a_descriptor_per_image_and_info_reports_them(lib):
     first = lib["first"]["copy_descriptors"]
     assert first == {"computed": 20, "total": 20, "skipped": []}
     doc = info(lib)
-    assert doc["copy_detection"] == {"model": "sscd_distilled", "descriptors": 20}
+    assert doc["copy_detection"] == {"model": "sscd_distilled", "descriptors": 20, "missing": 0}
     assert (
         "copies   sscd_distilled, 20 descriptors"
         in run_cli("info", "--library", lib["library"]).stdout
     )
+
+
+def test_info_says_how_many_images_lack_a_descriptor(lib, tmp_path):
+    """A run killed while it computed the descriptors leaves some images without one:
+    info says how many, and the next run computes them."""
+    import sqlite3
+
+    copy = tmp_path / "library"
+    shutil.copytree(lib["library"], copy, ignore=shutil.ignore_patterns(".lock"))
+    with sqlite3.connect(copy / "catalog.sqlite") as conn:
+        conn.execute(
+            "DELETE FROM copy_vectors WHERE rowid IN (SELECT rowid FROM copy_vectors LIMIT 5)"
+        )
+    doc = json.loads(run_cli("info", "--library", str(copy), "--json").stdout)
+    assert doc["copy_detection"]["missing"] == 5
+    text = run_cli("info", "--library", str(copy)).stdout
+    assert "5 images without one" in text
 
 
 def test_later_runs_compute_only_new_and_changed_images(lib):
