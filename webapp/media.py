@@ -52,7 +52,7 @@ def _scaled(image_id: int, size: int) -> Response:
 def _cached(response: Response, digest: str) -> Response:
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     if request.args.get("v") == digest[:16]:
-        response.cache_control.no_cache = False  # send_file's default: off for these
+        response.cache_control.no_cache = None  # send_file's default: off for these
         response.cache_control.public = True
         response.cache_control.max_age = YEAR
         response.cache_control.immutable = True

@@ -155,9 +155,9 @@ def grouped_bars(
     categories: Sequence[str], series: Mapping[str, Sequence[float]], y_range: tuple[float, float]
 ) -> str:
     """One group of bars per category, one bar per series, the legend right of them."""
-    width, margin = _room_right(720, list(series))
-    chart = Chart(width, 320, (0, len(categories)), y_range, margin)
-    width = 0.8 / max(len(series), 1)
+    size, margin = _room_right(720, list(series))
+    chart = Chart(size, 320, (0, len(categories)), y_range, margin)
+    width = 0.8 / max(len(series), 1)  # of a bar, in categories
     for i, values in enumerate(series.values()):
         for c, value in enumerate(values):
             x0, x1 = chart.x(c + 0.1 + i * width), chart.x(c + 0.1 + (i + 1) * width)
