@@ -69,6 +69,17 @@ class PathsNotFound(LookalikeError):
         )
 
 
+class PathsInLibrary(LookalikeError):
+    """Paths to index that are the library's own folder or inside it."""
+
+    def __init__(self, paths: list[str], library: str) -> None:
+        self.paths = paths
+        super().__init__(
+            f"{', '.join(paths)}: the library's own folder ({library}) or inside it, not "
+            "photos to index (nothing was indexed or changed)"
+        )
+
+
 class NotInLibrary(LookalikeError):
     """Paths that name no indexed image (``lookalike remove``)."""
 

@@ -32,6 +32,7 @@ from lookalike.indexer.errors import (
     ModelMismatch,
     ModelUnavailable,
     NotInLibrary,
+    PathsInLibrary,
     PathsNotFound,
 )
 from lookalike.indexer.models.copy_model import CopyModel, load_copy_model
@@ -128,6 +129,7 @@ def update_library(
     new: NewLibrary | None = None
     try:
         check_paths(lib, paths)
+        check_outside(Path(root or default_library_dir()).expanduser(), paths)
         embedder = embedder or choose_embedder(lib, choice, on_ray=ray is not None)
         copy_model = choose_copy_model(lib, choice, copies, skip_recorded=copies_optional)
         if lib is None:
@@ -163,6 +165,21 @@ def check_paths(library: Library | None, paths: Sequence[str | Path]) -> None:
             missing.append(printable(str(p)))
     if missing:
         raise PathsNotFound(missing)
+
+
+def check_outside(root: Path, paths: Sequence[str | Path]) -> None:
+    """PathsInLibrary for paths that are the library's own folder or lie inside it (its
+    thumbnails are no photos of the library); a library inside an indexed folder is
+    fine: the walk leaves it out."""
+    home = os.path.realpath(root)
+    inside = [
+        printable(str(p))
+        for p in paths
+        if (full := os.path.realpath(os.path.expanduser(str(p)))) == home
+        or full.startswith(home.rstrip(os.sep) + os.sep)
+    ]
+    if inside:
+        raise PathsInLibrary(inside, str(root))
 
 
 @dataclass

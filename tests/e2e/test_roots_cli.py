@@ -248,6 +248,11 @@ def test_the_library_inside_an_indexed_folder_is_never_scanned(tmp_path):
     doc = json.loads(_index(library, str(photos), "--json").stdout)
     assert doc["added"] == 0 and doc["skipped"] == []
     assert _info(library)["images"] == 2
+    for inside in (library, thumbs):  # named itself: refused, nothing indexed
+        proc = _index(library, str(inside), check=False)
+        assert proc.returncode == 1 and "the library's own folder" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert _info(library)["images"] == 2
 
 
 def test_a_higher_max_pixels_retries_what_a_lower_one_refused(tmp_path):
