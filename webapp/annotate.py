@@ -21,7 +21,7 @@ from lookalike.indexer.errors import BadQuery
 from lookalike.indexer.store.catalog import BROWSE_FILTERS, MAX_ID
 from lookalike.indexer.store.library import Library
 from lookalike.webapp import queue_view
-from lookalike.webapp.inputs import json_body, whole_number
+from lookalike.webapp.inputs import json_body, spelled, whole_number
 from lookalike.webapp.services import LibraryService
 
 bp = Blueprint("annotate", __name__)
@@ -73,7 +73,7 @@ def ids_arg(value: Any) -> list[int]:
         raise BadQuery(f"at most {MAX_BULK_IDS} ids per request, not {len(value)}")
     bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int)]
     if bad:
-        raise BadQuery(f"image ids must be whole numbers, not {bad[0]!r}")
+        raise BadQuery(f"image ids must be whole numbers, not {spelled(bad[0])}")
     out_of_range = [v for v in value if not 0 < v < 2**63]
     if out_of_range:
         raise BadQuery(f"not in the library: image id {out_of_range[0]}; nothing was changed")

@@ -132,7 +132,11 @@ def search():
 
         with named_query(name), current_app.extensions["lookalike.decode_budget"].reserve(pixels):
             found = paging.search_page(run, svc.catalog, page, k, filter, label)
-        box = found_box[0] if found_box else box
+        if found_box:
+            box = found_box[0]
+        elif box is not None:
+            # The whole pixels the region search cropped (searcher.validate_box rounds so).
+            box = tuple(round(v) for v in box)
     return jsonify(
         {
             "results": svc.scored(found.results),
@@ -300,7 +304,7 @@ def export_labels():
     svc = service()
     fmt = request.args.get("format", "csv")
     data, media, name = exports.export_download(Library(svc.root, svc.catalog), fmt)
-    response = Response(data, mimetype=media)
+    response = Response(data, content_type=media)  # as given: CSV's names its charset
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 

@@ -92,6 +92,11 @@ def update(image_id: int, box_id: int):
     body = json_body()
     if "box" not in body and "label" not in body:
         raise BadQuery('send "box", "label" or both')
+    # Left out keeps the box's own; null is no value to change it to.
+    if "box" in body and body["box"] is None:
+        raise BadQuery('"box" must be four numbers [x0, y0, x1, y1], not null (or leave it out)')
+    if "label" in body and body["label"] is None:
+        raise BadQuery('"label" must be a non-empty string, not null (or leave it out)')
     svc = service()
     expect = _hash_arg(body.get("hash"))
     with _budget(svc, image_id), svc.writable() as library:

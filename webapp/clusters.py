@@ -15,9 +15,13 @@ from typing import Any
 
 from lookalike.classifier.clustering import review
 from lookalike.indexer.errors import BadQuery
+from lookalike.indexer.store.catalog import MAX_ID
 from lookalike.indexer.store.library import Library
 from lookalike.webapp.errors import web_message
+from lookalike.webapp.inputs import whole_number
 from lookalike.webapp.services import LibraryService, NotFound
+
+MEMBERS_LIMIT_MAX = 500  # members on one page of GET /api/clusters/<id>/members
 
 
 class ClusterReview:
@@ -57,8 +61,8 @@ class ClusterReview:
 
     def members(self, cluster_id: int, offset: Any, limit: Any) -> dict[str, Any]:
         """One page of a cluster's members as cards (every member can be seen)."""
-        start, size = _whole(offset, "offset", 0, 0), _whole(limit, "limit", 48, 1)
-        size = min(size, 500)
+        start = whole_number(offset, "offset", 0, MAX_ID, 0)
+        size = whole_number(limit, "limit", 1, MEMBERS_LIMIT_MAX, 48)
         try:
             detail = review.show(self.service.library, cluster_id)
         except review.ClusterNotFound as e:
@@ -168,12 +172,3 @@ def _id_list(value: Any, name: str) -> list[int]:
     ):
         raise BadQuery(f"{name} must be a list of image ids")
     return value
-
-
-def _whole(value: Any, name: str, default: int, least: int) -> int:
-    """A query-string whole number (``default`` when absent); 400 otherwise."""
-    if value is None or value == "":
-        return default
-    if not str(value).isdigit() or int(value) < least:
-        raise BadQuery(f"{name} must be a whole number of at least {least}")
-    return int(value)

@@ -20,7 +20,7 @@ from lookalike.indexer.store import image_marks
 from lookalike.indexer.store.library import Library
 from lookalike.search.copy_groups import DEFAULT_CANDIDATE_THRESHOLD, CopyGroup
 from lookalike.search.duplicates import check_threshold
-from lookalike.webapp.inputs import json_body
+from lookalike.webapp.inputs import id_list, json_body
 from lookalike.webapp.services import LibraryService, NotFound
 
 bp = Blueprint("duplicates", __name__, url_prefix="/api")
@@ -56,11 +56,19 @@ class DuplicateReview:
         return {"size": group.size, "keep": group.keep, "members": members}
 
     def keep(self, image_id: int, group: Any) -> dict[str, Any]:
-        if not isinstance(group, list) or not all(isinstance(i, int) for i in group):
-            raise BadQuery('send {"group": [the ids of the group\'s members]}')
+        """Mark the image as the one to keep of ``group``: its group's member ids, the
+        image among them, every one in the library (else 400, saying which)."""
+        ids = id_list(group, "group")
         self.service.file_of(image_id)
+        if image_id not in ids:
+            raise BadQuery(f"the group must include image {image_id} itself, the one to keep")
+        known = self.service.catalog.existing_ids(ids)
+        missing = sorted(set(ids) - known)
+        if missing:
+            listed = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            raise BadQuery(f"the group has ids of no image in the library: {listed}")
         with self.service.writing() as (_catalog, conn):
-            image_marks.set_kept(conn, image_id, group)
+            image_marks.set_kept(conn, image_id, ids)
         return {"id": image_id, "keep": True}
 
     def hide(self, image_id: int, hidden: Any) -> dict[str, Any]:

@@ -5,8 +5,9 @@ refuses the non-standard constants ``NaN``, ``Infinity`` and ``-Infinity`` and n
 too deep for the parser, so either gives the route a body that is not a JSON object
 (400) rather than a ``RecursionError`` (500) or a number no computation can use.
 Fields are taken by their JSON type: ``"false"`` is not a boolean, ``true`` is not an
-id, ``1.5`` is not a whole number. Ids in URLs go through ``CatalogIdConverter``: the
-catalog's ids are SQLite integers, so a larger number is 404.
+id, ``1.5`` is not a whole number; an error names the value as JSON spells it
+(``true``, ``null``, ``"text"``), never as Python would. Ids in URLs go through
+``CatalogIdConverter``: the catalog's ids are SQLite integers, so a larger number is 404.
 """
 
 from __future__ import annotations
@@ -53,6 +54,22 @@ class StrictJSONProvider(DefaultJSONProvider):
 
 
 JSON_KINDS = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+SHOWN_CHARS = 40  # of a received string in an error message
+
+
+def spelled(value: Any) -> str:
+    """A received value as JSON spells it, for an error message: ``true``, ``false``,
+    ``null``, ``1.5``, ``"text"`` (cut to SHOWN_CHARS), or the kind of a list or object."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        cut = value[:SHOWN_CHARS]
+        return json.dumps(cut, ensure_ascii=False) + ("…" if len(value) > len(cut) else "")
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return "an object" if isinstance(value, dict) else JSON_KINDS.get(type(value), "a list")
 
 
 def json_body(empty_ok: bool = False) -> dict[str, Any]:
@@ -85,11 +102,11 @@ def whole_number(value: Any, name: str, low: int, high: int, default: int) -> in
     if value is None or value == "":
         return default
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise BadQuery(f"{name} must be a whole number, not {value!r}")
+        raise BadQuery(f"{name} must be a whole number, not {spelled(value)}")
     try:
         number = int(value)
     except ValueError:
-        raise BadQuery(f"{name} must be a whole number, not {value!r}") from None
+        raise BadQuery(f"{name} must be a whole number, not {spelled(value)}") from None
     if not low <= number <= high:
         raise BadQuery(f"{name} must be between {low} and {high}, not {number}")
     return number
@@ -100,7 +117,7 @@ def boolean(value: Any, name: str, default: bool = False) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise BadQuery(f"{name} must be true or false, not {value!r}")
+        raise BadQuery(f"{name} must be true or false, not {spelled(value)}")
     return value
 
 

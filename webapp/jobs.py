@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 
 SHOW_SKIPPED = 50  # skipped files listed in a job's summary (the page shows a few)
 
+# The status before any job: every field docs/api.md lists, none of a job yet.
+IDLE: dict[str, Any] = {
+    "state": "idle",
+    "folder": None,
+    "done": 0,
+    "total": 0,
+    "summary": None,
+    "error": None,
+}
+
 
 class IndexJobs:
     """Runs at most one indexing job at a time (see module docstring)."""
@@ -43,7 +53,7 @@ class IndexJobs:
         self.service = service
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._status: dict[str, Any] = {"state": "idle"}
+        self._status: dict[str, Any] = dict(IDLE)
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -65,10 +75,12 @@ class IndexJobs:
             raise BadQuery(f"give the folder as an absolute path, not {folder!r}")
         if not path.is_dir():
             raise BadQuery(f"{path} is not a folder on the server")
+        self._check_outside_library(path)
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise LibraryBusy("an indexing job is already running; wait for it to finish")
             self._status = {
+                **IDLE,
                 "state": "scanning",
                 "folder": str(path),
                 "labels_from_folders": bool(labels_from_folders),
@@ -81,6 +93,23 @@ class IndexJobs:
             )
             self._thread.start()
             return dict(self._status)
+
+    def _check_outside_library(self, path: Path) -> None:
+        """BadQuery for the library's own folder or one inside it: they hold the
+        library's files, not photos (the scan skips the library's folder, so the job
+        would find nothing, or the library's own thumbnails)."""
+        root = Path(self.service.root).resolve()
+        real = path.resolve()
+        if real == root:
+            where = "is the library's own folder"
+        elif real.is_relative_to(root):
+            where = f"is inside the library's own folder {root}"
+        else:
+            return
+        raise BadQuery(
+            f"{path} {where}, which holds its catalog and index, not photos to index: "
+            "name a folder of photos outside it"
+        )
 
     def wait(self, timeout: float | None = None) -> None:
         thread = self._thread

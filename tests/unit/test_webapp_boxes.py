@@ -81,6 +81,26 @@ def test_bad_boxes_are_4xx_with_a_json_error_and_nothing_written(client, body, s
     assert client.get("/api/library").get_json() == version
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({}, 'send "box", "label" or both'),
+        ({"label": None}, '"label" must be a non-empty string, not null'),
+        ({"box": None}, '"box" must be four numbers [x0, y0, x1, y1], not null'),
+        ({"box": None, "label": "other"}, '"box" must be four numbers'),
+    ],
+)
+def test_a_patch_without_a_value_is_400_and_changes_nothing(client, body, words):
+    i = first_id(client)
+    made = client.post(
+        f"/api/images/{i}/boxes", json={"box": [1, 2, 30, 40], "label": "Thing"}, headers=CSRF
+    ).get_json()["box"]
+    answer = client.patch(f"/api/images/{i}/boxes/{made['id']}", json=body, headers=CSRF)
+    assert answer.status_code == 400, answer.get_json()
+    assert words in answer.get_json()["error"]
+    assert listing(client, i)["boxes"] == [made]  # not even "updated" moved on
+
+
 def test_unknown_ids_are_404_and_cross_site_writes_403(client):
     answer = client.post("/api/images/999999/boxes", json={"box": [0, 0, 5, 5], "label": "x"})
     assert answer.status_code == 404 and "no image with id 999999" in answer.get_json()["error"]

@@ -68,6 +68,28 @@ def test_keep_this_one_puts_the_marked_copy_first(client, named):
     assert bad.status_code == 400 and "group" in bad.get_json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("group", "words"),
+    [
+        (lambda me, others: others, "the group must include image {me} itself"),
+        (lambda me, others: [me, 99999], "ids of no image in the library: 99999"),
+        (lambda me, others: [me, True], "group must be a non-empty list of image ids"),
+        (lambda me, others: [], "group must be a non-empty list of image ids"),
+    ],
+    ids=["without-the-image", "unknown-id", "a-boolean", "empty"],
+)
+def test_keep_refuses_a_group_without_the_image_or_with_unknown_ids(client, named, group, words):
+    ids = [m["id"] for m in groups(client)[0]["members"]]
+    me = named["a-small"]
+    others = [i for i in ids if i != me]
+    response = client.post(
+        f"/api/images/{me}/keep", json={"group": group(me, others)}, headers=CSRF
+    )
+    assert response.status_code == 400
+    assert words.format(me=me) in response.get_json()["error"]
+    assert groups(client)[0]["keep"] != me  # nothing marked
+
+
 def test_a_hidden_image_is_out_of_results_and_groups_until_shown(client, named):
     def similar_ids():
         doc = client.get(f"/api/images/{named['a']}/similar?k=9").get_json()

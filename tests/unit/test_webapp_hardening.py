@@ -145,12 +145,34 @@ def test_the_same_routes_take_their_plain_bodies(client):
         assert "JSON object" not in response.get_json().get("error", ""), route
 
 
-def test_k_must_be_a_whole_number_in_json(client):
-    response = client.post("/api/search", json={"text": "cat", "k": 1.5}, headers=CSRF)
+@pytest.mark.parametrize(
+    ("k", "shown"),
+    [(1.5, "1.5"), (True, "true"), (False, "false"), ("ten", '"ten"'), ([5], "a list"),
+     ({"k": None}, "an object"), ("x" * 100, '"' + "x" * 40 + '"…')],
+)  # fmt: skip
+def test_k_must_be_a_whole_number_in_json(client, k, shown):
+    response = client.post("/api/search", json={"text": "cat", "k": k}, headers=CSRF)
     assert response.status_code == 400
-    assert "k must be a whole number" in response.get_json()["error"]
-    response = client.post("/api/search", json={"text": "cat", "k": True}, headers=CSRF)
-    assert "k must be a whole number" in response.get_json()["error"]
+    assert response.get_json()["error"] == f"k must be a whole number, not {shown}"
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "words"),
+    [
+        ("/api/index-job", {"folder": "/tmp", "labels_from_folders": [True]},
+         "labels_from_folders must be true or false, not a list"),
+        ("/api/index-job", {"folder": "/tmp", "labels_from_folders": "false"},
+         'labels_from_folders must be true or false, not "false"'),
+        ("/api/labels/bulk", {"action": "remove", "ids": [1, True]},
+         "image ids must be whole numbers, not true"),
+        ("/api/labels/bulk", {"action": "remove", "ids": [None]},
+         "image ids must be whole numbers, not null"),
+    ],
+)  # fmt: skip
+def test_errors_name_json_values_as_json_spells_them(client, route, body, words):
+    response = client.post(route, json=body, headers=CSRF)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == words
 
 
 @pytest.mark.parametrize("value", ["false", "true", 0, 1, [], {}])

@@ -330,10 +330,33 @@ def test_an_index_run_of_another_process_shows_its_progress(client, app, other_p
     (root / progress.FILE_NAME).unlink()
 
 
+def test_an_idle_index_job_answers_every_documented_field(client):
+    status = client.get("/api/index-job").get_json()
+    fields = {"state", "folder", "done", "total", "summary", "error"}
+    assert fields | {"library_images", "content_version"} <= set(status)
+    assert {k: status[k] for k in fields} == {
+        "state": "idle", "folder": None, "done": 0, "total": 0, "summary": None, "error": None
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("folder", ["", "relative/path", "/no/such/folder"])
 def test_index_job_needs_an_existing_absolute_folder(client, folder):
     response = client.post("/api/index-job", json={"folder": folder}, headers=CSRF)
     assert response.status_code == 400
+    assert client.get("/api/index-job").get_json()["state"] == "idle"
+
+
+@pytest.mark.parametrize("inside", ["", "thumbnails", "sub/deeper"])
+def test_index_job_refuses_the_library_folder_and_folders_inside_it(client, app, inside):
+    root = app.extensions["lookalike"].root
+    folder = root / inside
+    folder.mkdir(parents=True, exist_ok=True)
+    response = client.post("/api/index-job", json={"folder": str(folder)}, headers=CSRF)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error.startswith(str(folder))
+    words = "inside the library's own folder" if inside else "is the library's own folder"
+    assert words in error and "name a folder of photos outside it" in error
     assert client.get("/api/index-job").get_json()["state"] == "idle"
 
 

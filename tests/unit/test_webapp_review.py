@@ -141,8 +141,11 @@ def test_every_member_of_a_cluster_can_be_paged_through(client):
     seen = [c["id"] for c in first["members"] + rest["members"]]
     assert sorted(seen) == sorted(cluster["members"])
     assert all("thumbnail_url" in c for c in first["members"])
-    assert client.get(f"{url}?limit=0").status_code == 400
-    assert client.get(f"{url}?offset=-1").status_code == 400
+    for bad in ("limit=0", "limit=501", "limit=1.5", "offset=-1", "offset=x"):
+        response = client.get(f"{url}?{bad}")
+        assert response.status_code == 400, bad
+        assert bad.split("=")[0] in response.get_json()["error"]
+    assert client.get(f"{url}?limit=500").get_json()["limit"] == 500
     assert client.get("/api/clusters/9999/members").status_code == 404
     assert client.post("/api/clusters", headers=CSRF, json={"min_size": 1}).status_code == 400
     assert client.post("/api/clusters", headers=CSRF, json={"min_size": "5"}).status_code == 400

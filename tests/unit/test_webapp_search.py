@@ -105,6 +105,11 @@ def test_search_by_box_uses_the_region(client):
     assert part.status_code == 200
     doc = part.get_json()
     assert doc["box"] == [0, 0, width // 2, height // 2]
+    assert all(type(v) is int for v in doc["box"])  # pixels, as object=1 answers
+    fractional = upload(data, k=1, box=f"0.4,0.6,{width // 2}.7,{height // 2}.2")
+    doc = client.post("/api/search", data=fractional, headers=CSRF).get_json()
+    assert doc["box"] == [0, 1, width // 2 + 1, height // 2]  # the whole pixels searched
+    assert all(type(v) is int for v in doc["box"])
     # A quarter of the image is a different query: the scores change.
     assert [r["score"] for r in doc["results"]] != [r["score"] for r in whole["results"]]
 
@@ -292,6 +297,7 @@ def test_object_search_returns_the_box_it_used(client, app):
     doc = response.get_json()
     x0, y0, x1, y1 = doc["box"]
     assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    assert all(type(v) is int for v in doc["box"])
     assert len(doc["results"]) == 3
 
 

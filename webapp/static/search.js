@@ -42,17 +42,32 @@
   }
   let lastText = null;
 
+  // A result count from the URL that the list does not offer (a shared ?k=7) is added
+  // to it, in order, and used; one that is no whole number leaves the list's choice.
+  function setK(value) {
+    const select = $("k");
+    if (!/^[0-9]+$/.test(value) || Number(value) < 1) return;
+    const k = String(Number(value));
+    if (![...select.options].some((o) => o.value === k)) {
+      const next = [...select.options].find((o) => Number(o.value) > Number(k));
+      select.insertBefore(LK.el("option", { text: k }), next || null);
+    }
+    select.value = k;
+  }
+
   function readURL() {
     const params = new URLSearchParams(location.search);
-    if (params.get("k")) $("k").value = params.get("k");
+    if (params.get("k")) setK(params.get("k"));
     if (params.get("mode")) $("robust").checked = params.get("mode") === "robust";
     $("filter").value = params.get("filter") || "all";
     if (!$("filter").value) $("filter").value = "all"; // a filter this page does not offer
     setLabelFilter(params.get("label") || "");
     page = Math.max(1, parseInt(params.get("page"), 10) || 1);
     const text = params.get("text");
-    if (text && $("text")) {
-      $("text").value = text;
+    if (text) {
+      // Sent even where the page has no text box: the answer says why a library
+      // cannot search by text.
+      if ($("text")) $("text").value = text;
       searchText(text, false, page);
       return;
     }
@@ -129,8 +144,12 @@
   }
 
   // -- drawing the box -----------------------------------------------------
+  // Natural pixels per displayed pixel, per axis, from the displayed size as laid out:
+  // it is fractional (a 4000x6000 photo 320 px high is 213.33 px wide), and
+  // clientWidth's rounded 213 would put a box's far corner outside the image.
   function scale() {
-    return img.naturalWidth / img.clientWidth;
+    const r = img.getBoundingClientRect();
+    return [img.naturalWidth / r.width, img.naturalHeight / r.height];
   }
 
   function drawBox() {
@@ -139,12 +158,14 @@
       boxEl.hidden = true;
       return;
     }
-    const s = scale();
+    const [sx, sy] = scale();
+    const r = img.getBoundingClientRect();
+    const frame = $("query-frame").getBoundingClientRect(); // the box's containing block
     Object.assign(boxEl.style, {
-      left: `${img.offsetLeft + box[0] / s}px`,
-      top: `${img.offsetTop + box[1] / s}px`,
-      width: `${(box[2] - box[0]) / s}px`,
-      height: `${(box[3] - box[1]) / s}px`,
+      left: `${r.left - frame.left + box[0] / sx}px`,
+      top: `${r.top - frame.top + box[1] / sy}px`,
+      width: `${(box[2] - box[0]) / sx}px`,
+      height: `${(box[3] - box[1]) / sy}px`,
     });
     boxEl.hidden = false;
   }
@@ -164,20 +185,22 @@
   img.addEventListener("pointermove", (event) => {
     if (!dragStart) return;
     const [x, y] = point(event);
-    const s = scale();
+    const [sx, sy] = scale();
+    const within = (v, most) => Math.min(Math.max(Math.round(v), 0), most);
+    const [w, h] = [img.naturalWidth, img.naturalHeight];
     box = [
-      Math.min(dragStart[0], x) * s,
-      Math.min(dragStart[1], y) * s,
-      Math.max(dragStart[0], x) * s,
-      Math.max(dragStart[1], y) * s,
-    ].map(Math.round);
+      within(Math.min(dragStart[0], x) * sx, w),
+      within(Math.min(dragStart[1], y) * sy, h),
+      within(Math.max(dragStart[0], x) * sx, w),
+      within(Math.max(dragStart[1], y) * sy, h),
+    ];
     drawBox();
   });
   img.addEventListener("pointerup", () => {
     if (!dragStart) return;
     dragStart = null;
-    const s = scale();
-    if (!box || (box[2] - box[0]) / s < 8 || (box[3] - box[1]) / s < 8) {
+    const [sx, sy] = scale();
+    if (!box || (box[2] - box[0]) / sx < 8 || (box[3] - box[1]) / sy < 8) {
       box = null; // a click, not a drag
       drawBox();
       return;
@@ -224,6 +247,7 @@
     if (options.object) form.append("object", "1");
     else if (box) form.append("box", box.join(","));
     status.textContent = "Searching…";
+    status.classList.remove("failed");
     try {
       const doc = await api("POST", "/api/search", form);
       if (options.object && doc.box) {
@@ -286,6 +310,7 @@
   // -- text search (CLIP libraries) -------------------------------------------
   async function searchText(text, push, pageNo = 1) {
     status.textContent = "Searching…";
+    status.classList.remove("failed");
     page = pageNo;
     try {
       const doc = await api("POST", "/api/search", { text, k: Number($("k").value), ...filterFields() });
@@ -297,8 +322,10 @@
       lastText = text;
       writeURL(push);
     } catch (e) {
-      status.textContent = "";
-      toast(e.message, "error");
+      // In the status line, not a passing toast: a link's text search may be all there
+      // is to show (the library's model cannot search by text, say).
+      status.textContent = `Text search for “${text}”: ${e.message}`;
+      status.classList.add("failed");
     }
   }
   const textForm = $("text-form");
