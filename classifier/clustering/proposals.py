@@ -1,7 +1,8 @@
 """Cluster proposals: clustering the unlabelled images into the catalog, keeping decisions.
 
-A listing re-clusters only when the library's images or human labels (or --min-size)
-changed since the last clustering (:func:`is_fresh`). Re-clustering keeps what was
+A listing re-clusters only when the library's images, human labels or hidden images (or
+--min-size) changed since the last clustering (:func:`is_fresh`); a hidden image is in
+no proposal. Re-clustering keeps what was
 decided: a new cluster whose members overlap a current proposal's by Jaccard >= 0.5
 keeps that proposal's id; rejected clusters' members are kept apart; a split is
 re-applied to the cluster that matches the split one; accepted and merged clusters
@@ -24,6 +25,7 @@ from lookalike.classifier.clustering.errors import NothingToCluster
 from lookalike.classifier.clustering.matching import match_ids, partition_like
 from lookalike.classifier.clustering.params import ClusterParams
 from lookalike.indexer.store.clusters import ClusterStore, NewCluster
+from lookalike.indexer.store.image_marks import hidden_ids
 from lookalike.indexer.store.library import Library
 
 # Part of the fingerprint: a change of algorithm re-clusters stored libraries.
@@ -43,8 +45,12 @@ def recluster(library: Library, min_size: int) -> None:
     ids, vectors = cat.vectors()
     labels = cat.labels()
     labelled = np.array([i in labels for i in ids.tolist()], dtype=bool)
-    if not len(ids) or labelled.all():
+    # Hidden images (image_marks: a person took them out of results) are in no proposal;
+    # their labels still teach.
+    hidden = np.isin(ids, np.fromiter(hidden_ids(cat), np.int64)) & ~labelled
+    if not len(ids) or (labelled | hidden).all():
         raise NothingToCluster(len(ids))
+    ids, vectors, labelled = ids[~hidden], vectors[~hidden], labelled[~hidden]
     uid = ids[~labelled]
     pos = {int(i): k for k, i in enumerate(uid)}
     apart = [
@@ -156,11 +162,14 @@ def store_proposals(
 
 
 def fingerprint(library: Library, min_size: int) -> str:
-    """Changes when the images, the human labels or ``min_size`` change."""
+    """Changes when the images, the human labels, the hidden images or ``min_size``
+    change."""
     cat = library.catalog
     h = hashlib.sha1(f"{ALGORITHM}|{min_size}|{cat.content_version()}|".encode())
     for image_id, label in cat.labels().items():
         h.update(f"{image_id}\t{label}\n".encode())
+    for image_id in sorted(hidden_ids(cat)):
+        h.update(f"hidden {image_id}\n".encode())
     return h.hexdigest()
 
 

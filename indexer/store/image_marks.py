@@ -1,7 +1,8 @@
 """What a person decided about images: hidden, kept, or taken out of the library.
 
 * Hidden (``hidden_images``): the image stays in the catalog and the index, with its
-  labels, but searches and duplicate groups leave it out; showing it again restores it.
+  labels, but searches, duplicate groups and cluster proposals leave it out; showing it
+  again restores it.
 * Kept (``keep_marks``): "keep this one" on the duplicates page; the group's image to
   keep is the marked member, whatever the automatic order says.
 * Removed (``removed_files``): the image is deleted from the catalog (and so from the

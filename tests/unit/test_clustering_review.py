@@ -228,3 +228,27 @@ def test_clustering_during_an_index_run_fails_cleanly_and_keeps_the_proposals(tm
         writer.unlock()
     with Library.open(root, readonly=False) as lib:
         assert review.list_clusters(lib, refresh=True).clusters
+
+
+def test_a_hidden_image_is_in_no_proposal_until_shown_again(tmp_path):
+    """Hiding an image (the duplicates page) re-clusters without it; showing it again
+    brings it back into the proposals."""
+    from lookalike.indexer.store.image_marks import set_hidden
+
+    unl, lab, _ = big_class()
+    x = np.vstack([lab, unl])
+    root = make_library(tmp_path / "lib", x, ["ant"] * len(lab) + [None] * len(unl))
+
+    def placed(lib) -> set[int]:
+        listing = review.list_clusters(lib)
+        return {m.id for c in listing.clusters for m in c.members} | {m.id for m in listing.noise}
+
+    with Library.open(root, readonly=False) as lib:
+        everyone = placed(lib)
+        one = min(everyone)
+        with lib.catalog.transaction() as conn:
+            set_hidden(conn, one, True)
+        assert placed(lib) == everyone - {one}
+        with lib.catalog.transaction() as conn:
+            set_hidden(conn, one, False)
+        assert placed(lib) == everyone
