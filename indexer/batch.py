@@ -121,17 +121,9 @@ class BatchIndexer:
         self._progress.update()
         try:
             entries, summary.skipped = scan(roots, exclude=[self.library.root])
-            nested = self._nested_roots(roots)
-            if not self.options.prune:
-                summary.skipped.extend(_gone_roots(nested))
-            removed = removed_paths(self.catalog)  # taken out of the library by a person
-            named = {_root_prefix(r) for r in roots} & removed  # files named again: back
-            if named:
-                with self.catalog.transaction() as conn:
-                    forget_removed(conn, sorted(named))
-            entries = [e for e in entries if e.path not in removed - named]
+            entries, planned = self._prepared(roots, entries, summary)
             known = self.catalog.known_files()
-            jobs, missing = self._plan(entries, known, [*roots, *nested], summary)
+            jobs, missing = self._plan(entries, known, planned, summary)
             by_hash: dict[str, list[int]] = {}
             for _path, (image_id, _s, _m, digest) in known.items():
                 by_hash.setdefault(digest, []).append(image_id)
@@ -154,6 +146,22 @@ class BatchIndexer:
             self._progress.update(done, total)
         if self.on_progress:
             self.on_progress(done, total)
+
+    def _prepared(
+        self, roots: list[str], entries: list[FileEntry], summary
+    ) -> tuple[list[FileEntry], list[str]]:
+        """The files found, less those a person removed from the library (unless named
+        themselves: they come back), and the folders to plan with: the run's, and the
+        earlier runs' inside them (a gone one is offline: _nested_roots). Both engines."""
+        nested = self._nested_roots(roots)
+        if not self.options.prune:
+            summary.skipped.extend(_gone_roots(nested))
+        removed = removed_paths(self.catalog)  # taken out of the library by a person
+        named = {_root_prefix(r) for r in roots} & removed  # files named again: back
+        if named:
+            with self.catalog.transaction() as conn:
+                forget_removed(conn, sorted(named))
+        return [e for e in entries if e.path not in removed - named], [*roots, *nested]
 
     # -- the folders indexed --------------------------------------------------------
     def _recorded_roots(self) -> list[str]:

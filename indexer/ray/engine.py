@@ -167,9 +167,10 @@ class RayIndexer(BatchIndexer):
             entries, summary.skipped = list_files(ray, roots, exclude=[str(self.library.root)])
             stage["list"] = time.perf_counter() - t
             t = time.perf_counter()
+            entries, planned = self._prepared(roots, entries, summary)
             self._recover(entries, summary)
             known = self.catalog.known_files()
-            jobs, missing = self._plan(entries, known, roots, summary)
+            jobs, missing = self._plan(entries, known, planned, summary)
             summary.unchanged -= summary.recovered  # counted as added/updated already
             by_hash: dict[str, list[int]] = {}
             for _path, (image_id, _s, _m, digest) in known.items():
@@ -184,6 +185,7 @@ class RayIndexer(BatchIndexer):
         self._remove(missing_ids, summary)
         if self.options.labels_from_folders:
             summary.labelled = self._label_from_folders(entries, roots)
+        self._record_roots(roots)
         t = time.perf_counter()
         self.library.sync_index()  # an IVF index, trained and filled by pages, when large
         stage["index"] = time.perf_counter() - t

@@ -193,3 +193,29 @@ def test_ray_runs_keep_copy_descriptors_too(ray_address, photos, tmp_path):
     assert summary["added"] == 41
     assert summary["copy_descriptors"]["computed"] == 41
     assert summary["copy_descriptors"]["total"] == 41
+
+
+def test_ray_runs_leave_removed_files_out_and_keep_an_unplugged_disk(ray_address, tmp_path):
+    """The Ray engine plans as the single-process one does: a file removed from the
+    library stays out; a folder indexed by itself, gone when its parent is indexed, is
+    offline, not removed."""
+    from lookalike.indexer.store import image_marks
+    from lookalike.indexer.store.library import Library
+
+    media = tmp_path / "media"
+    for folder, sources in (("disk", dev_images(2, 2)), ("home", dev_images(3, 1)[-1:])):
+        (media / folder).mkdir(parents=True)
+        for p in sources:
+            shutil.copy2(p, media / folder / f"{p.parent.name}-{p.name}")
+    lib = tmp_path / "lib"
+    _index_ray(media / "disk", lib, ray_address)
+    _index_ray(media, lib, ray_address)
+    gone = sorted((media / "disk").iterdir())[0]
+    with Library.open(lib, readonly=False) as library, library.catalog.transaction() as conn:
+        (image_id,) = library.catalog.ids_of_paths([str(gone)]).values()
+        image_marks.record_removed(conn, str(gone))
+        library.catalog.remove_images(conn, [image_id])
+    assert json.loads(_index_ray(media, lib, ray_address).stdout)["added"] == 0
+    (media / "disk").rename(tmp_path / "unplugged")
+    doc = json.loads(_index_ray(media, lib, ray_address).stdout)
+    assert doc["removed"] == 0 and doc["offline"][0]["images"] == 3
