@@ -603,13 +603,14 @@ def star_groups(
     rows: Mapping[int, ImageRow],
     kept: Collection[int] = (),
     inside: Collection[int] = (),
+    quality: Mapping[int, float] | None = None,
 ) -> list[list[int]]:
     """Groups around their best image: each member verified against that image. Images
     a person marked to keep (``kept``) come first, then those that show all of their
     picture (not in ``inside``: images that show part of another, enlarged), then by
-    ``keep_order`` (with each file's encoding_quality)."""
+    ``keep_order`` (with ``quality``: each image's encoding_quality, 0 when not given)."""
     linked = _links(verified)
-    quality = {i: encoding_quality(rows[i]["path"]) for i in linked}
+    quality = quality or {}
 
     def order(i: int) -> tuple:
         return keep_order(rows[i], quality.get(i, 0.0))
@@ -757,7 +758,11 @@ def find_copy_groups(
     with catalog.transaction() as conn:
         catalog.set_meta(VERIFIER_KEY, VERIFIER, conn)
     verified = _verified(verdicts, enough)
-    groups = star_groups(verified, rows, kept_ids(catalog), _enlarged(verified, verdicts, rows))
+    linked = {i for pair in verified for i in pair}  # the files of groups: their quality
+    quality = {i: encoding_quality(rows[i]["path"]) for i in linked}
+    groups = star_groups(
+        verified, rows, kept_ids(catalog), _enlarged(verified, verdicts, rows), quality
+    )
     skipped = sum(p not in verdicts for p in deep)
     described = describe(groups, rows, verdicts, _cosine(index))
     return CopyPass(described, len(first) + len(deep), len(found), skipped)
