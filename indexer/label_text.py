@@ -33,11 +33,17 @@ def _allowed(c: str) -> bool:
     return c in PUNCTUATION or unicodedata.category(c)[0] in "LMN"
 
 
+def normal_form(label: str) -> str:
+    """The label as it is stored: NFKC-normalised (full-width forms become ASCII) and
+    trimmed (check_label checks the rest)."""
+    return unicodedata.normalize("NFKC", label).strip()
+
+
 def check_label(label: str) -> str:
     """The label normalised (NFKC) and trimmed; BadLabel saying why when it is not usable."""
     if not isinstance(label, str):
         raise BadLabel(repr(label), "a label must be text")
-    text = unicodedata.normalize("NFKC", label).strip()
+    text = normal_form(label)
     if not text:
         raise BadLabel(label, "empty label")
     if len(text) > MAX_LABEL_LENGTH:

@@ -15,7 +15,6 @@ import os
 import shutil
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy.typing as npt
 
 from lookalike.indexer.errors import CatalogUnavailable, LibraryReadOnly
 from lookalike.indexer.identity import Identity, IndexedFile
-from lookalike.indexer.label_text import canonical, first_spellings, match_key
+from lookalike.indexer.label_text import canonical, first_spellings, match_key, normal_form
 from lookalike.indexer.models.protocol import FeatureVector
 
 log = logging.getLogger(__name__)
@@ -1138,7 +1137,7 @@ class Catalog:
             return None
         if self.conn.execute("SELECT 1 FROM labels WHERE label = ? LIMIT 1", (label,)).fetchone():
             return label
-        key = match_key(unicodedata.normalize("NFKC", label).strip())
+        key = match_key(normal_form(label))
         return first_spellings(self.label_names()).get(key, label)
 
     def label_names(self) -> list[str]:
