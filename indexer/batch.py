@@ -177,11 +177,7 @@ class BatchIndexer:
         folder is gone or empty now (an unmounted disk under /media/USER), its images
         are offline, as when it is named itself, not removed."""
         prefixes = [_root_prefix(r) for r in roots]
-        return [
-            r
-            for r in self._recorded_roots()
-            if r not in prefixes and any(_under(r, [p]) for p in prefixes)
-        ]
+        return [r for r in self._recorded_roots() if r not in prefixes and _under(r, prefixes)]
 
     def _record_roots(self, roots: list[str]) -> None:
         """Remember the folders of this run (with the earlier ones) for _nested_roots."""
