@@ -70,13 +70,20 @@ class PathsNotFound(LookalikeError):
 
 
 class PathsInLibrary(LookalikeError):
-    """Paths to index that are the library's own folder or inside it."""
+    """Paths to index that are the library's own folder or inside it: ``paths`` maps
+    each to whether it is the folder itself."""
 
-    def __init__(self, paths: list[str], library: str) -> None:
-        self.paths = paths
+    def __init__(self, paths: dict[str, bool], library: str) -> None:
+        self.paths = list(paths)
+        where = [
+            f"{p} is the library's own folder"
+            if itself
+            else f"{p} is inside the library's own folder {library}"
+            for p, itself in paths.items()
+        ]
         super().__init__(
-            f"{', '.join(paths)}: the library's own folder ({library}) or inside it, not "
-            "photos to index (nothing was indexed or changed)"
+            f"{'; '.join(where)}, which holds its catalog and index, not photos to index: "
+            "name a folder of photos outside it (nothing was indexed or changed)"
         )
 
 

@@ -167,19 +167,18 @@ def check_paths(library: Library | None, paths: Sequence[str | Path]) -> None:
         raise PathsNotFound(missing)
 
 
-def check_outside(root: Path, paths: Sequence[str | Path]) -> None:
+def check_outside(root: str | Path, paths: Sequence[str | Path]) -> None:
     """PathsInLibrary for paths that are the library's own folder or lie inside it (its
     thumbnails are no photos of the library); a library inside an indexed folder is
     fine: the walk leaves it out."""
     home = os.path.realpath(root)
-    inside = [
-        printable(str(p))
-        for p in paths
-        if (full := os.path.realpath(os.path.expanduser(str(p)))) == home
-        or full.startswith(home.rstrip(os.sep) + os.sep)
-    ]
+    inside: dict[str, bool] = {}
+    for p in paths:
+        full = os.path.realpath(os.path.expanduser(str(p)))
+        if full == home or full.startswith(home.rstrip(os.sep) + os.sep):
+            inside[printable(str(p))] = full == home
     if inside:
-        raise PathsInLibrary(inside, str(root))
+        raise PathsInLibrary(inside, home)
 
 
 @dataclass

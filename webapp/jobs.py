@@ -27,7 +27,7 @@ from typing import Any
 
 from lookalike.indexer.batch import IndexOptions
 from lookalike.indexer.errors import BadQuery, LibraryBusy, LookalikeError
-from lookalike.indexer.pipeline import update_library
+from lookalike.indexer.pipeline import check_outside, update_library
 from lookalike.indexer.progress import running_elsewhere
 from lookalike.webapp.services import INTERNAL_ERROR, LibraryService
 
@@ -75,7 +75,7 @@ class IndexJobs:
             raise BadQuery(f"give the folder as an absolute path, not {folder!r}")
         if not path.is_dir():
             raise BadQuery(f"{path} is not a folder on the server")
-        self._check_outside_library(path)
+        check_outside(self.service.root, [path])  # PathsInLibrary: a 400 saying why
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise LibraryBusy("an indexing job is already running; wait for it to finish")
@@ -93,23 +93,6 @@ class IndexJobs:
             )
             self._thread.start()
             return dict(self._status)
-
-    def _check_outside_library(self, path: Path) -> None:
-        """BadQuery for the library's own folder or one inside it: they hold the
-        library's files, not photos (the scan skips the library's folder, so the job
-        would find nothing, or the library's own thumbnails)."""
-        root = Path(self.service.root).resolve()
-        real = path.resolve()
-        if real == root:
-            where = "is the library's own folder"
-        elif real.is_relative_to(root):
-            where = f"is inside the library's own folder {root}"
-        else:
-            return
-        raise BadQuery(
-            f"{path} {where}, which holds its catalog and index, not photos to index: "
-            "name a folder of photos outside it"
-        )
 
     def wait(self, timeout: float | None = None) -> None:
         thread = self._thread
