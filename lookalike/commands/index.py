@@ -41,7 +41,12 @@ SHOW_SKIPPED = 20
     "through torch), auto (cuda when torch sees a GPU). [default: cpu; with --engine ray: "
     "auto, per model actor]",
 )
-@click.option("--labels-from-folders", is_flag=True, help="Label each image by its folder name.")
+@click.option(
+    "--labels-from-folders",
+    is_flag=True,
+    help="Label each image by its folder name (never over a person's label, and never "
+    "one a person removed).",
+)
 @click.option(
     "--labels-per-class",
     type=click.IntRange(1),
@@ -160,9 +165,11 @@ def index(
     Only new or changed files are embedded; moved or renamed files keep their
     data; files gone from the given folders are removed (their human labels are
     kept by content, and come back with the same picture). A folder that cannot be
-    read (an unplugged disk) is offline: its images stay until it is back, or until
-    --prune or `lookalike remove`. A path that does not exist and was never indexed
-    is an error. Safe to interrupt: a rerun finishes the work.
+    read (an unplugged disk), or one an earlier run was given that is gone or empty
+    now, is offline: its images stay until it is back, or until --prune or
+    `lookalike remove`. A path that does not exist and was never indexed, or one in
+    the library's own folder, is an error. Safe to interrupt: a rerun finishes the
+    work.
     """
     _check_engine_options(engine)
     if (labels_per_class or unlabelled_folders) and not labels_from_folders:
